@@ -1,0 +1,29 @@
+# `make run`: the whole study on the bundled data. `make test`: the test suite.
+# Both set up .venv first; it is rebuilt only when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test venv bench clean
+
+run: $(STAMP)
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[pipeline,dev]'
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/data_stages.py
+
+clean:
+	rm -rf $(VENV)

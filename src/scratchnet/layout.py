@@ -1,0 +1,97 @@
+"""Where every artifact of the study lives, relative to the project root.
+
+The one place in Python that names output paths. `dvc.yaml` names the same paths (it must:
+DVC reads no Python), and `tests/test_layout.py` checks that the two agree.
+
+    data/raw/            fetch:       cifar10.npz (uint8 images) + provenance.json
+    data/processed/      preprocess:  float32 .npy arrays (memory-mappable) + stats.npz + meta.json
+    results/fit/         fit:         fit.json (loss curve, optimum)
+    results/train/<m>/   train:       run.json, history.csv; models/<m>.npz
+    results/ablate/<m>/  ablate:      <run>.json, one per ablation value (all seeds inside)
+    results/evaluate/    evaluate:    tables (CSV + Markdown), metrics.json, plot data
+    results/attack/      attack:      example.json, sweep.csv, metrics.json, three PNGs
+    report/              report:      report.md, report.html, figures/
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA_RAW = Path("data/raw")
+RAW_ARRAYS = DATA_RAW / "cifar10.npz"
+PROVENANCE = DATA_RAW / "provenance.json"
+DOWNLOADS = Path("data/downloads")  # verified official archives, reused by later fetches
+MIRROR = Path("data/mirror/cifar-10-jpeg.tar.gz")
+
+DATA_PROCESSED = Path("data/processed")
+STATS = DATA_PROCESSED / "stats.npz"
+PROCESSED_META = DATA_PROCESSED / "meta.json"
+
+
+def split_arrays(split: str) -> tuple[Path, Path]:
+    """(X, y) .npy paths of a split: 'train', 'val' or 'test'. X: (N, 3072) float32, y: (N,) int64."""
+    return DATA_PROCESSED / f"X_{split}.npy", DATA_PROCESSED / f"y_{split}.npy"
+
+
+RESULTS = Path("results")
+FIT_DIR = RESULTS / "fit"
+FIT_RESULT = FIT_DIR / "fit.json"
+FIT_CURVE = FIT_DIR / "curve.csv"
+
+MODELS = Path("models")
+
+
+def model_path(model: str) -> Path:
+    return MODELS / f"{model}.npz"
+
+
+def train_dir(model: str) -> Path:
+    return RESULTS / "train" / model
+
+
+def train_run(model: str) -> Path:
+    return train_dir(model) / "run.json"
+
+
+def train_history(model: str) -> Path:
+    return train_dir(model) / "history.csv"
+
+
+def ablate_dir(model: str) -> Path:
+    return RESULTS / "ablate" / model
+
+
+def ablate_run(model: str, run: str) -> Path:
+    """One ablation value's result, e.g. ablate_run('softmax', 'reg=0.001')."""
+    return ablate_dir(model) / f"{run}.json"
+
+
+EVALUATE_DIR = RESULTS / "evaluate"
+METRICS = EVALUATE_DIR / "metrics.json"
+ABLATION_RUNS_CSV = EVALUATE_DIR / "ablation_runs.csv"  # one row per (model, param, value, seed)
+ABLATION_SUMMARY_CSV = EVALUATE_DIR / "ablation_summary.csv"  # one row per (model, param, value)
+ABLATION_TABLES_MD = EVALUATE_DIR / "ablation_tables.md"
+SWEEP_PLOTS_DIR = EVALUATE_DIR / "sweeps"  # <model>.<param>.csv: value, test_acc_mean, test_acc_std
+CURVES_DIR = EVALUATE_DIR / "curves"  # <model>.csv: epoch, train_acc, val_acc
+
+
+def sweep_plot_data(model: str, param: str) -> Path:
+    return SWEEP_PLOTS_DIR / f"{model}.{param}.csv"
+
+
+def curve_plot_data(model: str) -> Path:
+    return CURVES_DIR / f"{model}.csv"
+
+
+ATTACK_DIR = RESULTS / "attack"
+ATTACK_EXAMPLE = ATTACK_DIR / "example.json"
+ATTACK_SWEEP_CSV = ATTACK_DIR / "sweep.csv"
+ATTACK_METRICS = ATTACK_DIR / "metrics.json"
+ATTACK_IMAGES = {name: ATTACK_DIR / f"{name}.png" for name in ("original", "adversarial", "difference")}
+
+REPORT_DIR = Path("report")
+REPORT_MD = REPORT_DIR / "report.md"
+REPORT_HTML = REPORT_DIR / "report.html"
+REPORT_FIGURES = REPORT_DIR / "figures"
+
+STUDY_NUMBERS = Path("reference/study_numbers.yaml")

@@ -1,0 +1,295 @@
+"""The one params loader: reads params.yaml and validates every key before any work starts.
+
+A mistake in params.yaml (an unknown key, a wrong type, a negative learning rate, a batch size
+of 0, a decay outside (0, 1]) raises `ParamsError` naming the key and what is allowed, so a
+stage fails in its first second instead of an hour into training.
+
+The schema below is the single description of params.yaml: each leaf is a `Rule` that checks
+one value. Ablation entries (`ablate.<model>: ["baseline", "reg=0.001", ...]`) are parsed with
+the same rules as the baseline key they change.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+MODELS = ("softmax", "twolayer")
+BASELINE = "baseline"
+
+
+class ParamsError(ValueError):
+    """params.yaml holds a value the study cannot run with; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Checks one value; `describe` is what the error message says is allowed."""
+
+    check: Callable[[Any], Any]  # returns the normalised value or raises ValueError
+    describe: str
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError
+    if not math.isfinite(value):
+        raise ValueError
+    return float(value)
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError
+    return value
+
+
+def real(low: float | None = None, high: float | None = None, *, low_open=False, high_open=False):
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    describe = f"a number in {lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+
+    def check(value):
+        x = _number(value)
+        if low is not None and (x < low or (low_open and x == low)):
+            raise ValueError
+        if high is not None and (x > high or (high_open and x == high)):
+            raise ValueError
+        return x
+
+    return Rule(check, describe)
+
+
+def integer(low: int = 0, optional: bool = False):
+    describe = f"a whole number >= {low}" + (" or null" if optional else "")
+
+    def check(value):
+        if value is None and optional:
+            return None
+        x = _integer(value)
+        if x < low:
+            raise ValueError
+        return x
+
+    return Rule(check, describe)
+
+
+def choice(*options: str):
+    def check(value):
+        if value not in options:
+            raise ValueError
+        return value
+
+    return Rule(check, "one of " + ", ".join(repr(o) for o in options))
+
+
+def text():
+    def check(value):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError
+        return value
+
+    return Rule(check, "a non-empty string")
+
+
+def list_of(rule: Rule, *, min_len: int = 1, unique: bool = False):
+    def check(value):
+        if not isinstance(value, list) or len(value) < min_len:
+            raise ValueError
+        items = [rule.check(v) for v in value]
+        if unique and len(set(items)) != len(items):
+            raise ValueError
+        return items
+
+    extra = ", no repeats" if unique else ""
+    return Rule(check, f"a list of at least {min_len} items, each {rule.describe}{extra}")
+
+
+def _model_section(**extra: Rule) -> dict:
+    return {
+        **extra,
+        "lr": real(0, low_open=True),
+        "lr_decay": real(0, 1, low_open=True),
+        "batch_size": integer(1),
+        "reg": real(0),
+        "init": choice("gaussian", "he"),
+        "init_scale": real(0, low_open=True),
+    }
+
+
+def _per_model(rule: Rule) -> dict:
+    return {model: rule for model in MODELS}
+
+
+ENTRY = text()  # ablation entries are checked against their model section in _check_ablations
+
+SCHEMA: dict = {
+    "data": {
+        "source": text(),
+        "timeout": real(0, low_open=True),
+    },
+    "preprocess": {
+        "val_size": integer(1),
+        "train_limit": integer(1, optional=True),
+        "test_limit": integer(1, optional=True),
+        "normalize": choice("mean", "mean_std"),
+        "seed": integer(0),
+    },
+    "fit": {
+        "lr": real(0, low_open=True),
+        "steps": integer(1),
+        "num_points": integer(2),
+        "degree": integer(1),
+        "noise": real(0),
+        "seed": integer(0),
+    },
+    "softmax": _model_section(),
+    "twolayer": _model_section(hidden_dim=integer(1)),
+    "train": {
+        "seed": integer(0),
+        "epochs": _per_model(integer(1)),
+    },
+    "ablate": {
+        "seeds": list_of(integer(0), unique=True),
+        "epochs": _per_model(integer(1)),
+        **_per_model(list_of(ENTRY, unique=True)),
+    },
+    "attack": {
+        "example": {
+            "true_class": text(),
+            "target_class": text(),
+            "norm": choice("l2", "linf"),
+            "epsilon": real(0),
+            "steps": integer(1),
+        },
+        "sweep": {
+            "sample_size": integer(1),
+            "seed": integer(0),
+            "target": choice("next", "random"),
+            "steps": integer(1),
+            "step_fraction": real(0, low_open=True),
+            "epsilons": {
+                "linf": list_of(real(0), unique=True),
+                "l2": list_of(real(0), unique=True),
+            },
+        },
+    },
+    "tracking": {
+        "experiment": text(),
+    },
+}
+
+
+def _validate(node: Any, schema: Any, where: str) -> Any:
+    if isinstance(schema, Rule):
+        try:
+            return schema.check(node)
+        except (ValueError, TypeError):
+            raise ParamsError(f"params: {where} is {node!r}; expected {schema.describe}") from None
+    if not isinstance(node, dict):
+        raise ParamsError(f"params: {where or 'the file'} must be a mapping of keys, got {node!r}")
+    unknown = sorted(set(node) - set(schema))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ParamsError(
+            f"params: unknown key {prefix}{unknown[0]}; known keys here: {', '.join(sorted(schema))}"
+        )
+    missing = sorted(set(schema) - set(node))
+    if missing:
+        prefix = f"{where}." if where else ""
+        raise ParamsError(f"params: missing key {prefix}{missing[0]}")
+    return {k: _validate(node[k], schema[k], f"{where}.{k}" if where else k) for k in schema}
+
+
+def parse_entry(params: dict, model: str, entry: str) -> tuple[str | None, Any]:
+    """'reg=0.001' -> ('reg', 0.001), checked like params[model]['reg']; 'baseline' -> (None, None)."""
+    where = f"ablate.{model} entry {entry!r}"
+    if entry == BASELINE:
+        return None, None
+    key, sep, raw = entry.partition("=")
+    key = key.strip()
+    if not sep or not raw.strip():
+        raise ParamsError(f"params: {where} must be 'baseline' or 'key=value' (e.g. 'lr=0.01')")
+    section = SCHEMA[model]
+    if key not in section:
+        raise ParamsError(
+            f"params: {where} changes unknown key {key!r}; keys of {model}: {', '.join(section)}"
+        )
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):  # YAML 1.1 reads '1e-3' as text; the rule decides if it is a number
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, float) and value.is_integer() and isinstance(section[key].check(1), int):
+        value = int(value)
+    try:
+        value = section[key].check(value)
+    except (ValueError, TypeError):
+        raise ParamsError(f"params: {where}: {key} must be {section[key].describe}") from None
+    return key, value
+
+
+def _check_ablations(params: dict) -> None:
+    for model in MODELS:
+        entries = params["ablate"][model]
+        if BASELINE not in entries:
+            raise ParamsError(
+                f"params: ablate.{model} must include 'baseline' (the centre row of every table)"
+            )
+        seen: dict[tuple, str] = {}
+        for entry in entries:
+            key, value = parse_entry(params, model, entry)
+            if key is not None and value == params[model][key]:
+                raise ParamsError(
+                    f"params: ablate.{model} entry {entry!r} is the baseline value of {model}.{key}; "
+                    "'baseline' already covers it"
+                )
+            if (key, value) in seen:
+                raise ParamsError(
+                    f"params: ablate.{model} entries {seen[(key, value)]!r} and {entry!r} are the same run"
+                )
+            seen[(key, value)] = entry
+
+
+def validate(raw: Any) -> dict:
+    """Checks a params mapping (as read from YAML); returns it with numbers normalised."""
+    params = _validate(raw, SCHEMA, "")
+    _check_ablations(params)
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """Reads and validates params.yaml. Raises ParamsError naming the bad key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"params: {path} not found (run from the project root)") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"params: {path} is not valid YAML: {err}") from None
+    return validate(raw)
+
+
+def model_config(params: dict, model: str) -> dict:
+    """The architecture part of a model section, as `scratchnet.nn.build_model` takes it."""
+    section = params[model]
+    config = {"kind": model, "init": section["init"], "init_scale": section["init_scale"]}
+    if "hidden_dim" in section:
+        config["hidden_dim"] = section["hidden_dim"]
+    return config
+
+
+def run_config(params: dict, model: str, entry: str, epochs: int) -> dict:
+    """Every hyper-parameter of one run: the model's baseline with `entry` applied."""
+    config = copy.deepcopy(params[model])
+    key, value = parse_entry(params, model, entry)
+    if key is not None:
+        config[key] = value
+    config["epochs"] = epochs
+    return config
