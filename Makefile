@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test venv bench clean
 
 run: $(STAMP)
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,67 @@
+"""ablate stage: one ablation value of one model, trained once per seed.
+
+    python pipeline/ablate.py softmax reg=0.001      (or `baseline`)
+
+Each value is its own DVC stage (dvc.yaml's matrix over params `ablate.<model>`), so adding or
+editing one value reruns only that value's runs.
+"""
+
+import sys
+import time
+
+from scratchnet import layout
+from scratchnet.params import MODELS, ParamsError, load_params, parse_entry, run_config
+from scratchnet.io import read_json, write_json
+from scratchnet.runs import base_tags, load_splits, summarise, train_one
+from scratchnet.tracking import TAG, Tracker, config_hash
+
+
+def main(model_name: str, entry: str) -> None:
+    started = time.perf_counter()
+    params = load_params()
+    if entry not in params["ablate"][model_name]:
+        raise ParamsError(f"params: ablate.{model_name} has no entry {entry!r}")
+    tracker = Tracker(params["tracking"]["experiment"])  # fails here if the server is down
+    param, value = parse_entry(params, model_name, entry)
+    config = run_config(params, model_name, entry, params["ablate"]["epochs"][model_name])
+    provenance = read_json(layout.PROVENANCE)
+    sweep = f"{model_name}.{param or 'baseline'}"
+
+    # The sweep's fixed part: its runs are comparable while this stays the same.
+    baseline = {k: v for k, v in params[model_name].items() if k != param}
+    parent_key = config_hash({"sweep": sweep, "baseline": baseline, "epochs": config["epochs"],
+                              "data": provenance.get("sha256"), "preprocess": params["preprocess"]})
+    tags = {**base_tags(model_name, "ablate", provenance, config_hash(params)), TAG + "sweep": sweep}
+    parent = tracker.parent_run(
+        f"{model_name} sweep: {param or 'baseline'}", parent_key,
+        {**tags, TAG + "stage": "ablate-sweep"},
+    )
+    splits = load_splits()
+    records, errors = [], []
+    for seed in params["ablate"]["seeds"]:
+        record, _, error = train_one(
+            params, model_name, config, seed, splits, tracker,
+            run_name=f"{model_name} {entry} seed {seed}",
+            tags={**tags, TAG + "varied": param or "none", TAG + "value": value},
+            parent_run_id=parent,
+        )
+        records.append(record)
+        if error is not None:
+            errors.append(str(error))
+
+    mean, std = summarise(records)
+    write_json(layout.ablate_run(model_name, entry), {
+        "model": model_name, "stage": "ablate", "run": entry, "param": param, "value": value,
+        "config": config, "seeds": records, "test_acc_mean": mean, "test_acc_std": std,
+        "mlflow_parent_run_id": parent, "mlflow_experiment_id": tracker.experiment_id,
+        "tracking_uri": tracker.uri, "seconds": time.perf_counter() - started,
+    })
+    if errors:
+        sys.exit(f"ablate {model_name} {entry}: " + "; ".join(errors))
+    print(f"{model_name} {entry}: test accuracy {mean} ± {std} over {len(records)} seeds")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in MODELS:
+        sys.exit("usage: python pipeline/ablate.py softmax|twolayer baseline|key=value")
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,33 @@
+"""evaluate stage: gathers every run's test accuracy into tables, DVC metrics and plot data."""
+
+import time
+from pathlib import Path
+
+from scratchnet import evaluation, layout
+from scratchnet.io import write_json, write_text
+from scratchnet.params import MODELS, load_params
+
+
+def main() -> None:
+    started = time.perf_counter()
+    params = load_params()
+    runs = evaluation.ablation_runs(params)
+    summary = evaluation.ablation_summary(params, runs)
+
+    write_text(layout.ABLATION_RUNS_CSV, runs.to_csv(index=False))
+    write_text(layout.ABLATION_SUMMARY_CSV, summary.to_csv(index=False))
+    write_text(layout.ABLATION_TABLES_MD, "# Ablations: test accuracy over seeds\n\n"
+               + evaluation.markdown_tables(summary))
+    for model in MODELS:
+        write_text(layout.curve_plot_data(model), evaluation.curve(Path("."), model).to_csv(index=False))
+    for (model, param), sweep in summary.groupby(["model", "param"], sort=False):
+        table = sweep[["value", "test_acc_mean", "test_acc_std"]]
+        write_text(layout.sweep_plot_data(model, param), table.to_csv(index=False))
+    metrics = evaluation.metrics(params, summary)
+    metrics["seconds"] = time.perf_counter() - started
+    write_json(layout.METRICS, metrics)
+    print(evaluation.markdown_tables(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""train stage: the baseline run of one model (its curve, test accuracy and saved network).
+
+    python pipeline/train.py softmax|twolayer
+"""
+
+import sys
+import time
+
+from scratchnet import layout
+from scratchnet.params import load_params, run_config
+from scratchnet.io import read_json, write_json
+from scratchnet.runs import base_tags, load_splits, train_one, write_history_csv
+from scratchnet.tracking import TAG, Tracker, config_hash
+
+
+def main(model_name: str) -> None:
+    started = time.perf_counter()
+    params = load_params()
+    tracker = Tracker(params["tracking"]["experiment"])  # fails here if the server is down
+    config = run_config(params, model_name, "baseline", params["train"]["epochs"][model_name])
+    seed = params["train"]["seed"]
+    meta = read_json(layout.PROCESSED_META)
+    tags = {
+        **base_tags(model_name, "train", read_json(layout.PROVENANCE), config_hash(params)),
+        TAG + "sweep": "baseline",
+    }
+
+    def save_and_log(run, model, record):
+        model.save(layout.model_path(model_name),
+                   metadata={"config": config, "seed": seed, "class_names": meta["class_names"]})
+        write_history_csv(layout.train_history(model_name), record["history"])
+        run.log_model(layout.model_path(model_name), layout.STATS, meta["class_names"])
+
+    layout.MODELS.mkdir(exist_ok=True)
+    record, _, tracking_error = train_one(
+        params, model_name, config, seed, load_splits(), tracker,
+        run_name=f"{model_name} baseline", tags=tags, on_trained=save_and_log,
+    )
+    write_json(layout.train_run(model_name), {
+        "model": model_name, "stage": "train", "run": "baseline", "param": None, "value": None,
+        "config": config, "seeds": [record],
+        "test_acc_mean": record["test_acc"], "test_acc_std": 0.0,
+        "mlflow_parent_run_id": None, "mlflow_experiment_id": tracker.experiment_id,
+        "tracking_uri": tracker.uri, "seconds": time.perf_counter() - started,
+    })
+    if tracking_error is not None:
+        sys.exit(f"train {model_name}: {tracking_error}")
+    print(f"{model_name}: test accuracy {record['test_acc']}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in ("softmax", "twolayer"):
+        sys.exit("usage: python pipeline/train.py softmax|twolayer")
+    main(sys.argv[1])

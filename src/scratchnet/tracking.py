@@ -1,0 +1,248 @@
+"""The one place that talks to MLflow.
+
+Conventions (DESIGN.md, Tracking): one experiment for the study; one MLflow run per training
+run with its hyper-parameters as params, per-epoch `loss`, `train_acc`, `val_acc`, `lr` at
+`step=epoch`, the final `test_acc`, the curve as an artifact, and tags naming the model, stage,
+sweep, varied value, seed, git commit and dataset. The runs of one ablation sweep are children
+of one parent run per sweep, so `mlflow ui` shows them as a group that can be compared at once.
+
+Store: `MLFLOW_TRACKING_URI` if set (a shared server), else `sqlite:///<project>/mlflow.db`.
+A server that cannot be reached fails the stage at its start (`TrackingError`) rather than
+after an hour of training; a failure during a run never loses the run's results: the stage
+writes its artifacts first and then reports which runs did not reach MLflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+# MLflow retries an unreachable server for minutes by default; a study run should say so fast.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+import mlflow  # noqa: E402
+import mlflow.pyfunc  # noqa: E402
+from mlflow.entities import Metric, Param  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+TAG = "scratchnet."  # prefix of the tags this project sets
+
+
+class TrackingError(RuntimeError):
+    """MLflow could not be reached or refused a write; the message says which and what to do."""
+
+
+def tracking_uri(root: Path | str = ".") -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if uri:
+        return uri
+    return f"sqlite:///{(Path(root).resolve() / 'mlflow.db').as_posix()}"
+
+
+def _check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fails fast with a clear message when an http(s) tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            if response.status != 200:
+                raise TrackingError(f"MLflow server at {uri} answered {response.status} to {url}")
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingError(
+            f"MLflow tracking server {uri} (from MLFLOW_TRACKING_URI) is unreachable: {reason}. "
+            "Start the server, or unset MLFLOW_TRACKING_URI to track into ./mlflow.db."
+        ) from None
+
+
+def git_commit(root: Path | str = ".") -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    commit = out.stdout.strip() if out.returncode == 0 else "unknown"
+    if commit != "unknown":
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+        if dirty:
+            commit += "-dirty"
+    return commit
+
+
+def dataset_tags(provenance: dict) -> dict[str, str]:
+    """Tags that say which data a run saw (the report and the UI both show them)."""
+    return {
+        TAG + "dataset": str(provenance.get("dataset", provenance.get("resolved", "unknown"))),
+        TAG + "dataset_sha256": str(provenance.get("sha256", "unknown")),
+        TAG + "dataset_source": str(provenance.get("location", provenance.get("source", "unknown"))),
+    }
+
+
+def config_hash(config: Any) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class Run:
+    """One open MLflow run. Logging calls never raise mid-training: the first failure is kept
+    in `error` and reported by `Tracker.run` when the run ends, after the caller saved results."""
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client = client
+        self.run_id = run_id
+        self.error: Exception | None = None
+
+    def _safely(self, fn, *args, **kwargs) -> None:
+        if self.error is not None:
+            return
+        try:
+            fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - any store failure is reported at run end
+            self.error = err
+
+    def log_epoch(self, record: dict) -> None:
+        """record: {"epoch": k, "loss", "train_acc", "val_acc", "lr"} -> metrics at step k."""
+        metrics = {k: float(v) for k, v in record.items() if k != "epoch" and v is not None}
+        self.log_metrics(metrics, step=int(record["epoch"]))
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        self._safely(self.client.log_batch, self.run_id, metrics=batch)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self._safely(lambda: [self.client.set_tag(self.run_id, k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        self._safely(self.client.log_artifact, self.run_id, str(path), artifact_path)
+
+    def log_model(self, model_path: Path, stats_path: Path, class_names: list[str]) -> None:
+        """Logs a trained network as an MLflow pyfunc model that predicts from raw images."""
+
+        def log():
+            with mlflow.start_run(run_id=self.run_id):
+                mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=ImageClassifier(class_names),
+                    artifacts={"network": str(model_path), "stats": str(stats_path)},
+                    pip_requirements=["numpy", "pandas", "scratchnet"],
+                )
+
+        self._safely(log)
+
+
+class Tracker:
+    """Opens the study's experiment on the configured store; fails fast if it is unreachable."""
+
+    def __init__(self, experiment: str, root: Path | str = "."):
+        self.uri = tracking_uri(root)
+        _check_server(self.uri)
+        mlflow.set_tracking_uri(self.uri)
+        try:
+            exp = mlflow.set_experiment(experiment)
+        except Exception as err:  # noqa: BLE001
+            raise TrackingError(f"MLflow store {self.uri} refused experiment {experiment!r}: {err}") from err
+        self.experiment_id = exp.experiment_id
+        self.client = MlflowClient(self.uri)
+
+    def parent_run(self, name: str, key: str, tags: dict[str, Any]) -> str:
+        """The id of the parent run grouping a sweep, created on first use.
+
+        `key` identifies the sweep's fixed part (model, varied key, baseline hyper-parameters):
+        later values added to the same sweep join the same parent; a changed baseline starts a
+        new group, since its runs are no longer comparable with the old ones.
+        """
+        found = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{TAG}parent_key` = '{key}'",
+            max_results=1,
+        )
+        if found:
+            return found[0].info.run_id
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=name,
+            tags={**{k: str(v) for k, v in tags.items()}, TAG + "parent_key": key},
+        )
+        self.client.set_terminated(run.info.run_id)
+        return run.info.run_id
+
+    @contextmanager
+    def run(
+        self,
+        name: str,
+        params: dict[str, Any],
+        tags: dict[str, Any],
+        parent_run_id: str | None = None,
+    ) -> Iterator[Run]:
+        all_tags = {k: str(v) for k, v in tags.items()}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        try:
+            created = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+            self.client.log_batch(
+                created.info.run_id,
+                params=[Param(k, str(v)) for k, v in params.items()],
+            )
+        except Exception as err:  # noqa: BLE001
+            raise TrackingError(f"MLflow store {self.uri} refused to start run {name!r}: {err}") from err
+        run = Run(self.client, created.info.run_id)
+        status = "FAILED"
+        try:
+            yield run
+            status = "FINISHED"
+        finally:
+            try:
+                self.client.set_terminated(run.run_id, status=status)
+            except Exception as err:  # noqa: BLE001
+                run.error = run.error or err
+        if run.error is not None:
+            raise TrackingError(
+                f"run {name!r} ({run.run_id}) was not fully logged to MLflow at {self.uri}: "
+                f"{run.error}. Its results are saved in the stage's outputs."
+            )
+
+
+class ImageClassifier(mlflow.pyfunc.PythonModel):
+    """A scratchnet network as an MLflow model: predict(images) with images in pixel space.
+
+    Input: (N, 32, 32, 3) or (N, 3072) array of pixels in [0, 255] (uint8 or float), or a
+    DataFrame of 3072 pixel columns. Output: a DataFrame with `label` (class index), `class`
+    (name) and one probability column per class.
+    """
+
+    def __init__(self, class_names: list[str]):
+        self.class_names = list(class_names)
+
+    def load_context(self, context) -> None:
+        from scratchnet.data import Normalizer
+        from scratchnet.nn import load_model
+
+        self.network = load_model(context.artifacts["network"])
+        self.normalizer = Normalizer.load(context.artifacts["stats"])
+
+    def predict(self, context, model_input, params=None):
+        import numpy as np
+        import pandas as pd
+
+        pixels = np.asarray(model_input, dtype=np.float32)
+        pixels = pixels.reshape(len(pixels), 32, 32, 3)
+        probs = self.network.probabilities(self.normalizer.forward(pixels))
+        labels = probs.argmax(axis=1)
+        frame = pd.DataFrame(probs, columns=self.class_names)
+        frame.insert(0, "class", [self.class_names[i] for i in labels])
+        frame.insert(0, "label", labels)
+        return frame

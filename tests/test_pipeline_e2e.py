@@ -1,0 +1,288 @@
+"""`dvc repro` runs the whole study, and every training run lands in MLflow.
+
+These tests copy the project into a temporary folder, point `data.source` at a tiny
+image-folder archive they build (10 classes, a few hundred images), shrink the study to a few
+epochs and runs via params.yaml, and run the real `dvc repro`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+pytestmark = pytest.mark.e2e
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def tiny_image_folder_archive(path: Path, train_per_class: int = 30, test_per_class: int = 8) -> None:
+    """train/<class>/*.png and test/<class>/*.png under one top folder; each class a colour,
+    so a network learns it in two epochs and the attack has correctly classified images."""
+    rng = np.random.default_rng(0)
+    colours = rng.integers(30, 225, size=(len(CLASSES), 3))
+    with tarfile.open(path, "w:gz") as tar:
+        for split, count in (("train", train_per_class), ("test", test_per_class)):
+            for label, name in enumerate(CLASSES):
+                for i in range(count):
+                    noise = rng.normal(0, 25, size=(32, 32, 3))
+                    pixels = np.clip(colours[label] + noise, 0, 255).astype(np.uint8)
+                    buf = io.BytesIO()
+                    Image.fromarray(pixels).save(buf, format="PNG")
+                    info = tarfile.TarInfo(f"tiny-cifar/{split}/{name}/{i:04d}.png")
+                    info.size = buf.tell()
+                    buf.seek(0)
+                    tar.addfile(info, buf)
+
+
+TINY = {
+    "data": {"source": "data/tiny.tar.gz", "timeout": 1},
+    "preprocess": {"val_size": 40},
+    "fit": {"steps": 20},
+    "softmax": {"batch_size": 32},
+    "twolayer": {"hidden_dim": 16, "batch_size": 32},
+    "train": {"epochs": {"softmax": 2, "twolayer": 2}},
+    "ablate": {
+        "seeds": [0, 1],
+        "epochs": {"softmax": 2, "twolayer": 2},
+        "softmax": ["baseline", "reg=0.01"],
+        "twolayer": ["baseline", "hidden_dim=8"],
+    },
+    "attack": {"sweep": {"sample_size": 20, "steps": 3,
+                         "epsilons": {"linf": [0, 4, 16], "l2": [0, 200, 800]}}},
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def copy_project(dest: Path) -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=PROJECT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = PROJECT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def environment(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout: int = 900):
+    result = subprocess.run(cmd, cwd=cwd, env=env or environment(), capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def set_params(project: Path, override: dict) -> None:
+    path = project / "params.yaml"
+    path.write_text(yaml.safe_dump(merge(yaml.safe_load(path.read_text()), override), sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory) -> Path:
+    project = tmp_path_factory.mktemp("study")
+    copy_project(project)
+    tiny_image_folder_archive(project / "data" / "tiny.tar.gz")
+    set_params(project, TINY)
+    run(["git", "init", "-q"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "tiny study"], project)
+    return project
+
+
+@pytest.fixture(scope="module")
+def first_repro(tiny_project):
+    return run([str(BIN / "dvc"), "repro"], tiny_project)
+
+
+def mlflow_runs(project: Path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("scratchnet")
+    return client, client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+def test_dvc_repro_builds_every_output(tiny_project, first_repro):
+    expected = ["data/raw/cifar10.npz", "data/raw/provenance.json", "data/processed/X_train.npy",
+                "results/fit/fit.json", "models/softmax.npz", "models/twolayer.npz",
+                "results/evaluate/ablation_summary.csv", "results/evaluate/metrics.json",
+                "results/attack/example.json", "report/report.md", "report/report.html"]
+    missing = [p for p in expected if not (tiny_project / p).is_file()]
+    assert not missing, first_repro.stdout[-3000:]
+
+
+def test_dvc_metrics_show_lists_the_baselines_test_accuracy(tiny_project, first_repro):
+    shown = json.loads(run([str(BIN / "dvc"), "metrics", "show", "--json"], tiny_project).stdout)
+    metrics = shown[""]["data"]["results/evaluate/metrics.json"]["data"]
+    for model in ("softmax", "twolayer"):
+        assert 0.0 <= metrics[model]["test_acc"] <= 1.0
+        assert metrics[model]["ablation_baseline_std"] >= 0.0
+
+
+def test_every_training_run_is_an_mlflow_run_with_params_and_epoch_metrics(tiny_project, first_repro):
+    client, runs = mlflow_runs(tiny_project)
+    training = [r for r in runs if r.data.tags.get("scratchnet.stage") in ("train", "ablate")]
+    # 2 baselines + 2 models x 2 entries x 2 seeds
+    assert len(training) == 2 + 2 * 2 * 2
+    for r in training:
+        assert {"lr", "lr_decay", "batch_size", "reg", "epochs", "seed"} <= set(r.data.params)
+        assert r.data.tags["scratchnet.git_commit"] != "unknown"
+        assert "scratchnet.dataset_sha256" in r.data.tags
+        assert "test_acc" in r.data.metrics
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, "val_acc")]
+        assert steps == [1, 2]
+    ablation = [r for r in training if r.data.tags["scratchnet.stage"] == "ablate"]
+    parents = {r.data.tags["mlflow.parentRunId"] for r in ablation}
+    assert len(parents) == 4  # softmax: baseline, reg; twolayer: baseline, hidden_dim
+    sweep_of = {r.data.tags["mlflow.parentRunId"]: r.data.tags["scratchnet.sweep"] for r in ablation}
+    assert sorted(sweep_of.values()) == ["softmax.baseline", "softmax.reg", "twolayer.baseline", "twolayer.hidden_dim"]
+
+
+def test_the_baselines_are_mlflow_models_that_predict_from_images(tiny_project, first_repro):
+    import mlflow.pyfunc
+
+    client, runs = mlflow_runs(tiny_project)
+    (run_,) = [r for r in runs if r.data.tags.get("scratchnet.stage") == "train"
+               and r.data.tags["scratchnet.model"] == "twolayer"]
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    mlflow.set_tracking_uri(f"sqlite:///{tiny_project / 'mlflow.db'}")
+    cwd = os.getcwd()
+    os.chdir(tiny_project)  # the local artifact store is relative to the project
+    try:
+        model = mlflow.pyfunc.load_model(f"runs:/{run_.info.run_id}/model")
+        images = np.load(tiny_project / "data/raw/cifar10.npz")["x_test"][:5]
+        predicted = model.predict(images)
+    finally:
+        os.chdir(cwd)
+    assert list(predicted["label"]) == list(predicted[CLASSES].to_numpy().argmax(axis=1))
+    assert len(predicted) == 5
+
+
+def test_a_second_repro_does_nothing(tiny_project, first_repro):
+    again = run([str(BIN / "dvc"), "repro"], tiny_project)
+    assert stages_run(again.stdout) == set()
+
+
+def test_editing_one_ablation_value_reruns_only_that_run(tiny_project, first_repro):
+    client, before = mlflow_runs(tiny_project)
+    set_params(tiny_project, {"ablate": {"softmax": ["baseline", "reg=0.05"]}})
+    edited = run([str(BIN / "dvc"), "repro"], tiny_project)
+    assert stages_run(edited.stdout) == {"ablate-softmax@reg=0.05", "evaluate", "report"}
+    client, after = mlflow_runs(tiny_project)
+    new = [r for r in after if r.info.run_id not in {b.info.run_id for b in before}]
+    assert len(new) == 2  # one per seed; the value joins its sweep's existing parent run
+    old_parents = {r.data.tags.get("mlflow.parentRunId") for r in before
+                   if r.data.tags.get("scratchnet.sweep") == "softmax.reg"}
+    assert {r.data.tags["mlflow.parentRunId"] for r in new} <= old_parents
+    summary = (tiny_project / "results/evaluate/ablation_summary.csv").read_text()
+    assert "reg,0.05" in summary and "reg,0.01" not in summary
+
+
+def test_a_changed_baseline_param_reruns_what_depends_on_it(tiny_project, first_repro):
+    set_params(tiny_project, {"twolayer": {"lr": 0.05}})
+    edited = run([str(BIN / "dvc"), "repro"], tiny_project)
+    assert stages_run(edited.stdout) == {
+        "train@twolayer", "ablate-twolayer@baseline", "ablate-twolayer@hidden_dim=8",
+        "evaluate", "attack", "report",
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not come up in {seconds} s")
+
+
+def test_runs_go_to_a_tracking_server_and_a_dead_server_fails_the_next_stage_at_once(tmp_path):
+    project = tmp_path / "study"
+    project.mkdir()
+    copy_project(project)
+    tiny_image_folder_archive(project / "data" / "tiny.tar.gz", train_per_class=10, test_per_class=4)
+    set_params(project, {**TINY, "preprocess": {"val_size": 20}})
+    run(["git", "init", "-q"], project)
+
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
+        cwd=tmp_path, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(uri + "/health", 90)
+        env = environment(MLFLOW_TRACKING_URI=uri)
+        run([str(BIN / "dvc"), "repro", "train@softmax"], project, env=env)
+        assert not (project / "mlflow.db").exists()
+
+        request = urllib.request.Request(
+            uri + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=scratchnet")
+        experiment = json.load(urllib.request.urlopen(request, timeout=10))["experiment"]
+        body = json.dumps({"experiment_ids": [experiment["experiment_id"]]}).encode()
+        request = urllib.request.Request(uri + "/api/2.0/mlflow/runs/search", data=body,
+                                         headers={"Content-Type": "application/json"})
+        (found,) = json.load(urllib.request.urlopen(request, timeout=10))["runs"]
+        tags = {t["key"]: t["value"] for t in found["data"]["tags"]}
+        assert tags["scratchnet.model"] == "softmax"
+        assert {m["key"] for m in found["data"]["metrics"]} >= {"train_acc", "val_acc", "loss", "lr", "test_acc"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    started = time.monotonic()
+    dead = run([str(BIN / "dvc"), "repro", "train@twolayer"], project, env=env, check=False)
+    assert dead.returncode != 0
+    assert f"MLflow tracking server {uri}" in dead.stderr + dead.stdout
+    assert "unreachable" in dead.stderr + dead.stdout
+    assert time.monotonic() - started < 60
+    assert not (project / "models" / "twolayer.npz").exists()
