@@ -1,0 +1,38 @@
+"""dvc.yaml and scratchnet.layout name the same artifact paths (DVC reads no Python)."""
+
+from pathlib import Path
+
+import yaml
+
+from scratchnet import layout
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stage_paths(kind: str) -> set[str]:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    paths = set()
+    for stage in stages.values():
+        body = stage.get("do", stage)
+        for entry in body.get(kind, []):
+            paths.add(next(iter(entry)) if isinstance(entry, dict) else entry)
+    return paths
+
+
+def test_every_stage_output_is_a_layout_path():
+    outs = stage_paths("outs") | stage_paths("metrics")
+    named = {
+        layout.DATA_RAW, layout.DATA_PROCESSED, layout.FIT_DIR, layout.METRICS,
+        layout.ABLATION_RUNS_CSV, layout.ABLATION_SUMMARY_CSV, layout.ABLATION_TABLES_MD,
+        layout.CURVES_DIR, layout.SWEEP_PLOTS_DIR, layout.ATTACK_EXAMPLE, layout.ATTACK_SWEEP_CSV,
+        layout.ATTACK_METRICS, *layout.ATTACK_IMAGES.values(), layout.REPORT_DIR,
+        layout.model_path("${item}"), layout.train_dir("${item}"),
+        layout.ablate_run("softmax", "${item.run}"), layout.ablate_run("twolayer", "${item.run}"),
+    }
+    assert {p.as_posix() for p in named} <= outs
+    unnamed = {p for p in outs if not p.endswith("success_vs_epsilon.png")} - {p.as_posix() for p in named}
+    assert not unnamed, f"dvc.yaml outputs missing from layout.py: {unnamed}"
+
+
+def test_the_bundled_mirror_is_a_declared_dependency():
+    assert layout.MIRROR.as_posix() in stage_paths("deps")

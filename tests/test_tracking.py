@@ -1,0 +1,69 @@
+"""The MLflow wrapper: fails fast on an unreachable server, never loses a run's results."""
+
+import socket
+import time
+
+import mlflow
+import pytest
+
+from scratchnet.tracking import Tracker, TrackingError, tracking_uri
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: nothing listens
+
+
+def test_the_default_store_is_mlflow_db_in_the_project(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve().as_posix()}/mlflow.db"
+
+
+def test_an_unreachable_server_fails_at_once_naming_the_uri(monkeypatch):
+    uri = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    started = time.monotonic()
+    with pytest.raises(TrackingError, match=f"MLflow tracking server {uri} .* is unreachable"):
+        Tracker("scratchnet")
+    assert time.monotonic() - started < 10
+
+
+@pytest.fixture
+def tracker(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return Tracker("unit", root=tmp_path)
+
+
+def test_a_run_logs_params_epoch_metrics_and_tags(tracker):
+    with tracker.run("r", {"lr": 0.1}, {"scratchnet.model": "softmax"}) as run:
+        for epoch in (1, 2):
+            run.log_epoch({"epoch": epoch, "loss": 1.0 / epoch, "train_acc": 0.5, "val_acc": 0.4, "lr": 0.1})
+    logged = tracker.client.get_run(run.run_id)
+    assert logged.data.params == {"lr": "0.1"}
+    assert logged.data.tags["scratchnet.model"] == "softmax"
+    assert logged.info.status == "FINISHED"
+    assert [m.step for m in tracker.client.get_metric_history(run.run_id, "loss")] == [1, 2]
+
+
+def test_runs_of_one_sweep_share_one_parent(tracker):
+    first = tracker.parent_run("softmax sweep: reg", "key-a", {})
+    assert tracker.parent_run("softmax sweep: reg", "key-a", {}) == first
+    assert tracker.parent_run("softmax sweep: reg", "key-b", {}) != first
+    with tracker.run("child", {}, {}, parent_run_id=first) as run:
+        pass
+    assert tracker.client.get_run(run.run_id).data.tags["mlflow.parentRunId"] == first
+
+
+def test_a_store_failure_mid_run_is_reported_after_the_body_finishes(tracker, monkeypatch):
+    finished = []
+
+    def broken(*args, **kwargs):
+        raise mlflow.exceptions.MlflowException("store is gone")
+
+    with pytest.raises(TrackingError, match="was not fully logged to MLflow.*store is gone"):
+        with tracker.run("r", {}, {}) as run:
+            monkeypatch.setattr(run.client, "log_batch", broken)
+            run.log_epoch({"epoch": 1, "loss": 1.0})  # does not raise: training goes on
+            finished.append(True)
+    assert finished == [True]
