@@ -13,7 +13,8 @@ from scratchnet import layout
 from scratchnet.params import MODELS, ParamsError, load_params, parse_entry, run_config
 from scratchnet.io import read_json, write_json
 from scratchnet.runs import base_tags, load_splits, summarise, train_one
-from scratchnet.tracking import TAG, Tracker, config_hash
+from scratchnet.identity import config_hash
+from scratchnet.tracking import TAG, Tracker
 
 
 def main(model_name: str, entry: str) -> None:

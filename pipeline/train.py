@@ -10,7 +10,8 @@ from scratchnet import layout
 from scratchnet.params import load_params, run_config
 from scratchnet.io import read_json, write_json
 from scratchnet.runs import base_tags, load_splits, train_one, write_history_csv
-from scratchnet.tracking import TAG, Tracker, config_hash
+from scratchnet.identity import config_hash
+from scratchnet.tracking import TAG, Tracker
 
 
 def main(model_name: str) -> None:

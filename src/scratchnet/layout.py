@@ -22,6 +22,7 @@ RAW_ARRAYS = DATA_RAW / "cifar10.npz"
 PROVENANCE = DATA_RAW / "provenance.json"
 DOWNLOADS = Path("data/downloads")  # verified official archives, reused by later fetches
 MIRROR = Path("data/mirror/cifar-10-jpeg.tar.gz")
+PARAMS = Path("params.yaml")
 
 DATA_PROCESSED = Path("data/processed")
 STATS = DATA_PROCESSED / "stats.npz"
@@ -88,6 +89,7 @@ ATTACK_EXAMPLE = ATTACK_DIR / "example.json"
 ATTACK_SWEEP_CSV = ATTACK_DIR / "sweep.csv"
 ATTACK_METRICS = ATTACK_DIR / "metrics.json"
 ATTACK_IMAGES = {name: ATTACK_DIR / f"{name}.png" for name in ("original", "adversarial", "difference")}
+ATTACK_SUCCESS_PLOT = ATTACK_DIR / "success_vs_epsilon.png"
 
 REPORT_DIR = Path("report")
 REPORT_MD = REPORT_DIR / "report.md"

@@ -17,7 +17,8 @@ from scratchnet import layout
 from scratchnet.io import write_text
 from scratchnet.nn import build_model
 from scratchnet.params import model_config
-from scratchnet.tracking import TAG, Tracker, TrackingError, config_hash, dataset_tags, git_commit
+from scratchnet.identity import git_commit
+from scratchnet.tracking import TAG, Tracker, TrackingError, dataset_tags
 from scratchnet.training import accuracy, train
 
 

@@ -14,10 +14,7 @@ writes its artifacts first and then reports which runs did not reach MLflow.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +30,8 @@ import mlflow  # noqa: E402
 import mlflow.pyfunc  # noqa: E402
 from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
+
+from scratchnet.identity import config_hash, git_commit  # noqa: E402,F401 (re-exported)
 
 TAG = "scratchnet."  # prefix of the tags this project sets
 
@@ -65,24 +64,6 @@ def _check_server(uri: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-def git_commit(root: Path | str = ".") -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    commit = out.stdout.strip() if out.returncode == 0 else "unknown"
-    if commit != "unknown":
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, timeout=10,
-        ).stdout.strip()
-        if dirty:
-            commit += "-dirty"
-    return commit
-
-
 def dataset_tags(provenance: dict) -> dict[str, str]:
     """Tags that say which data a run saw (the report and the UI both show them)."""
     return {
@@ -90,10 +71,6 @@ def dataset_tags(provenance: dict) -> dict[str, str]:
         TAG + "dataset_sha256": str(provenance.get("sha256", "unknown")),
         TAG + "dataset_source": str(provenance.get("location", provenance.get("source", "unknown"))),
     }
-
-
-def config_hash(config: Any) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class Run:

@@ -1,0 +1,157 @@
+"""The study's figures: the fit's loss curve, train vs validation accuracy, one figure per sweep.
+
+Each function takes plain numbers and returns a `matplotlib.figure.Figure` (no pyplot, no
+files): the report stage renders them with `png_bytes` and decides where they go. Accuracies
+are fractions of 1 throughout.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Sequence
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+OURS = dict(color="C0", marker="o", capsize=4, linestyle="-")
+STUDY = dict(color="C3", marker="x", linestyle="none", markersize=8, markeredgewidth=2)
+
+
+def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes. No timestamp is embedded, so equal figures give equal bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def fit_figure(
+    losses: Sequence[float],
+    optimum_loss: float,
+    lr: float,
+    *,
+    x: Sequence[float] | None = None,
+    y: Sequence[float] | None = None,
+    fitted: Sequence[float] | None = None,
+    optimum_fitted: Sequence[float] | None = None,
+) -> Figure:
+    """Part 1. Left: loss per gradient-descent step (losses[0] is before the first step) against
+    the closed-form optimum. Right, when the data are given: the points, the gradient-descent fit
+    and the closed-form fit."""
+    with_data = x is not None and y is not None
+    fig = Figure(figsize=(10 if with_data else 5.5, 3.8), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 2 if with_data else 1, squeeze=False)[0]
+
+    ax = axes[0]
+    steps = range(len(losses))
+    ax.plot(steps, losses, color="C0", label="gradient descent")
+    ax.axhline(optimum_loss, color="C3", linestyle="--", label=f"closed-form optimum ({optimum_loss:.4g})")
+    finite = [v for v in losses if math.isfinite(v)]
+    if finite and min(finite + [optimum_loss]) > 0:
+        ax.set_yscale("log")  # the early drop spans orders of magnitude
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(f"Loss during gradient descent, lr = {lr:g}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+    if with_data:
+        ax = axes[1]
+        order = sorted(range(len(x)), key=lambda i: x[i])
+        xs = [x[i] for i in order]
+        ax.scatter(x, y, s=8, color="0.6", label="data")
+        if fitted is not None:
+            ax.plot(xs, [fitted[i] for i in order], color="C0", label=f"gradient descent (lr = {lr:g})")
+        if optimum_fitted is not None:
+            ax.plot(xs, [optimum_fitted[i] for i in order], color="C3", linestyle="--", label="closed form")
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        ax.set_title("Fitted curves")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return fig
+
+
+def curve_figure(
+    epochs: Sequence[float], train_acc: Sequence[float], val_acc: Sequence[float], title: str
+) -> Figure:
+    """Train and validation accuracy (fraction of 1) after each epoch, with a legend."""
+    fig = Figure(figsize=(6, 3.8), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(epochs, train_acc, color="C0", marker=".", label="train")
+    ax.plot(epochs, val_acc, color="C1", marker=".", label="validation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def x_scale(values: Sequence[float]) -> tuple[str, float | None]:
+    """("log", None) when positive values span a decade or more; ("symlog", smallest positive)
+    when they also include 0 (a reg sweep); else ("linear", None)."""
+    positive = [v for v in values if v > 0]
+    if len(positive) < 2 or max(positive) / min(positive) < 10 or any(v < 0 for v in values):
+        return "linear", None
+    if len(positive) == len(values):
+        return "log", None
+    return "symlog", min(positive)
+
+
+def sweep_figure(
+    param: str,
+    values: Sequence,
+    means: Sequence[float | None],
+    stds: Sequence[float | None],
+    *,
+    title: str,
+    baseline=None,
+    study: dict | None = None,
+) -> Figure:
+    """Test accuracy mean ± std (error bars) against the swept value.
+
+    values: numbers (plotted on a numeric axis, log when they span decades) or labels
+    (categorical). means/stds: None where every seed diverged (not plotted). study: {value:
+    accuracy} of the study's table, drawn as crosses. baseline: the baseline's value, marked.
+    """
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    position = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
+    fig = Figure(figsize=(6, 3.8), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+
+    shown = [(v, m, s or 0.0) for v, m, s in zip(values, means, stds) if m is not None and math.isfinite(m)]
+    if shown:
+        ax.errorbar([position[v] for v, _, _ in shown], [m for _, m, _ in shown],
+                    yerr=[s for _, _, s in shown], label="ours: mean ± std over seeds", **OURS)
+    if study:
+        points = [(v, a) for v, a in study.items() if v in position or numeric]
+        if points:
+            ax.plot([position.get(v, v) for v, _ in points], [a for _, a in points],
+                    label="study (one run each)", **STUDY)
+    if baseline is not None and baseline in position:
+        ax.axvline(position[baseline], color="0.5", linestyle=":", label=f"baseline ({param} = {baseline:g})"
+                   if numeric else "baseline")
+
+    if numeric:
+        all_x = list(position.values()) + ([float(v) for v in study] if study else [])
+        scale, linthresh = x_scale(all_x)
+        if scale == "log":
+            ax.set_xscale("log")
+        elif scale == "symlog":
+            ax.set_xscale("symlog", linthresh=linthresh)
+            # symlog pads with a whole empty negative decade; keep 0 near the left edge instead
+            ax.set_xlim(-0.3 * linthresh, 1.5 * max(all_x))
+        ax.set_xticks(sorted(set(all_x)))
+        ax.set_xticklabels([f"{v:g}" for v in sorted(set(all_x))])
+        ax.minorticks_off()
+    else:
+        ax.set_xticks(list(position.values()))
+        ax.set_xticklabels([str(v) for v in values])
+    ax.set_xlabel(param)
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

@@ -1,0 +1,206 @@
+"""The report as a list of blocks, and its two renderings: Markdown and self-contained HTML.
+
+Sections build blocks (headings, paragraphs, tables, figures); `to_markdown` and `to_html`
+render the same blocks, so the two files cannot drift apart. Inline text uses two Markdown
+marks only, `code` and **bold**, which the HTML renderer translates after escaping.
+
+Markdown refers to figures as files beside it (`figures/<name>.png`); HTML embeds each PNG as
+a base64 data URI, so the HTML file opens anywhere with no other file and no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Heading:
+    level: int  # 1 = the title, 2 = a part, 3 = a subsection
+    text: str
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: list[str]
+
+
+@dataclass(frozen=True)
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    align: str = ""  # one letter per column, "l" or "r"; default: first left, others right
+
+    def alignment(self) -> str:
+        return self.align or ("l" + "r" * (len(self.header) - 1))
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str  # file name in the report's figures folder, e.g. "softmax_curve.png"
+    png: bytes = field(repr=False)
+    caption: str
+
+
+@dataclass(frozen=True)
+class FigureRow:
+    """Figures shown side by side (the attack's three images)."""
+
+    figures: list[Figure]
+
+
+@dataclass(frozen=True)
+class Code:
+    text: str
+
+
+Block = Heading | Paragraph | Bullets | Table | Figure | FigureRow | Code
+
+
+def figures_of(blocks: list[Block]) -> list[Figure]:
+    """Every figure of the document, in order of appearance."""
+    out = []
+    for block in blocks:
+        if isinstance(block, Figure):
+            out.append(block)
+        elif isinstance(block, FigureRow):
+            out.extend(block.figures)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- Markdown
+
+
+def _md_text(text: str) -> str:
+    """Inline text with < and > escaped outside `code` spans: text from artifacts (an error
+    message, a path) must read as text, never as HTML that a Markdown viewer would render."""
+    pieces = re.split(r"(`[^`]+`)", str(text))
+    return "".join(p if p.startswith("`") else p.replace("<", "&lt;").replace(">", "&gt;") for p in pieces)
+
+
+def _md_cell(text: str) -> str:
+    return _md_text(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(table: Table) -> str:
+    rule = {"l": ":---", "r": "---:"}
+    lines = [
+        "| " + " | ".join(_md_cell(h) for h in table.header) + " |",
+        "| " + " | ".join(rule[a] for a in table.alignment()) + " |",
+    ]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def to_markdown(blocks: list[Block], figures_dir: str = "figures") -> str:
+    """figures_dir: where the figure files are, relative to the Markdown file (POSIX)."""
+
+    def image(fig: Figure) -> str:
+        return f"![{fig.caption}]({figures_dir}/{fig.name})"
+
+    parts = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append("#" * block.level + " " + _md_text(block.text))
+        elif isinstance(block, Paragraph):
+            parts.append(_md_text(block.text))
+        elif isinstance(block, Bullets):
+            parts.append("\n".join(f"- {_md_text(item)}" for item in block.items))
+        elif isinstance(block, Table):
+            parts.append(_md_table(block))
+        elif isinstance(block, Figure):
+            parts.append(f"{image(block)}\n\n*{block.caption}*")
+        elif isinstance(block, FigureRow):
+            captions = "; ".join(f"{i + 1}. {f.caption}" for i, f in enumerate(block.figures))
+            parts.append(" ".join(image(f) for f in block.figures) + f"\n\n*{captions}*")
+        elif isinstance(block, Code):
+            parts.append("```\n" + block.text.rstrip("\n") + "\n```")
+        else:
+            raise TypeError(f"unknown report block {block!r}")
+    return "\n\n".join(parts) + "\n"
+
+
+# -------------------------------------------------------------------------------------------- HTML
+
+_CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 62rem;
+       margin: 2rem auto; padding: 0 1rem; line-height: 1.5; color: #1b1b1b; }
+h1 { border-bottom: 2px solid #ccc; padding-bottom: .3rem; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; margin-top: 2.5rem; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: .92rem; }
+th, td { border: 1px solid #ccc; padding: .25rem .6rem; }
+th { background: #f3f3f3; }
+td.r, th.r { text-align: right; font-variant-numeric: tabular-nums; }
+code { background: #f3f3f3; padding: 0 .2rem; border-radius: 3px; font-size: .9em;
+       overflow-wrap: anywhere; }
+pre { background: #f3f3f3; padding: .6rem; overflow-x: auto; }
+figure { margin: 1rem 0; }
+figure img { max-width: 100%; }
+figcaption { font-size: .9rem; color: #555; }
+.row { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-end; }
+"""
+
+
+def _inline(text: str) -> str:
+    """Escapes text for HTML, then turns `code` and **bold** into elements."""
+    out = html.escape(str(text), quote=True)
+    out = _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", out)
+    return _BOLD.sub(lambda m: f"<strong>{m.group(1)}</strong>", out)
+
+
+def _html_figure(fig: Figure) -> str:
+    data = base64.b64encode(fig.png).decode("ascii")
+    alt = html.escape(fig.caption, quote=True)
+    return (
+        f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{_inline(fig.caption)}</figcaption></figure>"
+    )
+
+
+def _html_table(table: Table) -> str:
+    align = table.alignment()
+    head = "".join(f'<th class="{a}">{_inline(h)}</th>' for h, a in zip(table.header, align))
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{a}">{_inline(c)}</td>' for c, a in zip(row, align)) + "</tr>"
+        for row in table.rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def to_html(blocks: list[Block], title: str) -> str:
+    """One HTML file with its style and images inside: no link, script or remote source."""
+    parts = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            parts.append(f"<p>{_inline(block.text)}</p>")
+        elif isinstance(block, Bullets):
+            parts.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block.items) + "</ul>")
+        elif isinstance(block, Table):
+            parts.append(_html_table(block))
+        elif isinstance(block, Figure):
+            parts.append(_html_figure(block))
+        elif isinstance(block, FigureRow):
+            parts.append('<div class="row">' + "".join(_html_figure(f) for f in block.figures) + "</div>")
+        elif isinstance(block, Code):
+            parts.append(f"<pre><code>{html.escape(block.text)}</code></pre>")
+        else:
+            raise TypeError(f"unknown report block {block!r}")
+    body = "\n".join(parts)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
+        f"<body>\n{body}\n</body>\n</html>\n"
+    )

@@ -1,0 +1,510 @@
+"""The report: the study rebuilt from the pipeline's artifacts, as Markdown and self-contained HTML.
+
+Each test writes a synthetic project into a temporary folder with the contract's schemas: the
+run JSONs of the train and ablate stages, then the evaluate stage's CSVs and metrics made by the
+evaluate stage's own functions from those runs, plus provenance, the fit and the attack's files.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import re
+import runpy
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from scratchnet import evaluation, layout
+from scratchnet.io import write_json, write_text
+from scratchnet.params import MODELS, load_params
+from scratchnet.plots.study import x_scale
+from scratchnet.report import PART_TITLES, ReportError, build_report, write_report
+from scratchnet.report.analysis import Row, judge, pooled_std, trend
+from scratchnet.report.sections import attack_example, sweep_sentences
+from scratchnet.report.artifacts import SummaryRow
+
+PROJECT = Path(__file__).resolve().parents[1]
+STUDY_TEXT = PROJECT.parent / "shared" / "reference" / "study-report.txt"
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+SEEDS = [0, 1, 2]
+ENTRIES = {
+    "softmax": ["baseline", "reg=0.001", "reg=0.1", "lr=0.001", "lr=0.05"],
+    "twolayer": ["baseline", "hidden_dim=50", "hidden_dim=200"],
+}
+# Test accuracy of each ablation value (mean over seeds); each seed adds -NOISE, 0, +NOISE.
+MEANS = {
+    ("softmax", "baseline"): 0.410, ("softmax", "reg=0.001"): 0.411, ("softmax", "reg=0.1"): 0.412,
+    ("softmax", "lr=0.001"): 0.400, ("softmax", "lr=0.05"): 0.360,
+    ("twolayer", "baseline"): 0.510, ("twolayer", "hidden_dim=50"): 0.490, ("twolayer", "hidden_dim=200"): 0.530,
+}
+NOISE = 0.004  # per-seed offset: sample std over the three seeds is exactly NOISE
+DIVERGED = ("softmax", "lr=0.05", 1)  # (model, entry, seed) that diverges at epoch 2
+
+
+def png(colour=(200, 30, 30), size=(32, 32)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def history(epochs: int, final_val: float) -> list[dict]:
+    return [{"epoch": e, "loss": 2.3 / e, "train_acc": final_val * (0.6 + 0.45 * e / epochs),
+             "val_acc": final_val * (0.6 + 0.4 * e / epochs), "lr": 0.005 * 0.9 ** (e - 1)}
+            for e in range(1, epochs + 1)]
+
+
+def run_json(model: str, entry: str, stage: str, seeds: list[int], accs: list, config: dict) -> dict:
+    param, _, raw = entry.partition("=")
+    records = []
+    for seed, a in zip(seeds, accs):
+        diverged = a is None
+        records.append({"seed": seed, "test_acc": a, "final_val_acc": None if diverged else a,
+                        "diverged": diverged, "diverged_epoch": 2 if diverged else None,
+                        "history": history(config["epochs"], a or 0.1), "seconds": 10.0,
+                        "mlflow_run_id": f"{model}-{stage}-{entry}-{seed}".replace("=", "")})
+    ok = [a for a in accs if a is not None]
+    mean = sum(ok) / len(ok) if ok else None
+    std = math.sqrt(sum((a - mean) ** 2 for a in ok) / (len(ok) - 1)) if len(ok) > 1 else 0.0
+    return {"model": model, "stage": stage, "run": entry, "param": param if raw else None,
+            "value": yaml.safe_load(raw) if raw else None, "config": config, "seeds": records,
+            "test_acc_mean": mean, "test_acc_std": std,
+            "mlflow_parent_run_id": f"parent-{model}-{param}" if stage == "ablate" else None,
+            "mlflow_experiment_id": "7", "tracking_uri": "sqlite:///tmp/mlflow.db", "seconds": 30.0}
+
+
+def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: bool = True) -> dict:
+    """Writes every artifact the report reads under `root`; returns the params used."""
+    params = load_params(PROJECT / "params.yaml")
+    params["ablate"].update(seeds=SEEDS, **ENTRIES)
+    params["train"]["epochs"] = {"softmax": 6, "twolayer": 4}
+    params["ablate"]["epochs"] = {"softmax": 3, "twolayer": 3}
+    write_text(root / "params.yaml", yaml.safe_dump(params, sort_keys=False))
+    (root / layout.STUDY_NUMBERS).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT / layout.STUDY_NUMBERS, root / layout.STUDY_NUMBERS)
+
+    counts = {s: {c: n for c in CLASSES} for s, n in (("train", 5000), ("test", 1000))}
+    write_json(root / layout.PROVENANCE, {
+        "source": "auto", "dataset": "CIFAR-10 (bundled mirror)", "format": "image-folder",
+        "location": "data/mirror/cifar-10-jpeg.tar.gz", "file": "data/mirror/cifar-10-jpeg.tar.gz",
+        "md5": "0" * 32, "sha256": "a" * 64, "arrays_sha256": "b" * 64, "counts": counts,
+        "fell_back": True, "reason": "the official release could not be fetched: <timeout>",
+        "seconds": 4.5})
+    write_json(root / layout.PROCESSED_META, {
+        "class_names": CLASSES, "counts": {"train": {c: 4900 for c in CLASSES}, "val": {c: 100 for c in CLASSES},
+                                           "test": {c: 1000 for c in CLASSES}},
+        "normalize": "mean_std", "seed": 0, "val_size": 1000, "train_limit": None, "test_limit": None,
+        "provenance": {}, "seconds": 2.0})
+    xs = [i / 10 for i in range(11)]
+    write_json(root / layout.FIT_RESULT, {
+        "lr": 1e-4, "steps": 5, "losses": [9.0, 4.0, 2.0, 1.2, 1.05, 1.01], "optimum_loss": 1.0,
+        "final_loss": 1.01, "problem": {"description": "a degree-5 polynomial fit to noisy points", "degree": 5},
+        "x": xs, "y": [x * x for x in xs], "fitted": [x * x + 0.01 for x in xs],
+        "optimum_fitted": [x * x for x in xs], "seconds": 0.5})
+
+    for model in MODELS:
+        base = {**params[model], "epochs": params["train"]["epochs"][model]}
+        accs = [means[(model, "baseline")]]
+        write_json(root / layout.train_run(model), run_json(model, "baseline", "train", [0], accs, base))
+        for entry in ENTRIES[model]:
+            key, _, raw = entry.partition("=")
+            config = {**params[model], "epochs": params["ablate"]["epochs"][model]}
+            if raw:
+                config[key] = yaml.safe_load(raw)
+            accs = [means[(model, entry)] + (s - 1) * noise for s in SEEDS]
+            if (model, entry) == DIVERGED[:2]:
+                accs[DIVERGED[2]] = None
+            write_json(root / layout.ablate_run(model, entry), run_json(model, entry, "ablate", SEEDS, accs, config))
+
+    # The evaluate stage's outputs, made exactly as pipeline/evaluate.py makes them.
+    runs = evaluation.ablation_runs(params, root)
+    summary = evaluation.ablation_summary(params, runs)
+    write_text(root / layout.ABLATION_RUNS_CSV, runs.to_csv(index=False))
+    write_text(root / layout.ABLATION_SUMMARY_CSV, summary.to_csv(index=False))
+    for model in MODELS:
+        write_text(root / layout.curve_plot_data(model), evaluation.curve(root, model).to_csv(index=False))
+    write_json(root / layout.METRICS, {**evaluation.metrics(params, summary, root), "seconds": 1.5})
+
+    if attack:
+        probs = {c: 0.01 for c in CLASSES}
+        write_json(root / layout.ATTACK_EXAMPLE, {
+            "index": 11, "true_class": "truck", "target_class": "automobile", "norm": "l2",
+            "epsilon": 91.0, "steps": 1, "step_size": 91.0, "l2": 91.0, "linf": 7.25,
+            "probs_before": {**probs, "truck": 0.91}, "probs_after": {**probs, "automobile": 0.62, "truck": 0.29},
+            "pred_before": "truck", "pred_after": "automobile", "fooled": True,
+            "pred_after_uint8": "automobile", "fooled_after_uint8": True, "seconds": 3.0})
+        rows = ["norm,epsilon,mode,success_rate,median_l2,n"]
+        for eps, rate in ((0, 0.0), (50, 0.2), (100, 0.6), (200, 0.95)):
+            rows.append(f"l2,{eps},targeted,{rate},{'' if rate == 0 else eps * 0.9},100")
+        write_text(root / layout.ATTACK_SWEEP_CSV, "\n".join(rows) + "\n")
+        write_json(root / layout.ATTACK_METRICS, {"example_fooled": True, "l2_targeted_success_at_100": 0.6,
+                                                  "seconds": 8.0})
+        for name, path in layout.ATTACK_IMAGES.items():
+            (root / path).write_bytes(png())
+        (root / layout.ATTACK_DIR / "success_vs_epsilon.png").write_bytes(png((0, 0, 200), (64, 48)))
+    return params
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One synthetic project, its report built and written (shared: building renders figures)."""
+    root = tmp_path_factory.mktemp("project")
+    make_project(root)
+    report = build_report(root)
+    write_report(report, root)
+    return root, report
+
+
+def sweep_table(markdown: str, heading: str) -> list[list[str]]:
+    """The rows (cells) of the first table after the heading line `heading`."""
+    lines = markdown.splitlines()
+    start = lines.index(heading)
+    table = []
+    for line in lines[start + 1:]:
+        if line.startswith("|"):
+            table.append([c.strip() for c in line.strip("|").split(" | ")])
+        elif table:
+            break
+    return table[2:]  # without header and rule
+
+
+def section_text(markdown: str, heading: str) -> str:
+    """The text from `heading` up to the next heading of the same or a higher level."""
+    level = len(heading.split(" ")[0])
+    lines = markdown.splitlines()
+    start = lines.index(heading)
+    fenced = False
+    for end in range(start + 1, len(lines)):
+        fenced ^= lines[end].startswith("```")
+        if not fenced and lines[end].startswith("#") and len(lines[end].split(" ")[0]) <= level:
+            return "\n".join(lines[start:end])
+    return "\n".join(lines[start:])
+
+
+# ------------------------------------------------------------------------------ the whole report
+
+
+def test_every_section_is_present_in_order_in_markdown_and_html(built):
+    root, report = built
+    markdown = (root / layout.REPORT_MD).read_text()
+    html = (root / layout.REPORT_HTML).read_text()
+    order = ["provenance", "fit", "softmax", "twolayer", "attack", "mlflow"]
+    positions = [markdown.index(f"\n## {PART_TITLES[k]}\n") for k in order]
+    assert positions == sorted(positions)
+    for key in order:
+        assert f"<h2>{PART_TITLES[key]}</h2>" in html
+    for model in ("softmax classifier", "two-layer network"):
+        for param in {"softmax classifier": ("reg", "lr"), "two-layer network": ("hidden_dim",)}[model]:
+            assert f"### {model}: `{param}`" in markdown
+
+
+def test_every_figure_file_exists_and_is_a_valid_png(built):
+    root, report = built
+    markdown = (root / layout.REPORT_MD).read_text()
+    referenced = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    expected = {"fit.png", "curve_softmax.png", "curve_twolayer.png", "sweep_softmax_reg.png",
+                "sweep_softmax_lr.png", "sweep_twolayer_hidden_dim.png", "attack_original.png",
+                "attack_adversarial.png", "attack_difference.png", "attack_success_vs_epsilon.png"}
+    assert {Path(r).name for r in referenced} == expected
+    for rel in referenced:
+        path = root / layout.REPORT_MD.parent / rel
+        data = path.read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n"), path
+        with Image.open(path) as image:
+            image.verify()
+    assert sorted(p.name for p in (root / layout.REPORT_FIGURES).iterdir()) == sorted(expected)
+
+
+def test_every_number_in_the_ablation_tables_equals_the_summary_csv(built):
+    root, report = built
+    markdown = (root / layout.REPORT_MD).read_text()
+    study = yaml.safe_load((root / layout.STUDY_NUMBERS).read_text())
+    summary = evaluation.pd.read_csv(root / layout.ABLATION_SUMMARY_CSV)
+    names = {"softmax": "softmax classifier", "twolayer": "two-layer network"}
+    for (model, param), sweep in summary.groupby(["model", "param"], sort=False):
+        rows = sweep_table(markdown, f"### {names[model]}: `{param}`")
+        assert len(rows) == len(sweep)
+        by_value = {row[0].replace(" (baseline)", ""): row for row in rows}
+        for csv_row in sweep.itertuples():
+            cells = by_value[f"{float(csv_row.value):g}"]
+            assert cells[0].endswith("(baseline)") == bool(csv_row.is_baseline)
+            assert cells[1] == f"{csv_row.test_acc_mean:.4f} ± {csv_row.test_acc_std:.4f}"
+            assert cells[2].split()[0] == str(csv_row.n_seeds)
+            theirs = [r["test_acc"] for r in study[model]["ablations"].get(param, {}).get("rows", [])
+                      if math.isclose(r["value"], float(csv_row.value))]
+            if theirs:
+                assert cells[3] == f"{theirs[0]:.4f}"
+                assert cells[4] == f"{csv_row.test_acc_mean - theirs[0]:+.4f}"
+            else:
+                assert cells[3] == cells[4] == "—"
+
+
+def test_html_is_self_contained_with_every_image_embedded(built):
+    root, report = built
+    html = (root / layout.REPORT_HTML).read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    assert not re.search(r"<link\b|<script\b|@import|url\(", html, re.I)
+    sources = re.findall(r"""<img [^>]*src="([^"]+)\"""", html)
+    assert len(sources) == len(report.figures) == 10
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG")
+
+
+def test_text_from_artifacts_is_escaped_in_html_and_markdown(built):
+    root, report = built
+    html = (root / layout.REPORT_HTML).read_text()
+    markdown = (root / layout.REPORT_MD).read_text()
+    for text in (html, markdown):  # the provenance reason, shown verbatim but inert
+        assert "could not be fetched: &lt;timeout&gt;" in text
+        assert "<timeout>" not in text
+
+
+def test_provenance_states_the_data_commit_params_machine_and_stage_times(built):
+    root, report = built
+    text = section_text(report.markdown, f"## {PART_TITLES['provenance']}")
+    assert "**The official CIFAR-10 release was not used**" in text  # fell_back: true
+    assert "a" * 64 in text  # the archive's sha256
+    assert f"`{report.environment.params_hash}`" in text
+    assert "git commit" in text and "CPU cores" in text and "RAM" in text
+    # ablate softmax: 5 values x 30 s each, summed; the table shows every stage and the total
+    assert re.search(r"\| `ablate softmax` \| 5 values × 3 seeds \(summed\) \| 2 min 30 s \|", text)
+    for stage in ("fetch", "preprocess", "fit", "train softmax", "train twolayer", "evaluate", "attack"):
+        assert f"| `{stage}` |" in text
+
+
+def test_test_accuracy_is_compared_with_the_studys(built):
+    root, report = built
+    text = section_text(report.markdown, f"## {PART_TITLES['softmax']}")
+    assert "**Test accuracy: 41.00%**" in text and "the study reported 41.07%" in text
+    assert "0.07 percentage points below it" in text
+    text = section_text(report.markdown, f"## {PART_TITLES['twolayer']}")
+    assert "**Test accuracy: 51.00%**" in text and "the study reported 51.40%" in text
+
+
+def test_fit_section_states_lr_and_gap_to_the_optimum(built):
+    root, report = built
+    text = section_text(report.markdown, f"## {PART_TITLES['fit']}")
+    assert "learning rate lr = 0.0001 — the study's own choice." in text
+    assert "ended 0.01 above it (1.00% of the optimum)" in text
+    assert "The loss decreased at every step." in text
+
+
+def test_diverged_runs_are_named_in_their_sweep(built):
+    root, report = built
+    text = section_text(report.markdown, "### softmax classifier: `lr`")
+    assert "Diverged runs: `lr=0.05` seed 1 (epoch 2)." in text
+    assert "| 0.05 | 0.3600 ± 0.0057 | 3 (1 diverged) |" in text
+    assert "No run of this sweep diverged." in section_text(report.markdown, "### softmax classifier: `reg`")
+
+
+def test_each_table_points_to_its_mlflow_runs(built):
+    root, report = built
+    text = section_text(report.markdown, "### softmax classifier: `reg`")
+    assert "experiment `7`" in text and "`parent-softmax-reg`" in text
+    assert "`reg=0.001`: `softmax-ablate-reg0.001-0`, `softmax-ablate-reg0.001-1`, `softmax-ablate-reg0.001-2`" in text
+    mlflow = section_text(report.markdown, f"## {PART_TITLES['mlflow']}")
+    assert "mlflow ui --backend-store-uri sqlite:///tmp/mlflow.db" in mlflow
+    assert "/#/experiments/7" in mlflow
+
+
+def test_attack_section_shows_images_norms_probabilities_and_success(built):
+    root, report = built
+    text = section_text(report.markdown, f"## {PART_TITLES['attack']}")
+    assert "L2 = 91.00 and L∞ = 7.25" in text
+    assert "The study's single step moved its image by L2 = 91; ours is 1.00 × that." in text
+    assert "| truck (true) | 0.9100 | 0.2900 |" in text
+    assert "| automobile (target) | 0.0100 | 0.6200 |" in text
+    assert "l2, targeted: half of the images are fooled from ε = 100, 90% from ε = 200" in text
+    assert "| l2 | targeted | 50 | 20.00% | 45.00 | 100 |" in text
+
+
+def test_a_failed_attack_is_reported_as_failed():
+    example = {"index": 3, "true_class": "truck", "target_class": "automobile", "norm": "l2", "epsilon": 91.0,
+               "steps": 1, "l2": 90.6, "linf": 5.9, "probs_before": {"automobile": 0.001, "truck": 0.997},
+               "probs_after": {"automobile": 0.002, "truck": 0.986}, "pred_before": "truck",
+               "pred_after": "truck", "fooled": False, "pred_after_uint8": "truck", "fooled_after_uint8": False}
+    text = " ".join(b.text for b in attack_example(example, {"l2": 91}) if hasattr(b, "text"))
+    assert "predicts **truck** (p = 0.986): the attack failed" in text
+    assert "classified as truck." in text and "undoes" not in text
+    assert "ours is 1.00 × that" in text  # 90.6 / 91
+
+
+# ---------------------------------------------------------------------- interpretation from numbers
+
+
+def reg_sentences(markdown: str) -> str:
+    return section_text(markdown, "### softmax classifier: `reg`")
+
+
+def test_interpretation_flips_from_within_noise_to_beyond_noise_when_the_numbers_do(built, tmp_path):
+    # reg means 0.410, 0.411, 0.412 with seed std 0.004: spread 0.002 <= 2 x 0.004 -> within noise
+    _, within = built
+    text = reg_sentences(within.markdown)
+    assert "**Within noise**: the means span 0.0020" in text and "Beyond noise" not in text
+    assert "Trend: test accuracy increases as `reg` grows — but within noise." in text
+
+    # the same means with seed std 0.0004: the spread is now 2.5 x the noise threshold
+    make_project(tmp_path, noise=0.0004)
+    beyond = build_report(tmp_path)
+    text = reg_sentences(beyond.markdown)
+    assert "**Beyond noise**: the means span 0.0020" in text and "Within noise" not in text
+    assert "Trend: test accuracy increases as `reg` grows." in text
+
+
+def rows(means, std=0.01, n=3, values=None):
+    values = values or list(range(len(means)))
+    return [SummaryRow("m", "p", v, i == 0, n, m, std, None, None, 0, ()) for i, (v, m) in enumerate(zip(values, means))]
+
+
+def test_best_value_and_trend_follow_the_means():
+    text = " ".join(sweep_sentences("lr", rows([0.30, 0.45, 0.40], values=[0.001, 0.01, 0.1]), [], None, []))
+    assert "Best: `lr=0.01` with 0.4500 ± 0.0100; worst: `lr=0.001` with 0.3000 ± 0.0100." in text
+    assert "rises then falls as `lr` grows, peaking at `lr=0.01`" in text
+    text = " ".join(sweep_sentences("lr", rows([0.45, 0.40, 0.30], values=[0.001, 0.01, 0.1]), [], None, []))
+    assert "Best: `lr=0.001`" in text and "decreases as `lr` grows" in text
+
+
+def test_equal_means_name_no_best_value():
+    text = " ".join(sweep_sentences("reg", rows([0.40, 0.40], values=[0.0, 0.1]), [], None, []))
+    assert "Every value gives the same mean test accuracy, 0.4000." in text
+    assert "Best:" not in text and "test accuracy is the same at every value of `reg`" in text
+
+
+def test_agreement_with_the_study_is_computed_not_assumed():
+    study = [{"value": 0.001, "test_acc": 0.41}, {"value": 0.01, "test_acc": 0.40}]
+    agree = " ".join(sweep_sentences("lr", rows([0.42, 0.38], values=[0.001, 0.01]), study, "It is so.", []))
+    assert "Ours agrees on the best value." in agree
+    assert "ours is on average 0.0050 below the study (differences from -0.0200 to +0.0100)" in agree
+    assert "The study concluded: “It is so.”" in agree
+    differ = " ".join(sweep_sentences("lr", rows([0.38, 0.42], values=[0.001, 0.01]), study, None, []))
+    assert "Ours finds a different best value." in differ
+
+
+def test_one_seed_per_value_gives_no_noise_verdict():
+    text = " ".join(sweep_sentences("reg", rows([0.40, 0.41], std=0.0, n=1), [], None, []))
+    assert "no seed-to-seed noise estimate" in text
+    assert "Within noise" not in text and "Beyond noise" not in text
+
+
+def test_pooled_std_weights_each_value_by_its_degrees_of_freedom():
+    a = Row(1, 0.5, 0.01, n_seeds=3)  # 2 degrees of freedom
+    b = Row(2, 0.5, 0.04, n_seeds=5, n_diverged=3)  # 2 converged seeds: 1 degree of freedom
+    assert pooled_std([a, b]) == pytest.approx(math.sqrt((2 * 0.01**2 + 1 * 0.04**2) / 3))
+    assert pooled_std([Row(1, 0.5, 0.0, n_seeds=1)]) is None
+
+
+def test_noise_rule_is_spread_at_most_twice_the_pooled_std():
+    at_limit = judge([Row(1, 0.5, 0.125, 3), Row(2, 0.75, 0.125, 3)])  # exact in binary: 0.25 == 2 x 0.125
+    assert at_limit.spread == 0.25 and at_limit.pooled_std == 0.125
+    assert at_limit.within_noise is True
+    above = judge([Row(1, 0.5, 0.125, 3), Row(2, 0.7501, 0.125, 3)])
+    assert above.within_noise is False
+
+
+@pytest.mark.parametrize("means, kind", [
+    ([1, 2, 3], "increasing"), ([3, 2, 2], "decreasing"), ([1, 3, 2], "peak"),
+    ([3, 1, 2], "valley"), ([1, 3, 1, 3], "mixed"), ([2, 2], "flat"), ([1], "single"),
+])
+def test_trend_names_the_direction_of_the_means(means, kind):
+    assert trend(list(range(len(means))), means).kind == kind
+
+
+def test_trend_of_labels_without_order_is_not_claimed():
+    assert trend(["gaussian", "he"], [0.4, 0.5]).kind == "unordered"
+
+
+@pytest.mark.parametrize("values, scale", [
+    ([0.001, 0.005, 0.01, 0.05], ("log", None)),
+    ([0.0, 0.001, 0.01, 0.1], ("symlog", 0.001)),
+    ([0.8, 0.9, 0.99, 1.0], ("linear", None)),
+    ([128, 256, 512, 1024], ("linear", None)),  # less than a decade
+])
+def test_sweep_figures_use_a_log_axis_when_values_span_decades(values, scale):
+    assert x_scale(values) == scale
+
+
+# ----------------------------------------------------------------------------- missing artifacts
+
+
+def test_a_missing_attack_is_stated_in_its_section_not_fatal(tmp_path):
+    make_project(tmp_path, attack=False)
+    report = build_report(tmp_path)
+    text = section_text(report.markdown, f"## {PART_TITLES['attack']}")
+    assert "**The attack stage has not been run**" in text
+    assert str(layout.ATTACK_EXAMPLE) in text
+    assert not any(f.name.startswith("attack_") for f in report.figures)
+    assert "| `attack` | not run | — |" in report.markdown
+
+
+def test_a_missing_required_artifact_is_an_error_naming_it(tmp_path):
+    make_project(tmp_path, attack=False)
+    (tmp_path / layout.FIT_RESULT).unlink()
+    with pytest.raises(ReportError, match=re.escape(str(layout.FIT_RESULT))):
+        build_report(tmp_path)
+
+
+def test_a_summary_csv_without_its_columns_is_an_error_naming_them(tmp_path):
+    make_project(tmp_path, attack=False)
+    write_text(tmp_path / layout.ABLATION_SUMMARY_CSV, "model,param,value\nsoftmax,reg,0.1\n")
+    with pytest.raises(ReportError, match=r"ablation_summary.csv lacks column\(s\) is_baseline"):
+        build_report(tmp_path)
+
+
+def test_an_attack_image_that_is_not_a_png_is_an_error(tmp_path):
+    make_project(tmp_path)
+    (tmp_path / layout.ATTACK_IMAGES["original"]).write_bytes(b"GIF89a")
+    with pytest.raises(ReportError, match="original.png is not a PNG"):
+        build_report(tmp_path)
+
+
+# -------------------------------------------------------------------------------- writing, stage
+
+
+def test_writing_replaces_stale_figures_and_leaves_no_temporary_files(built, tmp_path):
+    root, report = built
+    shutil.copytree(root, tmp_path / "copy")
+    stale = tmp_path / "copy" / layout.REPORT_FIGURES / "sweep_softmax_removed.png"
+    stale.write_bytes(png())
+    write_report(report, tmp_path / "copy")
+    names = sorted(p.name for p in (tmp_path / "copy" / layout.REPORT_DIR).rglob("*") if p.is_file())
+    assert "sweep_softmax_removed.png" not in names
+    assert not [n for n in names if n.endswith(".tmp")]
+
+
+def test_the_report_stage_script_writes_both_files_from_the_project_root(tmp_path, monkeypatch):
+    make_project(tmp_path, attack=False)
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(PROJECT / "pipeline" / "report.py"), run_name="__main__")
+    assert (tmp_path / layout.REPORT_MD).read_text().startswith("# scratchnet")
+    assert (tmp_path / layout.REPORT_HTML).read_text().startswith("<!DOCTYPE html>")
+
+
+# ------------------------------------------------------------------------------ the study's numbers
+
+
+def test_study_numbers_hold_the_studys_published_results():
+    study = yaml.safe_load((PROJECT / layout.STUDY_NUMBERS).read_text())
+    assert "study-report.txt" in study["source"]
+    assert study["softmax"]["test_acc"] == 0.4107 and study["twolayer"]["test_acc"] == 0.514
+    assert study["attack"]["l2"] == 91 and study["fit"]["lr"] == 1e-4
+    tables = {m: {p: {r["value"]: r["test_acc"] for r in t["rows"]} for p, t in study[m]["ablations"].items()}
+              for m in MODELS}
+    assert tables["softmax"]["reg"] == {0.0: 0.4098, 0.001: 0.4103, 0.01: 0.4101, 0.1: 0.4108}
+    assert tables["twolayer"]["hidden_dim"] == {50: 0.503, 100: 0.514, 150: 0.518, 200: 0.5272}
+    assert sum(len(t) for m in MODELS for t in tables[m].values()) == 32
+
+
+@pytest.mark.skipif(not STUDY_TEXT.exists(), reason="the study's text is outside this repository")
+def test_every_study_number_is_printed_in_the_study_text():
+    text = STUDY_TEXT.read_text()
+    study = yaml.safe_load((PROJECT / layout.STUDY_NUMBERS).read_text())
+    for model in MODELS:
+        for param, table in study[model]["ablations"].items():
+            for row in table["rows"]:
+                assert re.search(rf"\t{re.escape(repr(row['test_acc']))}\n", text), (model, param, row)
+            assert table["conclusion"] in text
