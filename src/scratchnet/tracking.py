@@ -68,7 +68,8 @@ def dataset_tags(provenance: dict) -> dict[str, str]:
     """Tags that say which data a run saw (the report and the UI both show them)."""
     return {
         TAG + "dataset": str(provenance.get("dataset", provenance.get("resolved", "unknown"))),
-        TAG + "dataset_sha256": str(provenance.get("sha256", "unknown")),
+        # A folder source has no archive checksum; the arrays' checksum always exists.
+        TAG + "dataset_sha256": str(provenance.get("sha256") or provenance.get("arrays_sha256", "unknown")),
         TAG + "dataset_source": str(provenance.get("location", provenance.get("source", "unknown"))),
     }
 

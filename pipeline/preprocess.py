@@ -1,0 +1,37 @@
+"""preprocess: split validation from train, normalise with train statistics, write float32 arrays.
+
+    python pipeline/preprocess.py     (from the project root, as `dvc repro` runs it)
+
+Reads params `preprocess.*` and the fetch stage's outputs; writes layout.split_arrays(split)
+for train, val and test, layout.STATS and layout.PROCESSED_META, all or none.
+"""
+
+import sys
+
+from scratchnet import layout
+from scratchnet.data import DataError, load_provenance, load_raw, write_processed
+from scratchnet.params import load_params
+
+
+def main() -> None:
+    params = load_params()["preprocess"]
+    try:
+        raw = load_raw(layout.RAW_ARRAYS)
+        provenance = load_provenance(layout.PROVENANCE)
+        meta = write_processed(
+            raw,
+            provenance,
+            val_size=params["val_size"],
+            train_limit=params["train_limit"],
+            test_limit=params["test_limit"],
+            normalize=params["normalize"],
+            seed=params["seed"],
+        )
+    except DataError as err:
+        sys.exit(f"preprocess failed: {err}")
+    sizes = ", ".join(f"{sum(c.values())} {split}" for split, c in meta["counts"].items())
+    print(f"preprocess: {sizes} ({meta['normalize']}) -> {layout.DATA_PROCESSED} in {meta['seconds']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

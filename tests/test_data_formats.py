@@ -1,0 +1,435 @@
+"""The fetch stage's readers: every packaging of CIFAR-10 gives the same canonical arrays, and
+every malformed one gives one DataError that names the file and what was expected.
+
+The archives are tiny CIFAR-10s built here in each format (python release, binary release,
+image folders; in tar.gz/tar/tar.xz archives or directories; with and without a top folder).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scratchnet.data import CIFAR10_CLASSES, DataError, RawDataset, fetch, read_cifar10, write_processed
+from scratchnet.data.archives import safe_unpickle
+
+# --- tiny CIFAR-10s in every format ----------------------------------------------------------
+
+
+def tiny_dataset(per_class_train: int = 3, per_class_test: int = 1, seed: int = 0) -> RawDataset:
+    """Random-noise images (so any reordering of pixels or channels shows), sorted by label."""
+    rng = np.random.default_rng(seed)
+
+    def split(per_class: int):
+        y = np.repeat(np.arange(10, dtype=np.int64), per_class)
+        return rng.integers(0, 256, size=(len(y), 32, 32, 3), dtype=np.uint8), y
+
+    (x_train, y_train), (x_test, y_test) = split(per_class_train), split(per_class_test)
+    return RawDataset(x_train, y_train, x_test, y_test)
+
+
+def chw_rows(x: np.ndarray) -> np.ndarray:
+    """(N, 32, 32, 3) HWC images -> (N, 3072) rows of R, G, B planes, as the releases store them."""
+    return x.transpose(0, 3, 1, 2).reshape(len(x), -1)
+
+
+def _train_batches(ds: RawDataset):
+    return list(zip(np.array_split(ds.x_train, 5), np.array_split(ds.y_train, 5)))
+
+
+def write_python_release(folder: Path, ds: RawDataset) -> Path:
+    folder.mkdir(parents=True)
+
+    def dump(name, x, y):
+        batch = {b"batch_label": name.encode(), b"labels": y.tolist(), b"data": chw_rows(x),
+                 b"filenames": [f"{i}.png".encode() for i in range(len(y))]}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+
+    for i, (x, y) in enumerate(_train_batches(ds), 1):
+        dump(f"data_batch_{i}", x, y)
+    dump("test_batch", ds.x_test, ds.y_test)
+    meta = {b"label_names": [n.encode() for n in CIFAR10_CLASSES], b"num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    (folder / "readme.html").write_text("<html>the release's readme</html>")
+    return folder
+
+
+def write_binary_release(folder: Path, ds: RawDataset) -> Path:
+    folder.mkdir(parents=True)
+
+    def dump(name, x, y):
+        (folder / name).write_bytes(np.concatenate([y[:, None].astype(np.uint8), chw_rows(x)], 1).tobytes())
+
+    for i, (x, y) in enumerate(_train_batches(ds), 1):
+        dump(f"data_batch_{i}.bin", x, y)
+    dump("test_batch.bin", ds.x_test, ds.y_test)
+    (folder / "batches.meta.txt").write_text("\n".join(CIFAR10_CLASSES) + "\n\n")
+    return folder
+
+
+def write_image_folder(folder: Path, ds: RawDataset, ext: str = "png") -> Path:
+    for split in ("train", "test"):
+        x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+        for i, (image, label) in enumerate(zip(x, y)):
+            path = folder / split / CIFAR10_CLASSES[label] / f"{i:04d}.{ext}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(path)
+    return folder
+
+
+def make_tar(src: Path, archive: Path, *, top: bool, mode: str = "w:gz") -> Path:
+    """Archives the folder `src`, as `src.name/...` if `top`, else its contents at the root."""
+    with tarfile.open(archive, mode) as tar:
+        if top:
+            tar.add(src, arcname=src.name)
+        else:
+            for child in sorted(src.iterdir()):
+                tar.add(child, arcname=child.name)
+    return archive
+
+
+def tar_of(archive: Path, members: dict[str, bytes]) -> Path:
+    """A tar.gz holding exactly `members` (name -> contents)."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array, mode).save(out, format="PNG")
+    return out.getvalue()
+
+
+def image_folder_members(ds: RawDataset) -> dict[str, bytes]:
+    members = {}
+    for split in ("train", "test"):
+        for i, (image, label) in enumerate(zip(getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}"))):
+            members[f"{split}/{CIFAR10_CLASSES[label]}/{i:04d}.png"] = png_bytes(image)
+    return members
+
+
+@pytest.fixture(scope="module")
+def tiny() -> RawDataset:
+    return tiny_dataset()
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory, tiny) -> dict[str, Path]:
+    """Every packaging of `tiny`, by name."""
+    root = tmp_path_factory.mktemp("sources")
+    py = write_python_release(root / "cifar-10-batches-py", tiny)
+    binary = write_binary_release(root / "cifar-10-batches-bin", tiny)
+    folder = write_image_folder(root / "cifar-10-png", tiny)
+    return {
+        "python.tar.gz (official layout)": make_tar(py, root / "py-top.tar.gz", top=True),
+        "python.tar.gz without top folder": make_tar(py, root / "py-flat.tar.gz", top=False),
+        "python directory": py,
+        "binary.tar.gz (official layout)": make_tar(binary, root / "bin-top.tar.gz", top=True),
+        "binary.tar without top folder": make_tar(binary, root / "bin-flat.tar", top=False, mode="w"),
+        "image-folder.tar.gz with top folder": make_tar(folder, root / "img-top.tar.gz", top=True),
+        "image-folder.tar.xz without top folder": make_tar(folder, root / "img-flat.tar.xz", top=False, mode="w:xz"),
+        "image-folder directory": folder,
+    }
+
+
+FORMAT_OF = {"python": "python", "binary": "binary", "image-folder": "image-folder"}
+
+
+# --- the same arrays from every format -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "python.tar.gz (official layout)",
+        "python.tar.gz without top folder",
+        "python directory",
+        "binary.tar.gz (official layout)",
+        "binary.tar without top folder",
+        "image-folder.tar.gz with top folder",
+        "image-folder.tar.xz without top folder",
+        "image-folder directory",
+    ],
+)
+def test_every_packaging_reads_as_the_same_canonical_arrays(sources, tiny, name):
+    dataset, fmt = read_cifar10(sources[name])
+
+    assert fmt == FORMAT_OF[name.split(".")[0].split(" ")[0]]
+    assert dataset.x_train.dtype == np.uint8 and dataset.x_train.shape == (30, 32, 32, 3)
+    assert dataset.y_train.dtype == np.int64
+    np.testing.assert_array_equal(dataset.x_train, tiny.x_train)
+    np.testing.assert_array_equal(dataset.y_train, tiny.y_train)
+    np.testing.assert_array_equal(dataset.x_test, tiny.x_test)
+    np.testing.assert_array_equal(dataset.y_test, tiny.y_test)
+    assert dataset.class_names == CIFAR10_CLASSES
+    assert dataset.sha256() == tiny.sha256()
+
+
+def test_fetch_then_preprocess_gives_identical_outputs_from_every_packaging(sources, tmp_path):
+    processed = {}
+    for name, path in sources.items():
+        dataset, provenance = fetch(str(path), timeout=1, downloads=tmp_path / "dl", progress=False)
+        out = tmp_path / name
+        write_processed(dataset, provenance, val_size=5, train_limit=20, test_limit=8,
+                        normalize="mean_std", seed=3,
+                        split_paths=lambda s, out=out: (out / f"X_{s}.npy", out / f"y_{s}.npy"),
+                        stats_path=out / "stats.npz", meta_path=out / "meta.json")
+        processed[name] = {f.name: np.load(f) for f in out.glob("*.npy")}
+
+    reference = processed.pop("python.tar.gz (official layout)")
+    assert sorted(reference) == sorted(f"{a}_{s}.npy" for a in "Xy" for s in ("train", "val", "test"))
+    for name, arrays in processed.items():
+        for file, array in reference.items():
+            np.testing.assert_array_equal(arrays[file], array, err_msg=f"{name}: {file}")
+
+
+def test_provenance_names_format_checksums_and_counts(sources):
+    path = sources["binary.tar.gz (official layout)"]
+    _, provenance = fetch(str(path), timeout=1, progress=False)
+
+    assert provenance["format"] == "binary"
+    assert provenance["location"] == str(path) and provenance["fell_back"] is False
+    assert len(provenance["md5"]) == 32 and len(provenance["sha256"]) == 64
+    assert provenance["counts"]["train"] == {name: 3 for name in CIFAR10_CLASSES}
+    assert provenance["counts"]["test"] == {name: 1 for name in CIFAR10_CLASSES}
+    assert "binary" in provenance["dataset"]
+
+
+def test_a_directory_source_has_no_archive_checksum_but_an_arrays_checksum(sources, tiny):
+    _, provenance = fetch(str(sources["image-folder directory"]), timeout=1, progress=False)
+    assert provenance["md5"] is None and provenance["sha256"] is None
+    assert provenance["arrays_sha256"] == tiny.sha256()
+
+
+def test_jpeg_image_folders_decode_close_to_the_original_pixels(tmp_path):
+    # JPEG is lossy; smooth images survive it within a few grey levels.
+    ramp = np.linspace(0, 255, 32, dtype=np.float64)
+    smooth = np.stack([np.add.outer(ramp, ramp) / 2, np.tile(ramp, (32, 1)), np.full((32, 32), 90.0)], -1)
+    ds = RawDataset(np.repeat(smooth.astype(np.uint8)[None], 10, 0), np.arange(10, dtype=np.int64),
+                    np.repeat(smooth.astype(np.uint8)[None], 10, 0), np.arange(10, dtype=np.int64))
+    folder = write_image_folder(tmp_path / "jpeg", ds, ext="jpg")
+
+    dataset, fmt = read_cifar10(folder)
+
+    assert fmt == "image-folder"
+    np.testing.assert_array_equal(dataset.y_train, np.arange(10))
+    assert np.abs(dataset.x_train.astype(float) - ds.x_train).mean() < 3
+
+
+def test_python_batches_written_by_python2_are_read(tmp_path, tiny):
+    # The official release was pickled by Python 2: str fields are byte strings and the array
+    # constructor lives in numpy.core. Built opcode by opcode, as cPickle wrote it.
+    folder = write_python_release(tmp_path / "py2", tiny)
+    for i, (x, y) in enumerate(_train_batches(tiny), 1):
+        (folder / f"data_batch_{i}").write_bytes(py2_pickle_batch(chw_rows(x), y.tolist()))
+
+    dataset, _ = read_cifar10(folder)
+
+    np.testing.assert_array_equal(dataset.x_train, tiny.x_train)
+    np.testing.assert_array_equal(dataset.y_train, tiny.y_train)
+
+
+def py2_pickle_batch(rows: np.ndarray, labels: list[int]) -> bytes:
+    def string(b: bytes) -> bytes:  # a Python 2 str: SHORT_BINSTRING or BINSTRING
+        return b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<I", len(b)) + b
+
+    def integer(v: int) -> bytes:  # BININT1 / BININT2
+        return b"K" + bytes([v]) if v < 256 else b"M" + struct.pack("<H", v)
+
+    def glob(module: bytes, name: bytes) -> bytes:
+        return b"c" + module + b"\n" + name + b"\n"
+
+    minus_one = b"J" + struct.pack("<i", -1)
+    dtype = (glob(b"numpy", b"dtype") + string(b"u1") + integer(0) + integer(1) + b"\x87R"
+             + b"(" + integer(3) + string(b"|") + b"NNN" + minus_one + minus_one + integer(0) + b"tb")
+    array = (glob(b"numpy.core.multiarray", b"_reconstruct") + glob(b"numpy", b"ndarray")
+             + integer(0) + b"\x85" + string(b"b") + b"\x87R"
+             + b"(" + integer(1) + integer(rows.shape[0]) + integer(rows.shape[1]) + b"\x86"
+             + dtype + b"\x89" + string(rows.tobytes()) + b"tb")
+    label_list = b"](" + b"".join(integer(v) for v in labels) + b"e"
+    return b"\x80\x02}(" + string(b"data") + array + string(b"labels") + label_list + b"u."
+
+
+def test_the_python2_pickle_builder_matches_what_pickle_itself_reads():
+    rows = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
+    batch = pickle.loads(py2_pickle_batch(rows, [4, 7]), encoding="bytes")
+    np.testing.assert_array_equal(batch[b"data"], rows)
+    assert batch[b"labels"] == [4, 7]
+    np.testing.assert_array_equal(safe_unpickle(py2_pickle_batch(rows, [4, 7]), "x")[b"data"], rows)
+
+
+# --- every malformed input: one DataError naming the file and what was expected ---------------
+
+
+def _python_members(ds: RawDataset, top: str = "cifar-10-batches-py/") -> dict[str, bytes]:
+    members = {}
+    for i, (x, y) in enumerate(_train_batches(ds), 1):
+        members[f"{top}data_batch_{i}"] = pickle.dumps({b"data": chw_rows(x), b"labels": y.tolist()}, 2)
+    members[f"{top}test_batch"] = pickle.dumps({b"data": chw_rows(ds.x_test), b"labels": ds.y_test.tolist()}, 2)
+    members[f"{top}batches.meta"] = pickle.dumps({b"label_names": [n.encode() for n in CIFAR10_CLASSES]}, 2)
+    return members
+
+
+def test_a_missing_batch_is_named(tmp_path, tiny):
+    members = _python_members(tiny)
+    del members["cifar-10-batches-py/data_batch_3"]
+    archive = tar_of(tmp_path / "missing.tar.gz", members)
+
+    with pytest.raises(DataError, match=r"missing.tar.gz: missing data_batch_3; expected all of data_batch_1"):
+        read_cifar10(archive)
+
+
+def test_a_batch_with_wrong_array_shape_is_named(tmp_path, tiny):
+    members = _python_members(tiny)
+    members["cifar-10-batches-py/test_batch"] = pickle.dumps({b"data": np.zeros((4, 1024), np.uint8),
+                                                             b"labels": [0] * 4}, 2)
+    archive = tar_of(tmp_path / "shape.tar.gz", members)
+
+    with pytest.raises(DataError, match=r"test_batch: 'data' is uint8 \(4, 1024\); expected a uint8 array of shape \(N, 3072\)"):
+        read_cifar10(archive)
+
+
+def test_labels_out_of_range_are_refused(tmp_path, tiny):
+    members = _python_members(tiny)
+    members["cifar-10-batches-py/test_batch"] = pickle.dumps(
+        {b"data": chw_rows(tiny.x_test), b"labels": [11] * len(tiny.y_test)}, 2)
+    archive = tar_of(tmp_path / "labels.tar.gz", members)
+
+    with pytest.raises(DataError, match=r"test_batch: labels range over \[11, 11\]; expected 0..9"):
+        read_cifar10(archive)
+
+
+def test_class_names_other_than_cifar10s_are_refused(tmp_path, tiny):
+    members = _python_members(tiny)
+    members["cifar-10-batches-py/batches.meta"] = pickle.dumps({b"label_names": [b"apple"] * 10}, 2)
+    archive = tar_of(tmp_path / "names.tar.gz", members)
+
+    with pytest.raises(DataError, match=r"batches.meta: class names are \['apple'.*expected CIFAR-10's"):
+        read_cifar10(archive)
+
+
+def test_a_binary_batch_that_is_not_whole_records_is_named(tmp_path, tiny):
+    folder = write_binary_release(tmp_path / "bin", tiny)
+    (folder / "data_batch_2.bin").write_bytes(b"\x00" * 3073 * 2 + b"\x01\x02")
+
+    with pytest.raises(DataError, match=r"data_batch_2.bin: is 6148 bytes; expected a whole number of 3073-byte records"):
+        read_cifar10(folder)
+
+
+def test_a_truncated_gzip_archive_is_named(sources, tmp_path):
+    whole = sources["python.tar.gz (official layout)"].read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+
+    with pytest.raises(DataError, match=r"cut.tar.gz: not a readable tar archive \(truncated or corrupted\?\)"):
+        read_cifar10(cut)
+
+
+def test_a_gzip_archive_missing_only_its_trailer_is_still_an_error(sources, tmp_path):
+    # tarfile alone would not notice: the tar data is complete, only the CRC/length is gone.
+    whole = sources["image-folder.tar.gz with top folder"].read_bytes()
+    cut = tmp_path / "no-trailer.tar.gz"
+    cut.write_bytes(whole[:-8])
+
+    with pytest.raises(DataError, match="no-trailer.tar.gz: not a readable tar archive"):
+        read_cifar10(cut)
+
+
+def test_a_file_that_is_not_an_archive_is_named(tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"this is not a tar archive" * 40)
+    with pytest.raises(DataError, match="junk.bin: not a readable tar archive"):
+        read_cifar10(junk)
+
+
+def test_an_archive_holding_no_cifar_layout_says_what_was_expected(tmp_path):
+    archive = tar_of(tmp_path / "other.tar.gz", {"photos/cat.png": b"x"})
+    with pytest.raises(DataError, match=r"other.tar.gz: holds none of the CIFAR-10 formats; expected exactly one of: the python release"):
+        read_cifar10(archive)
+
+
+def test_a_missing_path_is_named(tmp_path):
+    with pytest.raises(DataError, match="nowhere.tar.gz: no such file or directory"):
+        read_cifar10(tmp_path / "nowhere.tar.gz")
+
+
+def test_an_image_of_the_wrong_size_is_named(tmp_path, tiny):
+    members = image_folder_members(tiny)
+    members["train/cat/0007.png"] = png_bytes(np.zeros((28, 28, 3), np.uint8))
+    archive = tar_of(tmp_path / "size.tar.gz", members)
+
+    with pytest.raises(DataError, match=r"size.tar.gz: train/cat/0007.png: is a 28x28 RGB image; expected 32x32 RGB"):
+        read_cifar10(archive)
+
+
+def test_an_image_of_the_wrong_mode_is_named(tmp_path, tiny):
+    members = image_folder_members(tiny)
+    members["test/dog/0005.png"] = png_bytes(np.zeros((32, 32), np.uint8))  # greyscale
+    archive = tar_of(tmp_path / "mode.tar.gz", members)
+
+    with pytest.raises(DataError, match=r"test/dog/0005.png: is a 32x32 L image; expected 32x32 RGB"):
+        read_cifar10(archive)
+
+
+def test_a_corrupted_image_is_named(tmp_path, tiny):
+    members = image_folder_members(tiny)
+    members["train/frog/0018.png"] = members["train/frog/0018.png"][:60]
+    archive = tar_of(tmp_path / "corrupt.tar.gz", members)
+
+    with pytest.raises(DataError, match=r"train/frog/0018.png: not a readable PNG or JPEG image"):
+        read_cifar10(archive)
+
+
+def test_an_unknown_class_folder_is_named(tmp_path, tiny):
+    members = image_folder_members(tiny)
+    members["train/dragon/0000.png"] = png_bytes(tiny.x_train[0])
+    archive = tar_of(tmp_path / "dragon.tar.gz", members)
+
+    with pytest.raises(DataError, match=r"unknown class folder train/dragon; expected one of airplane, automobile"):
+        read_cifar10(archive)
+
+
+def test_a_missing_class_folder_is_named(tmp_path, tiny):
+    members = {k: v for k, v in image_folder_members(tiny).items() if not k.startswith("test/ship/")}
+    archive = tar_of(tmp_path / "noship.tar.gz", members)
+
+    with pytest.raises(DataError, match=r"no test/ images for ship; expected a folder with images for each"):
+        read_cifar10(archive)
+
+
+def test_a_non_image_file_in_a_class_folder_is_named(tmp_path, tiny):
+    members = image_folder_members(tiny)
+    members["train/bird/notes.txt"] = b"hello"
+    archive = tar_of(tmp_path / "txt.tar.gz", members)
+
+    with pytest.raises(DataError, match=r"train/bird/notes.txt: expected a PNG or JPEG image"):
+        read_cifar10(archive)
+
+
+def test_files_beside_the_split_folders_and_dotfiles_are_ignored(tmp_path, tiny):
+    members = image_folder_members(tiny)
+    members["README.txt"] = b"where these images came from"
+    members["train/cat/.DS_Store"] = b"\x00\x01"
+    archive = tar_of(tmp_path / "extras.tar.gz", members)
+
+    dataset, _ = read_cifar10(archive)
+
+    np.testing.assert_array_equal(dataset.x_train, tiny.x_train)
+
+
+def test_an_archive_mixing_two_formats_is_refused(tmp_path, tiny):
+    members = {**_python_members(tiny, top=""), **image_folder_members(tiny)}
+    archive = tar_of(tmp_path / "both.tar.gz", members)
+    with pytest.raises(DataError, match="both.tar.gz: holds more than one of the CIFAR-10 formats"):
+        read_cifar10(archive)
