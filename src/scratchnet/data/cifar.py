@@ -167,15 +167,7 @@ def _read_python(path: Path, files, names, progress) -> RawDataset:
     if not isinstance(label_names, list):
         raise DataError(f"{meta_where}: expected a dict with a list 'label_names'")
     class_names = _check_class_names(meta_where, label_names)
-    train = [batch(n) for n in PYTHON_TRAIN]
-    x_test, y_test = batch(PYTHON_TEST[0])
-    return RawDataset(
-        x_train=np.concatenate([x for x, _ in train]),
-        y_train=np.concatenate([y for _, y in train]),
-        x_test=np.ascontiguousarray(x_test),
-        y_test=y_test,
-        class_names=class_names,
-    )
+    return _from_batches([batch(n) for n in PYTHON_TRAIN], batch(PYTHON_TEST[0]), class_names)
 
 
 def _read_binary(path: Path, files, names, progress) -> RawDataset:
@@ -199,13 +191,17 @@ def _read_binary(path: Path, files, names, progress) -> RawDataset:
     except UnicodeDecodeError:
         raise DataError(f"{meta_where}: expected ASCII class names, one per line") from None
     class_names = _check_class_names(meta_where, lines)
-    train = [batch(n) for n in BINARY_TRAIN]
-    x_test, y_test = batch(BINARY_TEST[0])
+    return _from_batches([batch(n) for n in BINARY_TRAIN], batch(BINARY_TEST[0]), class_names)
+
+
+def _from_batches(train: list[tuple[np.ndarray, np.ndarray]], test: tuple[np.ndarray, np.ndarray],
+                  class_names: list[str]) -> RawDataset:
+    """The official releases' five training batches and one test batch as one dataset."""
     return RawDataset(
         x_train=np.concatenate([x for x, _ in train]),
         y_train=np.concatenate([y for _, y in train]),
-        x_test=np.ascontiguousarray(x_test),
-        y_test=y_test,
+        x_test=np.ascontiguousarray(test[0]),
+        y_test=test[1],
         class_names=class_names,
     )
 
