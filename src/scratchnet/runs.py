@@ -24,7 +24,8 @@ from scratchnet.training import accuracy, train
 
 def load_splits(root: Path | str = ".") -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{'train'|'val'|'test': (X (N, 3072) float32 model space, y (N,) int64)}, read into RAM:
-    the training loop permutes X once per epoch, which a memory map would make disk-bound."""
+    every epoch gathers each mini-batch from all of X in random order, which from a memory map
+    would be random reads from disk whenever the page cache is short."""
     splits = {}
     for split in ("train", "val", "test"):
         x_path, y_path = (Path(root) / p for p in layout.split_arrays(split))

@@ -1,0 +1,329 @@
+"""The study's classifiers: one class, `Network`, an affine-ReLU stack with a softmax on top.
+
+    softmax   x -> affine -> softmax                       (params W1, b1)
+    twolayer  x -> affine -> ReLU -> affine -> softmax     (W1, b1, W2, b2)
+    mlp       x -> [affine -> ReLU] * len(hidden_dims) -> affine -> softmax
+
+Build one with `build_model(config, ...)`, save it with `model.save(path)`, get it back with
+`load_model(path)` (also available as `build_model.load`). The loss is the mean softmax
+cross-entropy plus L2 weight decay, `reg * 0.5 * sum(W**2)` summed over the weight matrices
+(biases are not regularised): the convention of the study, so `reg` means what it means there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+from numbers import Integral, Real
+from pathlib import Path
+
+import numpy as np
+
+from .init import INITS, init_weight
+from .layers import affine_backward, affine_forward, relu_backward, relu_forward
+from .losses import l2_regularization, softmax, softmax_cross_entropy
+
+KINDS = ("softmax", "twolayer", "mlp")
+DEFAULTS = {"init": "he", "init_scale": 1e-3}
+_KIND_KEYS = {"softmax": (), "twolayer": ("hidden_dim",), "mlp": ("hidden_dims",)}
+_FORMAT = "scratchnet-model-v1"
+
+
+class Network:
+    """A trained or freshly built classifier. Create with `build_model` or `load_model`.
+
+    params:  dict name -> ndarray; "W{i}": (fan_in, fan_out), "b{i}": (fan_out,), i = 1..L,
+             all of one dtype (float32 by default, float64 for gradient checks).
+    config:  the architecture dict, with defaults filled in.
+    metadata: a JSON-serialisable dict carried through save/load (e.g. the training params).
+    Inputs X are (N, D) arrays in model space (normalised pixels); a float64 X given to a
+    float32 model is cast to float32, never the other way round.
+    """
+
+    def __init__(self, config: dict, params: dict[str, np.ndarray], metadata: dict | None = None):
+        self.config = config
+        self.params = params
+        self.metadata = dict(metadata or {})
+
+    # --- shape facts -------------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        return len(self.params) // 2
+
+    @property
+    def input_dim(self) -> int:
+        return self.params["W1"].shape[0]
+
+    @property
+    def num_classes(self) -> int:
+        return self.params[f"W{self.num_layers}"].shape[1]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.params["W1"].dtype
+
+    def __repr__(self) -> str:
+        dims = [self.input_dim] + [self.params[f"W{i}"].shape[1] for i in range(1, self.num_layers + 1)]
+        return f"Network(kind={self.config['kind']!r}, dims={'-'.join(map(str, dims))}, dtype={self.dtype})"
+
+    # --- forward / backward ------------------------------------------------------------
+    def _input(self, X) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.input_dim:
+            raise ValueError(f"X must have shape (N, {self.input_dim}); got {X.shape}")
+        return X if X.dtype == self.dtype else X.astype(self.dtype)
+
+    def _labels(self, y, n: int) -> np.ndarray:
+        y = np.asarray(y)
+        if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"labels must be an integer array of shape ({n},); got {y.dtype} {y.shape}")
+        if n and (y.min() < 0 or y.max() >= self.num_classes):
+            raise ValueError(f"labels must lie in [0, {self.num_classes}); got [{y.min()}, {y.max()}]")
+        return y
+
+    def _forward(self, X: np.ndarray):
+        """X: (N, D) -> scores (N, C) and the per-layer caches [(affine_cache, relu_cache|None)]."""
+        h, caches, last = X, [], self.num_layers
+        for i in range(1, last + 1):
+            h, affine_cache = affine_forward(h, self.params[f"W{i}"], self.params[f"b{i}"])
+            relu_cache = None
+            if i < last:
+                h, relu_cache = relu_forward(h)
+            caches.append((affine_cache, relu_cache))
+        return h, caches
+
+    def _backward(self, dscores: np.ndarray, caches, input_grad: bool):
+        """dscores: (N, C) -> (grads dict like params, dX (N, D) or None)."""
+        grads, dout = {}, dscores
+        for i in range(self.num_layers, 0, -1):
+            affine_cache, relu_cache = caches[i - 1]
+            if relu_cache is not None:
+                dout = relu_backward(dout, relu_cache)
+            dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(
+                dout, affine_cache, input_grad=input_grad or i > 1
+            )
+        return grads, dout
+
+    def scores(self, X) -> np.ndarray:
+        """X: (N, D) -> (N, C) logits."""
+        return self._forward(self._input(X))[0]
+
+    def probabilities(self, X) -> np.ndarray:
+        """X: (N, D) -> (N, C) softmax probabilities (rows sum to 1)."""
+        return softmax(self.scores(X))
+
+    def predict(self, X, batch_size: int = 2048) -> np.ndarray:
+        """X: (N, D) -> (N,) int64 predicted classes, computed `batch_size` rows at a time so
+        memory stays flat however large X is (X may be a memory map)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        n = len(X)
+        out = np.empty(n, dtype=np.int64)
+        for start in range(0, n, batch_size):
+            out[start:start + batch_size] = self.scores(X[start:start + batch_size]).argmax(axis=1)
+        return out
+
+    def forward_backward(self, X, y, reg: float = 0.0, grad_scale: float = 1.0):
+        """One training step's worth of work: (loss, grads, scores) on the batch (X, y).
+
+        X: (N, D), y: (N,) ints. loss = mean cross-entropy + reg * 0.5 * sum_i sum(W_i**2);
+        grads has the keys and shapes of params and holds grad_scale * d loss / d param;
+        scores (N, C) are returned so the trainer can count correct predictions without a
+        second forward pass. The trainer passes its learning rate as grad_scale: scaling the
+        small (N, C) dscores costs nothing, whereas scaling each gradient afterwards would be
+        an extra pass over every weight matrix per step.
+        """
+        X = self._input(X)
+        y = self._labels(y, X.shape[0])
+        scores, caches = self._forward(X)
+        loss, dscores = softmax_cross_entropy(scores, y)
+        if grad_scale != 1.0:
+            dscores *= grad_scale  # every data gradient is linear in dscores
+        grads, _ = self._backward(dscores, caches, input_grad=False)
+        if reg:
+            for i in range(1, self.num_layers + 1):
+                penalty, dw = l2_regularization(self.params[f"W{i}"], reg)
+                loss += penalty
+                grads[f"W{i}"] += dw if grad_scale == 1.0 else grad_scale * dw
+        return loss, grads, scores
+
+    def loss(self, X, y, reg: float = 0.0):
+        """(loss, grads): mean cross-entropy + reg * 0.5 * sum(W**2) over weights, not biases."""
+        loss, grads, _ = self.forward_backward(X, y, reg)
+        return loss, grads
+
+    def input_gradient(self, X, y) -> np.ndarray:
+        """d loss_i / d x_i for every example: X (N, D), y (N,) -> (N, D), no regularisation.
+
+        Row i is the gradient of example i's own cross-entropy with respect to its own input,
+        i.e. the gradient of the SUM of per-example losses (not the mean, which would shrink
+        each row by 1/N). Ascending it makes example i more wrong (an untargeted attack).
+        """
+        X = self._input(X)
+        y = self._labels(y, X.shape[0])
+        scores, caches = self._forward(X)
+        _, dscores = softmax_cross_entropy(scores, y, reduction="sum")
+        return self._backward(dscores, caches, input_grad=True)[1]
+
+    def targeted_input_gradient(self, X, target) -> np.ndarray:
+        """Gradient of each example's cross-entropy toward class `target`: X (N, D) -> (N, D).
+
+        target: one class index for all rows, or (N,) ints. Descending this gradient moves
+        every x toward being classified as its target (a targeted attack).
+        """
+        X = self._input(X)
+        target = np.asarray(target)
+        if target.ndim == 0:
+            target = np.full(X.shape[0], int(target), dtype=np.int64)
+        return self.input_gradient(X, target)
+
+    # --- persistence -------------------------------------------------------------------
+    def save(self, path, metadata: dict | None = None) -> None:
+        """Writes a plain .npz (no pickle) at `path`, atomically.
+
+        Holds every param array plus the architecture config and `metadata` as JSON text.
+        Given metadata becomes model.metadata; metadata=None saves the model's current one.
+        Loadable with np.load(path, allow_pickle=False).
+        """
+        if metadata is not None:
+            self.metadata = dict(metadata)
+        try:
+            meta_json = json.dumps(self.metadata)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"model metadata for {path} must be JSON-serialisable: {err}") from None
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            **self.params,
+            "__format__": np.array(_FORMAT),
+            "__config__": np.array(json.dumps(self.config)),
+            "__metadata__": np.array(meta_json),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with open(tmp, "wb") as f:  # a file object: given a name, np.savez would append ".npz"
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def _normalise_config(config) -> tuple[dict, list[int]]:
+    """Checks an architecture dict; returns it with defaults filled in, and the hidden sizes."""
+    if not isinstance(config, dict) or "kind" not in config:
+        raise ValueError(f"model config must be a dict with a 'kind' ({', '.join(KINDS)}); got {config!r}")
+    kind = config["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(KINDS)}")
+    allowed = {"kind", *DEFAULTS, *_KIND_KEYS[kind]}
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)} in {kind} model config; "
+                         f"allowed: {', '.join(sorted(allowed))}")
+    missing = [k for k in _KIND_KEYS[kind] if k not in config]
+    if missing:
+        raise ValueError(f"{kind} model config needs {', '.join(missing)}")
+    full = {**DEFAULTS, **config}
+    if full["init"] not in INITS:
+        raise ValueError(f"model config init must be one of {', '.join(INITS)}; got {full['init']!r}")
+    scale = full["init_scale"]
+    if isinstance(scale, bool) or not isinstance(scale, Real) or not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"model config init_scale must be a positive number; got {scale!r}")
+    full["init_scale"] = float(scale)
+
+    def size(value, key):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+            raise ValueError(f"model config {key} must be a whole number >= 1; got {value!r}")
+        return int(value)
+
+    if kind == "twolayer":
+        full["hidden_dim"] = size(full["hidden_dim"], "hidden_dim")
+        hidden = [full["hidden_dim"]]
+    elif kind == "mlp":
+        if not isinstance(full["hidden_dims"], (list, tuple)):
+            raise ValueError(f"model config hidden_dims must be a list of sizes; got {full['hidden_dims']!r}")
+        hidden = [size(h, "hidden_dims") for h in full["hidden_dims"]]
+        full["hidden_dims"] = hidden
+    else:
+        hidden = []
+    return full, hidden
+
+
+def _float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64; got {dtype}")
+    return dtype
+
+
+def build_model(config: dict, input_dim: int = 3072, num_classes: int = 10, seed: int = 0,
+                dtype=np.float32) -> Network:
+    """A freshly initialised Network.
+
+    config: {"kind": "softmax"|"twolayer"|"mlp", "hidden_dim": int (twolayer),
+             "hidden_dims": [int, ...] (mlp), "init": "he"|"gaussian" (default "he"),
+             "init_scale": float (std of "gaussian", default 1e-3)}; any other key is an error.
+    Weights come from np.random.default_rng(seed); biases are zero.
+    """
+    config, hidden = _normalise_config(config)
+    dtype = _float_dtype(dtype)
+    for name, value in (("input_dim", input_dim), ("num_classes", num_classes)):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1; got {value!r}")
+    rng = np.random.default_rng(seed)
+    dims = [int(input_dim), *hidden, int(num_classes)]
+    params = {}
+    for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:]), start=1):
+        params[f"W{i}"] = init_weight(rng, fan_in, fan_out, config["init"], config["init_scale"], dtype)
+        params[f"b{i}"] = np.zeros(fan_out, dtype=dtype)
+    return Network(config, params)
+
+
+def load_model(path) -> Network:
+    """Reads a model written by `Network.save` (never unpickles anything)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"model file {path} does not exist") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(f"{path} is not a readable .npz model file: {err}") from None
+    if str(arrays.pop("__format__", "")) != _FORMAT:
+        raise ValueError(f"{path} is not a scratchnet model (no '{_FORMAT}' marker)")
+    try:
+        config = json.loads(str(arrays.pop("__config__")))
+        metadata = json.loads(str(arrays.pop("__metadata__")))
+    except (KeyError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: missing or corrupt model config/metadata: {err}") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path}: model metadata must be a JSON object; got {type(metadata).__name__}")
+    try:
+        config, hidden = _normalise_config(config)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    num_layers = len(hidden) + 1
+    expected = {f"{p}{i}" for i in range(1, num_layers + 1) for p in "Wb"}
+    if set(arrays) != expected:
+        raise ValueError(f"{path}: params {sorted(arrays)} do not match a {config['kind']} model "
+                         f"({sorted(expected)})")
+    dims = [arrays["W1"].shape[0], *hidden, arrays[f"W{num_layers}"].shape[-1]]
+    dtype = arrays["W1"].dtype
+    for i in range(1, num_layers + 1):
+        w, b = arrays[f"W{i}"], arrays[f"b{i}"]
+        if w.shape != (dims[i - 1], dims[i]) or b.shape != (dims[i],):
+            raise ValueError(f"{path}: W{i} {w.shape} / b{i} {b.shape} do not fit layer sizes {dims}")
+        if w.dtype != dtype or b.dtype != dtype:
+            raise ValueError(f"{path}: params must share one dtype; W1 is {dtype}, W{i}/b{i} are "
+                             f"{w.dtype}/{b.dtype}")
+    try:
+        _float_dtype(dtype)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return Network(config, arrays, metadata)
+
+
+build_model.load = load_model  # the DESIGN's spelling: build_model.load(path)
