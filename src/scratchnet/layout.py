@@ -90,6 +90,11 @@ ATTACK_SWEEP_CSV = ATTACK_DIR / "sweep.csv"
 ATTACK_METRICS = ATTACK_DIR / "metrics.json"
 ATTACK_IMAGES = {name: ATTACK_DIR / f"{name}.png" for name in ("original", "adversarial", "difference")}
 ATTACK_SUCCESS_PLOT = ATTACK_DIR / "success_vs_epsilon.png"
+ATTACK_PLOTS_DIR = ATTACK_DIR / "plots"  # <norm>.csv: epsilon, targeted, untargeted (for `dvc plots`)
+
+
+def attack_plot_data(norm: str) -> Path:
+    return ATTACK_PLOTS_DIR / f"{norm}.csv"
 
 REPORT_DIR = Path("report")
 REPORT_MD = REPORT_DIR / "report.md"

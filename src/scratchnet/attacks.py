@@ -1,0 +1,452 @@
+"""Fooling images: targeted PGD against a trained network, and how robust it really is.
+
+Part 4 of the study: one gradient step moved the first correctly classified test truck to
+"automobile", with an L2 difference of 91 on the [0, 255] 3x32x32 image. So everything here
+works on images in pixel units: the network sees them through the same normalisation as in
+training, gradients are carried back through it, and every epsilon, step size and norm is in
+pixels of the [0, 255] scale.
+
+    classifier = PixelClassifier(model, normalizer)
+    adversarial = pgd(classifier, images, targets, norm="l2", epsilon=91.0, steps=1, step_size=91.0)
+
+Shapes: `images` is (N, ...) pixels in [0, 255] (e.g. (N, 32, 32, 3) uint8 or float) whose
+trailing dimensions flatten, in the training order (HWC), to the model's D = 3072 inputs.
+Norms of a perturbation are taken over those D values of one image.
+
+Beyond the single example, `robustness_sweep` runs PGD over a grid of epsilons on a sample of
+correctly classified images and records, per image, whether each epsilon fooled it and how
+large (in L2) the fooling perturbation was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NORMS = ("l2", "linf")
+TARGET_RULES = ("next", "random")
+PIXEL_MIN, PIXEL_MAX = 0.0, 255.0
+
+
+def _check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+
+
+def _flat_pixels(images: np.ndarray) -> np.ndarray:
+    """(N, ...) pixels -> (N, D) float64 copy, checked to lie in [0, 255]."""
+    x = np.array(images, dtype=np.float64).reshape(len(images), -1)
+    if x.size and (not np.isfinite(x).all() or x.min() < PIXEL_MIN or x.max() > PIXEL_MAX):
+        raise ValueError(
+            f"images must be finite pixels in [0, 255]; got values in [{x.min()}, {x.max()}]"
+        )
+    return x
+
+
+class PixelClassifier:
+    """A trained model seen from pixel space: images in [0, 255] in, classes and gradients out.
+
+    The model was trained on x = (pixels - mean) / scale (HWC-flattened, per input), so
+    d loss / d pixels = (d loss / d x) / scale: the chain rule through the normaliser.
+    """
+
+    def __init__(self, model, normalizer):
+        self.model = model
+        self.mean = np.asarray(normalizer.mean, dtype=np.float64).reshape(-1)  # (D,) pixels
+        self.scale = np.asarray(normalizer.scale, dtype=np.float64).reshape(-1)  # (D,) pixels
+        if self.mean.shape != self.scale.shape:
+            raise ValueError(
+                f"normalizer mean {self.mean.shape} and scale {self.scale.shape} differ in shape"
+            )
+        # Feed the model its own dtype, so a float32 network runs float32 matmuls (and sees
+        # exactly what Normalizer.forward gives it) while a float64 one (gradient checks) keeps
+        # full precision end to end.
+        self.dtype = next(iter(model.params.values())).dtype
+        self._mean = self.mean.astype(self.dtype)
+        self._scale = self.scale.astype(self.dtype)
+
+    @property
+    def input_dim(self) -> int:
+        return self.mean.size
+
+    def model_input(self, images: np.ndarray) -> np.ndarray:
+        """(N, ...) pixels in [0, 255] -> (N, D) model-space inputs in the model's dtype."""
+        x = np.asarray(images).reshape(len(images), -1)
+        if x.shape[1] != self.input_dim:
+            raise ValueError(
+                f"images flatten to {x.shape[1]} values each; the normaliser expects {self.input_dim}"
+            )
+        out = np.subtract(x, self._mean, dtype=self.dtype)  # one pass, straight into the model dtype
+        out /= self._scale
+        return out
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """(N, ...) pixels -> (N, C) class probabilities."""
+        return self.model.probabilities(self.model_input(images))
+
+    def predict(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """(N, ...) pixels -> (N,) int64 predicted classes, evaluated in batches so that the
+        float64 copies made on the way to model space stay (batch_size, D), not (N, D)."""
+        out = np.empty(len(images), dtype=np.int64)
+        for start in range(0, len(images), batch_size):
+            part = slice(start, start + batch_size)
+            out[part] = self.model.predict(self.model_input(images[part]), batch_size=batch_size)
+        return out
+
+    def loss_gradient(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """(N, D) float64: row i = d loss_i / d pixels_i, loss_i = cross-entropy of image i toward labels[i].
+
+        With `labels` the true classes, ascending it is the untargeted attack; with `labels` the
+        target classes, descending it is the targeted attack. Units: loss per pixel value.
+        """
+        dx = self.model.input_gradient(self.model_input(images), np.asarray(labels, dtype=np.int64))
+        return np.divide(dx, self.scale, dtype=np.float64)
+
+
+def row_norms(a: np.ndarray) -> np.ndarray:
+    """(N, D) -> (N,) L2 norm of each row, in one pass without an (N, D) temporary."""
+    return np.sqrt(np.einsum("ij,ij->i", a, a))
+
+
+def steepest_direction(grad: np.ndarray, norm: str) -> np.ndarray:
+    """The unit-norm step that increases a linear function with gradient `grad` fastest.
+
+    grad: (N, D). L-inf: sign(grad) (every pixel moves by the full step); L2: grad / ||grad||_2
+    per row. A row whose gradient is exactly zero gets no direction (zeros) rather than NaN.
+    """
+    _check_norm(norm)
+    if norm == "linf":
+        return np.sign(grad)
+    length = row_norms(grad)
+    inverse = np.divide(1.0, length, out=np.zeros_like(length), where=length > 0)
+    return grad * inverse[:, None]
+
+
+def project(delta: np.ndarray, norm: str, epsilon: float) -> np.ndarray:
+    """delta: (N, D) perturbations -> the nearest perturbations with norm <= epsilon, per row."""
+    _check_norm(norm)
+    if norm == "linf":
+        return np.clip(delta, -epsilon, epsilon)
+    length = row_norms(delta)
+    shrink = np.minimum(1.0, np.divide(epsilon, length, out=np.ones_like(length), where=length > 0))
+    return delta * shrink[:, None]
+
+
+def perturbation_norms(original: np.ndarray, adversarial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, ...) pixel images, twice -> (l2, linf), each (N,) in pixel units."""
+    delta = np.asarray(adversarial, np.float64).reshape(len(adversarial), -1) - np.asarray(
+        original, np.float64
+    ).reshape(len(original), -1)
+    return row_norms(delta), np.abs(delta).max(axis=1, initial=0.0)
+
+
+def pgd(
+    classifier: PixelClassifier,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    norm: str,
+    epsilon: float,
+    steps: int,
+    step_size: float,
+    targeted: bool = True,
+) -> np.ndarray:
+    """Projected gradient descent in pixel space. Deterministic: it starts at the image itself.
+
+    images: (N, ...) pixels in [0, 255]. labels: (N,) int, the target classes when `targeted`
+    (each step descends the loss toward them) or the true classes otherwise (each step ascends
+    their loss). epsilon, step_size: pixel units of `norm` ("l2" or "linf").
+
+    Each step moves by `step_size` along the steepest direction for `norm`, projects back onto
+    the epsilon-ball around the image, then clips to [0, 255]. Clipping after projecting keeps
+    the ball: it moves each pixel towards [0, 255], which contains the original pixel, so no
+    coordinate of the perturbation grows. With steps=1 and step_size=epsilon this is the
+    study's single gradient step of L2 length epsilon (shorter only where pixels clip).
+
+    Returns (N, ...) float64 adversarial images in [0, 255], the shape of `images`.
+    """
+    _check_norm(norm)
+    if epsilon < 0 or step_size < 0 or steps < 0:
+        raise ValueError(
+            f"epsilon, step_size and steps must be >= 0; got {epsilon}, {step_size}, {steps}"
+        )
+    x0 = _flat_pixels(images)
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if labels.shape != (len(x0),):
+        raise ValueError(f"labels must have one class per image ({len(x0)}); got shape {labels.shape}")
+    x = x0.copy()
+    if epsilon == 0 or step_size == 0:
+        steps = 0  # the ball is a point / no step: the image itself, without gradient work
+    sign = -1.0 if targeted else 1.0
+    for _ in range(steps):
+        grad = classifier.loss_gradient(x, labels)
+        x += (sign * step_size) * steepest_direction(grad, norm)
+        np.add(x0, project(x - x0, norm, epsilon), out=x)
+        np.clip(x, PIXEL_MIN, PIXEL_MAX, out=x)
+    return x.reshape(np.shape(images))
+
+
+# --------------------------------------------------------------------------------------------
+# The study's example: one image, one target
+
+
+def first_correct(predictions: np.ndarray, labels: np.ndarray, cls: int) -> int:
+    """Index of the first image of class `cls` that the model classifies correctly."""
+    hits = np.flatnonzero((np.asarray(labels) == cls) & (np.asarray(predictions) == cls))
+    if hits.size == 0:
+        raise ValueError(f"no image of class {cls} is classified correctly; nothing to attack")
+    return int(hits[0])
+
+
+@dataclass(frozen=True)
+class FoolingExample:
+    """One targeted attack on one image; images in pixel units [0, 255], shape of the input."""
+
+    index: int
+    true_label: int
+    target_label: int
+    norm: str
+    epsilon: float
+    steps: int
+    step_size: float
+    original: np.ndarray
+    adversarial: np.ndarray
+    l2: float  # pixel units, over all D values of the image
+    linf: float
+    probs_before: np.ndarray  # (C,)
+    probs_after: np.ndarray  # (C,)
+    pred_before: int
+    pred_after: int
+    pred_after_uint8: int  # the prediction once the adversarial image is rounded to a saved PNG
+
+    @property
+    def fooled(self) -> bool:
+        return self.pred_after == self.target_label
+
+    @property
+    def difference(self) -> np.ndarray:
+        """adversarial - original, signed pixel units."""
+        return self.adversarial - self.original
+
+    def record(self, class_names: list[str]) -> dict:
+        """The JSON record of layout.ATTACK_EXAMPLE (classes by name; norms in pixel units)."""
+        names = [str(c) for c in class_names]
+        return {
+            "index": self.index,
+            "true_class": names[self.true_label],
+            "target_class": names[self.target_label],
+            "norm": self.norm,
+            "epsilon": self.epsilon,
+            "steps": self.steps,
+            "step_size": self.step_size,
+            "l2": self.l2,
+            "linf": self.linf,
+            "probs_before": dict(zip(names, map(float, self.probs_before))),
+            "probs_after": dict(zip(names, map(float, self.probs_after))),
+            "pred_before": names[self.pred_before],
+            "pred_after": names[self.pred_after],
+            "fooled": self.fooled,
+            "pred_after_uint8": names[self.pred_after_uint8],
+            "fooled_after_uint8": self.pred_after_uint8 == self.target_label,
+        }
+
+
+def fooling_example(
+    classifier: PixelClassifier,
+    image: np.ndarray,
+    true_label: int,
+    target_label: int,
+    *,
+    index: int,
+    norm: str,
+    epsilon: float,
+    steps: int,
+) -> FoolingExample:
+    """Targeted PGD on one image (e.g. (32, 32, 3) pixels), `steps` steps of epsilon / steps.
+
+    Steps of epsilon / steps add up to exactly the budget along a straight path; with steps=1
+    it is the study's single step of size epsilon.
+    """
+    original = np.asarray(image, dtype=np.float64)[None]
+    step_size = epsilon / steps
+    adversarial = pgd(
+        classifier, original, [target_label], norm=norm, epsilon=epsilon, steps=steps,
+        step_size=step_size, targeted=True,
+    )
+    l2, linf = perturbation_norms(original, adversarial)
+    probs = classifier.probabilities(np.concatenate([original, adversarial]))
+    rounded = np.round(adversarial)  # what a PNG of the adversarial image holds
+    return FoolingExample(
+        index=int(index),
+        true_label=int(true_label),
+        target_label=int(target_label),
+        norm=norm,
+        epsilon=float(epsilon),
+        steps=int(steps),
+        step_size=float(step_size),
+        original=original[0],
+        adversarial=adversarial[0],
+        l2=float(l2[0]),
+        linf=float(linf[0]),
+        probs_before=np.asarray(probs[0], dtype=np.float64),
+        probs_after=np.asarray(probs[1], dtype=np.float64),
+        pred_before=int(np.argmax(probs[0])),
+        pred_after=int(np.argmax(probs[1])),
+        pred_after_uint8=int(classifier.predict(rounded)[0]),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Beyond the study: success rate vs epsilon on a sample
+
+
+def sample_correct(predictions: np.ndarray, labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of `size` correctly classified images, drawn uniformly without replacement
+    (all of them if fewer are correct). Same predictions + seed -> the same sample."""
+    correct = np.flatnonzero(np.asarray(predictions) == np.asarray(labels))
+    if size >= correct.size:
+        return correct
+    return np.sort(np.random.default_rng(seed).choice(correct, size=size, replace=False))
+
+
+def choose_targets(labels: np.ndarray, rule: str, num_classes: int, seed: int) -> np.ndarray:
+    """(N,) target classes, never the true class.
+
+    "next": (true + 1) mod C, the same every run and easy to read off a table.
+    "random": uniform over the C - 1 other classes, from a stream seeded by `seed` that is
+    independent of the one `sample_correct` draws from.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if rule == "next":
+        return (labels + 1) % num_classes
+    if rule == "random":
+        shift = np.random.default_rng([seed, 1]).integers(1, num_classes, size=labels.shape)
+        return (labels + shift) % num_classes
+    raise ValueError(f"target rule must be one of {', '.join(TARGET_RULES)}; got {rule!r}")
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """PGD at each epsilon of a grid on the same N images.
+
+    success[e, i]: the attack run with budget epsilons[e] fooled image i (reached the target
+    class if targeted, left the true class otherwise). l2[e, i]: the L2 size of that
+    perturbation, in pixel units.
+
+    Any perturbation found within a smaller budget is also within a larger one, so an image
+    counts as fooled at epsilon e when some budget <= e fooled it (`fooled`): that makes the
+    success rate non-decreasing in epsilon by construction, even where PGD's fixed step
+    schedule at a larger epsilon overshoots. `raw_success_rate` is the per-budget rate.
+    """
+
+    norm: str
+    targeted: bool
+    epsilons: np.ndarray  # (E,) ascending, pixel units of `norm`
+    success: np.ndarray  # (E, N) bool
+    l2: np.ndarray  # (E, N) float64
+
+    @property
+    def mode(self) -> str:
+        return "targeted" if self.targeted else "untargeted"
+
+    @property
+    def n(self) -> int:
+        return self.success.shape[1]
+
+    @property
+    def fooled(self) -> np.ndarray:
+        """(E, N) bool: fooled by some budget <= epsilons[e]."""
+        return np.logical_or.accumulate(self.success, axis=0)
+
+    @property
+    def success_rate(self) -> np.ndarray:
+        """(E,) fraction of the N images fooled within each epsilon (NaN when N = 0)."""
+        return self.fooled.mean(axis=1) if self.n else np.full(len(self.epsilons), np.nan)
+
+    @property
+    def raw_success_rate(self) -> np.ndarray:
+        """(E,) fraction fooled by the run at exactly that epsilon."""
+        return self.success.mean(axis=1) if self.n else np.full(len(self.epsilons), np.nan)
+
+    @property
+    def best_l2(self) -> np.ndarray:
+        """(E, N): smallest L2 of a fooling perturbation found within each epsilon (inf if none)."""
+        return np.minimum.accumulate(np.where(self.success, self.l2, np.inf), axis=0)
+
+    @property
+    def median_l2(self) -> np.ndarray:
+        """(E,) median over the images fooled within each epsilon of their smallest fooling
+        L2 (pixel units); NaN where no image is fooled."""
+        best = self.best_l2
+        out = np.full(len(self.epsilons), np.nan)
+        for e in range(len(self.epsilons)):
+            found = best[e][np.isfinite(best[e])]
+            if found.size:
+                out[e] = np.median(found)
+        return out
+
+    @property
+    def min_epsilon(self) -> np.ndarray:
+        """(N,) the smallest epsilon of the grid that fooled each image; inf if none did."""
+        first = np.argmax(self.success, axis=0)
+        return np.where(self.success.any(axis=0), self.epsilons[first], np.inf)
+
+    @property
+    def median_min_epsilon(self) -> float:
+        """Median of `min_epsilon` over all N images: the budget that fools half of them.
+        inf when more than half are never fooled within the grid."""
+        return float(np.median(self.min_epsilon)) if self.n else float("nan")
+
+    def rows(self) -> list[dict]:
+        """One row per epsilon: norm, epsilon, mode, success_rate, median_l2, n (layout.ATTACK_SWEEP_CSV)."""
+        return [
+            {
+                "norm": self.norm,
+                "epsilon": float(eps),
+                "mode": self.mode,
+                "success_rate": float(rate),
+                "median_l2": float(l2),
+                "n": self.n,
+            }
+            for eps, rate, l2 in zip(self.epsilons, self.success_rate, self.median_l2)
+        ]
+
+
+def robustness_sweep(
+    classifier: PixelClassifier,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    norm: str,
+    epsilons,
+    steps: int,
+    step_fraction: float,
+    targeted: bool = True,
+    batch_size: int = 500,
+) -> SweepResult:
+    """PGD with `steps` steps of step_fraction * epsilon, for every epsilon (pixel units).
+
+    images: (N, ...) pixels in [0, 255]; labels: (N,) targets if `targeted`, else true classes.
+    Batches of `batch_size` images bound the memory of the float64 copies: (batch, D) each.
+    """
+    _check_norm(norm)
+    eps = np.sort(np.asarray(epsilons, dtype=np.float64).reshape(-1))
+    if eps.size == 0 or eps[0] < 0:
+        raise ValueError(f"epsilons must be a non-empty list of numbers >= 0; got {list(epsilons)}")
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(images)
+    success = np.zeros((eps.size, n), dtype=bool)
+    l2 = np.zeros((eps.size, n))
+    for e, epsilon in enumerate(eps):
+        for start in range(0, n, batch_size):
+            part = slice(start, start + batch_size)
+            original = images[part]
+            adversarial = pgd(
+                classifier, original, labels[part], norm=norm, epsilon=float(epsilon),
+                steps=steps, step_size=step_fraction * float(epsilon), targeted=targeted,
+            )
+            pred = classifier.predict(adversarial)
+            success[e, part] = pred == labels[part] if targeted else pred != labels[part]
+            l2[e, part] = perturbation_norms(original, adversarial)[0]
+    return SweepResult(norm=norm, targeted=targeted, epsilons=eps, success=success, l2=l2)

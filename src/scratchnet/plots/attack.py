@@ -1,0 +1,122 @@
+"""The attack's figures: the study's three images, and success rate vs epsilon.
+
+The study showed the difference image as it is, an almost black picture (a few pixel values out
+of 255). Here it is amplified so that the full range of the difference fills the display, and a
+colour bar states what each shade means in pixel units, so the picture is both visible and
+honest about how small the change is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+
+from scratchnet.attacks import FoolingExample, SweepResult
+
+NORM_TITLES = {"linf": "L∞ ball (sign steps)", "l2": "L2 ball (normalised steps)"}
+MODE_STYLES = {"targeted": dict(marker="o", color="C3"), "untargeted": dict(marker="s", color="C0")}
+
+
+def _image_figure(width: float = 3.2) -> tuple[Figure, object]:
+    fig = Figure(figsize=(width, 3.4), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    return fig, ax
+
+
+def _show_pixels(ax, image: np.ndarray) -> None:
+    """image: (32, 32, 3) pixels in [0, 255]; shown as they are, one screen square per pixel."""
+    ax.imshow(np.clip(image, 0, 255) / 255.0, interpolation="nearest")
+
+
+def example_figures(example: FoolingExample, class_names: list[str]) -> dict[str, Figure]:
+    """{"original", "adversarial", "difference"} figures of one fooling example.
+
+    The original and adversarial images carry the predicted class and its probability; the
+    difference is (adversarial - original) per channel, amplified so that +-max|difference|
+    spans the whole grey range, with mid-grey = no change, and a colour bar in pixel units.
+    """
+    names = [str(c) for c in class_names]
+    shape = (32, 32, 3)
+    original = example.original.reshape(shape)
+    adversarial = example.adversarial.reshape(shape)
+    difference = example.difference.reshape(shape)
+
+    figures = {}
+    fig, ax = _image_figure()
+    _show_pixels(ax, original)
+    p = example.probs_before[example.pred_before]
+    ax.set_title(
+        f"test image {example.index}: {names[example.true_label]}\n"
+        f"predicted {names[example.pred_before]} (p = {p:.2f})",
+        fontsize=9,
+    )
+    figures["original"] = fig
+
+    fig, ax = _image_figure()
+    _show_pixels(ax, adversarial)
+    p = example.probs_after[example.pred_after]
+    steps = "1 step" if example.steps == 1 else f"{example.steps} steps"
+    ax.set_title(
+        f"after {steps} toward {names[example.target_label]}\n"
+        f"predicted {names[example.pred_after]} (p = {p:.2f})",
+        fontsize=9,
+    )
+    figures["adversarial"] = fig
+
+    fig, ax = _image_figure(width=4.0)
+    limit = float(np.abs(difference).max())
+    limit = limit if limit > 0 else 1.0  # an unchanged image: show flat mid-grey
+    ax.imshow(0.5 + difference / (2 * limit), interpolation="nearest", vmin=0, vmax=1)
+    amplification = 255.0 / (2 * limit)  # display range [0, 1] now spans 2 * limit pixel units
+    ax.set_title(
+        f"difference, amplified ×{amplification:.0f}\n"
+        f"L2 = {example.l2:.1f}, L∞ = {example.linf:.2f} (pixels, 0-255)",
+        fontsize=9,
+    )
+    bar = fig.colorbar(
+        ScalarMappable(norm=Normalize(-limit, limit), cmap="gray"), ax=ax, shrink=0.8
+    )
+    bar.set_label("change per channel (pixel units)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    figures["difference"] = fig
+    return figures
+
+
+def success_figure(sweeps: list[SweepResult], *, marks: dict[str, tuple[float, str]] | None = None) -> Figure:
+    """Success rate vs epsilon: one panel per norm, a line per mode (targeted, untargeted).
+
+    An image counts as fooled at epsilon when some budget <= epsilon fooled it (SweepResult).
+    `marks`: {norm: (epsilon, label)} draws a dotted reference line, e.g. the study's L2 = 91.
+    The epsilon axis is linear up to the smallest non-zero epsilon and logarithmic beyond, which
+    suits doubling grids that start at 0.
+    """
+    norms = [n for n in ("linf", "l2") if any(s.norm == n for s in sweeps)]
+    fig = Figure(figsize=(4.2 * len(norms), 3.6), dpi=100, layout="constrained")
+    axes = fig.subplots(1, len(norms), squeeze=False)[0]
+    for ax, norm in zip(axes, norms):
+        positive = []
+        for sweep in (s for s in sweeps if s.norm == norm):
+            ax.plot(
+                sweep.epsilons, sweep.success_rate, label=f"{sweep.mode} (n = {sweep.n})",
+                **MODE_STYLES[sweep.mode],
+            )
+            positive.extend(sweep.epsilons[sweep.epsilons > 0])
+        if positive:
+            ax.set_xscale("symlog", linthresh=min(positive))
+            grid = np.unique(np.concatenate([s.epsilons for s in sweeps if s.norm == norm]))
+            ax.set_xticks(grid, [f"{e:g}" for e in grid], fontsize=8)  # the grid, not powers of 10
+            ax.xaxis.set_minor_locator(NullLocator())
+        if marks and norm in marks:
+            x, label = marks[norm]
+            ax.axvline(x, color="0.4", linestyle=":", label=label)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(NORM_TITLES.get(norm, norm), fontsize=10)
+        ax.set_xlabel(f"epsilon ({'L∞' if norm == 'linf' else 'L2'}, pixel units on 0-255)")
+        ax.set_ylabel("fraction of images fooled")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")  # curves rise to the right: that corner is free
+    return fig

@@ -1,0 +1,362 @@
+"""Fooling images (issue 5): pixel-space gradients, PGD, the robustness sweep, the attack stage."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scratchnet import layout
+from scratchnet.attacks import (
+    PixelClassifier, SweepResult, choose_targets, first_correct, fooling_example,
+    perturbation_norms, pgd, project, robustness_sweep, sample_correct,
+)
+from scratchnet.data import Normalizer
+from scratchnet.nn import build_model
+
+D = 3072
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_normalizer(seed: int = 0) -> Normalizer:
+    """Per-pixel statistics of the kind preprocess computes: mean near mid-grey, std ~ 60."""
+    rng = np.random.default_rng(seed)
+    mean = rng.uniform(100, 150, D).astype(np.float32)
+    scale = rng.uniform(40, 80, D).astype(np.float32)
+    return Normalizer(mean=mean, scale=scale, method="mean_std")
+
+
+@functools.lru_cache(maxsize=None)
+def make_classifier(kind: str = "twolayer", seed: int = 0, dtype=np.float64) -> PixelClassifier:
+    config = {"kind": kind, "init": "he", "init_scale": 1e-3}
+    if kind == "twolayer":
+        config["hidden_dim"] = 16
+    model = build_model(config, input_dim=D, num_classes=10, seed=seed, dtype=dtype)
+    return PixelClassifier(model, make_normalizer(seed))
+
+
+def random_images(n: int, seed: int) -> np.ndarray:
+    """(n, 32, 32, 3) float64 pixels in [0, 255]."""
+    return np.random.default_rng(seed).uniform(0, 255, (n, 32, 32, 3))
+
+
+def sum_of_losses(classifier: PixelClassifier, images: np.ndarray, labels: np.ndarray) -> float:
+    loss, _ = classifier.model.loss(classifier.model_input(images), labels)
+    return loss * len(images)  # model.loss is the mean; each row's gradient is of its own loss
+
+
+# --- pixel space -------------------------------------------------------------------------
+
+def test_model_input_is_the_normalisation_used_in_training():
+    normalizer = make_normalizer()
+    pixels = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)
+    # A float32 network sees exactly what training fed it; a float64 one the same, more precisely.
+    as_trained = make_classifier(dtype=np.float32).model_input(pixels)
+    assert as_trained.dtype == np.float32
+    np.testing.assert_array_equal(as_trained, normalizer.forward(pixels))
+    np.testing.assert_allclose(make_classifier().model_input(pixels), normalizer.forward(pixels), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "twolayer"])
+def test_pixel_gradient_matches_central_differences(kind):
+    classifier = make_classifier(kind)
+    images = random_images(3, seed=2).reshape(3, D)
+    labels = np.array([0, 3, 9])
+    grad = classifier.loss_gradient(images, labels)
+    assert grad.shape == (3, D) and grad.dtype == np.float64
+
+    h = 1e-3  # pixel units; float64 end to end, so the error is O(h^2) + rounding
+    coords = np.random.default_rng(3).choice(3 * D, size=60, replace=False)
+    for flat in coords:
+        i, j = divmod(int(flat), D)
+        up, down = images.copy(), images.copy()
+        up[i, j] += h
+        down[i, j] -= h
+        numeric = (sum_of_losses(classifier, up, labels) - sum_of_losses(classifier, down, labels)) / (2 * h)
+        assert numeric == pytest.approx(grad[i, j], rel=1e-5, abs=1e-10)
+
+
+# --- PGD ---------------------------------------------------------------------------------
+
+def image_batch(seed: int, kind: str, n: int) -> np.ndarray:
+    """Random pixel images, including ones already on the box's faces so clipping is exercised."""
+    rng = np.random.default_rng(seed)
+    if kind == "uniform":
+        return rng.uniform(0, 255, (n, D))
+    if kind == "saturated":
+        return rng.choice([0.0, 255.0], size=(n, D))
+    return np.full((n, D), 0.0 if kind == "black" else 255.0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**16),
+    kind=st.sampled_from(["uniform", "saturated", "black", "white"]),
+    n=st.integers(1, 3),
+    norm=st.sampled_from(["l2", "linf"]),
+    epsilon=st.floats(0, 2000),
+    steps=st.integers(1, 4),
+    step_ratio=st.floats(0, 3),
+    targeted=st.booleans(),
+)
+def test_pgd_never_leaves_the_epsilon_ball_or_the_pixel_range(
+    seed, kind, n, norm, epsilon, steps, step_ratio, targeted
+):
+    classifier = make_classifier()
+    images = image_batch(seed, kind, n)
+    labels = np.random.default_rng(seed).integers(0, 10, n)
+    adversarial = pgd(
+        classifier, images, labels, norm=norm, epsilon=epsilon, steps=steps,
+        step_size=step_ratio * epsilon, targeted=targeted,
+    )
+    assert adversarial.shape == images.shape
+    assert adversarial.min() >= 0 and adversarial.max() <= 255
+    l2, linf = perturbation_norms(images, adversarial)
+    size = l2 if norm == "l2" else linf
+    assert np.all(size <= epsilon * (1 + 1e-12) + 1e-12)
+
+
+def test_projection_keeps_points_inside_the_ball_and_pulls_outside_ones_to_its_surface():
+    delta = np.array([[3.0, 4.0], [0.3, 0.4], [0.0, 0.0]])  # L2 lengths 5, 0.5, 0; L-inf 4, 0.4, 0
+    np.testing.assert_allclose(project(delta, "l2", 1.0), [[0.6, 0.8], [0.3, 0.4], [0.0, 0.0]])
+    np.testing.assert_allclose(project(delta, "linf", 1.0), [[1.0, 1.0], [0.3, 0.4], [0.0, 0.0]])
+
+
+def test_one_l2_step_moves_the_image_by_exactly_epsilon_when_nothing_clips():
+    classifier = make_classifier()
+    images = np.full((5, D), 128.0)  # mid-grey: a step of L2 length 20 cannot reach 0 or 255
+    labels = np.arange(5)
+    for epsilon in (0.5, 20.0):
+        adversarial = pgd(classifier, images, labels, norm="l2", epsilon=epsilon, steps=1, step_size=epsilon)
+        l2, _ = perturbation_norms(images, adversarial)
+        np.testing.assert_allclose(l2, epsilon, rtol=1e-12)
+
+
+def test_one_linf_step_moves_every_pixel_by_exactly_epsilon_when_nothing_clips():
+    classifier = make_classifier()
+    images = np.full((2, D), 128.0)
+    adversarial = pgd(classifier, images, [1, 2], norm="linf", epsilon=2.0, steps=1, step_size=2.0)
+    np.testing.assert_allclose(np.abs(adversarial - images), 2.0)
+
+
+def test_pgd_clips_to_the_pixel_range_and_keeps_the_rest_of_the_step():
+    classifier = make_classifier()
+    images = np.zeros((1, D))  # black: every step that would go below 0 is clipped
+    adversarial = pgd(classifier, images, [4], norm="linf", epsilon=8.0, steps=1, step_size=8.0)
+    direction = -np.sign(classifier.loss_gradient(images, [4]))  # descend toward class 4
+    np.testing.assert_array_equal(adversarial, np.where(direction > 0, 8.0, 0.0))
+
+
+def test_pgd_is_deterministic_and_leaves_its_input_untouched():
+    classifier = make_classifier()
+    images = random_images(3, seed=5)
+    before = images.copy()
+    first = pgd(classifier, images, [1, 2, 3], norm="l2", epsilon=300.0, steps=5, step_size=75.0)
+    second = pgd(classifier, images, [1, 2, 3], norm="l2", epsilon=300.0, steps=5, step_size=75.0)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(images, before)
+
+
+@pytest.mark.parametrize("norm, epsilon", [("l2", 3000.0), ("linf", 64.0)])
+def test_targeted_pgd_with_a_large_budget_reaches_the_target(norm, epsilon):
+    classifier = make_classifier("softmax")
+    images = random_images(10, seed=6)
+    targets = (classifier.predict(images) + 3) % 10
+    adversarial = pgd(classifier, images, targets, norm=norm, epsilon=epsilon, steps=20, step_size=epsilon / 5)
+    np.testing.assert_array_equal(classifier.predict(adversarial), targets)
+
+
+def test_targeted_steps_raise_the_target_probability_and_untargeted_steps_lower_the_true_one():
+    classifier = make_classifier()
+    images = random_images(8, seed=7)
+    labels = classifier.predict(images)
+    targets = (labels + 1) % 10
+    rows = np.arange(8)
+    p0 = classifier.probabilities(images)
+    toward = pgd(classifier, images, targets, norm="l2", epsilon=5.0, steps=1, step_size=5.0)
+    away = pgd(classifier, images, labels, norm="l2", epsilon=5.0, steps=1, step_size=5.0, targeted=False)
+    assert np.all(classifier.probabilities(toward)[rows, targets] > p0[rows, targets])
+    assert np.all(classifier.probabilities(away)[rows, labels] < p0[rows, labels])
+
+
+def test_pgd_rejects_images_outside_the_pixel_range_and_unknown_norms():
+    classifier = make_classifier()
+    with pytest.raises(ValueError, match=r"\[0, 255\]"):
+        pgd(classifier, np.full((1, D), 256.0), [0], norm="l2", epsilon=1.0, steps=1, step_size=1.0)
+    with pytest.raises(ValueError, match="norm"):
+        pgd(classifier, np.zeros((1, D)), [0], norm="l1", epsilon=1.0, steps=1, step_size=1.0)
+
+
+# --- the study's example -----------------------------------------------------------------
+
+def test_first_correct_is_the_first_image_of_the_class_the_model_gets_right():
+    labels = np.array([9, 1, 9, 9, 9])
+    predictions = np.array([1, 1, 0, 9, 9])
+    assert first_correct(predictions, labels, 9) == 3
+    with pytest.raises(ValueError, match="no image of class 2"):
+        first_correct(predictions, labels, 2)
+
+
+def test_fooling_example_records_a_single_step_of_length_epsilon():
+    classifier = make_classifier()
+    image = np.full((32, 32, 3), 128.0)
+    true = int(classifier.predict(image[None])[0])
+    target = (true + 1) % 10
+    example = fooling_example(classifier, image, true, target, index=7, norm="l2", epsilon=91.0, steps=1)
+    assert example.step_size == 91.0 and example.adversarial.shape == (32, 32, 3)
+    assert example.l2 == pytest.approx(91.0)
+    assert example.linf == pytest.approx(np.abs(example.difference).max())
+    assert example.probs_after[target] > example.probs_before[target]
+    assert example.pred_before == true
+
+    names = [f"class{i}" for i in range(10)]
+    record = example.record(names)
+    assert {"index", "true_class", "target_class", "norm", "epsilon", "steps", "l2", "linf",
+            "probs_before", "probs_after", "pred_before", "pred_after", "fooled"} <= set(record)
+    assert record["true_class"] == names[true] and record["index"] == 7
+    assert sum(record["probs_before"].values()) == pytest.approx(1.0)
+    assert record["fooled"] == (example.pred_after == target)
+    json.dumps(record)  # JSON-serialisable as it stands
+
+
+# --- the sweep ---------------------------------------------------------------------------
+
+def test_sample_correct_draws_a_seeded_sample_of_correctly_classified_images_only():
+    rng = np.random.default_rng(8)
+    labels = rng.integers(0, 10, 500)
+    predictions = np.where(rng.random(500) < 0.5, labels, (labels + 1) % 10)
+    sample = sample_correct(predictions, labels, 100, seed=0)
+    assert sample.size == 100 and np.unique(sample).size == 100
+    assert np.all(predictions[sample] == labels[sample]) and np.all(np.diff(sample) > 0)
+    np.testing.assert_array_equal(sample, sample_correct(predictions, labels, 100, seed=0))
+    assert not np.array_equal(sample, sample_correct(predictions, labels, 100, seed=1))
+    everything = sample_correct(predictions, labels, 10_000, seed=0)  # fewer correct than asked
+    np.testing.assert_array_equal(everything, np.flatnonzero(predictions == labels))
+
+
+def test_targets_are_the_next_class_or_a_seeded_uniform_other_class():
+    labels = np.repeat(np.arange(10), 300)
+    np.testing.assert_array_equal(choose_targets(labels, "next", 10, seed=0), (labels + 1) % 10)
+    targets = choose_targets(labels, "random", 10, seed=0)
+    assert np.all(targets != labels) and set(np.unique(targets)) == set(range(10))
+    np.testing.assert_array_equal(targets, choose_targets(labels, "random", 10, seed=0))
+    counts = np.bincount((targets - labels) % 10, minlength=10)[1:]  # offsets 1..9, ~333 each
+    assert counts.min() > 250
+    with pytest.raises(ValueError, match="target rule"):
+        choose_targets(labels, "hardest", 10, seed=0)
+
+
+@pytest.mark.parametrize("norm, epsilons", [("l2", [0, 100, 25, 400, 1600]), ("linf", [0, 1, 4, 16, 64])])
+def test_success_rate_is_non_decreasing_in_epsilon_and_zero_at_epsilon_zero(norm, epsilons):
+    classifier = make_classifier()
+    images = random_images(40, seed=9)
+    labels = classifier.predict(images)  # every image "correctly classified"
+    for targeted in (True, False):
+        goals = (labels + 1) % 10 if targeted else labels
+        sweep = robustness_sweep(
+            classifier, images, goals, norm=norm, epsilons=epsilons, steps=4, step_fraction=0.5,
+            targeted=targeted, batch_size=16,
+        )
+        np.testing.assert_array_equal(sweep.epsilons, sorted(epsilons))
+        assert sweep.success_rate[0] == 0.0
+        assert np.all(np.diff(sweep.success_rate) >= 0)
+        assert sweep.success_rate[-1] > 0.5  # the budget grid reaches attacks that work
+
+
+def test_success_at_epsilon_zero_is_the_rate_already_classified_as_the_target():
+    classifier = make_classifier()
+    images = random_images(30, seed=10)
+    predictions = classifier.predict(images)
+    targets = np.where(np.arange(30) % 3 == 0, predictions, (predictions + 1) % 10)  # a third already there
+    sweep = robustness_sweep(classifier, images, targets, norm="linf", epsilons=[0], steps=3, step_fraction=0.5)
+    assert sweep.success_rate[0] == pytest.approx(np.mean(predictions == targets)) == pytest.approx(1 / 3)
+    assert sweep.median_l2[0] == 0.0  # those images need no perturbation at all
+
+
+def test_sweep_bookkeeping_counts_an_image_fooled_from_its_smallest_successful_epsilon():
+    # image 0: fooled at 1, PGD overshoots at 2, fooled again at 4; image 1: only at 4; image 2: never
+    sweep = SweepResult(
+        norm="l2", targeted=True, epsilons=np.array([0.0, 1.0, 2.0, 4.0]),
+        success=np.array([[0, 0, 0], [1, 0, 0], [0, 0, 0], [1, 1, 0]], dtype=bool),
+        l2=np.array([[0, 0, 0], [0.9, 1.0, 1.0], [2.0, 2.0, 2.0], [0.5, 3.0, 4.0]]),
+    )
+    np.testing.assert_allclose(sweep.raw_success_rate, [0, 1 / 3, 0, 2 / 3])
+    np.testing.assert_allclose(sweep.success_rate, [0, 1 / 3, 1 / 3, 2 / 3])
+    np.testing.assert_array_equal(sweep.min_epsilon, [1.0, 4.0, np.inf])
+    assert sweep.median_min_epsilon == 4.0
+    np.testing.assert_allclose(sweep.median_l2, [np.nan, 0.9, 0.9, (0.5 + 3.0) / 2])
+    rows = sweep.rows()
+    assert [r["epsilon"] for r in rows] == [0.0, 1.0, 2.0, 4.0]
+    assert set(rows[0]) == {"norm", "epsilon", "mode", "success_rate", "median_l2", "n"}
+    assert rows[-1]["mode"] == "targeted" and rows[-1]["n"] == 3
+
+
+# --- the stage ---------------------------------------------------------------------------
+
+def load_stage():
+    spec = importlib.util.spec_from_file_location("attack_stage", ROOT / "pipeline" / "attack.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_attack_stage_writes_every_output_from_a_small_project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(11)
+    names = np.array(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"])
+    x_test = rng.integers(0, 256, (60, 32, 32, 3)).astype(np.uint8)
+    normalizer = make_normalizer()
+    model = build_model({"kind": "twolayer", "hidden_dim": 16, "init": "he", "init_scale": 1e-3},
+                        input_dim=D, num_classes=10, seed=0, dtype=np.float32)
+    # Label the images as the model sees them: all correct, so image 0 is the one to attack.
+    y_test = PixelClassifier(model, normalizer).predict(x_test)
+    layout.DATA_RAW.mkdir(parents=True)
+    np.savez(layout.RAW_ARRAYS, x_test=x_test, y_test=y_test, class_names=names,
+             x_train=x_test[:0], y_train=y_test[:0])
+    layout.DATA_PROCESSED.mkdir(parents=True)
+    normalizer.save(layout.STATS)
+    layout.MODELS.mkdir()
+    model.save(layout.model_path("twolayer"))
+    truck = int(y_test[0])
+    attack = {
+        "example": {"true_class": str(names[truck]), "target_class": str(names[(truck + 1) % 10]),
+                    "norm": "l2", "epsilon": 91.0, "steps": 1},
+        "sweep": {"sample_size": 25, "seed": 0, "target": "next", "steps": 3, "step_fraction": 0.5,
+                  "epsilons": {"linf": [0, 4, 16], "l2": [0, 200, 800]}},
+    }
+
+    stage = load_stage()
+    outputs = stage.run(attack)
+
+    example = json.loads(layout.ATTACK_EXAMPLE.read_text())
+    assert example["index"] == 0 and example["true_class"] == names[truck]
+    assert example["l2"] == pytest.approx(91.0, rel=0.05) and example["seconds"] >= 0
+    with layout.ATTACK_SWEEP_CSV.open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["norm", "epsilon", "mode", "success_rate", "median_l2", "n"]
+    assert len(rows) == 2 * 2 * 3 and {r["mode"] for r in rows} == {"targeted", "untargeted"}
+    assert all(r["n"] == "25" for r in rows)
+    metrics = json.loads(layout.ATTACK_METRICS.read_text())
+    assert metrics["targeted"]["l2"]["success_eps_0"] == 0.0 and metrics["sample_size"] == 25
+    assert metrics["test_accuracy"] == 1.0
+    for path in [*layout.ATTACK_IMAGES.values(), layout.ATTACK_SUCCESS_PLOT]:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(outputs.artifacts) >= {layout.ATTACK_EXAMPLE, layout.ATTACK_SWEEP_CSV, layout.ATTACK_SUCCESS_PLOT}
+    assert outputs.metrics["example.l2"] == pytest.approx(example["l2"])
+    assert outputs.params["example.norm"] == "l2"
+    assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no temporary files behind
+
+
+def test_attack_stage_names_an_unknown_class_in_its_error(tmp_path, monkeypatch):
+    stage = load_stage()
+    with pytest.raises(ValueError, match="attack.example.true_class is 'lorry'"):
+        stage.class_index(["automobile", "truck"], "lorry", "example.true_class")
