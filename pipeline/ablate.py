@@ -12,7 +12,7 @@ import time
 from scratchnet import layout
 from scratchnet.params import MODELS, ParamsError, load_params, parse_entry, run_config
 from scratchnet.io import read_json, write_json
-from scratchnet.runs import base_tags, load_splits, summarise, train_one
+from scratchnet.runs import base_tags, fit_seeds, load_splits, log_seed, summarise
 from scratchnet.identity import config_hash
 from scratchnet.tracking import TAG, Tracker
 
@@ -28,25 +28,27 @@ def main(model_name: str, entry: str) -> None:
     provenance = read_json(layout.PROVENANCE)
     sweep = f"{model_name}.{param or 'baseline'}"
 
+    tags = {**base_tags(model_name, "ablate", provenance, config_hash(params)), TAG + "sweep": sweep}
     # The sweep's fixed part: its runs are comparable while this stays the same.
     baseline = {k: v for k, v in params[model_name].items() if k != param}
     parent_key = config_hash({"sweep": sweep, "baseline": baseline, "epochs": config["epochs"],
-                              "data": provenance.get("sha256"), "preprocess": params["preprocess"]})
-    tags = {**base_tags(model_name, "ablate", provenance, config_hash(params)), TAG + "sweep": sweep}
+                              "data": tags[TAG + "dataset_sha256"], "preprocess": params["preprocess"]})
     parent = tracker.parent_run(
         f"{model_name} sweep: {param or 'baseline'}", parent_key,
         {**tags, TAG + "stage": "ablate-sweep"},
     )
     splits = load_splits()
-    records, errors = [], []
-    for seed in params["ablate"]["seeds"]:
-        record, _, error = train_one(
-            params, model_name, config, seed, splits, tracker,
-            run_name=f"{model_name} {entry} seed {seed}",
+    records = [r for r, _ in fit_seeds(model_name, config, params["ablate"]["seeds"], splits,
+                                         desc=f"{model_name} {entry}")]
+    errors = []
+    for record in records:
+        error = log_seed(
+            tracker, record, model_name=model_name, config=config,
+            train_size=len(splits["train"][1]),
+            run_name=f"{model_name} {entry} seed {record['seed']}",
             tags={**tags, TAG + "varied": param or "none", TAG + "value": value},
             parent_run_id=parent,
         )
-        records.append(record)
         if error is not None:
             errors.append(str(error))
 

@@ -7,10 +7,10 @@ import sys
 import time
 
 from scratchnet import layout
-from scratchnet.params import load_params, run_config
-from scratchnet.io import read_json, write_json
-from scratchnet.runs import base_tags, load_splits, train_one, write_history_csv
 from scratchnet.identity import config_hash
+from scratchnet.io import read_json, write_json
+from scratchnet.params import MODELS, load_params, run_config
+from scratchnet.runs import base_tags, fit_seed, load_splits, log_seed, write_history_csv
 from scratchnet.tracking import TAG, Tracker
 
 
@@ -21,21 +21,20 @@ def main(model_name: str) -> None:
     config = run_config(params, model_name, "baseline", params["train"]["epochs"][model_name])
     seed = params["train"]["seed"]
     meta = read_json(layout.PROCESSED_META)
-    tags = {
-        **base_tags(model_name, "train", read_json(layout.PROVENANCE), config_hash(params)),
-        TAG + "sweep": "baseline",
-    }
+    splits = load_splits()
 
-    def save_and_log(run, model, record):
-        model.save(layout.model_path(model_name),
-                   metadata={"config": config, "seed": seed, "class_names": meta["class_names"]})
-        write_history_csv(layout.train_history(model_name), record["history"])
-        run.log_model(layout.model_path(model_name), layout.STATS, meta["class_names"])
+    record, model = fit_seed(model_name, config, seed, splits, desc=f"{model_name} baseline")
+    model.save(layout.model_path(model_name),
+               metadata={"config": config, "seed": seed, "class_names": meta["class_names"]})
+    write_history_csv(layout.train_history(model_name), record["history"])
 
-    layout.MODELS.mkdir(exist_ok=True)
-    record, _, tracking_error = train_one(
-        params, model_name, config, seed, load_splits(), tracker,
-        run_name=f"{model_name} baseline", tags=tags, on_trained=save_and_log,
+    tags = {**base_tags(model_name, "train", read_json(layout.PROVENANCE), config_hash(params)),
+            TAG + "sweep": "baseline"}
+    error = log_seed(
+        tracker, record, model_name=model_name, config=config, train_size=len(splits["train"][1]),
+        run_name=f"{model_name} baseline", tags=tags,
+        on_logged=lambda run: run.log_model(layout.model_path(model_name), layout.STATS,
+                                            meta["class_names"]),
     )
     write_json(layout.train_run(model_name), {
         "model": model_name, "stage": "train", "run": "baseline", "param": None, "value": None,
@@ -44,12 +43,12 @@ def main(model_name: str) -> None:
         "mlflow_parent_run_id": None, "mlflow_experiment_id": tracker.experiment_id,
         "tracking_uri": tracker.uri, "seconds": time.perf_counter() - started,
     })
-    if tracking_error is not None:
-        sys.exit(f"train {model_name}: {tracking_error}")
+    if error is not None:
+        sys.exit(f"train {model_name}: {error}")
     print(f"{model_name}: test accuracy {record['test_acc']}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in ("softmax", "twolayer"):
+    if len(sys.argv) != 2 or sys.argv[1] not in MODELS:
         sys.exit("usage: python pipeline/train.py softmax|twolayer")
     main(sys.argv[1])

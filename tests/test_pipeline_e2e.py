@@ -56,7 +56,7 @@ TINY = {
     "preprocess": {"val_size": 40},
     "fit": {"steps": 20},
     "softmax": {"batch_size": 32},
-    "twolayer": {"hidden_dim": 16, "batch_size": 32},
+    "twolayer": {"hidden_dim": 16, "batch_size": 32, "lr": 0.01},
     "train": {"epochs": {"softmax": 2, "twolayer": 2}},
     "ablate": {
         "seeds": [0, 1],
@@ -176,6 +176,14 @@ def test_every_training_run_is_an_mlflow_run_with_params_and_epoch_metrics(tiny_
     assert sorted(sweep_of.values()) == ["softmax.baseline", "softmax.reg", "twolayer.baseline", "twolayer.hidden_dim"]
 
 
+def test_the_attack_is_an_mlflow_run_with_its_figures(tiny_project, first_repro):
+    client, runs = mlflow_runs(tiny_project)
+    (attack,) = [r for r in runs if r.data.tags.get("scratchnet.stage") == "attack"]
+    assert {"example.l2", "targeted.linf.success_eps_16"} <= set(attack.data.metrics)
+    logged = {f.path for f in client.list_artifacts(attack.info.run_id, "attack")}
+    assert {"attack/original.png", "attack/adversarial.png", "attack/difference.png"} <= logged
+
+
 def test_the_baselines_are_mlflow_models_that_predict_from_images(tiny_project, first_repro):
     import mlflow.pyfunc
 
@@ -217,7 +225,7 @@ def test_editing_one_ablation_value_reruns_only_that_run(tiny_project, first_rep
 
 
 def test_a_changed_baseline_param_reruns_what_depends_on_it(tiny_project, first_repro):
-    set_params(tiny_project, {"twolayer": {"lr": 0.05}})
+    set_params(tiny_project, {"twolayer": {"lr": 0.02}})
     edited = run([str(BIN / "dvc"), "repro"], tiny_project)
     assert stages_run(edited.stdout) == {
         "train@twolayer", "ablate-twolayer@baseline", "ablate-twolayer@hidden_dim=8",

@@ -37,8 +37,8 @@ def tracker(tmp_path, monkeypatch):
 
 def test_a_run_logs_params_epoch_metrics_and_tags(tracker):
     with tracker.run("r", {"lr": 0.1}, {"scratchnet.model": "softmax"}) as run:
-        for epoch in (1, 2):
-            run.log_epoch({"epoch": epoch, "loss": 1.0 / epoch, "train_acc": 0.5, "val_acc": 0.4, "lr": 0.1})
+        run.log_history([{"epoch": e, "loss": 1.0 / e, "train_acc": 0.5, "val_acc": 0.4, "lr": 0.1}
+                         for e in (1, 2)])
     logged = tracker.client.get_run(run.run_id)
     assert logged.data.params == {"lr": "0.1"}
     assert logged.data.tags["scratchnet.model"] == "softmax"
@@ -64,6 +64,6 @@ def test_a_store_failure_mid_run_is_reported_after_the_body_finishes(tracker, mo
     with pytest.raises(TrackingError, match="was not fully logged to MLflow.*store is gone"):
         with tracker.run("r", {}, {}) as run:
             monkeypatch.setattr(run.client, "log_batch", broken)
-            run.log_epoch({"epoch": 1, "loss": 1.0})  # does not raise: training goes on
+            run.log_history([{"epoch": 1, "loss": 1.0}])  # does not raise: the stage goes on
             finished.append(True)
     assert finished == [True]

@@ -91,10 +91,13 @@ class Run:
         except Exception as err:  # noqa: BLE001 - any store failure is reported at run end
             self.error = err
 
-    def log_epoch(self, record: dict) -> None:
-        """record: {"epoch": k, "loss", "train_acc", "val_acc", "lr"} -> metrics at step k."""
-        metrics = {k: float(v) for k, v in record.items() if k != "epoch" and v is not None}
-        self.log_metrics(metrics, step=int(record["epoch"]))
+    def log_history(self, history: list[dict]) -> None:
+        """Every epoch record at once, each at step=epoch (one request, not one per epoch)."""
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, int(r["epoch"]))
+                 for r in history for k, v in r.items() if k != "epoch" and v is not None]
+        for start in range(0, len(batch), 1000):  # MLflow takes at most 1000 metrics a request
+            self._safely(self.client.log_batch, self.run_id, metrics=batch[start:start + 1000])
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         now = int(time.time() * 1000)
