@@ -113,7 +113,7 @@ def sweep_figure(
     """Test accuracy mean ± std (error bars) against the swept value.
 
     values: numbers (plotted on a numeric axis, log when they span decades) or labels
-    (categorical). means/stds: None where every seed diverged (not plotted). study: {value:
+    (categorical). means/stds: None where every seed diverged (marked on the axis). study: {value:
     accuracy} of the study's table, drawn as crosses. baseline: the baseline's value, marked.
     """
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
@@ -130,6 +130,10 @@ def sweep_figure(
         if points:
             ax.plot([position.get(v, v) for v, _ in points], [a for _, a in points],
                     label="study (one run each)", **STUDY)
+    diverged = [v for v, m in zip(values, means) if m is None or not math.isfinite(m)]
+    if diverged:  # no accuracy to plot: mark where, so a gap is not read as "not run"
+        ax.plot([position[v] for v in diverged], [0.02] * len(diverged), "v", color="black",
+                transform=ax.get_xaxis_transform(), clip_on=False, label="every seed diverged")
     if baseline is not None and baseline in position:
         ax.axvline(position[baseline], color="0.5", linestyle=":", label=f"baseline ({param} = {baseline:g})"
                    if numeric else "baseline")
