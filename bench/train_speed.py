@@ -140,6 +140,29 @@ def gather_strategies(X: np.ndarray, batch_size: int, repeats: int) -> dict:
             for name, fn in (("per_batch_take", per_batch), ("per_epoch_permuted_copy", per_epoch_copy))}
 
 
+def concurrent_seeds(X, y, X_val, y_val, peak: float, single_epoch_s: float,
+                     seeds: int = 3, epochs: int = 3) -> dict:
+    """The ablation stage's mode: `seeds` two-layer runs side by side (runs.fit_seeds: one
+    forked, single-threaded process each). Wall time of the whole call, so fork, the
+    per-process warm-up and the test evaluation are all charged to it."""
+    from scratchnet.runs import fit_seeds
+
+    config = {"hidden_dim": 100, "init": "he", "init_scale": 1e-3, "lr": 1e-3, "lr_decay": 1.0,
+              "batch_size": 128, "reg": 0.0, "epochs": epochs}
+    splits = {"train": (X, y), "val": (X_val, y_val), "test": (X_val, y_val)}
+    started = time.perf_counter()
+    fit_seeds("twolayer", config, list(range(seeds)), splits, desc="concurrent")
+    wall = time.perf_counter() - started
+    flops = seeds * epochs * epoch_flops("twolayer", len(y), 128)
+    return {
+        "seeds": seeds, "epochs": epochs, "wall_s": wall,
+        "epoch_s_per_run_equivalent": wall / (seeds * epochs),
+        "gflops": flops / wall / 1e9,
+        "fraction_of_peak": flops / wall / 1e9 / peak,
+        "speedup_vs_one_after_another": seeds * epochs * single_epoch_s / wall,
+    }
+
+
 def measure(n: int, repeats: int, peak_n: int) -> dict:
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, D), dtype=np.float32)
@@ -172,6 +195,7 @@ def measure(n: int, repeats: int, peak_n: int) -> dict:
     return {
         "n": n,
         "peak_gflops": peak,
+        "concurrent": concurrent_seeds(X, y, X_val, y_val, peak, rows["twolayer"]["epoch_s_best"]),
         "peak_gemm_n": peak_n,
         "repeats": repeats,
         "configs": rows,
@@ -192,6 +216,11 @@ def report(r: dict, label: str) -> None:
               f"{c['samples_per_s']:,.0f} | {c['gflop_per_epoch']:.2f} | {c['gflops']:.1f} | "
               f"{100 * c['fraction_of_peak']:.0f}% | {c['gemms_alone_s']:.3f}, "
               f"{100 * c['gemms_alone_fraction_of_peak']:.0f}% |")
+    c = r["concurrent"]
+    print(f"ablation mode, {c['seeds']} two-layer seeds side by side (runs.fit_seeds, one single-threaded "
+          f"process each), {c['epochs']} epochs: {c['wall_s']:.2f} s wall = {c['epoch_s_per_run_equivalent']:.3f} s "
+          f"per epoch of work, {c['gflops']:.1f} GFLOP/s, {100 * c['fraction_of_peak']:.0f}% of peak, "
+          f"{c['speedup_vs_one_after_another']:.2f}x the same seeds one after another")
     g = r["gather_s"]
     print(f"mini-batch gather, one epoch at batch 128: per-batch np.take {g['per_batch_take']:.3f} s, "
           f"one permuted copy per epoch {g['per_epoch_permuted_copy']:.3f} s")

@@ -294,3 +294,23 @@ def test_runs_go_to_a_tracking_server_and_a_dead_server_fails_the_next_stage_at_
     assert "unreachable" in dead.stderr + dead.stdout
     assert time.monotonic() - started < 60
     assert not (project / "models" / "twolayer.npz").exists()
+
+
+def test_dvc_plots_show_renders_the_curves_and_every_sweep(tiny_project, first_repro):
+    shown = json.loads(run([str(BIN / "dvc"), "plots", "show", "--json"], tiny_project).stdout)["data"]
+    assert set(shown) >= {
+        "Softmax baseline, accuracy per epoch", "Two-layer baseline, accuracy per epoch",
+        "results/evaluate/sweeps/softmax.reg.csv", "results/evaluate/sweeps/twolayer.hidden_dim.csv",
+        "results/attack/plots/l2.csv", "results/attack/plots/linf.csv",
+    }
+    curve = shown["Two-layer baseline, accuracy per epoch"][0]["content"]["data"]["values"]
+    assert {row["field"] for row in curve} == {"train_acc", "val_acc"}
+
+
+def test_dvc_exp_run_with_a_set_param_reruns_only_what_it_feeds(tiny_project, first_repro):
+    exp = run([str(BIN / "dvc"), "exp", "run", "-S", "fit.steps=30"], tiny_project)
+    assert stages_run(exp.stdout) == {"fit", "report"}
+    shown = json.loads(run([str(BIN / "dvc"), "exp", "show", "--json"], tiny_project).stdout)
+    experiments = [rev["data"]["params"]["params.yaml"]["data"]
+                   for row in shown for exp_ in (row.get("experiments") or []) for rev in exp_["revs"]]
+    assert [p["fit"]["steps"] for p in experiments] == [30]
