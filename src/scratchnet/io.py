@@ -1,35 +1,57 @@
 """Atomic file writes: a stage that fails midway never leaves a half-written artifact.
 
-Each writer puts the bytes in a temporary file beside the target and renames it over the
-target (os.replace is atomic on one filesystem), so readers see the old file or the new one.
+Every output is written to a temporary file beside its target and renamed over the target
+only once complete (os.replace is atomic on one filesystem), so readers see the old file or
+the new one. `atomic_paths` does this for a group of files at once: all are renamed, or none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+@contextlib.contextmanager
+def atomic_paths(paths: Mapping[str, str | Path]) -> Iterator[dict[str, Path]]:
+    """Yields {key: temporary path} for outputs {key: path}; renames them all into place only
+    if the block succeeds.
+
+    On an exception every temporary file is deleted and no output is touched. Write to the
+    temporary paths through file objects: np.save/np.savez given a name append a suffix.
+    """
+    tmps: dict[str, Path] = {}
+    try:
+        for key, path in paths.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            tmps[key] = Path(tmp)
+        yield dict(tmps)
+        mode = 0o666 & ~_umask()  # mkstemp makes files private (0600); outputs are ordinary files
+        for key, tmp in tmps.items():
+            os.chmod(tmp, mode)
+            os.replace(tmp, paths[key])
+    finally:
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)  # already renamed on success
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path: Path | str, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_paths({"out": path}) as tmp:
+        tmp["out"].write_bytes(data)
 
 
 def write_text(path: Path | str, text: str) -> None:
@@ -46,8 +68,13 @@ def _jsonable(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def write_json(path: Path | str, data) -> None:
-    write_text(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
+def json_text(data: Any) -> str:
+    """Indented JSON with NumPy scalars/arrays and paths converted, newline-terminated."""
+    return json.dumps(data, indent=2, default=_jsonable) + "\n"
+
+
+def write_json(path: Path | str, data: Any) -> None:
+    write_text(path, json_text(data))
 
 
 def read_json(path: Path | str) -> dict:

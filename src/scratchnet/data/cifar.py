@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .archives import iter_files, safe_unpickle
 from .errors import DataError
-from .files import atomic_paths, write_json
+from ..io import atomic_paths, json_text
 
 # The label order of the release, which is also the sorted order of its class names: so an
 # image-folder dataset's sorted folder names give the same labels as the official batches.
@@ -292,7 +292,7 @@ def save_raw(dataset: RawDataset, provenance: dict, arrays_path: str | Path,
                 y_test=dataset.y_test,
                 class_names=np.array(dataset.class_names),
             )
-        write_json(tmp["provenance"], provenance)
+        tmp["provenance"].write_text(json_text(provenance))
 
 
 def load_raw(path: str | Path) -> RawDataset:

@@ -26,7 +26,7 @@ import numpy as np
 from .. import layout
 from .cifar import IMAGE_SHAPE, PIXELS, RawDataset, class_counts
 from .errors import DataError
-from .files import atomic_paths, write_json
+from ..io import atomic_paths, json_text
 
 METHODS = ("mean", "mean_std")
 # A pixel whose training std is below one grey level would have any tiny difference at test
@@ -188,7 +188,7 @@ def write_processed(
             "provenance": provenance,
             "seconds": round(time.perf_counter() - start, 3),
         }
-        write_json(tmp["meta"], meta)
+        tmp["meta"].write_text(json_text(meta))
     return meta
 
 

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from .. import layout
 from .cifar import RawDataset, read_cifar10
 from .errors import DataError
-from .files import atomic_paths
+from ..io import atomic_paths
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import zipfile
 from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_paths
 from .init import INITS, init_weight
 from .layers import affine_backward, affine_forward, relu_backward, relu_forward
 from .losses import l2_regularization, softmax, softmax_cross_entropy
@@ -193,22 +193,15 @@ class Network:
             meta_json = json.dumps(self.metadata)
         except (TypeError, ValueError) as err:
             raise ValueError(f"model metadata for {path} must be JSON-serialisable: {err}") from None
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {
             **self.params,
             "__format__": np.array(_FORMAT),
             "__config__": np.array(json.dumps(self.config)),
             "__metadata__": np.array(meta_json),
         }
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            with open(tmp, "wb") as f:  # a file object: given a name, np.savez would append ".npz"
+        with atomic_paths({"model": path}) as tmp:
+            with open(tmp["model"], "wb") as f:  # a file object: given a name, np.savez appends ".npz"
                 np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
 
 def _normalise_config(config) -> tuple[dict, list[int]]:
