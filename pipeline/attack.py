@@ -30,7 +30,7 @@ from scratchnet.identity import config_hash
 from scratchnet.io import read_json, write_bytes, write_json, write_text
 from scratchnet.nn import load_model
 from scratchnet.params import ParamsError, load_params
-from scratchnet.plots import example_figures, success_figure
+from scratchnet.plots import example_figures, png_bytes, success_figure
 from scratchnet.runs import base_tags
 from scratchnet.tracking import Tracker, TrackingError
 
@@ -83,12 +83,6 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _save_figure(fig, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    write_bytes(path, buffer.getvalue())
-
-
 def _write_sweep_csv(path: Path, rows: list[dict]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=SWEEP_COLUMNS, lineterminator="\n")
@@ -119,7 +113,7 @@ def run(attack: dict) -> AttackOutputs:
     )
     write_json(layout.ATTACK_EXAMPLE, {**example.record(class_names), "seconds": time.perf_counter() - tick})
     for name, fig in example_figures(example, class_names).items():
-        _save_figure(fig, layout.ATTACK_IMAGES[name])
+        write_bytes(layout.ATTACK_IMAGES[name], png_bytes(fig))
 
     # Beyond it: success vs epsilon on a seeded sample of correctly classified test images.
     sweep_spec = attack["sweep"]
@@ -146,7 +140,7 @@ def run(attack: dict) -> AttackOutputs:
             zip(sweep_spec["epsilons"][norm], rates["targeted"], rates["untargeted"])]
         write_text(layout.attack_plot_data(norm), "\n".join(lines) + "\n")
     marks = {spec["norm"]: (spec["epsilon"], f"study's example (epsilon {spec['epsilon']:g})")}
-    _save_figure(success_figure(sweeps, marks=marks), layout.ATTACK_SUCCESS_PLOT)
+    write_bytes(layout.ATTACK_SUCCESS_PLOT, png_bytes(success_figure(sweeps, marks=marks)))
 
     metrics = {
         "test_accuracy": float(np.mean(predictions == labels)),

@@ -1,11 +1,10 @@
-"""evaluate stage: gathers every run's test accuracy into tables, DVC metrics and plot data."""
+"""evaluate stage: gathers every run's test accuracy into tables, DVC metrics and sweep plot data."""
 
 import time
-from pathlib import Path
 
 from scratchnet import evaluation, layout
 from scratchnet.io import write_json, write_text
-from scratchnet.params import MODELS, load_params
+from scratchnet.params import load_params
 
 
 def main() -> None:
@@ -18,8 +17,6 @@ def main() -> None:
     write_text(layout.ABLATION_SUMMARY_CSV, summary.to_csv(index=False))
     write_text(layout.ABLATION_TABLES_MD, "# Ablations: test accuracy over seeds\n\n"
                + evaluation.markdown_tables(summary))
-    for model in MODELS:
-        write_text(layout.curve_plot_data(model), evaluation.curve(Path("."), model).to_csv(index=False))
     for (model, param), sweep in summary.groupby(["model", "param"], sort=False):
         table = sweep[["value", "test_acc_mean", "test_acc_std"]]
         write_text(layout.sweep_plot_data(model, param), table.to_csv(index=False))

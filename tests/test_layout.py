@@ -24,7 +24,7 @@ def test_every_stage_output_is_a_layout_path():
     named = {
         layout.DATA_RAW, layout.DATA_PROCESSED, layout.FIT_DIR, layout.METRICS,
         layout.ABLATION_RUNS_CSV, layout.ABLATION_SUMMARY_CSV, layout.ABLATION_TABLES_MD,
-        layout.CURVES_DIR, layout.SWEEP_PLOTS_DIR, layout.ATTACK_EXAMPLE, layout.ATTACK_SWEEP_CSV,
+        layout.SWEEP_PLOTS_DIR, layout.ATTACK_EXAMPLE, layout.ATTACK_SWEEP_CSV,
         layout.ATTACK_METRICS, *layout.ATTACK_IMAGES.values(), layout.ATTACK_SUCCESS_PLOT, layout.ATTACK_PLOTS_DIR, layout.REPORT_DIR,
         layout.model_path("${item}"), layout.train_dir("${item}"),
         layout.ablate_run("softmax", "${item.run}"), layout.ablate_run("twolayer", "${item.run}"),

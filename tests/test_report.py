@@ -21,7 +21,7 @@ from PIL import Image
 
 from report_reading import section_text, sweep_table
 from scratchnet import evaluation, layout
-from scratchnet.io import write_json, write_text
+from scratchnet.io import read_json, write_csv, write_json, write_text
 from scratchnet.params import MODELS, load_params
 from scratchnet.plots.study import x_scale
 from scratchnet.report import PART_TITLES, ReportError, build_report, write_report
@@ -126,8 +126,9 @@ def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: 
     summary = evaluation.ablation_summary(params, runs)
     write_text(root / layout.ABLATION_RUNS_CSV, runs.to_csv(index=False))
     write_text(root / layout.ABLATION_SUMMARY_CSV, summary.to_csv(index=False))
-    for model in MODELS:
-        write_text(root / layout.curve_plot_data(model), evaluation.curve(root, model).to_csv(index=False))
+    for model in MODELS:  # the train stage's history CSV, as pipeline/train.py writes it
+        history = read_json(root / layout.train_run(model))["seeds"][0]["history"]
+        write_csv(root / layout.train_history(model), history, ("epoch", "loss", "train_acc", "val_acc", "lr"))
     write_json(root / layout.METRICS, {**evaluation.metrics(params, summary, root), "seconds": 1.5})
 
     if attack:

@@ -114,8 +114,3 @@ def metrics(params: dict, summary: pd.DataFrame, root: Path = Path(".")) -> dict
         }
     return out
 
-
-def curve(root: Path, model: str) -> pd.DataFrame:
-    """Train vs validation accuracy per epoch of a baseline run (for `dvc plots`)."""
-    history = _read(root / layout.train_run(model))["seeds"][0]["history"]
-    return pd.DataFrame(history, columns=["epoch", "train_acc", "val_acc", "loss", "lr"])

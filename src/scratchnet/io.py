@@ -58,6 +58,12 @@ def write_text(path: Path | str, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def write_csv(path: Path | str, records: list[dict], columns: tuple[str, ...] | list[str]) -> None:
+    """One row per record, the given columns in order (numbers written with repr: no rounding)."""
+    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in records]
+    write_text(path, "\n".join(lines) + "\n")
+
+
 def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()

@@ -6,7 +6,8 @@ DVC reads no Python), and `tests/test_layout.py` checks that the two agree.
     data/raw/            fetch:       cifar10.npz (uint8 images) + provenance.json
     data/processed/      preprocess:  float32 .npy arrays (memory-mappable) + stats.npz + meta.json
     results/fit/         fit:         fit.json (loss curve, optimum)
-    results/train/<m>/   train:       run.json, history.csv; models/<m>.npz
+    results/train/<m>/   train:       run.json, history.csv (the curve `dvc plots` and the report
+                                      draw); models/<m>.npz
     results/ablate/<m>/  ablate:      <run>.json, one per ablation value (all seeds inside)
     results/evaluate/    evaluate:    tables (CSV + Markdown), metrics.json, plot data
     results/attack/      attack:      example.json, sweep.csv, metrics.json, three PNGs
@@ -55,6 +56,7 @@ def train_run(model: str) -> Path:
 
 
 def train_history(model: str) -> Path:
+    """The baseline's per-epoch CSV: epoch, loss, train_acc, val_acc, lr."""
     return train_dir(model) / "history.csv"
 
 
@@ -73,15 +75,11 @@ ABLATION_RUNS_CSV = EVALUATE_DIR / "ablation_runs.csv"  # one row per (model, pa
 ABLATION_SUMMARY_CSV = EVALUATE_DIR / "ablation_summary.csv"  # one row per (model, param, value)
 ABLATION_TABLES_MD = EVALUATE_DIR / "ablation_tables.md"
 SWEEP_PLOTS_DIR = EVALUATE_DIR / "sweeps"  # <model>.<param>.csv: value, test_acc_mean, test_acc_std
-CURVES_DIR = EVALUATE_DIR / "curves"  # <model>.csv: epoch, train_acc, val_acc
 
 
 def sweep_plot_data(model: str, param: str) -> Path:
     return SWEEP_PLOTS_DIR / f"{model}.{param}.csv"
 
-
-def curve_plot_data(model: str) -> Path:
-    return CURVES_DIR / f"{model}.csv"
 
 
 ATTACK_DIR = RESULTS / "attack"

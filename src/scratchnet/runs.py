@@ -17,7 +17,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from scratchnet import layout
-from scratchnet.io import write_text
+from scratchnet.io import write_csv
 from scratchnet.nn import build_model
 from scratchnet.params import model_config
 from scratchnet.identity import git_commit
@@ -41,9 +41,7 @@ HISTORY_COLUMNS = ("epoch", "loss", "train_acc", "val_acc", "lr")
 
 def write_history_csv(path: Path | str, history: list[dict]) -> None:
     """Per-epoch records -> CSV with HISTORY_COLUMNS (what `dvc plots` and MLflow show)."""
-    lines = [",".join(HISTORY_COLUMNS)]
-    lines += [",".join(str(r[c]) for c in HISTORY_COLUMNS) for r in history]
-    write_text(path, "\n".join(lines) + "\n")
+    write_csv(path, history, HISTORY_COLUMNS)
 
 
 def base_tags(model: str, stage: str, provenance: dict, params_hash: str) -> dict[str, str]:

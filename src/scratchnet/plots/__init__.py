@@ -6,6 +6,18 @@ that calls it decides where (and how atomically) the figure is saved. Figures ar
 without pyplot, so no global state or interactive backend is involved.
 """
 
-from scratchnet.plots.attack import example_figures, success_figure
+import io
 
-__all__ = ["example_figures", "success_figure"]
+from matplotlib.figure import Figure
+
+
+def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes. No timestamp is embedded, so equal figures give equal bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+from scratchnet.plots.attack import example_figures, success_figure  # noqa: E402
+
+__all__ = ["example_figures", "png_bytes", "success_figure"]

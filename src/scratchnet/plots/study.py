@@ -1,13 +1,12 @@
 """The study's figures: the fit's loss curve, train vs validation accuracy, one figure per sweep.
 
 Each function takes plain numbers and returns a `matplotlib.figure.Figure` (no pyplot, no
-files): the report stage renders them with `png_bytes` and decides where they go. Accuracies
+files): the report stage renders them with `scratchnet.plots.png_bytes` and decides where they go. Accuracies
 are fractions of 1 throughout.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Sequence
 
@@ -16,13 +15,6 @@ from matplotlib.ticker import MaxNLocator
 
 OURS = dict(color="C0", marker="o", capsize=4, linestyle="-")
 STUDY = dict(color="C3", marker="x", linestyle="none", markersize=8, markeredgewidth=2)
-
-
-def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes. No timestamp is embedded, so equal figures give equal bytes."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    return buf.getvalue()
 
 
 def fit_figure(

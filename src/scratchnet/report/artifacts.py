@@ -128,7 +128,7 @@ class SummaryRow:
 @dataclass
 class ModelResults:
     train: dict  # layout.train_run(model)
-    curve: list[dict[str, float]]  # layout.curve_plot_data(model): epoch, train_acc, val_acc (, loss, lr)
+    curve: list[dict[str, float]]  # layout.train_history(model): epoch, train_acc, val_acc (, loss, lr)
     ablations: dict[str, dict]  # entry ("baseline", "reg=0.001", ...) -> layout.ablate_run JSON
     sweeps: dict[str, list[SummaryRow]]  # param -> rows, in the CSV's order
     runs: list[dict]  # this model's rows of layout.ABLATION_RUNS_CSV
@@ -177,7 +177,7 @@ def _summary(root: Path) -> dict[str, dict[str, list[SummaryRow]]]:
 
 
 def _curve(root: Path, model: str) -> list[dict[str, float]]:
-    rel = layout.curve_plot_data(model)
+    rel = layout.train_history(model)
     rows = read_csv(root, rel, CURVE_COLUMNS)
     if not rows:
         raise ReportError(f"report: {rel} has no epochs")

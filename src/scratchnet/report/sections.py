@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from scratchnet import layout
 from scratchnet.params import BASELINE, MODELS
+from scratchnet.plots import png_bytes
 from scratchnet.plots import study as plots
 from scratchnet.report import analysis
 from scratchnet.report.artifacts import Artifacts, ModelResults, SummaryRow, scalar_items, truth
@@ -225,7 +226,7 @@ def fit_section(art: Artifacts, figures: list) -> list[Block]:
 
 
 def _figure(figures: list, name: str, fig, caption: str) -> Figure:
-    block = Figure(name, plots.png_bytes(fig), caption)
+    block = Figure(name, png_bytes(fig), caption)
     figures.append(block)
     return block
 
