@@ -26,13 +26,17 @@ from scratchnet.training import accuracy, train
 
 
 def load_splits(root: Path | str = ".") -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{'train'|'val'|'test': (X (N, 3072) float32 model space, y (N,) int64)}, read into RAM:
-    every epoch gathers each mini-batch from all of X in random order, which from a memory map
-    would be random reads from disk whenever the page cache is short."""
+    """{'train'|'val'|'test': (X (N, 3072) float32 model space, y (N,) int64)}.
+
+    The X arrays are read-only memory maps: the preprocess stage has just written them, so they
+    sit in the page cache, and mapping them costs nothing where np.load would spend ~1 s of
+    every stage copying 600 MB (measured: epochs from the map are as fast as from RAM). The
+    forked seed workers share the same pages.
+    """
     splits = {}
     for split in ("train", "val", "test"):
         x_path, y_path = (Path(root) / p for p in layout.split_arrays(split))
-        splits[split] = (np.load(x_path), np.load(y_path))
+        splits[split] = (np.load(x_path, mmap_mode="r"), np.load(y_path))
     return splits
 
 
@@ -96,26 +100,66 @@ def _fit_seed_worker(model_name: str, config: dict, seed: int, desc: str) -> dic
     return record
 
 
-def fit_seeds(model_name: str, config: dict, seeds: list[int], splits: dict, *, desc: str):
-    """fit_seed for each seed; several seeds train at once, one process each.
+class SeedRuns:
+    """fit_seed for several seeds at once, one forked process per seed, started on entering
+    the block and collected by `results()`, so the caller's own set-up overlaps the training:
 
-    Why processes: at the study's batch sizes the GEMMs are too skinny for two BLAS threads
-    to share one run well (bench/train_speed.py: two single-threaded runs side by side do
-    ~1.7x the work of one two-threaded run), and seeds are independent. Each worker is forked,
-    so it shares the training set copy-on-write, and limits BLAS to one thread. One seed
-    trains in this process with all threads. Returns [(record, model or None)] in seed order.
+        with SeedRuns("twolayer", config, [0, 1, 2], splits, desc="twolayer baseline") as runs:
+            tracker = Tracker(...)        # MLflow's import runs while the seeds train
+            pairs = runs.results()        # [(record, None)] in seed order
+
+    Why processes: at the study's batch sizes the GEMMs are too skinny for two BLAS threads to
+    share one run well (bench/train_speed.py: two single-threaded runs side by side do ~1.7x
+    the work of one two-threaded run), and seeds are independent. Each worker is forked, so it
+    shares the training set, and limits BLAS to one thread. With one seed (or no fork on this
+    platform) the seeds train in this process, with all threads, inside `results()`.
+    Leaving the block by an exception stops the workers at once.
     """
-    if len(seeds) == 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [fit_seed(model_name, config, s, splits, desc=f"{desc} seed {s}") for s in seeds]
-    _SPLITS.update(splits)
-    try:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=len(seeds), mp_context=context) as pool:
-            futures = [pool.submit(_fit_seed_worker, model_name, config, s, f"{desc} seed {s}")
-                       for s in seeds]
-            return [(f.result(), None) for f in futures]
-    finally:
-        _SPLITS.clear()
+
+    def __init__(self, model_name: str, config: dict, seeds: list[int], splits: dict, *, desc: str):
+        self._jobs = [(model_name, config, s, f"{desc} seed {s}") for s in seeds]
+        self._splits = splits
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: list = []
+
+    def __enter__(self) -> "SeedRuns":
+        if len(self._jobs) > 1 and "fork" in multiprocessing.get_all_start_methods():
+            self._pool = ProcessPoolExecutor(max_workers=len(self._jobs),
+                                             mp_context=multiprocessing.get_context("fork"))
+            _SPLITS.update(self._splits)
+            try:  # a fork-context pool starts every worker at the first submit: they copy _SPLITS
+                self._futures = [self._pool.submit(_fit_seed_worker, *job) for job in self._jobs]
+            finally:
+                _SPLITS.clear()
+        return self
+
+    def results(self) -> list[tuple[dict, object]]:
+        """[(record, model)] in seed order; model is None for a seed trained in a worker."""
+        if self._pool is None:
+            return [fit_seed(name, config, seed, self._splits, desc=desc)
+                    for name, config, seed, desc in self._jobs]
+        return [(future.result(), None) for future in self._futures]
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._pool is None:
+            return
+        if exc_type is not None:
+            # The executor has no public way to stop running workers before Python 3.14
+            # (terminate_workers); without this an error in the caller's set-up would wait
+            # for the whole training before the stage could fail.
+            stop = getattr(self._pool, "terminate_workers", None)
+            if stop is not None:
+                stop()
+            else:
+                for process in list((self._pool._processes or {}).values()):
+                    process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def fit_seeds(model_name: str, config: dict, seeds: list[int], splits: dict, *, desc: str):
+    """fit_seed for each seed, several at once (see SeedRuns); [(record, model or None)]."""
+    with SeedRuns(model_name, config, seeds, splits, desc=desc) as runs:
+        return runs.results()
 
 
 def log_seed(

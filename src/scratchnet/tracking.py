@@ -26,12 +26,10 @@ from typing import Any, Iterator
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
-import mlflow  # noqa: E402
-import mlflow.pyfunc  # noqa: E402
-from mlflow.entities import Metric, Param  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-
 from scratchnet.identity import config_hash, git_commit  # noqa: E402,F401 (re-exported)
+
+# MLflow itself is imported on first use, not here: its import and store set-up take ~3 s of
+# CPU, which an ablation stage spends while its seeds train instead of before (pipeline/ablate.py).
 
 TAG = "scratchnet."  # prefix of the tags this project sets
 
@@ -47,10 +45,16 @@ def tracking_uri(root: Path | str = ".") -> str:
     return f"sqlite:///{(Path(root).resolve() / 'mlflow.db').as_posix()}"
 
 
-def _check_server(uri: str, timeout: float = 5.0) -> None:
-    """Fails fast with a clear message when an http(s) tracking server does not answer."""
-    if not uri.startswith(("http://", "https://")):
-        return
+def check_server(root: Path | str = ".", timeout: float = 5.0) -> str:
+    """The tracking URI, after checking that an http(s) server there answers (TrackingError if
+    not). Needs no MLflow import, so a stage can call it first and fail within a second."""
+    uri = tracking_uri(root)
+    if uri.startswith(("http://", "https://")):
+        _check_health(uri, timeout)
+    return uri
+
+
+def _check_health(uri: str, timeout: float) -> None:
     url = uri.rstrip("/") + "/health"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -78,7 +82,7 @@ class Run:
     """One open MLflow run. Logging calls never raise mid-training: the first failure is kept
     in `error` and reported by `Tracker.run` when the run ends, after the caller saved results."""
 
-    def __init__(self, client: MlflowClient, run_id: str):
+    def __init__(self, client, run_id: str):  # client: mlflow.tracking.MlflowClient
         self.client = client
         self.run_id = run_id
         self.error: Exception | None = None
@@ -93,6 +97,8 @@ class Run:
 
     def log_history(self, history: list[dict]) -> None:
         """Every epoch record at once, each at step=epoch (one request, not one per epoch)."""
+        from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(r["epoch"]))
                  for r in history for k, v in r.items() if k != "epoch" and v is not None]
@@ -100,6 +106,8 @@ class Run:
             self._safely(self.client.log_batch, self.run_id, metrics=batch[start:start + 1000])
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
         self._safely(self.client.log_batch, self.run_id, metrics=batch)
@@ -112,6 +120,9 @@ class Run:
 
     def log_model(self, model_path: Path, stats_path: Path, class_names: list[str]) -> None:
         """Logs a trained network as an MLflow pyfunc model that predicts from raw images."""
+        import mlflow
+
+        from scratchnet.pyfunc_model import ImageClassifier
 
         def log():
             with mlflow.start_run(run_id=self.run_id):
@@ -129,8 +140,10 @@ class Tracker:
     """Opens the study's experiment on the configured store; fails fast if it is unreachable."""
 
     def __init__(self, experiment: str, root: Path | str = "."):
-        self.uri = tracking_uri(root)
-        _check_server(self.uri)
+        self.uri = check_server(root)
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
         mlflow.set_tracking_uri(self.uri)
         try:
             exp = mlflow.set_experiment(experiment)
@@ -169,6 +182,8 @@ class Tracker:
         tags: dict[str, Any],
         parent_run_id: str | None = None,
     ) -> Iterator[Run]:
+        from mlflow.entities import Param
+
         all_tags = {k: str(v) for k, v in tags.items()}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
@@ -195,35 +210,3 @@ class Tracker:
                 f"run {name!r} ({run.run_id}) was not fully logged to MLflow at {self.uri}: "
                 f"{run.error}. Its results are saved in the stage's outputs."
             )
-
-
-class ImageClassifier(mlflow.pyfunc.PythonModel):
-    """A scratchnet network as an MLflow model: predict(images) with images in pixel space.
-
-    Input: (N, 32, 32, 3) or (N, 3072) array of pixels in [0, 255] (uint8 or float), or a
-    DataFrame of 3072 pixel columns. Output: a DataFrame with `label` (class index), `class`
-    (name) and one probability column per class.
-    """
-
-    def __init__(self, class_names: list[str]):
-        self.class_names = list(class_names)
-
-    def load_context(self, context) -> None:
-        from scratchnet.data import Normalizer
-        from scratchnet.nn import load_model
-
-        self.network = load_model(context.artifacts["network"])
-        self.normalizer = Normalizer.load(context.artifacts["stats"])
-
-    def predict(self, context, model_input, params=None):
-        import numpy as np
-        import pandas as pd
-
-        pixels = np.asarray(model_input, dtype=np.float32)
-        pixels = pixels.reshape(len(pixels), 32, 32, 3)
-        probs = self.network.probabilities(self.normalizer.forward(pixels))
-        labels = probs.argmax(axis=1)
-        frame = pd.DataFrame(probs, columns=self.class_names)
-        frame.insert(0, "class", [self.class_names[i] for i in labels])
-        frame.insert(0, "label", labels)
-        return frame
