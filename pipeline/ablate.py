@@ -35,8 +35,8 @@ def main(model_name: str, entry: str) -> None:
 
     splits = load_splits()
     with SeedRuns(model_name, config, params["ablate"]["seeds"], splits, desc=f"{model_name} {entry}") as runs:
-        # Opening MLflow (its import and the store's set-up, ~3 s) while the seeds train, not
-        # before: 26 stages each saved that much from their serial start-up.
+        # MLflow is opened while the seeds train, not before: its import and the store's set-up
+        # (~3 s of one core) then share the cores with training instead of leaving one idle.
         tracker = Tracker(params["tracking"]["experiment"])
         parent = tracker.parent_run(
             f"{model_name} sweep: {param or 'baseline'}", parent_key,
