@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from .optim import decayed_lr, sgd_step
+from .optim import decayed_lr
 
 
 @dataclass
@@ -111,14 +111,13 @@ def train(model, X_train, y_train, X_val, y_val, *, epochs: int, lr: float, lr_d
                 # mode="raise" would stage the gather through a temporary buffer.
                 xb = np.take(X_train, idx, axis=0, out=batch[:len(idx)], mode="clip")
                 yb = y_train[idx]
-                loss, steps, scores = model.forward_backward(xb, yb, reg, grad_scale=epoch_lr)
+                loss, scores = model.train_step(xb, yb, lr=epoch_lr, reg=reg)
                 if not math.isfinite(loss):
                     finite = False
                     break
                 loss_sum += loss
                 num_batches += 1
                 correct += int(np.count_nonzero(scores.argmax(axis=1) == yb))
-                sgd_step(model.params, steps)
             # The last step of an epoch can overflow the weights after a finite loss.
             if not finite or not all(np.isfinite(p).all() for p in model.params.values()):
                 result.diverged, result.diverged_epoch = True, epoch

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_paths
+from ..optim import affine_sgd_step
 from .init import INITS, init_weight
 from .layers import affine_backward, affine_forward, relu_backward, relu_forward
 from .losses import l2_regularization, softmax, softmax_cross_entropy
@@ -148,6 +149,32 @@ class Network:
                 loss += penalty
                 grads[f"W{i}"] += dw if grad_scale == 1.0 else grad_scale * dw
         return loss, grads, scores
+
+    def train_step(self, X, y, lr: float, reg: float = 0.0):
+        """One SGD step on the batch (X, y), in place; returns (loss, scores) from before it.
+
+        X: (N, D), y: (N,) ints. The same step as forward_backward(X, y, reg, grad_scale=lr)
+        followed by optim.sgd_step, layer by layer from the top, but each weight gradient is
+        added straight into its weight by the GEMM that computes it (optim.affine_sgd_step),
+        so no gradient array is allocated. A layer's input gradient is taken before its
+        weights change, so every gradient is the one at the weights the loss was computed at.
+        """
+        X = self._input(X)
+        y = self._labels(y, X.shape[0])
+        scores, caches = self._forward(X)
+        loss, dout = softmax_cross_entropy(scores, y)
+        if reg:
+            loss += sum(l2_regularization(self.params[f"W{i}"], reg)[0]
+                        for i in range(1, self.num_layers + 1))
+        dout *= lr  # every step is linear in dscores: scaling the small (N, C) array scales them all
+        for i in range(self.num_layers, 0, -1):
+            (x, w), relu_cache = caches[i - 1]
+            if relu_cache is not None:
+                dout = relu_backward(dout, relu_cache)
+            dx = dout @ w.T if i > 1 else None  # before w changes
+            affine_sgd_step(w, self.params[f"b{i}"], x, dout, weight_decay=lr * reg)
+            dout = dx
+        return loss, scores
 
     def loss(self, X, y, reg: float = 0.0):
         """(loss, grads): mean cross-entropy + reg * 0.5 * sum(W**2) over weights, not biases."""
