@@ -16,6 +16,11 @@ FLOPs counted: only the GEMMs, 2*m*n*k each, that an epoch actually performs:
 Elementwise work (bias, ReLU, softmax, the update, the gather) is not counted as FLOPs: it is
 the overhead that keeps an epoch from reaching the GEMM peak.
 
+Update paths: every epoch is timed twice, interleaved, with the trainer's fused SGD step (each
+weight gradient added into its weight by the GEMM that computes it, BLAS beta = 1:
+scratchnet.nn.blas) and with the same step in NumPy alone (blas.numpy_only(): gradient array,
+then a separate update pass), so their ratio comes from one run.
+
 Peak: the best time of a large square float32 GEMM (np.matmul, n = 4096 by default) in the
 same process, right before the epochs, with the same BLAS threads. Times are the best of
 --repeats runs (the machine is shared; the minimum is the least disturbed), medians shown too.
@@ -27,6 +32,7 @@ the script also re-runs itself in a child process with both unset and reports bo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -37,7 +43,7 @@ import time
 
 import numpy as np
 
-from scratchnet.nn import build_model
+from scratchnet.nn import blas, build_model
 from scratchnet.training import train
 
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -150,12 +156,16 @@ def concurrent_seeds(X, y, X_val, y_val, peak: float, single_epoch_s: float,
     config = {"hidden_dim": 100, "init": "he", "init_scale": 1e-3, "lr": 1e-3, "lr_decay": 1.0,
               "batch_size": 128, "reg": 0.0, "epochs": epochs}
     splits = {"train": (X, y), "val": (X_val, y_val), "test": (X_val, y_val)}
-    started = time.perf_counter()
-    fit_seeds("twolayer", config, list(range(seeds)), splits, desc="concurrent")
-    wall = time.perf_counter() - started
+    walls = {}
+    for path in ("fused", "numpy"):
+        with (blas.numpy_only() if path == "numpy" else contextlib.nullcontext()):
+            started = time.perf_counter()
+            fit_seeds("twolayer", config, list(range(seeds)), splits, desc=f"concurrent ({path})")
+            walls[path] = time.perf_counter() - started
+    wall = walls["fused"]
     flops = seeds * epochs * epoch_flops("twolayer", len(y), 128)
     return {
-        "seeds": seeds, "epochs": epochs, "wall_s": wall,
+        "seeds": seeds, "epochs": epochs, "wall_s": wall, "numpy_update_wall_s": walls["numpy"],
         "epoch_s_per_run_equivalent": wall / (seeds * epochs),
         "gflops": flops / wall / 1e9,
         "fraction_of_peak": flops / wall / 1e9 / peak,
@@ -172,12 +182,14 @@ def measure(n: int, repeats: int, peak_n: int) -> dict:
     rows = {}
     for kind, (config, batch_size, lr) in CONFIGS.items():
         model = build_model(config, input_dim=D, num_classes=C, seed=0)
-        seconds = []
+        seconds, numpy_seconds = [], []
         for rep in range(repeats + 1):  # the first epoch warms caches and is not counted
-            result = train(model, X, y, X_val, y_val, epochs=1, lr=lr, lr_decay=1.0,
-                           batch_size=batch_size, reg=0.0, seed=rep, progress=False)
-            if rep:
-                seconds.append(result.seconds)
+            for path, times in (("fused", seconds), ("numpy", numpy_seconds)):
+                with (blas.numpy_only() if path == "numpy" else contextlib.nullcontext()):
+                    result = train(model, X, y, X_val, y_val, epochs=1, lr=lr, lr_decay=1.0,
+                                   batch_size=batch_size, reg=0.0, seed=rep, progress=False)
+                if rep:
+                    times.append(result.seconds)
         flops = epoch_flops(kind, n, batch_size)
         best = min(seconds)
         ceiling = min(gemms_alone(kind, X, X_val, batch_size) for _ in range(repeats))
@@ -189,6 +201,8 @@ def measure(n: int, repeats: int, peak_n: int) -> dict:
             "gflop_per_epoch": flops / 1e9,
             "gflops": flops / best / 1e9,
             "fraction_of_peak": flops / best / 1e9 / peak,
+            "numpy_update_epoch_s_best": min(numpy_seconds),
+            "numpy_update_fraction_of_peak": flops / min(numpy_seconds) / 1e9 / peak,
             "gemms_alone_s": ceiling,
             "gemms_alone_fraction_of_peak": flops / ceiling / 1e9 / peak,
         }
@@ -208,19 +222,22 @@ def measure(n: int, repeats: int, peak_n: int) -> dict:
 def report(r: dict, label: str) -> None:
     print(f"\n== {label}: N = {r['n']:,} x {D}, float32; BLAS {r['blas']}; env {r['env']}")
     print(f"float32 GEMM peak ({r['peak_gemm_n']}^3 matmul, best of {r['repeats']}): {r['peak_gflops']:.1f} GFLOP/s")
+    print(f"update path: {blas.backend()} (fused); NumPy-only for comparison")
     print("| config | batch | epoch s (best / median) | samples/s | GFLOP/epoch | GFLOP/s | of peak "
-          "| its GEMMs alone: s, of peak |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| NumPy-only update: s, of peak | its GEMMs alone: s, of peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for kind, c in r["configs"].items():
         print(f"| {kind} | {c['batch_size']} | {c['epoch_s_best']:.3f} / {c['epoch_s_median']:.3f} | "
               f"{c['samples_per_s']:,.0f} | {c['gflop_per_epoch']:.2f} | {c['gflops']:.1f} | "
-              f"{100 * c['fraction_of_peak']:.0f}% | {c['gemms_alone_s']:.3f}, "
+              f"{100 * c['fraction_of_peak']:.0f}% | {c['numpy_update_epoch_s_best']:.3f}, "
+              f"{100 * c['numpy_update_fraction_of_peak']:.0f}% | {c['gemms_alone_s']:.3f}, "
               f"{100 * c['gemms_alone_fraction_of_peak']:.0f}% |")
     c = r["concurrent"]
     print(f"ablation mode, {c['seeds']} two-layer seeds side by side (runs.fit_seeds, one single-threaded "
           f"process each), {c['epochs']} epochs: {c['wall_s']:.2f} s wall = {c['epoch_s_per_run_equivalent']:.3f} s "
           f"per epoch of work, {c['gflops']:.1f} GFLOP/s, {100 * c['fraction_of_peak']:.0f}% of peak, "
-          f"{c['speedup_vs_one_after_another']:.2f}x the same seeds one after another")
+          f"{c['speedup_vs_one_after_another']:.2f}x the same seeds one after another; "
+          f"with the NumPy-only update {c['numpy_update_wall_s']:.2f} s wall")
     g = r["gather_s"]
     print(f"mini-batch gather, one epoch at batch 128: per-batch np.take {g['per_batch_take']:.3f} s, "
           f"one permuted copy per epoch {g['per_epoch_permuted_copy']:.3f} s")
