@@ -26,7 +26,7 @@ from scratchnet.params import MODELS, load_params
 from scratchnet.plots.study import x_scale
 from scratchnet.report import PART_TITLES, ReportError, build_report, write_report
 from scratchnet.report.analysis import Row, judge, pooled_std, trend
-from scratchnet.report.sections import attack_example, sweep_sentences
+from scratchnet.report.sections import attack_example, duration, sweep_sentences
 from scratchnet.report.artifacts import SummaryRow
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -484,3 +484,10 @@ def test_every_study_number_is_printed_in_the_study_text():
             for row in table["rows"]:
                 assert re.search(rf"\t{re.escape(repr(row['test_acc']))}\n", text), (model, param, row)
             assert table["conclusion"] in text
+
+
+@pytest.mark.parametrize("seconds,text", [(12.34, "12.3 s"), (59.96, "1 min 00 s"), (65.2, "1 min 05 s"),
+                                          (839.6, "14 min 00 s"), (3599.7, "1 h 00 min"),
+                                          (3725.0, "1 h 02 min"), (None, "—")])
+def test_durations_round_before_splitting_into_minutes(seconds, text):
+    assert duration(seconds) == text

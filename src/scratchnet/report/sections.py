@@ -63,13 +63,16 @@ def signed(x: float) -> str:
 
 
 def duration(seconds: float | None) -> str:
+    """'12.3 s', '13 min 05 s' or '1 h 02 min', rounded before splitting (never '13 min 60 s')."""
     if seconds is None:
         return "—"
-    if seconds < 60:
+    if round(seconds, 1) < 60:
         return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    if round(seconds) < 3600:
+        minutes, secs = divmod(round(seconds), 60)
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def same_value(a, b) -> bool:
