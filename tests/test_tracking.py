@@ -67,3 +67,17 @@ def test_a_store_failure_mid_run_is_reported_after_the_body_finishes(tracker, mo
             run.log_history([{"epoch": 1, "loss": 1.0}])  # does not raise: the stage goes on
             finished.append(True)
     assert finished == [True]
+
+
+def test_the_pyfunc_model_class_imports_without_mlflow_warnings():
+    import importlib
+    import sys
+    import warnings
+
+    import mlflow.pyfunc  # noqa: F401  (MLflow's own import warns about its own types)
+
+    sys.modules.pop("scratchnet.pyfunc_model", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        importlib.import_module("scratchnet.pyfunc_model")
+    assert [str(w.message) for w in caught] == []

@@ -8,6 +8,7 @@ loading a logged model needs scratchnet installed (the model's pip_requirements 
 from __future__ import annotations
 
 import mlflow.pyfunc
+import numpy as np
 
 
 class ImageClassifier(mlflow.pyfunc.PythonModel):
@@ -28,8 +29,9 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
         self.network = load_model(context.artifacts["network"])
         self.normalizer = Normalizer.load(context.artifacts["stats"])
 
-    def predict(self, context, model_input, params=None):
-        import numpy as np
+    # The np.ndarray hint tells MLflow not to infer a schema from it (a DataFrame of pixel
+    # columns works too); without any hint MLflow warns at every import of this class.
+    def predict(self, context, model_input: np.ndarray, params=None):
         import pandas as pd
 
         pixels = np.asarray(model_input, dtype=np.float32)
