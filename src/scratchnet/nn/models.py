@@ -95,16 +95,23 @@ class Network:
             caches.append((affine_cache, relu_cache))
         return h, caches
 
-    def _backward(self, dscores: np.ndarray, caches, input_grad: bool):
-        """dscores: (N, C) -> (grads dict like params, dX (N, D) or None)."""
+    def _backward(self, dscores: np.ndarray, caches, input_grad: bool, param_grads: bool = True):
+        """dscores: (N, C) -> (grads dict like params, dX (N, D) or None).
+
+        param_grads=False returns an empty dict and skips every weight and bias gradient:
+        an input gradient (the attacks) needs only dout @ W.T at each layer.
+        """
         grads, dout = {}, dscores
         for i in range(self.num_layers, 0, -1):
             affine_cache, relu_cache = caches[i - 1]
             if relu_cache is not None:
                 dout = relu_backward(dout, relu_cache)
-            dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(
-                dout, affine_cache, input_grad=input_grad or i > 1
-            )
+            if param_grads:
+                dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(
+                    dout, affine_cache, input_grad=input_grad or i > 1
+                )
+            else:
+                dout = dout @ affine_cache[1].T
         return grads, dout
 
     def scores(self, X) -> np.ndarray:
@@ -192,7 +199,7 @@ class Network:
         y = self._labels(y, X.shape[0])
         scores, caches = self._forward(X)
         _, dscores = softmax_cross_entropy(scores, y, reduction="sum")
-        return self._backward(dscores, caches, input_grad=True)[1]
+        return self._backward(dscores, caches, input_grad=True, param_grads=False)[1]
 
     def targeted_input_gradient(self, X, target) -> np.ndarray:
         """Gradient of each example's cross-entropy toward class `target`: X (N, D) -> (N, D).
