@@ -20,7 +20,7 @@ import pytest
 from scratchnet import layout
 from scratchnet.data import MIRROR, DataError, MirrorFallbackWarning, Release, fetch
 from scratchnet.data.sources import download, file_digests
-from test_data_formats import make_tar, tiny_dataset, write_image_folder, write_python_release
+from cifar_archives import make_tar, tiny_dataset, write_image_folder, write_python_release
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ import yaml
 
 from scratchnet import layout
 from scratchnet.data import CIFAR10_CLASSES, Normalizer, load_raw
-from test_data_formats import make_tar, tar_of, tiny_dataset, write_image_folder
+from cifar_archives import make_tar, tar_of, tiny_dataset, write_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
