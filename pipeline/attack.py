@@ -10,9 +10,6 @@ success-vs-epsilon table (sweep.csv) and figure, and metrics.json (DVC metrics).
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -27,12 +24,12 @@ from scratchnet.attacks import (
 )
 from scratchnet.data import DataError, Normalizer
 from scratchnet.identity import config_hash
-from scratchnet.io import read_json, write_bytes, write_json, write_text
+from scratchnet.io import read_json, write_bytes, write_csv, write_json
 from scratchnet.nn import load_model
 from scratchnet.params import ParamsError, load_params
 from scratchnet.plots import example_figures, png_bytes, success_figure
 from scratchnet.runs import base_tags
-from scratchnet.tracking import Tracker, TrackingError
+from scratchnet.tracking import Tracker, TrackingError, flatten
 
 MODEL = "twolayer"
 SWEEP_COLUMNS = ("norm", "epsilon", "mode", "success_rate", "median_l2", "n")
@@ -62,34 +59,6 @@ def class_index(class_names: list[str], name: str, key: str) -> int:
     if name not in class_names:
         raise ValueError(f"params attack.{key} is {name!r}; expected one of {', '.join(class_names)}")
     return class_names.index(name)
-
-
-def _finite_or_none(value: float):
-    return float(value) if math.isfinite(value) else None
-
-
-def _eps_key(eps: float) -> str:
-    return np.format_float_positional(eps, trim="-")
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def _write_sweep_csv(path: Path, rows: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SWEEP_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:  # NaN (no image fooled yet) is written as an empty cell
-        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
-    write_text(path, buffer.getvalue())
 
 
 def run(attack: dict) -> AttackOutputs:
@@ -132,13 +101,13 @@ def run(attack: dict) -> AttackOutputs:
             rates = ", ".join(f"{e:g}: {r:.2f}" for e, r in zip(sweep.epsilons, sweep.success_rate))
             print(f"attack: {sweep.mode} {norm} success by epsilon {{{rates}}}", flush=True)
     sweep_seconds = time.perf_counter() - tick
-    _write_sweep_csv(layout.ATTACK_SWEEP_CSV, [row for s in sweeps for row in s.rows()])
+    write_csv(layout.ATTACK_SWEEP_CSV, [row for s in sweeps for row in s.rows()], SWEEP_COLUMNS)
     for norm in sweep_spec["epsilons"]:  # one table per norm, so `dvc plots` draws it as lines
-        rates = {s.mode: s.success_rate for s in sweeps if s.norm == norm}
-        lines = ["epsilon,targeted,untargeted"] + [
-            f"{e:g},{t:.6g},{u:.6g}" for e, t, u in
-            zip(sweep_spec["epsilons"][norm], rates["targeted"], rates["untargeted"])]
-        write_text(layout.attack_plot_data(norm), "\n".join(lines) + "\n")
+        by_mode = {s.mode: s for s in sweeps if s.norm == norm}
+        write_csv(layout.attack_plot_data(norm), [
+            {"epsilon": float(e), "targeted": float(t), "untargeted": float(u)} for e, t, u in
+            zip(by_mode["targeted"].epsilons, by_mode["targeted"].success_rate,
+                by_mode["untargeted"].success_rate)], ("epsilon", "targeted", "untargeted"))
     marks = {spec["norm"]: (spec["epsilon"], f"study's example (epsilon {spec['epsilon']:g})")}
     write_bytes(layout.ATTACK_SUCCESS_PLOT, png_bytes(success_figure(sweeps, marks=marks)))
 
@@ -154,19 +123,14 @@ def run(attack: dict) -> AttackOutputs:
         "sample_size": int(sample.size),
     }
     for sweep in sweeps:
-        section = {
-            f"success_eps_{_eps_key(e)}": _finite_or_none(r) for e, r in zip(sweep.epsilons, sweep.success_rate)
-        }
-        section["median_min_epsilon"] = _finite_or_none(sweep.median_min_epsilon)
-        section["median_l2"] = _finite_or_none(sweep.median_l2[-1])  # all fooled images, smallest L2 each
-        metrics.setdefault(sweep.mode, {})[sweep.norm] = section
+        metrics.setdefault(sweep.mode, {})[sweep.norm] = sweep.metrics()
     metrics["sweep_seconds"] = sweep_seconds
     metrics["seconds"] = time.perf_counter() - started
     write_json(layout.ATTACK_METRICS, metrics)
 
     return AttackOutputs(
-        params={k: str(v) for k, v in _flatten(attack).items()},
-        metrics={k: float(v) for k, v in _flatten(metrics).items() if v is not None},
+        params={k: str(v) for k, v in flatten(attack).items()},
+        metrics={k: float(v) for k, v in flatten(metrics).items() if v is not None},
         artifacts=[layout.ATTACK_EXAMPLE, layout.ATTACK_SWEEP_CSV, layout.ATTACK_METRICS,
                    *layout.ATTACK_IMAGES.values(), layout.ATTACK_SUCCESS_PLOT],
     )

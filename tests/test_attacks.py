@@ -293,6 +293,9 @@ def test_sweep_bookkeeping_counts_an_image_fooled_from_its_smallest_successful_e
     np.testing.assert_array_equal(sweep.min_epsilon, [1.0, 4.0, np.inf])
     assert sweep.median_min_epsilon == 4.0
     np.testing.assert_allclose(sweep.median_l2, [np.nan, 0.9, 0.9, (0.5 + 3.0) / 2])
+    assert sweep.metrics() == {"success_eps_0": 0.0, "success_eps_1": pytest.approx(1 / 3),
+                               "success_eps_2": pytest.approx(1 / 3), "success_eps_4": pytest.approx(2 / 3),
+                               "median_min_epsilon": 4.0, "median_l2": 1.75}
     rows = sweep.rows()
     assert [r["epsilon"] for r in rows] == [0.0, 1.0, 2.0, 4.0]
     assert set(rows[0]) == {"norm", "epsilon", "mode", "success_rate", "median_l2", "n"}

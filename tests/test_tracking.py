@@ -6,7 +6,7 @@ import time
 import mlflow
 import pytest
 
-from scratchnet.tracking import Tracker, TrackingError, tracking_uri
+from scratchnet.tracking import Tracker, TrackingError, flatten, tracking_uri
 
 
 def closed_port() -> int:
@@ -81,3 +81,8 @@ def test_the_pyfunc_model_class_imports_without_mlflow_warnings():
         warnings.simplefilter("always")
         importlib.import_module("scratchnet.pyfunc_model")
     assert [str(w.message) for w in caught] == []
+
+
+def test_nested_params_flatten_to_dotted_keys():
+    assert flatten({"sweep": {"epsilons": {"l2": [1, 2]}, "seed": 0}, "norm": "l2"}) == {
+        "sweep.epsilons.l2": [1, 2], "sweep.seed": 0, "norm": "l2"}

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 
 NORMS = ("l2", "linf")
@@ -397,6 +399,19 @@ class SweepResult:
         """Median of `min_epsilon` over all N images: the budget that fools half of them.
         inf when more than half are never fooled within the grid."""
         return float(np.median(self.min_epsilon)) if self.n else float("nan")
+
+    def metrics(self) -> dict[str, float | None]:
+        """The DVC/MLflow metrics of this sweep: success_eps_<epsilon> for each epsilon, the
+        median minimal epsilon and the median smallest L2 of the fooled images; None where a
+        value is not finite (JSON has no NaN or inf)."""
+        def finite(value) -> float | None:
+            return float(value) if math.isfinite(value) else None
+
+        section = {f"success_eps_{np.format_float_positional(e, trim='-')}": finite(r)
+                   for e, r in zip(self.epsilons, self.success_rate)}
+        section["median_min_epsilon"] = finite(self.median_min_epsilon)
+        section["median_l2"] = finite(self.median_l2[-1])  # at the largest budget: every fooled image
+        return section
 
     def rows(self) -> list[dict]:
         """One row per epsilon: norm, epsilon, mode, success_rate, median_l2, n (layout.ATTACK_SWEEP_CSV)."""

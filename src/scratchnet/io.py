@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -59,8 +60,12 @@ def write_text(path: Path | str, text: str) -> None:
 
 
 def write_csv(path: Path | str, records: list[dict], columns: tuple[str, ...] | list[str]) -> None:
-    """One row per record, the given columns in order (numbers written with repr: no rounding)."""
-    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in records]
+    """One row per record, the given columns in order (numbers written with repr: no rounding;
+    None and NaN as empty cells, which pandas and `dvc plots` read as missing)."""
+    def cell(value) -> str:
+        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+    lines = [",".join(columns)] + [",".join(cell(r[c]) for c in columns) for r in records]
     write_text(path, "\n".join(lines) + "\n")
 
 

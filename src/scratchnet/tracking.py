@@ -68,6 +68,18 @@ def _check_health(uri: str, timeout: float) -> None:
         ) from None
 
 
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}: MLflow params and metrics are flat, dotted keys."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
 def dataset_tags(provenance: dict) -> dict[str, str]:
     """Tags that say which data a run saw (the report and the UI both show them)."""
     return {
