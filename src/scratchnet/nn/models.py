@@ -24,7 +24,7 @@ from ..io import atomic_paths
 from ..optim import affine_sgd_step
 from .init import INITS, init_weight
 from .layers import affine_backward, affine_forward, relu_backward, relu_forward
-from .losses import l2_regularization, softmax, softmax_cross_entropy
+from .losses import l2_penalty, l2_regularization, softmax, softmax_cross_entropy
 
 KINDS = ("softmax", "twolayer", "mlp")
 DEFAULTS = {"init": "he", "init_scale": 1e-3}
@@ -171,8 +171,7 @@ class Network:
         scores, caches = self._forward(X)
         loss, dout = softmax_cross_entropy(scores, y)
         if reg:
-            loss += sum(l2_regularization(self.params[f"W{i}"], reg)[0]
-                        for i in range(1, self.num_layers + 1))
+            loss += sum(l2_penalty(self.params[f"W{i}"], reg) for i in range(1, self.num_layers + 1))
         dout *= lr  # every step is linear in dscores: scaling the small (N, C) array scales them all
         for i in range(self.num_layers, 0, -1):
             (x, w), relu_cache = caches[i - 1]
