@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from scratchnet import layout  # noqa: E402
+from scratchnet.study import layout  # noqa: E402
 
 
 def run(stage: str) -> tuple[float, float]:

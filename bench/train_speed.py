@@ -151,7 +151,7 @@ def concurrent_seeds(X, y, X_val, y_val, peak: float, single_epoch_s: float,
     """The ablation stage's mode: `seeds` two-layer runs side by side (runs.fit_seeds: one
     forked, single-threaded process each). Wall time of the whole call, so fork, the
     per-process warm-up and the test evaluation are all charged to it."""
-    from scratchnet.runs import fit_seeds
+    from scratchnet.study.runs import fit_seeds
 
     config = {"hidden_dim": 100, "init": "he", "init_scale": 1e-3, "lr": 1e-3, "lr_decay": 1.0,
               "batch_size": 128, "reg": 0.0, "epochs": epochs}

@@ -9,12 +9,12 @@ editing one value reruns only that value's runs.
 import sys
 import time
 
-from scratchnet import layout
-from scratchnet.params import MODELS, ParamsError, load_params, parse_entry, run_config
-from scratchnet.io import read_json, write_json
-from scratchnet.runs import SeedRuns, base_tags, load_splits, log_seed, summarise
-from scratchnet.identity import config_hash
-from scratchnet.tracking import TAG, Tracker, check_server
+from scratchnet.study import layout
+from scratchnet.study.params import MODELS, ParamsError, load_params, parse_entry, run_config
+from scratchnet.files import read_json, write_json
+from scratchnet.study.runs import SeedRuns, base_tags, load_splits, log_seed, summarise
+from scratchnet.study.identity import config_hash
+from scratchnet.study.tracking import TAG, Tracker, check_server
 
 
 def main(model_name: str, entry: str) -> None:

@@ -17,19 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from scratchnet import layout
+from scratchnet.study import layout
 from scratchnet.attacks import (
     PixelClassifier, choose_targets, first_correct, fooling_example, robustness_sweep,
     sample_correct,
 )
 from scratchnet.data import DataError, Normalizer
-from scratchnet.identity import config_hash
-from scratchnet.io import read_json, write_bytes, write_csv, write_json
+from scratchnet.study.identity import config_hash
+from scratchnet.files import read_json, write_bytes, write_csv, write_json
 from scratchnet.nn import load_model
-from scratchnet.params import ParamsError, load_params
-from scratchnet.plots import example_figures, png_bytes, success_figure
-from scratchnet.runs import base_tags
-from scratchnet.tracking import Tracker, TrackingError, flatten
+from scratchnet.study.params import ParamsError, load_params
+from scratchnet.study.plots import example_figures, png_bytes, success_figure
+from scratchnet.study.runs import base_tags
+from scratchnet.study.tracking import Tracker, TrackingError, flatten
 
 MODEL = "twolayer"
 SWEEP_COLUMNS = ("norm", "epsilon", "mode", "success_rate", "median_l2", "n")

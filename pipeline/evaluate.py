@@ -2,9 +2,9 @@
 
 import time
 
-from scratchnet import evaluation, layout
-from scratchnet.io import write_json, write_text
-from scratchnet.params import load_params
+from scratchnet.study import evaluation, layout
+from scratchnet.files import write_json, write_text
+from scratchnet.study.params import load_params
 
 
 def main() -> None:

@@ -9,16 +9,16 @@ both or neither.
 import logging
 import sys
 
-from scratchnet import layout
+from scratchnet.study import layout
 from scratchnet.data import DataError, fetch, save_raw
-from scratchnet.params import load_params
+from scratchnet.study.params import load_params
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = load_params()["data"]
     try:
-        dataset, provenance = fetch(params["source"], timeout=params["timeout"])
+        dataset, provenance = fetch(params["source"], timeout=params["timeout"], downloads=layout.DOWNLOADS)
         save_raw(dataset, provenance, layout.RAW_ARRAYS, layout.PROVENANCE)
     except DataError as err:
         sys.exit(f"fetch failed: {err}")

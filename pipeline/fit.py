@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 
-from scratchnet import layout
+from scratchnet.study import layout
 from scratchnet.fitting import run_fit
-from scratchnet.io import write_text
-from scratchnet.params import load_params
+from scratchnet.files import write_text
+from scratchnet.study.params import load_params
 
 
 def main() -> None:

@@ -8,9 +8,9 @@ for train, val and test, layout.STATS and layout.PROCESSED_META, all or none.
 
 import sys
 
-from scratchnet import layout
+from scratchnet.study import layout
 from scratchnet.data import DataError, load_provenance, load_raw, write_processed
-from scratchnet.params import load_params
+from scratchnet.study.params import load_params
 
 
 def main() -> None:
@@ -26,6 +26,9 @@ def main() -> None:
             test_limit=params["test_limit"],
             normalize=params["normalize"],
             seed=params["seed"],
+            split_paths=layout.split_arrays,
+            stats_path=layout.STATS,
+            meta_path=layout.PROCESSED_META,
         )
     except DataError as err:
         sys.exit(f"preprocess failed: {err}")

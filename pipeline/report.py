@@ -4,7 +4,7 @@ from the artifacts of every earlier stage (the attack's are optional)."""
 import sys
 from pathlib import Path
 
-from scratchnet.report import ReportError, build_report, write_report
+from scratchnet.study.report import ReportError, build_report, write_report
 
 
 def main() -> None:

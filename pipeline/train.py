@@ -6,12 +6,12 @@
 import sys
 import time
 
-from scratchnet import layout
-from scratchnet.identity import config_hash
-from scratchnet.io import read_json, write_json
-from scratchnet.params import MODELS, load_params, run_config
-from scratchnet.runs import base_tags, fit_seed, load_splits, log_seed, write_history_csv
-from scratchnet.tracking import TAG, Tracker
+from scratchnet.study import layout
+from scratchnet.study.identity import config_hash
+from scratchnet.files import read_json, write_json
+from scratchnet.study.params import MODELS, load_params, run_config
+from scratchnet.study.runs import base_tags, fit_seed, load_splits, log_seed, write_history_csv
+from scratchnet.study.tracking import TAG, Tracker
 
 
 def main(model_name: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scratchnet import layout
+from scratchnet.study import layout
 from scratchnet.attacks import (
     PixelClassifier, SweepResult, choose_targets, first_correct, fooling_example,
     perturbation_norms, pgd, project, robustness_sweep, sample_correct,

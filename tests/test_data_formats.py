@@ -97,9 +97,9 @@ def test_fetch_then_preprocess_gives_identical_outputs_from_every_packaging(sour
             np.testing.assert_array_equal(arrays[file], array, err_msg=f"{name}: {file}")
 
 
-def test_provenance_names_format_checksums_and_counts(sources):
+def test_provenance_names_format_checksums_and_counts(sources, tmp_path):
     path = sources["binary.tar.gz (official layout)"]
-    _, provenance = fetch(str(path), timeout=1, progress=False)
+    _, provenance = fetch(str(path), timeout=1, downloads=tmp_path / "dl", progress=False)
 
     assert provenance["format"] == "binary"
     assert provenance["location"] == str(path) and provenance["fell_back"] is False
@@ -109,8 +109,8 @@ def test_provenance_names_format_checksums_and_counts(sources):
     assert "binary" in provenance["dataset"]
 
 
-def test_a_directory_source_has_no_archive_checksum_but_an_arrays_checksum(sources, tiny):
-    _, provenance = fetch(str(sources["image-folder directory"]), timeout=1, progress=False)
+def test_a_directory_source_has_no_archive_checksum_but_an_arrays_checksum(sources, tiny, tmp_path):
+    _, provenance = fetch(str(sources["image-folder directory"]), timeout=1, downloads=tmp_path / "dl", progress=False)
     assert provenance["md5"] is None and provenance["sha256"] is None
     assert provenance["arrays_sha256"] == tiny.sha256()
 

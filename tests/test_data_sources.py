@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchnet import layout
+from scratchnet.study import layout
 from scratchnet.data import MIRROR, DataError, MirrorFallbackWarning, Release, fetch
 from scratchnet.data.sources import download, file_digests
 from cifar_archives import make_tar, tiny_dataset, write_image_folder, write_python_release

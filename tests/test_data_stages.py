@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from scratchnet import layout
+from scratchnet.study import layout
 from scratchnet.data import CIFAR10_CLASSES, Normalizer, load_raw
 from cifar_archives import make_tar, tar_of, tiny_dataset, write_image_folder
 

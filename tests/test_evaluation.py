@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from scratchnet import evaluation, layout
-from scratchnet.io import write_json
-from scratchnet.params import load_params
+from scratchnet.study import evaluation, layout
+from scratchnet.files import write_json
+from scratchnet.study.params import load_params
 
 ENTRIES = {"softmax": ["baseline", "reg=0.1", "lr=0.01"], "twolayer": ["baseline", "hidden_dim=50"]}
 ACCS = {  # (model, entry) -> test accuracy per seed; None = diverged

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchnet import layout
+from scratchnet.study import layout
 from scratchnet.fitting import closed_form, gradient_descent, loss_and_grads, make_problem, run_fit
 from scratchnet.nn.gradcheck import numerical_gradient, rel_error
 

@@ -1,10 +1,11 @@
-"""dvc.yaml and scratchnet.layout name the same artifact paths (DVC reads no Python)."""
+"""dvc.yaml and scratchnet.study.layout name the same artifact paths (DVC reads no Python)."""
 
 from pathlib import Path
 
 import yaml
 
-from scratchnet import layout
+from scratchnet.data import MIRROR
+from scratchnet.study import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,3 +37,4 @@ def test_every_stage_output_is_a_layout_path():
 
 def test_the_bundled_mirror_is_a_declared_dependency():
     assert layout.MIRROR.as_posix() in stage_paths("deps")
+    assert layout.MIRROR.as_posix() == MIRROR.location  # the data library names the same file

@@ -5,7 +5,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from scratchnet.nn import blas, build_model
-from scratchnet.optim import affine_sgd_step, sgd_step
+from scratchnet.nn.optim import affine_sgd_step, sgd_step
 
 
 def arrays(dtype, n=9, d=6, m=4, seed=0):

@@ -5,7 +5,7 @@ import copy
 import pytest
 import yaml
 
-from scratchnet.params import ParamsError, load_params, parse_entry, run_config, validate
+from scratchnet.study.params import ParamsError, load_params, parse_entry, run_config, validate
 
 
 @pytest.fixture

@@ -153,7 +153,7 @@ def test_dvc_repro_builds_every_output(tiny_project, first_repro):
 def test_the_report_holds_every_section_valid_figures_and_the_evaluate_numbers(tiny_project, first_repro):
     import pandas as pd
 
-    from scratchnet.report import PART_TITLES
+    from scratchnet.study.report import PART_TITLES
 
     markdown = (tiny_project / "report/report.md").read_text()
     html = (tiny_project / "report/report.html").read_text()

@@ -20,14 +20,14 @@ import yaml
 from PIL import Image
 
 from report_reading import section_text, sweep_table
-from scratchnet import evaluation, layout
-from scratchnet.io import read_json, write_csv, write_json, write_text
-from scratchnet.params import MODELS, load_params
-from scratchnet.plots.study import x_scale
-from scratchnet.report import PART_TITLES, ReportError, build_report, write_report
-from scratchnet.report.analysis import Row, judge, pooled_std, trend
-from scratchnet.report.sections import attack_example, duration, sweep_sentences
-from scratchnet.report.artifacts import SummaryRow
+from scratchnet.study import evaluation, layout
+from scratchnet.files import read_json, write_csv, write_json, write_text
+from scratchnet.study.params import MODELS, load_params
+from scratchnet.study.plots.study import x_scale
+from scratchnet.study.report import PART_TITLES, ReportError, build_report, write_report
+from scratchnet.study.report.analysis import Row, judge, pooled_std, trend
+from scratchnet.study.report.sections import attack_example, duration, sweep_sentences
+from scratchnet.study.report.artifacts import SummaryRow
 
 PROJECT = Path(__file__).resolve().parents[1]
 STUDY_TEXT = PROJECT.parent / "shared" / "reference" / "study-report.txt"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from scratchnet.runs import SeedRuns, fit_seed, fit_seeds, load_splits
-from scratchnet import layout
+from scratchnet.study.runs import SeedRuns, fit_seed, fit_seeds, load_splits
+from scratchnet.study import layout
 
 CONFIG = {"lr": 0.05, "lr_decay": 0.9, "batch_size": 32, "reg": 0.0, "hidden_dim": 16,
           "init": "he", "init_scale": 1e-3, "epochs": 2}
@@ -65,6 +65,6 @@ def test_the_training_set_is_memory_mapped_not_read_into_memory(tmp_path):
 
 def test_the_training_library_does_not_import_mlflow():
     # A stage opens MLflow itself, while its seeds train: importing the library must not.
-    code = "import sys, scratchnet.runs, scratchnet.tracking; print('mlflow' in sys.modules)"
+    code = "import sys, scratchnet.study.runs, scratchnet.study.tracking; print('mlflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -6,7 +6,7 @@ import time
 import mlflow
 import pytest
 
-from scratchnet.tracking import Tracker, TrackingError, flatten, tracking_uri
+from scratchnet.study.tracking import Tracker, TrackingError, flatten, tracking_uri
 
 
 def closed_port() -> int:
@@ -76,10 +76,10 @@ def test_the_pyfunc_model_class_imports_without_mlflow_warnings():
 
     import mlflow.pyfunc  # noqa: F401  (MLflow's own import warns about its own types)
 
-    sys.modules.pop("scratchnet.pyfunc_model", None)
+    sys.modules.pop("scratchnet.study.pyfunc_model", None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        importlib.import_module("scratchnet.pyfunc_model")
+        importlib.import_module("scratchnet.study.pyfunc_model")
     assert [str(w.message) for w in caught] == []
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scratchnet.nn import build_model
-from scratchnet.optim import decayed_lr, sgd_step
+from scratchnet.nn.optim import decayed_lr, sgd_step
 from scratchnet.training import accuracy, train
 
 D, C = 20, 5

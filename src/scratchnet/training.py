@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from .optim import decayed_lr
+from .nn.optim import decayed_lr
 
 
 @dataclass

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .archives import iter_files, safe_unpickle
 from .errors import DataError
-from ..io import atomic_paths, json_text
+from ..files import atomic_paths, json_text
 
 # The label order of the release, which is also the sorted order of its class names: so an
 # image-folder dataset's sorted folder names give the same labels as the official batches.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """A data source, archive or array file is not what the study needs.
 
     The message names the file (or URL, or params key) and what was expected, e.g.

@@ -23,10 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from .. import layout
 from .cifar import IMAGE_SHAPE, PIXELS, RawDataset, class_counts
 from .errors import DataError
-from ..io import atomic_paths, json_text
+from ..files import atomic_paths, json_text
 
 METHODS = ("mean", "mean_std")
 # A pixel whose training std is below one grey level would have any tiny difference at test
@@ -96,7 +95,7 @@ class Normalizer:
             np.savez(f, mean=self.mean, scale=self.scale, method=np.array(self.method))
 
     @classmethod
-    def load(cls, path: str | Path = layout.STATS) -> "Normalizer":
+    def load(cls, path: str | Path) -> "Normalizer":
         """Reads a saved Normalizer; DataError naming `path` if it is missing or malformed."""
         path = Path(path)
         try:
@@ -150,9 +149,9 @@ def write_processed(
     test_limit: int | None,
     normalize: str,
     seed: int,
-    split_paths: Callable[[str], tuple[Path, Path]] = layout.split_arrays,
-    stats_path: str | Path = layout.STATS,
-    meta_path: str | Path = layout.PROCESSED_META,
+    split_paths: Callable[[str], tuple[Path, Path]],
+    stats_path: str | Path,
+    meta_path: str | Path,
 ) -> dict:
     """Splits, fits the Normalizer on train, writes every output (all or none); returns the meta.
 

@@ -29,10 +29,9 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from .. import layout
 from .cifar import RawDataset, read_cifar10
 from .errors import DataError
-from ..io import atomic_paths
+from ..files import atomic_paths
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ OFFICIAL = {
     ),
 }
 MIRROR = Release(
-    "mirror", str(layout.MIRROR), "image-folder",
+    "mirror", "data/mirror/cifar-10-jpeg.tar.gz", "image-folder",  # relative to the project root
     "CIFAR-10 JPEG mirror (bundled; quality-75 re-encoding, pixels near the official ones)",
     md5="ed34c0535b92b58275e7e60125140e53",
     sha256="f05cef99aadcd5f9e7993190ce5734289c411cba5644bdae41ff754533f53bd8",
@@ -81,7 +80,7 @@ def fetch(
     source: str,
     timeout: float,
     *,
-    downloads: str | Path = layout.DOWNLOADS,
+    downloads: str | Path,
     official: dict[str, Release] = OFFICIAL,
     mirror: Release = MIRROR,
     progress: bool = True,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_paths
-from ..optim import affine_sgd_step
+from ..files import atomic_paths
+from .optim import affine_sgd_step
 from .init import INITS, init_weight
 from .layers import affine_backward, affine_forward, relu_backward, relu_forward
 from .losses import l2_penalty, l2_regularization, softmax, softmax_cross_entropy

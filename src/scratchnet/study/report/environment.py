@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scratchnet.identity import config_hash, git_commit
+from scratchnet.study.identity import config_hash, git_commit
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from scratchnet import layout
-from scratchnet.params import BASELINE, MODELS, parse_entry
+from scratchnet.study import layout
+from scratchnet.study.params import BASELINE, MODELS, parse_entry
 
 RUN_COLUMNS = ["model", "run", "param", "value", "seed", "test_acc", "final_val_acc",
                "diverged", "diverged_epoch", "mlflow_run_id"]

@@ -26,7 +26,8 @@ from typing import Any, Iterator
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
-from scratchnet.identity import config_hash, git_commit  # noqa: E402,F401 (re-exported)
+from scratchnet.study.identity import config_hash, git_commit  # noqa: E402,F401 (re-exported)
+from scratchnet.errors import UserError
 
 # MLflow itself is imported on first use, not here: its import and store set-up take ~3 s of
 # CPU, which an ablation stage spends while its seeds train instead of before (pipeline/ablate.py).
@@ -34,7 +35,7 @@ from scratchnet.identity import config_hash, git_commit  # noqa: E402,F401 (re-e
 TAG = "scratchnet."  # prefix of the tags this project sets
 
 
-class TrackingError(RuntimeError):
+class TrackingError(UserError, RuntimeError):
     """MLflow could not be reached or refused a write; the message says which and what to do."""
 
 
@@ -134,7 +135,7 @@ class Run:
         """Logs a trained network as an MLflow pyfunc model that predicts from raw images."""
         import mlflow
 
-        from scratchnet.pyfunc_model import ImageClassifier
+        from scratchnet.study.pyfunc_model import ImageClassifier
 
         def log():
             with mlflow.start_run(run_id=self.run_id):

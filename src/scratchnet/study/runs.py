@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from scratchnet import layout
-from scratchnet.io import write_csv
+from scratchnet.study import layout
+from scratchnet.files import write_csv
 from scratchnet.nn import build_model
-from scratchnet.params import model_config
-from scratchnet.identity import git_commit
-from scratchnet.tracking import TAG, Tracker, TrackingError, dataset_tags
+from scratchnet.study.params import model_config
+from scratchnet.study.identity import git_commit
+from scratchnet.study.tracking import TAG, Tracker, TrackingError, dataset_tags
 from scratchnet.training import accuracy, train
 
 

@@ -1,7 +1,7 @@
 """The study's figures: the fit's loss curve, train vs validation accuracy, one figure per sweep.
 
 Each function takes plain numbers and returns a `matplotlib.figure.Figure` (no pyplot, no
-files): the report stage renders them with `scratchnet.plots.png_bytes` and decides where they go. Accuracies
+files): the report stage renders them with `scratchnet.study.plots.png_bytes` and decides where they go. Accuracies
 are fractions of 1 throughout.
 """
 

@@ -1,6 +1,6 @@
 """The study rebuilt as a document from the pipeline's artifacts.
 
-    from scratchnet.report import build_report, write_report
+    from scratchnet.study.report import build_report, write_report
     report = build_report(root)      # reads every artifact under the project folder `root`
     write_report(report, root)       # writes layout.REPORT_MD, REPORT_HTML, REPORT_FIGURES/*.png
 
@@ -15,12 +15,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from scratchnet import layout
-from scratchnet.io import write_bytes, write_text
-from scratchnet.report.artifacts import Artifacts, ReportError, load_artifacts
-from scratchnet.report.document import Block, Figure, to_html, to_markdown
-from scratchnet.report.environment import Environment, environment
-from scratchnet.report.sections import PART_TITLES, TITLE, document
+from scratchnet.study import layout
+from scratchnet.files import write_bytes, write_text
+from scratchnet.study.report.artifacts import Artifacts, ReportError, load_artifacts
+from scratchnet.study.report.document import Block, Figure, to_html, to_markdown
+from scratchnet.study.report.environment import Environment, environment
+from scratchnet.study.report.sections import PART_TITLES, TITLE, document
 
 __all__ = ["Report", "ReportError", "build_report", "write_report", "PART_TITLES"]
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from scratchnet import layout
-from scratchnet.params import BASELINE, MODELS
-from scratchnet.plots import png_bytes
-from scratchnet.plots import study as plots
-from scratchnet.report import analysis
-from scratchnet.report.artifacts import Artifacts, ModelResults, SummaryRow, scalar_items, truth
-from scratchnet.report.document import Block, Bullets, Code, Figure, FigureRow, Heading, Paragraph, Table
-from scratchnet.report.environment import Environment
+from scratchnet.study import layout
+from scratchnet.study.params import BASELINE, MODELS
+from scratchnet.study.plots import png_bytes
+from scratchnet.study.plots import study as plots
+from scratchnet.study.report import analysis
+from scratchnet.study.report.artifacts import Artifacts, ModelResults, SummaryRow, scalar_items, truth
+from scratchnet.study.report.document import Block, Bullets, Code, Figure, FigureRow, Heading, Paragraph, Table
+from scratchnet.study.report.environment import Environment
 
 TITLE = "scratchnet: neural networks from scratch on CIFAR-10 — study report"
 PART_TITLES = {

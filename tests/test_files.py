@@ -4,7 +4,7 @@ import math
 
 import pandas as pd
 
-from scratchnet.io import write_csv
+from scratchnet.files import write_csv
 
 
 def test_csv_cells_are_written_unrounded_and_missing_values_left_empty(tmp_path):

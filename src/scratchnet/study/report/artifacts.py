@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-from scratchnet import layout
-from scratchnet.params import MODELS, ParamsError, load_params
+from scratchnet.study import layout
+from scratchnet.study.params import MODELS, ParamsError, load_params
+from scratchnet.errors import UserError
 
 PARAMS_FILE = layout.PARAMS
 ATTACK_SUCCESS_PLOT = layout.ATTACK_SUCCESS_PLOT
@@ -32,7 +33,7 @@ CURVE_COLUMNS = ("epoch", "train_acc", "val_acc")
 ATTACK_SWEEP_COLUMNS = ("norm", "epsilon", "mode", "success_rate", "median_l2", "n")
 
 
-class ReportError(RuntimeError):
+class ReportError(UserError, RuntimeError):
     """An artifact the report needs is missing or malformed; the message names the file."""
 
 

@@ -18,6 +18,6 @@ def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
-from scratchnet.plots.attack import example_figures, success_figure  # noqa: E402
+from scratchnet.study.plots.attack import example_figures, success_figure  # noqa: E402
 
 __all__ = ["example_figures", "png_bytes", "success_figure"]

@@ -19,11 +19,13 @@ from typing import Any, Callable
 
 import yaml
 
+from scratchnet.errors import UserError
+
 MODELS = ("softmax", "twolayer")
 BASELINE = "baseline"
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """params.yaml holds a value the study cannot run with; the message names the key."""
 
 

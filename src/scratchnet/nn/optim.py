@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nn.blas import gemm_tn_update
+from .blas import gemm_tn_update
 
 
 def decayed_lr(lr: float, lr_decay: float, epoch: int) -> float:
