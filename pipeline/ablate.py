@@ -1,28 +1,32 @@
-"""ablate stage: one ablation value of one model, trained once per seed.
+"""ablate stage: every ablation value of both models (params `ablate.*`), each trained once per seed.
 
-    python pipeline/ablate.py softmax reg=0.001      (or `baseline`)
+    python pipeline/ablate.py
 
-Each value is its own DVC stage (dvc.yaml's matrix over params `ablate.<model>`), so adding or
-editing one value reruns only that value's runs.
+Writes one result per value, layout.ablate_run(model, entry), all its seeds inside.
 """
 
 import sys
 import time
 
 from scratchnet.study import layout
-from scratchnet.study.params import MODELS, ParamsError, load_params, parse_entry, run_config
+from scratchnet.study.params import MODELS, ablation_entries, load_params, parse_entry, run_config
 from scratchnet.files import read_json, write_json
 from scratchnet.study.runs import SeedRuns, base_tags, load_splits, log_seed, summarise
 from scratchnet.study.identity import config_hash
 from scratchnet.study.tracking import TAG, Tracker, check_server
 
 
-def main(model_name: str, entry: str) -> None:
-    started = time.perf_counter()
+def main() -> None:
     params = load_params()
-    if entry not in params["ablate"][model_name]:
-        raise ParamsError(f"params: ablate.{model_name} has no entry {entry!r}")
     check_server()  # an unreachable MLflow server fails the stage here, before any training
+    splits = load_splits()
+    for model_name in MODELS:
+        for entry in ablation_entries(params, model_name):
+            run_entry(params, splits, model_name, entry)
+
+
+def run_entry(params: dict, splits: dict, model_name: str, entry: str) -> None:
+    started = time.perf_counter()
     param, value = parse_entry(params, model_name, entry)
     config = run_config(params, model_name, entry, params["ablate"]["epochs"][model_name])
     provenance = read_json(layout.PROVENANCE)
@@ -33,7 +37,6 @@ def main(model_name: str, entry: str) -> None:
     parent_key = config_hash({"sweep": sweep, "baseline": baseline, "epochs": config["epochs"],
                               "data": tags[TAG + "dataset_sha256"], "preprocess": params["preprocess"]})
 
-    splits = load_splits()
     with SeedRuns(model_name, config, params["ablate"]["seeds"], splits, desc=f"{model_name} {entry}") as runs:
         # MLflow is opened while the seeds train, not before: its import and the store's set-up
         # (~3 s of one core) then share the cores with training instead of leaving one idle.
@@ -68,6 +71,4 @@ def main(model_name: str, entry: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in MODELS:
-        sys.exit("usage: python pipeline/ablate.py softmax|twolayer baseline|key=value")
-    main(sys.argv[1], sys.argv[2])
+    main()

@@ -8,7 +8,7 @@ from scratchnet.study import evaluation, layout
 from scratchnet.files import write_json
 from scratchnet.study.params import load_params
 
-ENTRIES = {"softmax": ["baseline", "reg=0.1", "lr=0.01"], "twolayer": ["baseline", "hidden_dim=50"]}
+SWEEPS = {"softmax": {"reg": [0.1], "lr": [0.01]}, "twolayer": {"hidden_dim": [50]}}
 ACCS = {  # (model, entry) -> test accuracy per seed; None = diverged
     ("softmax", "baseline"): [0.40, 0.42],
     ("softmax", "reg=0.1"): [0.30, 0.34],
@@ -21,7 +21,7 @@ ACCS = {  # (model, entry) -> test accuracy per seed; None = diverged
 @pytest.fixture
 def study(tmp_path):
     params = load_params("params.yaml")
-    params["ablate"].update(seeds=[0, 1], **ENTRIES)
+    params["ablate"].update(seeds=[0, 1], **SWEEPS)
     for (model, entry), accs in ACCS.items():
         param, _, raw = entry.partition("=")
         records = [{"seed": s, "test_acc": a, "final_val_acc": a, "diverged": a is None,
@@ -66,6 +66,6 @@ def test_diverged_seeds_are_counted_and_left_out_of_the_mean(study):
 
 def test_a_missing_run_result_names_the_file_and_the_fix(study):
     params, root = study
-    params["ablate"]["softmax"].append("reg=0.5")
+    params["ablate"]["softmax"]["reg"].append(0.5)
     with pytest.raises(FileNotFoundError, match=r"results/ablate/softmax/reg=0.5.json is missing; run its stage"):
         evaluation.ablation_runs(params, root)

@@ -28,7 +28,7 @@ def test_every_stage_output_is_a_layout_path():
         layout.SWEEP_PLOTS_DIR, layout.ATTACK_EXAMPLE, layout.ATTACK_SWEEP_CSV,
         layout.ATTACK_METRICS, *layout.ATTACK_IMAGES.values(), layout.ATTACK_SUCCESS_PLOT, layout.ATTACK_PLOTS_DIR, layout.REPORT_DIR,
         layout.model_path("${item}"), layout.train_dir("${item}"),
-        layout.ablate_run("softmax", "${item.run}"), layout.ablate_run("twolayer", "${item.run}"),
+        layout.ABLATE_DIR,
     }
     assert {p.as_posix() for p in named} <= outs
     unnamed = outs - {p.as_posix() for p in named}

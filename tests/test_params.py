@@ -5,7 +5,7 @@ import copy
 import pytest
 import yaml
 
-from scratchnet.study.params import ParamsError, load_params, parse_entry, run_config, validate
+from scratchnet.study.params import ParamsError, ablation_entries, load_params, parse_entry, run_config, validate
 
 
 @pytest.fixture
@@ -27,7 +27,8 @@ def with_value(raw, dotted, value):
 def test_the_shipped_params_are_valid():
     params = load_params("params.yaml")
     assert params["twolayer"]["hidden_dim"] == 100
-    assert "baseline" in params["ablate"]["softmax"]
+    assert params["ablate"]["softmax"]["lr"] == [0.001, 0.01, 0.05]
+    assert ablation_entries(params, "softmax")[:2] == ["baseline", "reg=0.001"]
 
 
 @pytest.mark.parametrize(
@@ -62,32 +63,40 @@ def test_a_missing_key_is_refused(raw):
         validate(raw)
 
 
-def test_ablation_entries_are_checked_like_the_key_they_change(raw):
-    raw["ablate"]["twolayer"].append("lr_decay=1.2")
-    with pytest.raises(ParamsError, match=r"ablate.twolayer entry 'lr_decay=1.2': lr_decay must be a number in \(0, 1\]"):
+def test_ablation_values_are_checked_like_the_key_they_change(raw):
+    raw["ablate"]["twolayer"]["lr_decay"].append(1.2)
+    with pytest.raises(ParamsError, match=r"ablate.twolayer.lr_decay: lr_decay must be a number in \(0, 1\]"):
         validate(raw)
 
 
 @pytest.mark.parametrize(
-    "entry, says",
+    "sweep, values, says",
     [
-        ("momentum=0.9", "changes unknown key 'momentum'"),
-        ("lr", "must be 'baseline' or 'key=value'"),
-        ("reg=0.0", "is the baseline value of softmax.reg"),
-        ("reg=1e-3", "'reg=0.001' and 'reg=1e-3' are the same run"),
+        ("momentum", [0.9], "ablate.softmax.momentum sweeps an unknown key; keys of softmax:"),
+        ("lr", 0.01, "ablate.softmax.lr is 0.01; expected a list of values"),
+        ("lr", [], "ablate.softmax.lr is []; expected a list of values"),
+        ("reg", [0.001, "1e-3"], "ablate.softmax.reg lists 0.001 twice"),
+        ("batch_size", [64, 0.5], "ablate.softmax.batch_size: batch_size must be a whole number >= 1"),
     ],
 )
-def test_a_bad_ablation_entry_is_refused(raw, entry, says):
-    raw["ablate"]["softmax"].append(entry)
+def test_a_bad_sweep_is_refused_naming_it(raw, sweep, values, says):
+    raw["ablate"]["softmax"][sweep] = values
     with pytest.raises(ParamsError) as err:
         validate(raw)
     assert says in str(err.value)
 
 
-def test_every_sweep_keeps_its_baseline_row(raw):
-    raw["ablate"]["softmax"].remove("baseline")
-    with pytest.raises(ParamsError, match="must include 'baseline'"):
-        validate(raw)
+def test_a_swept_value_equal_to_the_baseline_is_the_baseline_run(raw):
+    # `dvc exp run -S softmax.lr=0.01` makes the lr sweep's 0.01 the baseline: no error, no second run.
+    raw["softmax"]["lr"] = 0.01
+    entries = ablation_entries(validate(raw), "softmax")
+    assert "lr=0.01" not in entries and "lr=0.005" not in entries
+    assert entries.count("baseline") == 1 and "lr=0.001" in entries and "lr=0.05" in entries
+
+
+def test_a_model_may_have_no_sweeps(raw):
+    raw["ablate"]["twolayer"] = {}
+    assert ablation_entries(validate(raw), "twolayer") == ["baseline"]
 
 
 def test_an_entry_changes_one_key_of_the_baseline(raw):

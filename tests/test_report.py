@@ -43,6 +43,15 @@ MEANS = {
     ("softmax", "lr=0.001"): 0.400, ("softmax", "lr=0.05"): 0.360,
     ("twolayer", "baseline"): 0.510, ("twolayer", "hidden_dim=50"): 0.490, ("twolayer", "hidden_dim=200"): 0.530,
 }
+def sweeps_of(entries: list[str]) -> dict[str, list]:
+    """['baseline', 'reg=0.1', ...] -> {'reg': [0.1], ...}: params.yaml's ablate.<model>."""
+    out: dict[str, list] = {}
+    for entry in entries[1:]:
+        key, _, value = entry.partition("=")
+        out.setdefault(key, []).append(yaml.safe_load(value))
+    return out
+
+
 NOISE = 0.004  # per-seed offset: sample std over the three seeds is exactly NOISE
 DIVERGED = ("softmax", "lr=0.05", 1)  # (model, entry, seed) that diverges at epoch 2
 
@@ -81,7 +90,7 @@ def run_json(model: str, entry: str, stage: str, seeds: list[int], accs: list, c
 def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: bool = True) -> dict:
     """Writes every artifact the report reads under `root`; returns the params used."""
     params = load_params(PROJECT / "params.yaml")
-    params["ablate"].update(seeds=SEEDS, **ENTRIES)
+    params["ablate"].update(seeds=SEEDS, **{m: sweeps_of(e) for m, e in ENTRIES.items()})
     params["train"]["epochs"] = {"softmax": 6, "twolayer": 4}
     params["ablate"]["epochs"] = {"softmax": 3, "twolayer": 3}
     write_text(root / "params.yaml", yaml.safe_dump(params, sort_keys=False))

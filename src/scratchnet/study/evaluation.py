@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from scratchnet.study import layout
-from scratchnet.study.params import BASELINE, MODELS, parse_entry
+from scratchnet.study.params import BASELINE, MODELS, ablation_entries, sweeps
 
 RUN_COLUMNS = ["model", "run", "param", "value", "seed", "test_acc", "final_val_acc",
                "diverged", "diverged_epoch", "mlflow_run_id"]
@@ -38,7 +38,7 @@ def _read(path: Path) -> dict:
 def ablation_runs(params: dict, root: Path = Path(".")) -> pd.DataFrame:
     rows = []
     for model in MODELS:
-        for entry in params["ablate"][model]:
+        for entry in ablation_entries(params, model):
             result = _read(root / layout.ablate_run(model, entry))
             for rec in result["seeds"]:
                 rows.append({
@@ -49,16 +49,11 @@ def ablation_runs(params: dict, root: Path = Path(".")) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
-def _sweeps(params: dict, model: str) -> list[str]:
-    keys = [parse_entry(params, model, e)[0] for e in params["ablate"][model]]
-    return list(dict.fromkeys(k for k in keys if k is not None))  # first-seen order
-
-
 def ablation_summary(params: dict, runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for model in MODELS:
         base = runs[(runs.model == model) & (runs.run == BASELINE)]
-        for param in _sweeps(params, model):
+        for param in sweeps(params, model):
             sweep = runs[(runs.model == model) & (runs.param == param)]
             groups = [(params[model][param], True, base)]
             groups += [(value, False, g) for value, g in sweep.groupby("value", sort=False)]
@@ -77,7 +72,7 @@ def ablation_summary(params: dict, runs: pd.DataFrame) -> pd.DataFrame:
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     order = {m: i for i, m in enumerate(MODELS)}
     summary["_m"] = summary.model.map(order)
-    summary["_p"] = [_sweeps(params, m).index(p) for m, p in zip(summary.model, summary.param)]
+    summary["_p"] = [list(sweeps(params, m)).index(p) for m, p in zip(summary.model, summary.param)]
     return summary.sort_values(["_m", "_p", "value"]).drop(columns=["_m", "_p"]).reset_index(drop=True)
 
 

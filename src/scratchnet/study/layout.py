@@ -60,8 +60,11 @@ def train_history(model: str) -> Path:
     return train_dir(model) / "history.csv"
 
 
+ABLATE_DIR = RESULTS / "ablate"
+
+
 def ablate_dir(model: str) -> Path:
-    return RESULTS / "ablate" / model
+    return ABLATE_DIR / model
 
 
 def ablate_run(model: str, run: str) -> Path:

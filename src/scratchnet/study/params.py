@@ -112,6 +112,15 @@ def list_of(rule: Rule, *, min_len: int = 1, unique: bool = False):
     return Rule(check, f"a list of at least {min_len} items, each {rule.describe}{extra}")
 
 
+def mapping(describe: str):
+    def check(value):
+        if not isinstance(value, dict):
+            raise ValueError
+        return value
+
+    return Rule(check, describe)
+
+
 def _model_section(**extra: Rule) -> dict:
     return {
         **extra,
@@ -128,7 +137,6 @@ def _per_model(rule: Rule) -> dict:
     return {model: rule for model in MODELS}
 
 
-ENTRY = text()  # ablation entries are checked against their model section in _check_ablations
 
 SCHEMA: dict = {
     "data": {
@@ -159,7 +167,8 @@ SCHEMA: dict = {
     "ablate": {
         "seeds": list_of(integer(0), unique=True),
         "epochs": _per_model(integer(1)),
-        **_per_model(list_of(ENTRY, unique=True)),
+        # Each model's sweeps; their keys and values are checked against its section in _check_ablations.
+        **_per_model(mapping("a mapping of sweeps, `key: [value, ...]` (or {} for none)")),
     },
     "attack": {
         "example": {
@@ -208,6 +217,26 @@ def _validate(node: Any, schema: Any, where: str) -> Any:
     return {k: _validate(node[k], schema[k], f"{where}.{k}" if where else k) for k in schema}
 
 
+def _coerce(section: dict, key: str, value: Any, where: str) -> Any:
+    """`value` checked by the rule of `section[key]`, as if it stood in the model section."""
+    if isinstance(value, str):  # YAML 1.1 reads '1e-3' as text; the rule decides if it is a number
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, float) and value.is_integer() and isinstance(section[key].check(1), int):
+        value = int(value)
+    try:
+        return section[key].check(value)
+    except (ValueError, TypeError):
+        raise ParamsError(f"params: {where}: {key} must be {section[key].describe}") from None
+
+
+def entry_name(key: str, value: Any) -> str:
+    """The name of the run group that sets `key` to `value`: 'lr=0.05' (results file, MLflow run name)."""
+    return f"{key}={value!r}"
+
+
 def parse_entry(params: dict, model: str, entry: str) -> tuple[str | None, Any]:
     """'reg=0.001' -> ('reg', 0.001), checked like params[model]['reg']; 'baseline' -> (None, None)."""
     where = f"ablate.{model} entry {entry!r}"
@@ -222,41 +251,42 @@ def parse_entry(params: dict, model: str, entry: str) -> tuple[str | None, Any]:
         raise ParamsError(
             f"params: {where} changes unknown key {key!r}; keys of {model}: {', '.join(section)}"
         )
-    value = yaml.safe_load(raw)
-    if isinstance(value, str):  # YAML 1.1 reads '1e-3' as text; the rule decides if it is a number
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, float) and value.is_integer() and isinstance(section[key].check(1), int):
-        value = int(value)
-    try:
-        value = section[key].check(value)
-    except (ValueError, TypeError):
-        raise ParamsError(f"params: {where}: {key} must be {section[key].describe}") from None
-    return key, value
+    return key, _coerce(section, key, yaml.safe_load(raw), where)
+
+
+def sweeps(params: dict, model: str) -> dict[str, list]:
+    """ablate.<model> as validated: swept key -> its values in the order listed."""
+    return params["ablate"][model]
+
+
+def ablation_entries(params: dict, model: str) -> list[str]:
+    """Every run group of a model's ablation: 'baseline' first, then one 'key=value' per swept
+    value that differs from the baseline (a value equal to the baseline's is the baseline run)."""
+    entries = [BASELINE]
+    for key, values in sweeps(params, model).items():
+        entries += [entry_name(key, v) for v in values if v != params[model][key]]
+    return entries
 
 
 def _check_ablations(params: dict) -> None:
+    """Each sweep names a key of its model's section and lists valid, distinct values."""
     for model in MODELS:
-        entries = params["ablate"][model]
-        if BASELINE not in entries:
-            raise ParamsError(
-                f"params: ablate.{model} must include 'baseline' (the centre row of every table)"
-            )
-        seen: dict[tuple, str] = {}
-        for entry in entries:
-            key, value = parse_entry(params, model, entry)
-            if key is not None and value == params[model][key]:
+        section = SCHEMA[model]
+        checked = {}
+        for key, values in params["ablate"][model].items():
+            where = f"ablate.{model}.{key}"
+            if key not in section:
                 raise ParamsError(
-                    f"params: ablate.{model} entry {entry!r} is the baseline value of {model}.{key}; "
-                    "'baseline' already covers it"
+                    f"params: {where} sweeps an unknown key; keys of {model}: {', '.join(section)}"
                 )
-            if (key, value) in seen:
-                raise ParamsError(
-                    f"params: ablate.{model} entries {seen[(key, value)]!r} and {entry!r} are the same run"
-                )
-            seen[(key, value)] = entry
+            if not isinstance(values, list) or not values:
+                raise ParamsError(f"params: {where} is {values!r}; expected a list of values, e.g. [0.01, 0.05]")
+            values = [_coerce(section, key, v, where) for v in values]
+            repeated = [v for i, v in enumerate(values) if v in values[:i]]
+            if repeated:
+                raise ParamsError(f"params: {where} lists {repeated[0]!r} twice")
+            checked[key] = values
+        params["ablate"][model] = checked
 
 
 def validate(raw: Any) -> dict:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from scratchnet.study import layout
-from scratchnet.study.params import MODELS, ParamsError, load_params
+from scratchnet.study.params import MODELS, ParamsError, ablation_entries, load_params
 from scratchnet.errors import UserError
 
 PARAMS_FILE = layout.PARAMS
@@ -266,7 +266,7 @@ def load_artifacts(root: Path | str) -> Artifacts:
         train = read_json(root, layout.train_run(model))
         need(train, RUN_KEYS, layout.train_run(model))
         ablations = {}
-        for entry in params["ablate"][model]:
+        for entry in ablation_entries(params, model):
             rel = layout.ablate_run(model, entry)
             ablations[entry] = read_json(root, rel)
             need(ablations[entry], RUN_KEYS + ("param", "value", "mlflow_parent_run_id"), rel)
