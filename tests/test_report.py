@@ -8,6 +8,7 @@ evaluate stage's own functions from those runs, plus provenance, the fit and the
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 import re
@@ -25,12 +26,13 @@ from scratchnet.files import read_json, write_csv, write_json, write_text
 from scratchnet.study.params import MODELS, load_params
 from scratchnet.study.plots.study import x_scale
 from scratchnet.study.report import PART_TITLES, ReportError, build_report, write_report
-from scratchnet.study.report.analysis import Row, judge, pooled_std, trend
-from scratchnet.study.report.sections import attack_example, duration, sweep_sentences
-from scratchnet.study.report.artifacts import SummaryRow
+from scratchnet.study.analysis import judge, pooled_std, trend
+from scratchnet.study.evaluation import SweepRow as Row
+from scratchnet.study.report.sections import attack_example, study_sentences, verdict_sentences
+from scratchnet.study.report.text import duration
 
 PROJECT = Path(__file__).resolve().parents[1]
-STUDY_TEXT = PROJECT.parent / "shared" / "reference" / "study-report.txt"
+STUDY_TEXT = PROJECT / "reference" / "study-report.txt"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 SEEDS = [0, 1, 2]
 ENTRIES = {
@@ -121,15 +123,8 @@ def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: 
                 accs[DIVERGED[2]] = None
             write_json(root / layout.ablate_run(model, entry), run_json(model, entry, "ablate", SEEDS, accs, config))
 
-    # The evaluate stage's outputs, made exactly as pipeline/evaluate.py makes them.
-    runs = evaluation.ablation_runs(params, root)
-    summary = evaluation.ablation_summary(params, runs)
-    write_text(root / layout.ABLATION_RUNS_CSV, runs.to_csv(index=False))
-    write_text(root / layout.ABLATION_SUMMARY_CSV, summary.to_csv(index=False))
-    for model in MODELS:  # the train stage's history CSV, as pipeline/train.py writes it
-        history = read_json(root / layout.train_run(model))["seeds"][0]["history"]
-        write_csv(root / layout.train_history(model), history, ("epoch", "loss", "train_acc", "val_acc", "lr"))
-    write_json(root / layout.METRICS, {**evaluation.metrics(params, summary, root), "seconds": 1.5})
+    with contextlib.chdir(root):  # the evaluate stage's outputs, made by the stage itself
+        runpy.run_path(str(PROJECT / "pipeline" / "evaluate.py"), run_name="__main__")
 
     if attack:
         probs = {c: 0.01 for c in CLASSES}
@@ -168,7 +163,8 @@ def test_every_section_is_present_in_order_in_markdown_and_html(built):
     root, report = built
     markdown = (root / layout.REPORT_MD).read_text()
     html = (root / layout.REPORT_HTML).read_text()
-    order = ["provenance", "fit", "softmax", "twolayer", "attack", "mlflow"]
+    order = ["glance", "distance", "fit", "softmax", "twolayer", "attack", "provenance", "mlflow"]
+    assert list(PART_TITLES) == order  # the answer first, the appendix last
     positions = [markdown.index(f"\n## {PART_TITLES[k]}\n") for k in order]
     assert positions == sorted(positions)
     for key in order:
@@ -182,7 +178,7 @@ def test_every_figure_file_exists_and_is_a_valid_png(built):
     root, report = built
     markdown = (root / layout.REPORT_MD).read_text()
     referenced = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    expected = {"fit.png", "curve_softmax.png", "curve_twolayer.png", "sweep_softmax_reg.png",
+    expected = {"reproduction.png", "fit.png", "curve_softmax.png", "curve_twolayer.png", "sweep_softmax_reg.png",
                 "sweep_softmax_lr.png", "sweep_twolayer_hidden_dim.png", "attack_original.png",
                 "attack_adversarial.png", "attack_difference.png", "attack_success_vs_epsilon.png"}
     assert {Path(r).name for r in referenced} == expected
@@ -225,7 +221,7 @@ def test_html_is_self_contained_with_every_image_embedded(built):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
     assert not re.search(r"<link\b|<script\b|@import|url\(", html, re.I)
     sources = re.findall(r"""<img [^>]*src="([^"]+)\"""", html)
-    assert len(sources) == len(report.figures) == 10
+    assert len(sources) == len(report.figures) == 11
     for src in sources:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG")
@@ -249,7 +245,7 @@ def test_provenance_states_the_data_commit_params_machine_and_stage_times(built)
     assert "git commit" in text and "CPU cores" in text and "RAM" in text
     # ablate softmax: 5 values x 30 s each, summed; the table shows every stage and the total
     assert re.search(r"\| `ablate softmax` \| 5 values × 3 seeds \(summed\) \| 2 min 30 s \|", text)
-    for stage in ("fetch", "preprocess", "fit", "train softmax", "train twolayer", "evaluate", "attack"):
+    for stage in ("fetch", "preprocess", "fit", "train softmax", "train twolayer", "attack"):
         assert f"| `{stage}` |" in text
 
 
@@ -334,35 +330,41 @@ def test_interpretation_flips_from_within_noise_to_beyond_noise_when_the_numbers
 
 def rows(means, std=0.01, n=3, values=None):
     values = values or list(range(len(means)))
-    return [SummaryRow("m", "p", v, i == 0, n, m, std, None, None, 0, ()) for i, (v, m) in enumerate(zip(values, means))]
+    return [Row(v, m, std, n, 0, i == 0) for i, (v, m) in enumerate(zip(values, means))]
+
+
+def sweep_sentences(param, ours, study, conclusion):
+    """Our verdict, then the comparison with the study's table ({value, test_acc} rows)."""
+    theirs = [Row(r["value"], r["test_acc"], None, 1) for r in study]
+    return verdict_sentences(param, ours) + study_sentences(param, ours, theirs, conclusion)
 
 
 def test_best_value_and_trend_follow_the_means():
-    text = " ".join(sweep_sentences("lr", rows([0.30, 0.45, 0.40], values=[0.001, 0.01, 0.1]), [], None, []))
+    text = " ".join(sweep_sentences("lr", rows([0.30, 0.45, 0.40], values=[0.001, 0.01, 0.1]), [], None))
     assert "Best: `lr=0.01` with 0.4500 ± 0.0100; worst: `lr=0.001` with 0.3000 ± 0.0100." in text
     assert "rises then falls as `lr` grows, peaking at `lr=0.01`" in text
-    text = " ".join(sweep_sentences("lr", rows([0.45, 0.40, 0.30], values=[0.001, 0.01, 0.1]), [], None, []))
+    text = " ".join(sweep_sentences("lr", rows([0.45, 0.40, 0.30], values=[0.001, 0.01, 0.1]), [], None))
     assert "Best: `lr=0.001`" in text and "decreases as `lr` grows" in text
 
 
 def test_equal_means_name_no_best_value():
-    text = " ".join(sweep_sentences("reg", rows([0.40, 0.40], values=[0.0, 0.1]), [], None, []))
+    text = " ".join(sweep_sentences("reg", rows([0.40, 0.40], values=[0.0, 0.1]), [], None))
     assert "Every value gives the same mean test accuracy, 0.4000." in text
     assert "Best:" not in text and "test accuracy is the same at every value of `reg`" in text
 
 
 def test_agreement_with_the_study_is_computed_not_assumed():
     study = [{"value": 0.001, "test_acc": 0.41}, {"value": 0.01, "test_acc": 0.40}]
-    agree = " ".join(sweep_sentences("lr", rows([0.42, 0.38], values=[0.001, 0.01]), study, "It is so.", []))
+    agree = " ".join(sweep_sentences("lr", rows([0.42, 0.38], values=[0.001, 0.01]), study, "It is so."))
     assert "Ours agrees on the best value." in agree
     assert "ours is on average 0.0050 below the study (differences from -0.0200 to +0.0100)" in agree
     assert "The study concluded: “It is so.”" in agree
-    differ = " ".join(sweep_sentences("lr", rows([0.38, 0.42], values=[0.001, 0.01]), study, None, []))
+    differ = " ".join(sweep_sentences("lr", rows([0.38, 0.42], values=[0.001, 0.01]), study, None))
     assert "Ours finds a different best value." in differ
 
 
 def test_one_seed_per_value_gives_no_noise_verdict():
-    text = " ".join(sweep_sentences("reg", rows([0.40, 0.41], std=0.0, n=1), [], None, []))
+    text = " ".join(sweep_sentences("reg", rows([0.40, 0.41], std=0.0, n=1), [], None))
     assert "no seed-to-seed noise estimate" in text
     assert "Within noise" not in text and "Beyond noise" not in text
 
@@ -424,10 +426,10 @@ def test_a_missing_required_artifact_is_an_error_naming_it(tmp_path):
         build_report(tmp_path)
 
 
-def test_a_summary_csv_without_its_columns_is_an_error_naming_them(tmp_path):
+def test_a_malformed_summary_is_an_error_naming_it_and_the_fix(tmp_path):
     make_project(tmp_path, attack=False)
-    write_text(tmp_path / layout.ABLATION_SUMMARY_CSV, "model,param,value\nsoftmax,reg,0.1\n")
-    with pytest.raises(ReportError, match=r"ablation_summary.csv lacks column\(s\) is_baseline"):
+    write_json(tmp_path / layout.ABLATION_SUMMARY_JSON, {"softmax": {"reg": [{"value": 0.1}]}})
+    with pytest.raises(ReportError, match=r"ablation_summary.json is malformed .*dvc repro evaluate"):
         build_report(tmp_path)
 
 
@@ -475,7 +477,6 @@ def test_study_numbers_hold_the_studys_published_results():
     assert sum(len(t) for m in MODELS for t in tables[m].values()) == 32
 
 
-@pytest.mark.skipif(not STUDY_TEXT.exists(), reason="the study's text is outside this repository")
 def test_every_study_number_is_printed_in_the_study_text():
     text = STUDY_TEXT.read_text()
     study = yaml.safe_load((PROJECT / layout.STUDY_NUMBERS).read_text())
