@@ -182,6 +182,25 @@ def summary_frame(summary: Summary) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
+def summary_from_frame(frame: pd.DataFrame) -> Summary:
+    """The inverse of summary_frame, for a table read back with pandas (a finished run's
+    layout.ABLATION_SUMMARY_CSV, as bench/reproduction_distance.py reads it)."""
+    def number(x):
+        return None if pd.isna(x) else float(x)
+
+    def value(x):
+        return int(x) if isinstance(x, float) and x.is_integer() else x
+
+    summary: Summary = {}
+    for r in frame.itertuples(index=False):
+        ids = "" if pd.isna(r.mlflow_run_ids) else str(r.mlflow_run_ids)
+        row = SweepRow(value(r.value), number(r.test_acc_mean), number(r.test_acc_std), int(r.n_seeds),
+                       int(r.n_diverged), bool(r.is_baseline), number(r.test_acc_min), number(r.test_acc_max),
+                       tuple(i for i in ids.split(";") if i))
+        summary.setdefault(r.model, {}).setdefault(r.param, []).append(row)
+    return summary
+
+
 def summary_to_json(summary: Summary) -> dict:
     """The typed summary as JSON (layout.ABLATION_SUMMARY_JSON): numbers stay numbers, a
     diverged mean stays null, so the report reads back exactly what evaluate computed."""

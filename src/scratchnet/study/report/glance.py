@@ -142,12 +142,24 @@ def free_choices(params: dict) -> str:
             "`bench/reproduction_distance.py`.")
 
 
+def untrained_sweeps(dist: Distance) -> list[str]:
+    """Sweeps of the study of which this run trained no value: 'twolayer `lr` (4 values)'."""
+    trained = {(s.model, s.param) for s in dist.sweeps}
+    counts: dict[tuple[str, str], int] = {}
+    for e in dist.entries:
+        if (e.model, e.param) not in trained:
+            counts[(e.model, e.param)] = counts.get((e.model, e.param), 0) + 1
+    return [f"{m} `{p}` ({n} values)" for (m, p), n in counts.items()]
+
+
 def entries_table(dist: Distance) -> Table:
+    """One row per entry of the sweeps this run trained (whole untrained sweeps are listed apart)."""
+    trained = {(s.model, s.param) for s in dist.sweeps}
     rows = [[e.model, f"`{e.param}`", value_text(e.value),
              "not trained" if e.ours is None else mean_std_text(e.ours.mean, e.ours.std),
              acc_text(e.study), "—" if e.diff is None else points(e.diff),
              "diverged" if e.diverged else yes_no(e.beyond_noise, "**beyond**", "within")]
-            for e in dist.entries]
+            for e in dist.entries if (e.model, e.param) in trained]
     return Table(["model", "sweep", "value", "ours (mean ± std)", "study", "ours − study", "vs noise"], rows,
                  align="lllrrrl")
 
@@ -169,9 +181,13 @@ def distance_section(art: Artifacts, dist: Distance) -> list[Block]:
                     if dist.beyond_noise else "") + ".")
     items.append("Diverged here where the study trained: "
                  + (", ".join(entry_name(e) for e in dist.diverged) if dist.diverged else "none") + ".")
-    missing = [e for e in dist.entries if e.ours is None]
+    untrained = untrained_sweeps(dist)
+    if untrained:
+        items.append("Sweeps of the study not run here (`ablate` in params.yaml): " + ", ".join(untrained) + ".")
+    trained = {(s.model, s.param) for s in dist.sweeps}
+    missing = [e for e in dist.entries if e.ours is None and (e.model, e.param) in trained]
     if missing:
-        items.append("Not trained here: " + ", ".join(entry_name(e) for e in missing) + ".")
+        items.append("Values of the study not trained here: " + ", ".join(entry_name(e) for e in missing) + ".")
     items.append(f"Sweeps agreeing with the study on the best value (or within our noise of it): "
                  f"{dist.sweeps_agreeing_best} of {len(dist.sweeps)}; on the trend's direction: "
                  f"{dist.sweeps_agreeing_trend} of {len(dist.sweeps)}.")

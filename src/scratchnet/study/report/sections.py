@@ -125,7 +125,7 @@ def curve_blocks(res: ModelResults, model: str) -> list[Block]:
     return blocks + [Paragraph(curve_sentences(curve, res.train["seeds"]))]
 
 
-def test_accuracy_sentences(ours: float | None, study: float, seeds: SweepRow, epochs: int) -> str:
+def accuracy_sentences(ours: float | None, study: float, seeds: SweepRow, epochs: int) -> str:
     """The baseline's test accuracy against the study's, and whether the gap is within our seed noise."""
     if ours is None:
         return f"**Test accuracy**: none — the baseline run diverged. The study reported {pct(study)}."
@@ -277,7 +277,7 @@ def sweep_blocks(art: Artifacts, model: str, param: str) -> list[Block]:
 def model_section(art: Artifacts, model: str) -> list[Block]:
     res = art.models[model]
     blocks: list[Block] = [Heading(2, PART_TITLES[model]), *hyper_parameters(art, model), *curve_blocks(res, model)]
-    blocks.append(Paragraph(test_accuracy_sentences(res.train["test_acc_mean"], float(art.study[model]["test_acc"]),
+    blocks.append(Paragraph(accuracy_sentences(res.train["test_acc_mean"], float(art.study[model]["test_acc"]),
                                                     res.baseline, art.params["ablate"]["epochs"][model])))
     blocks.append(Heading(3, f"{MODEL_NAMES[model]}: ablations"))
     if not res.sweeps:
