@@ -91,20 +91,18 @@ def judge(rows: list[SweepRow], factor: float = NOISE_FACTOR) -> Verdict:
     return Verdict(best, worst, spread, noise, within, trend([r.value for r in scored], [r.mean for r in scored]))
 
 
+TREND_PHRASES = {
+    "increasing": "test accuracy increases as `{p}` grows",
+    "decreasing": "test accuracy decreases as `{p}` grows",
+    "peak": "test accuracy rises then falls as `{p}` grows, peaking at `{p}={v}`",
+    "valley": "test accuracy falls then rises as `{p}` grows, lowest at `{p}={v}`",
+    "flat": "test accuracy is the same at every value of `{p}`",
+    "mixed": "test accuracy goes up and down as `{p}` grows, with no single direction",
+    "unordered": "the values of `{p}` have no order, so there is no trend to state",
+    "single": "there is only one value of `{p}` with a result, so there is no trend",
+}
+
+
 def describe_trend(t: Trend, param: str, fmt=str) -> str:
-    """A phrase such as 'test accuracy decreases as batch_size grows'."""
-    if t.kind == "increasing":
-        return f"test accuracy increases as `{param}` grows"
-    if t.kind == "decreasing":
-        return f"test accuracy decreases as `{param}` grows"
-    if t.kind == "peak":
-        return f"test accuracy rises then falls as `{param}` grows, peaking at `{param}={fmt(t.turning_value)}`"
-    if t.kind == "valley":
-        return f"test accuracy falls then rises as `{param}` grows, lowest at `{param}={fmt(t.turning_value)}`"
-    if t.kind == "flat":
-        return f"test accuracy is the same at every value of `{param}`"
-    if t.kind == "mixed":
-        return f"test accuracy goes up and down as `{param}` grows, with no single direction"
-    if t.kind == "unordered":
-        return f"the values of `{param}` have no order, so there is no trend to state"
-    return f"there is only one value of `{param}` with a result, so there is no trend"
+    """A phrase such as 'test accuracy decreases as `batch_size` grows'; fmt writes the turning value."""
+    return TREND_PHRASES[t.kind].format(p=param, v=fmt(t.turning_value))

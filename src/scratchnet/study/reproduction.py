@@ -55,10 +55,10 @@ def load_study(path: Path | str) -> dict:
     """The study's numbers (reference/study_numbers.yaml), checked for what the comparison reads:
     title, source, per model test_acc, baseline and ablation tables of {value, test_acc} rows."""
     path = Path(path)
+    if not path.is_file():
+        raise StudyNumbersError(f"{path} (the study's published numbers) is missing")
     try:
         study = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise StudyNumbersError(f"{path} (the study's published numbers) is missing") from None
     except yaml.YAMLError as err:
         raise StudyNumbersError(f"{path} is not valid YAML: {err}") from None
     _need(study, ("title", "source", *MODELS, "attack"), str(path))
