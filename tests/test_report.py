@@ -529,6 +529,8 @@ def test_the_distance_section_equals_an_independent_computation_over_the_summary
                     beyond += [(model, param, row["value"])] if abs(d) > noise else []
                     shared[row["value"]] = (match.test_acc_mean.iloc[0], row["test_acc"])
             sweeps += 1
+            if len(shared) < 2:  # one shared value says nothing about the best
+                continue
             our_best = max(shared, key=lambda v: shared[v][0])
             their_best = max(shared, key=lambda v: shared[v][1])
             agreeing += our_best == their_best or shared[our_best][0] - shared[their_best][0] <= noise
@@ -565,7 +567,7 @@ def test_the_report_opens_with_the_answer_and_cites_the_study_by_its_title(built
     glance = section_text(report.markdown, f"## {PART_TITLES['glance']}")
     title = yaml.safe_load((PROJECT / layout.STUDY_NUMBERS).read_text())["title"]
     assert f"reproduces the study “{title}”" in glance and "../shared" not in report.markdown
-    assert "| softmax classifier | 41.00% | 0.4100 ± 0.0040 (3 seeds) | 41.07% | -0.07 pt | within noise (≤ 0.80 pt) |" in glance
+    assert "| softmax classifier | 41.00% | 0.4100 ± 0.0040 (3 seeds) | 41.07% | -0.07 pt | within noise (2 × std = 0.80 pt) |" in glance
     assert "| softmax `lr` | 0.005 (0.4100) | beyond noise | 0.001 (0.4090) | no | no |" in glance
     assert "| twolayer `hidden_dim` | 200 (0.5300) | beyond noise | 200 (0.5272) | yes | yes |" in glance
     assert "fools 60.00% of 100 test images" in glance  # the sweep at eps 100, the first >= the study's 91
@@ -619,6 +621,8 @@ def test_a_sweep_agrees_on_the_best_value_when_ours_at_the_studys_best_is_within
     assert distance({"softmax": {"reg": far}}, study).sweeps[0].best_agrees is False
     diverged = distance({"softmax": {"reg": [Row(1, None, None, 3, 3), Row(2, None, None, 3, 3)]}}, study)
     assert diverged.sweeps[0].best_agrees is None and diverged.sweeps_agreeing_best == 0
+    one_shared = distance({"softmax": {"reg": [Row(1, 0.50, 0.004, 3), Row(3, 0.40, 0.004, 3)]}}, study)
+    assert one_shared.sweeps[0].best_agrees is None  # value 1 is "best" of one: no claim
 
 
 def test_tied_best_values_are_not_called_a_single_best():

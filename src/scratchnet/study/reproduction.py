@@ -12,7 +12,7 @@ metrics), the report (its "distance" section) and `bench/reproduction_distance.p
   std is the only estimate of it there is.
 - A sweep *agrees on the best value* when, over the values both tables have, our best is the
   study's best, or our mean at the study's best is within our noise (NOISE_FACTOR × pooled
-  std) of our best. It *agrees on the trend* when `analysis.trend` names the same direction
+  std) of our best; with fewer than two shared values there is no verdict. It *agrees on the trend* when `analysis.trend` names the same direction
   (and, for a peak or a valley, the same turning value) for both over those values.
 """
 
@@ -114,9 +114,9 @@ class Entry:
 class SweepAgreement:
     model: str
     param: str
-    ours_best: float | int | str | None  # over the values both tables have; None: no shared value
+    ours_best: float | int | str | None  # over the values both tables have; None: fewer than two
     study_best: float | int | str | None
-    best_agrees: bool | None  # None: no shared value with a result
+    best_agrees: bool | None  # None: fewer than two shared values with a result
     ours_trend: analysis.Trend
     study_trend: analysis.Trend
 
@@ -176,7 +176,7 @@ def _agreement(model: str, param: str, ours: list[SweepRow], theirs: list[SweepR
                noise: float | None) -> SweepAgreement:
     pairs = [(o, t) for t in analysis.ordered(theirs)
              if (o := _ours_at(ours, t.value)) is not None and o.mean is not None]
-    if not pairs:
+    if len(pairs) < 2:  # one shared value is trivially "the best" of both: no claim
         none = analysis.Trend("single")
         return SweepAgreement(model, param, None, None, None, none, none)
     best_ours = max((o for o, _ in pairs), key=lambda r: r.mean)

@@ -30,7 +30,8 @@ def distance_sentence(dist: Distance) -> str:
     text = (f"Over the {len(dist.compared)} of the study's {len(dist.entries)} ablation entries that have a "
             f"result here, ours is on average **{100 * dist.mean_abs:.2f} points** from the study's test "
             f"accuracy (worst: {entry_name(worst)}, {points(worst.diff)}); "
-            f"{len(dist.beyond_noise)} differ by more than our seed noise. "
+            f"{len(dist.beyond_noise)} {'differs' if len(dist.beyond_noise) == 1 else 'differ'} by more than "
+            "our seed noise. "
             f"**{dist.sweeps_agreeing_best} of {len(dist.sweeps)} sweeps** agree with the study on the best "
             f"value (or are within our noise of it), {dist.sweeps_agreeing_trend} on the trend's direction.")
     if dist.diverged:
@@ -44,7 +45,8 @@ def baseline_noise(diff: float, std: float | None, n_converged: int) -> str:
     if std is None or n_converged < 2:
         return "no noise estimate"
     noise = analysis.NOISE_FACTOR * std
-    return f"within noise (≤ {100 * noise:.2f} pt)" if abs(diff) <= noise else f"beyond noise (> {100 * noise:.2f} pt)"
+    return (f"{'within' if abs(diff) <= noise else 'beyond'} noise "
+            f"({analysis.NOISE_FACTOR:g} × std = {100 * noise:.2f} pt)")
 
 
 def baselines_table(art: Artifacts) -> Table:
@@ -93,8 +95,9 @@ def attack_sentence(art: Artifacts) -> str:
     if attack.example is None:
         return "**Attack**: not run (`dvc repro attack`)."
     ex = attack.example
-    text = (f"**Attack**: one {ex['true_class']} test image pushed toward {ex['target_class']} by {int(ex['steps'])} "
-            f"targeted step(s) (L2 = {float(ex['l2']):.1f} pixel units; the study's: {study.get('l2', '?')}) is now "
+    steps = int(ex["steps"])
+    text = (f"**Attack**: one {ex['true_class']} test image pushed toward {ex['target_class']} by {steps} "
+            f"targeted step{'s' if steps != 1 else ''} (L2 = {float(ex['l2']):.1f} pixel units; the study's: {study.get('l2', '?')}) is now "
             f"classified as {ex['pred_after']}: " + ("**fooled**." if ex["fooled"] else "**not fooled**."))
     at = None
     if attack.sweep is not None and study.get("l2") is not None:
