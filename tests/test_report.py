@@ -566,7 +566,9 @@ def test_the_report_opens_with_the_answer_and_cites_the_study_by_its_title(built
     root, report = built
     glance = section_text(report.markdown, f"## {PART_TITLES['glance']}")
     title = yaml.safe_load((PROJECT / layout.STUDY_NUMBERS).read_text())["title"]
-    assert f"reproduces the study “{title}”" in glance and "../shared" not in report.markdown
+    intro = report.markdown[:report.markdown.index(f"## {PART_TITLES['glance']}")]
+    assert f"A reproduction of the study “{title}”" in intro and "../shared" not in report.markdown
+    assert glance.split("\n\n")[1].startswith("Over the 9 of the study's 32 ablation entries")  # the answer first
     assert "| softmax classifier | 41.00% | 0.4100 ± 0.0040 (3 seeds) | 41.07% | -0.07 pt | within noise (2 × std = 0.80 pt) |" in glance
     assert "| softmax `lr` | 0.005 (0.4100) | beyond noise | 0.001 (0.4090) | no | no |" in glance
     assert "| twolayer `hidden_dim` | 200 (0.5300) | beyond noise | 200 (0.5272) | yes | yes |" in glance

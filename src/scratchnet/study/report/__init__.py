@@ -44,10 +44,11 @@ def document(art: Artifacts, env: Environment) -> list[Block]:
     dist = distance(art.summary, art.study)
     return [
         Heading(1, TITLE),
-        Paragraph("Rebuilt by the `report` stage from the pipeline's artifacts: every number and every "
-                  "sentence of interpretation below is computed from them, beside the published numbers "
-                  "of the study this reproduces. Edit `params.yaml` and run `dvc repro` to rebuild it; do not "
-                  "edit it by hand."),
+        Paragraph(f"A reproduction of the study “{art.study['title'].strip()}” (its text: "
+                  f"`reference/study-report.txt`; its numbers as data: `{layout.STUDY_NUMBERS}`). Rebuilt by "
+                  "the `report` stage from the pipeline's artifacts: every number and every sentence of "
+                  "interpretation below is computed from them. Edit `params.yaml` and run `dvc repro` to "
+                  "rebuild it; do not edit it by hand."),
         *glance.glance_section(art, dist),
         *glance.distance_section(art, dist),
         *sections.fit_section(art),

@@ -3,7 +3,7 @@ distance from the study, both computed from `reproduction.distance` and the arti
 
 from __future__ import annotations
 
-from scratchnet.study import analysis, layout
+from scratchnet.study import analysis
 from scratchnet.study.params import MODELS
 from scratchnet.study.plots import study as plots
 from scratchnet.study.report.artifacts import Artifacts
@@ -27,8 +27,9 @@ def distance_sentence(dist: Distance) -> str:
     if dist.mean_abs is None:
         return "No ablation entry of the study has a result here to compare with."
     worst = dist.worst
-    text = (f"Over the {len(dist.compared)} of the study's {len(dist.entries)} ablation entries that have a "
-            f"result here, ours is on average **{100 * dist.mean_abs:.2f} points** from the study's test "
+    over = (f"Over the study's {len(dist.entries)} ablation entries" if len(dist.compared) == len(dist.entries)
+            else f"Over the {len(dist.compared)} of the study's {len(dist.entries)} ablation entries that have a result here")
+    text = (f"{over}, ours is on average **{100 * dist.mean_abs:.2f} points** from the study's test "
             f"accuracy (worst: {entry_name(worst)}, {points(worst.diff)}); "
             f"{len(dist.beyond_noise)} {'differs' if len(dist.beyond_noise) == 1 else 'differ'} by more than "
             "our seed noise. "
@@ -119,11 +120,9 @@ def reproduction_figure(dist: Distance) -> Block:
 
 
 def glance_section(art: Artifacts, dist: Distance) -> list[Block]:
-    title = art.study["title"].strip()
     return [
         Heading(2, PART_TITLES["glance"]),
-        Paragraph(f"This run reproduces the study “{title}” (`reference/study-report.txt`; its numbers as data in "
-                  f"`{layout.STUDY_NUMBERS}`). " + distance_sentence(dist)),
+        Paragraph(distance_sentence(dist)),
         baselines_table(art),
         verdicts_table(art, dist),
         Paragraph(attack_sentence(art)),
