@@ -22,7 +22,7 @@ from PIL import Image
 
 from report_reading import section_text, sweep_table
 from scratchnet.study import evaluation, layout
-from scratchnet.files import read_json, write_csv, write_json, write_text
+from scratchnet.files import read_json, write_json, write_text
 from scratchnet.study.params import MODELS, load_params
 from scratchnet.study.plots.study import x_scale
 from scratchnet.study.report import PART_TITLES, ReportError, build_report, write_report
