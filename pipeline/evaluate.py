@@ -1,29 +1,33 @@
-"""evaluate stage: gathers every run's test accuracy into tables, DVC metrics and sweep plot data."""
+"""evaluate stage: gathers every run's test accuracy into tables, measures the distance from the
+study, and writes the headline metrics and the sweeps' plot data. Prints one line."""
 
-import time
-
-from scratchnet.study import evaluation, layout
-from scratchnet.files import write_json, write_text
-from scratchnet.study.params import load_params
+from scratchnet.files import write_csv, write_json, write_text
+from scratchnet.study import evaluation, layout, reproduction
+from scratchnet.study.params import BASELINE, MODELS, load_params
 
 
 def main() -> None:
-    started = time.perf_counter()
     params = load_params()
-    runs = evaluation.ablation_runs(params)
-    summary = evaluation.ablation_summary(params, runs)
+    results = evaluation.ablation_results(params)
+    summary = evaluation.summarize(params, results)
+    dist = reproduction.distance(summary, reproduction.load_study(layout.STUDY_NUMBERS))
 
-    write_text(layout.ABLATION_RUNS_CSV, runs.to_csv(index=False))
-    write_text(layout.ABLATION_SUMMARY_CSV, summary.to_csv(index=False))
+    write_text(layout.ABLATION_RUNS_CSV, evaluation.runs_frame(results).to_csv(index=False))
+    write_text(layout.ABLATION_SUMMARY_CSV, evaluation.summary_frame(summary).to_csv(index=False))
+    write_json(layout.ABLATION_SUMMARY_JSON, evaluation.summary_to_json(summary))
     write_text(layout.ABLATION_TABLES_MD, "# Ablations: test accuracy over seeds\n\n"
                + evaluation.markdown_tables(summary))
-    for (model, param), sweep in summary.groupby(["model", "param"], sort=False):
-        table = sweep[["value", "test_acc_mean", "test_acc_std"]]
-        write_text(layout.sweep_plot_data(model, param), table.to_csv(index=False))
-    metrics = evaluation.metrics(params, summary)
-    metrics["seconds"] = time.perf_counter() - started
-    write_json(layout.METRICS, metrics)
-    print(evaluation.markdown_tables(summary))
+    for model, sweeps in summary.items():
+        for param, rows in sweeps.items():
+            write_csv(layout.sweep_plot_data(model, param),
+                      [{"value": r.value, "test_acc_mean": r.mean, "test_acc_std": r.std} for r in rows],
+                      ("value", "test_acc_mean", "test_acc_std"))
+    test_acc = {m: evaluation.read_result(layout.train_run(m))["test_acc_mean"] for m in MODELS}
+    for model in MODELS:
+        seed_std = evaluation.baseline_row(results[model][BASELINE]).std
+        write_json(layout.evaluate_metrics(model),
+                   reproduction.headline_metrics(model, test_acc[model], seed_std, dist))
+    print(f"evaluate: {reproduction.summary_line(test_acc, dist)}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ evaluate stage's own functions from those runs, plus provenance, the fit and the
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 import re
@@ -21,16 +22,19 @@ from PIL import Image
 
 from report_reading import section_text, sweep_table
 from scratchnet.study import evaluation, layout
-from scratchnet.files import read_json, write_csv, write_json, write_text
+from scratchnet.files import read_json, write_json, write_text
 from scratchnet.study.params import MODELS, load_params
 from scratchnet.study.plots.study import x_scale
 from scratchnet.study.report import PART_TITLES, ReportError, build_report, write_report
-from scratchnet.study.report.analysis import Row, judge, pooled_std, trend
-from scratchnet.study.report.sections import attack_example, duration, sweep_sentences
-from scratchnet.study.report.artifacts import SummaryRow
+from scratchnet.study.analysis import judge, pooled_std, trend
+from scratchnet.study.evaluation import SweepRow as Row
+from scratchnet.study.report.sections import (attack_example, fit_sentences, rounding_sentence, stale_params,
+                                              study_sentences, accuracy_sentences, verdict_sentences)
+from scratchnet.study.reproduction import distance
+from scratchnet.study.report.text import duration
 
 PROJECT = Path(__file__).resolve().parents[1]
-STUDY_TEXT = PROJECT.parent / "shared" / "reference" / "study-report.txt"
+STUDY_TEXT = PROJECT / "reference" / "study-report.txt"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 SEEDS = [0, 1, 2]
 ENTRIES = {
@@ -87,8 +91,10 @@ def run_json(model: str, entry: str, stage: str, seeds: list[int], accs: list, c
             "mlflow_experiment_id": "7", "tracking_uri": "sqlite:///tmp/mlflow.db", "seconds": 30.0}
 
 
-def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: bool = True) -> dict:
-    """Writes every artifact the report reads under `root`; returns the params used."""
+def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: bool = True,
+                 diverged_baseline: str | None = None) -> dict:
+    """Writes every artifact the report reads under `root`; returns the params used.
+    diverged_baseline: a model whose train-stage baseline diverges in its first epoch."""
     params = load_params(PROJECT / "params.yaml")
     params["ablate"].update(seeds=SEEDS, **{m: sweeps_of(e) for m, e in ENTRIES.items()})
     params["train"]["epochs"] = {"softmax": 6, "twolayer": 4}
@@ -118,8 +124,11 @@ def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: 
 
     for model in MODELS:
         base = {**params[model], "epochs": params["train"]["epochs"][model]}
-        accs = [means[(model, "baseline")]]
-        write_json(root / layout.train_run(model), run_json(model, "baseline", "train", [0], accs, base))
+        accs = [None if model == diverged_baseline else means[(model, "baseline")]]
+        train = run_json(model, "baseline", "train", [0], accs, base)
+        if model == diverged_baseline:
+            train["seeds"][0]["history"] = []  # diverged in epoch 2 of ... none completed: the history is empty
+        write_json(root / layout.train_run(model), train)
         for entry in ENTRIES[model]:
             key, _, raw = entry.partition("=")
             config = {**params[model], "epochs": params["ablate"]["epochs"][model]}
@@ -130,15 +139,8 @@ def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: 
                 accs[DIVERGED[2]] = None
             write_json(root / layout.ablate_run(model, entry), run_json(model, entry, "ablate", SEEDS, accs, config))
 
-    # The evaluate stage's outputs, made exactly as pipeline/evaluate.py makes them.
-    runs = evaluation.ablation_runs(params, root)
-    summary = evaluation.ablation_summary(params, runs)
-    write_text(root / layout.ABLATION_RUNS_CSV, runs.to_csv(index=False))
-    write_text(root / layout.ABLATION_SUMMARY_CSV, summary.to_csv(index=False))
-    for model in MODELS:  # the train stage's history CSV, as pipeline/train.py writes it
-        history = read_json(root / layout.train_run(model))["seeds"][0]["history"]
-        write_csv(root / layout.train_history(model), history, ("epoch", "loss", "train_acc", "val_acc", "lr"))
-    write_json(root / layout.METRICS, {**evaluation.metrics(params, summary, root), "seconds": 1.5})
+    with contextlib.chdir(root):  # the evaluate stage's outputs, made by the stage itself
+        runpy.run_path(str(PROJECT / "pipeline" / "evaluate.py"), run_name="__main__")
 
     if attack:
         probs = {c: 0.01 for c in CLASSES}
@@ -177,7 +179,8 @@ def test_every_section_is_present_in_order_in_markdown_and_html(built):
     root, report = built
     markdown = (root / layout.REPORT_MD).read_text()
     html = (root / layout.REPORT_HTML).read_text()
-    order = ["provenance", "fit", "softmax", "twolayer", "attack", "mlflow"]
+    order = ["glance", "distance", "fit", "softmax", "twolayer", "attack", "provenance", "mlflow"]
+    assert list(PART_TITLES) == order  # the answer first, the appendix last
     positions = [markdown.index(f"\n## {PART_TITLES[k]}\n") for k in order]
     assert positions == sorted(positions)
     for key in order:
@@ -191,7 +194,7 @@ def test_every_figure_file_exists_and_is_a_valid_png(built):
     root, report = built
     markdown = (root / layout.REPORT_MD).read_text()
     referenced = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    expected = {"fit.png", "curve_softmax.png", "curve_twolayer.png", "sweep_softmax_reg.png",
+    expected = {"reproduction.png", "fit.png", "curve_softmax.png", "curve_twolayer.png", "sweep_softmax_reg.png",
                 "sweep_softmax_lr.png", "sweep_twolayer_hidden_dim.png", "attack_original.png",
                 "attack_adversarial.png", "attack_difference.png", "attack_success_vs_epsilon.png"}
     assert {Path(r).name for r in referenced} == expected
@@ -234,7 +237,7 @@ def test_html_is_self_contained_with_every_image_embedded(built):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
     assert not re.search(r"<link\b|<script\b|@import|url\(", html, re.I)
     sources = re.findall(r"""<img [^>]*src="([^"]+)\"""", html)
-    assert len(sources) == len(report.figures) == 10
+    assert len(sources) == len(report.figures) == 11
     for src in sources:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG")
@@ -258,7 +261,7 @@ def test_provenance_states_the_data_commit_params_machine_and_stage_times(built)
     assert "git commit" in text and "CPU cores" in text and "RAM" in text
     # ablate softmax: 5 values x 30 s each, summed; the table shows every stage and the total
     assert re.search(r"\| `ablate softmax` \| 5 values × 3 seeds \(summed\) \| 2 min 30 s \|", text)
-    for stage in ("fetch", "preprocess", "fit", "train softmax", "train twolayer", "evaluate", "attack"):
+    for stage in ("fetch", "preprocess", "fit", "train softmax", "train twolayer", "attack"):
         assert f"| `{stage}` |" in text
 
 
@@ -343,35 +346,41 @@ def test_interpretation_flips_from_within_noise_to_beyond_noise_when_the_numbers
 
 def rows(means, std=0.01, n=3, values=None):
     values = values or list(range(len(means)))
-    return [SummaryRow("m", "p", v, i == 0, n, m, std, None, None, 0, ()) for i, (v, m) in enumerate(zip(values, means))]
+    return [Row(v, m, std, n, 0, i == 0) for i, (v, m) in enumerate(zip(values, means))]
+
+
+def sweep_sentences(param, ours, study, conclusion):
+    """Our verdict, then the comparison with the study's table ({value, test_acc} rows)."""
+    theirs = [Row(r["value"], r["test_acc"], None, 1) for r in study]
+    return verdict_sentences(param, ours) + study_sentences(param, ours, theirs, conclusion)
 
 
 def test_best_value_and_trend_follow_the_means():
-    text = " ".join(sweep_sentences("lr", rows([0.30, 0.45, 0.40], values=[0.001, 0.01, 0.1]), [], None, []))
+    text = " ".join(sweep_sentences("lr", rows([0.30, 0.45, 0.40], values=[0.001, 0.01, 0.1]), [], None))
     assert "Best: `lr=0.01` with 0.4500 ± 0.0100; worst: `lr=0.001` with 0.3000 ± 0.0100." in text
     assert "rises then falls as `lr` grows, peaking at `lr=0.01`" in text
-    text = " ".join(sweep_sentences("lr", rows([0.45, 0.40, 0.30], values=[0.001, 0.01, 0.1]), [], None, []))
+    text = " ".join(sweep_sentences("lr", rows([0.45, 0.40, 0.30], values=[0.001, 0.01, 0.1]), [], None))
     assert "Best: `lr=0.001`" in text and "decreases as `lr` grows" in text
 
 
 def test_equal_means_name_no_best_value():
-    text = " ".join(sweep_sentences("reg", rows([0.40, 0.40], values=[0.0, 0.1]), [], None, []))
+    text = " ".join(sweep_sentences("reg", rows([0.40, 0.40], values=[0.0, 0.1]), [], None))
     assert "Every value gives the same mean test accuracy, 0.4000." in text
     assert "Best:" not in text and "test accuracy is the same at every value of `reg`" in text
 
 
 def test_agreement_with_the_study_is_computed_not_assumed():
     study = [{"value": 0.001, "test_acc": 0.41}, {"value": 0.01, "test_acc": 0.40}]
-    agree = " ".join(sweep_sentences("lr", rows([0.42, 0.38], values=[0.001, 0.01]), study, "It is so.", []))
+    agree = " ".join(sweep_sentences("lr", rows([0.42, 0.38], values=[0.001, 0.01]), study, "It is so."))
     assert "Ours agrees on the best value." in agree
     assert "ours is on average 0.0050 below the study (differences from -0.0200 to +0.0100)" in agree
     assert "The study concluded: “It is so.”" in agree
-    differ = " ".join(sweep_sentences("lr", rows([0.38, 0.42], values=[0.001, 0.01]), study, None, []))
+    differ = " ".join(sweep_sentences("lr", rows([0.38, 0.42], values=[0.001, 0.01]), study, None))
     assert "Ours finds a different best value." in differ
 
 
 def test_one_seed_per_value_gives_no_noise_verdict():
-    text = " ".join(sweep_sentences("reg", rows([0.40, 0.41], std=0.0, n=1), [], None, []))
+    text = " ".join(sweep_sentences("reg", rows([0.40, 0.41], std=0.0, n=1), [], None))
     assert "no seed-to-seed noise estimate" in text
     assert "Within noise" not in text and "Beyond noise" not in text
 
@@ -433,10 +442,10 @@ def test_a_missing_required_artifact_is_an_error_naming_it(tmp_path):
         build_report(tmp_path)
 
 
-def test_a_summary_csv_without_its_columns_is_an_error_naming_them(tmp_path):
+def test_a_malformed_summary_is_an_error_naming_it_and_the_fix(tmp_path):
     make_project(tmp_path, attack=False)
-    write_text(tmp_path / layout.ABLATION_SUMMARY_CSV, "model,param,value\nsoftmax,reg,0.1\n")
-    with pytest.raises(ReportError, match=r"ablation_summary.csv lacks column\(s\) is_baseline"):
+    write_json(tmp_path / layout.ABLATION_SUMMARY_JSON, {"softmax": {"reg": [{"value": 0.1}]}})
+    with pytest.raises(ReportError, match=r"ablation_summary.json is malformed .*dvc repro evaluate"):
         build_report(tmp_path)
 
 
@@ -484,7 +493,6 @@ def test_study_numbers_hold_the_studys_published_results():
     assert sum(len(t) for m in MODELS for t in tables[m].values()) == 32
 
 
-@pytest.mark.skipif(not STUDY_TEXT.exists(), reason="the study's text is outside this repository")
 def test_every_study_number_is_printed_in_the_study_text():
     text = STUDY_TEXT.read_text()
     study = yaml.safe_load((PROJECT / layout.STUDY_NUMBERS).read_text())
@@ -500,3 +508,190 @@ def test_every_study_number_is_printed_in_the_study_text():
                                           (3725.0, "1 h 02 min"), (None, "—")])
 def test_durations_round_before_splitting_into_minutes(seconds, text):
     assert duration(seconds) == text
+
+
+# ------------------------------------------------------------------- the distance from the study
+
+
+def test_the_distance_section_equals_an_independent_computation_over_the_summary_csv(tmp_path):
+    # hidden_dim=200 lands 0.6 points above the study, between 1x and 2x its sweep's seed std
+    root = tmp_path
+    make_project(root, means={**MEANS, ("twolayer", "hidden_dim=200"): 0.5332}, attack=False)
+    report = build_report(root)
+    summary = evaluation.pd.read_csv(root / layout.ABLATION_SUMMARY_CSV)
+    study = yaml.safe_load((root / layout.STUDY_NUMBERS).read_text())
+    diffs, beyond, agreeing, sweeps = {}, [], 0, 0
+    for model in MODELS:
+        for param, table in study[model]["ablations"].items():
+            ours = summary[(summary.model == model) & (summary.param == param)]
+            if ours.empty:
+                continue
+            dof = ours.n_seeds - ours.n_diverged - 1
+            dof = dof.where(dof > 0, 0)
+            noise = 2 * math.sqrt((dof * ours.test_acc_std.fillna(0) ** 2).sum() / dof.sum())
+            shared = {}
+            for row in table["rows"]:
+                match = ours[[math.isclose(v, row["value"]) for v in ours.value]]
+                if len(match) and not math.isnan(match.test_acc_mean.iloc[0]):
+                    d = match.test_acc_mean.iloc[0] - row["test_acc"]
+                    diffs[(model, param, row["value"])] = d
+                    beyond += [(model, param, row["value"])] if abs(d) > noise else []
+                    shared[row["value"]] = (match.test_acc_mean.iloc[0], row["test_acc"])
+            sweeps += 1
+            if len(shared) < 2:  # one shared value says nothing about the best
+                continue
+            our_best = max(shared, key=lambda v: shared[v][0])
+            their_best = max(shared, key=lambda v: shared[v][1])
+            agreeing += our_best == their_best or shared[our_best][0] - shared[their_best][0] <= noise
+    mean_abs = sum(abs(d) for d in diffs.values()) / len(diffs)
+    worst = max(diffs, key=lambda k: abs(diffs[k]))
+
+    text = section_text(report.markdown, f"## {PART_TITLES['distance']}")
+    assert f"Mean |ours − study| over {len(diffs)} entries: **{100 * mean_abs:.2f} pt**" in text
+    assert f"worst {worst[0]} `{worst[1]}={worst[2]:g}`: {100 * diffs[worst]:+.2f} pt." in text
+    assert f"Beyond our noise: {len(beyond)} of {len(diffs)}: " in text
+    assert f"on the best value (or within our noise of it): {agreeing} of {sweeps}" in text
+    rows = sweep_table(report.markdown, f"## {PART_TITLES['distance']}")
+    by_entry = {(r[0], r[1].strip("`"), float(r[2])): r for r in rows}
+    for key, d in diffs.items():
+        assert by_entry[key][5] == f"{100 * d:+.2f} pt"
+        assert by_entry[key][6] == ("**beyond**" if key in beyond else "within")
+    assert len(beyond) >= 1 and len(beyond) < len(diffs)  # the example exercises both verdicts
+
+
+def test_the_evaluate_stage_writes_the_same_distance_as_headline_metrics(built):
+    root, report = built
+    for model in MODELS:
+        metrics = read_json(root / layout.evaluate_metrics(model))
+        assert set(metrics) == {"test_acc", "seed_std", "diff_mean", "diff_max", "sweeps_agree"}
+        assert metrics["test_acc"] == MEANS[(model, "baseline")]
+        assert metrics["seed_std"] == pytest.approx(NOISE)
+    assert read_json(root / layout.evaluate_metrics("twolayer"))["sweeps_agree"] == 1  # hidden_dim: 200 in both
+    # softmax: lr=0.05 is the worst entry of the model, 0.36 (two converged seeds) vs the study's 0.3968
+    assert read_json(root / layout.evaluate_metrics("softmax"))["diff_max"] == pytest.approx(0.3968 - 0.36)
+
+
+def test_the_report_opens_with_the_answer_and_cites_the_study_by_its_title(built):
+    root, report = built
+    glance = section_text(report.markdown, f"## {PART_TITLES['glance']}")
+    title = yaml.safe_load((PROJECT / layout.STUDY_NUMBERS).read_text())["title"]
+    intro = report.markdown[:report.markdown.index(f"## {PART_TITLES['glance']}")]
+    assert f"A reproduction of the study “{title}”" in intro and "../shared" not in report.markdown
+    assert glance.split("\n\n")[1].startswith("Over the 9 of the study's 32 ablation entries")  # the answer first
+    assert "| softmax classifier | 41.00% | 0.4100 ± 0.0040 (3 seeds) | 41.07% | -0.07 pt | within noise (2 × std = 0.80 pt) |" in glance
+    assert "| softmax `lr` | 0.005 (0.4100) | beyond noise | 0.001 (0.4090) | no | no |" in glance
+    assert "| twolayer `hidden_dim` | 200 (0.5300) | beyond noise | 200 (0.5272) | yes | yes |" in glance
+    assert "fools 60.00% of 100 test images" in glance  # the sweep at eps 100, the first >= the study's 91
+    assert "![" in glance and "reproduction.png" in glance
+    first_screen = report.markdown[:report.markdown.index(f"## {PART_TITLES['distance']}")]
+    assert "sha256" not in first_screen and "mlflow" not in first_screen.lower()
+
+
+# ------------------------------------------------------- every branch of the interpretation (issue 17)
+
+
+def test_the_baseline_gap_to_the_study_is_judged_against_our_seed_noise():
+    seeds = Row(None, 0.410, 0.004, 3, 0, True)  # noise: 2 x 0.4 = 0.8 points
+    within = accuracy_sentences(0.4150, 0.4107, seeds, 30)
+    assert "ours is 0.43 percentage points above it" in within
+    assert "the difference from the study is within noise (0.43 vs 2 × std = 0.80 points)" in within
+    beyond = accuracy_sentences(0.4000, 0.4107, seeds, 30)
+    assert "1.07 percentage points below it" in beyond and "larger than the noise (1.07 vs" in beyond
+    one_seed = accuracy_sentences(0.4000, 0.4107, Row(None, 0.40, 0.0, 1, 0, True), 30)
+    assert "noise" not in one_seed
+
+
+def test_an_entry_is_beyond_noise_only_when_its_gap_exceeds_twice_the_pooled_seed_std():
+    study = {"title": "t", "source": "s", "attack": {},
+             "softmax": {"test_acc": 0.41, "baseline": {}, "ablations": {"lr": {"rows": [
+                 {"value": 0.001, "test_acc": 0.40}, {"value": 0.005, "test_acc": 0.41},
+                 {"value": 0.05, "test_acc": 0.30}]}}},
+             "twolayer": {"test_acc": 0.51, "baseline": {}, "ablations": {}}}
+    ours = {"softmax": {"lr": [Row(0.001, 0.4075, 0.005, 3), Row(0.005, 0.4101, 0.005, 3, 0, True),
+                               Row(0.05, None, None, 3, 3)]}}
+    dist = distance(ours, study)
+    by_value = {e.value: e for e in dist.entries}
+    assert by_value[0.001].beyond_noise is False  # 0.75 points <= 2 x 0.5
+    assert by_value[0.005].beyond_noise is False
+    assert by_value[0.05].diverged and by_value[0.05].diff is None and by_value[0.05].beyond_noise is None
+    assert [e.value for e in dist.diverged] == [0.05]
+    assert dist.mean_abs == pytest.approx((0.0075 + 0.0001) / 2)
+    narrow = {"softmax": {"lr": [Row(v.value, v.mean, 0.001 if v.std else None, v.n_seeds, v.n_diverged, v.is_baseline)
+                                 for v in ours["softmax"]["lr"]]}}
+    assert [e.value for e in distance(narrow, study).beyond_noise] == [0.001]  # 0.75 points > 2 x 0.1
+
+
+def test_a_sweep_agrees_on_the_best_value_when_ours_at_the_studys_best_is_within_noise():
+    study_best_at_1 = [Row(1, 0.50, None, 1), Row(2, 0.45, None, 1)]
+    close = [Row(1, 0.495, 0.004, 3), Row(2, 0.50, 0.004, 3)]  # 0.5 points <= 2 x 0.4
+    far = [Row(1, 0.480, 0.004, 3), Row(2, 0.50, 0.004, 3)]  # 2 points > 0.8
+    study = {"title": "t", "source": "s", "attack": {}, "twolayer": {"test_acc": 0.5, "baseline": {}, "ablations": {}},
+             "softmax": {"test_acc": 0.4, "baseline": {}, "ablations": {"reg": {"rows": [
+                 {"value": r.value, "test_acc": r.mean} for r in study_best_at_1]}}}}
+    assert distance({"softmax": {"reg": close}}, study).sweeps[0].best_agrees is True
+    assert distance({"softmax": {"reg": far}}, study).sweeps[0].best_agrees is False
+    diverged = distance({"softmax": {"reg": [Row(1, None, None, 3, 3), Row(2, None, None, 3, 3)]}}, study)
+    assert diverged.sweeps[0].best_agrees is None and diverged.sweeps_agreeing_best == 0
+    one_shared = distance({"softmax": {"reg": [Row(1, 0.50, 0.004, 3), Row(3, 0.40, 0.004, 3)]}}, study)
+    assert one_shared.sweeps[0].best_agrees is None  # value 1 is "best" of one: no claim
+
+
+def test_tied_best_values_are_not_called_a_single_best():
+    study = [Row(0.1, 0.41, None, 1), Row(0.2, 0.40, None, 1)]
+    tied_elsewhere = " ".join(study_sentences("lr", rows([0.42, 0.42, 0.40], values=[0.0, 0.2, 0.1]), study, None))
+    assert "Ours has no single best value." in tied_elsewhere
+    tied_with_the_study = " ".join(study_sentences("lr", rows([0.42, 0.42], values=[0.1, 0.2]), study, None))
+    assert "Ours agrees on the best value." in tied_with_the_study
+
+
+def test_a_sweep_whose_every_run_diverged_claims_nothing():
+    diverged = [Row(0.1, None, None, 3, 3), Row(0.2, None, None, 3, 3)]
+    assert verdict_sentences("lr", diverged) == ["Every run of this sweep diverged; there is nothing to compare."]
+    text = " ".join(study_sentences("lr", diverged, [Row(0.1, 0.41, None, 1)], None))
+    assert "Ours has no result to compare." in text and "on average" not in text
+
+
+def test_the_studys_spread_is_set_against_our_noise():
+    study = [Row(0.1, 0.410, None, 1), Row(0.2, 0.404, None, 1)]  # spread 0.006
+    quiet = " ".join(study_sentences("reg", rows([0.41, 0.41], std=0.004), study, None))  # noise 0.008
+    assert "The study's values span 0.0060 from one run per value; against our seed noise (0.0080) that spread is within noise." in quiet
+    loud = " ".join(study_sentences("reg", rows([0.41, 0.41], std=0.002), study, None))  # noise 0.004
+    assert "that spread is larger than noise." in loud
+
+
+def test_params_changed_after_training_are_named_as_stale():
+    params = load_params(PROJECT / "params.yaml")
+    config = {**params["softmax"], "epochs": params["train"]["epochs"]["softmax"]}
+    assert stale_params(params, "softmax", config) == []
+    params["softmax"]["lr"] = 0.01
+    assert stale_params(params, "softmax", config) == ["`lr` = 0.01 in params.yaml, 0.005 in the run"]
+
+
+def test_a_diverging_fit_is_reported_as_diverged():
+    fit = {"lr": 0.5, "steps": 3, "losses": [1.0, 10.0, float("inf")], "optimum_loss": 0.1, "final_loss": float("inf")}
+    text = fit_sentences(fit, study_lr=1e-4)
+    assert "lr = 0.5; the study used lr = 0.0001." in text
+    assert "gradient descent diverged at this learning rate" in text and "optimum" not in text
+    rising = fit_sentences({**fit, "losses": [1.0, 0.5, 0.6], "final_loss": 0.6}, study_lr=None)
+    assert "The loss rose at 1 of 2 steps." in rising
+
+
+@pytest.mark.parametrize("fooled, fooled_uint8, says", [
+    (True, True, ": still fooled."), (True, False, ": the rounding undoes the attack."),
+    (False, True, ": the rounding makes it succeed."), (False, False, "classified as truck."),
+])
+def test_the_8_bit_rounding_outcome_is_stated(fooled, fooled_uint8, says):
+    example = {"fooled": fooled, "fooled_after_uint8": fooled_uint8,
+               "pred_after_uint8": "automobile" if fooled_uint8 else "truck"}
+    assert rounding_sentence(example).endswith(says)
+    assert rounding_sentence({"fooled": fooled}) == ""  # an example from before the check was recorded
+
+
+def test_a_diverged_baseline_is_reported_without_a_curve_or_a_test_accuracy(tmp_path):
+    make_project(tmp_path, attack=False, diverged_baseline="twolayer")
+    report = build_report(tmp_path)
+    text = section_text(report.markdown, f"## {PART_TITLES['twolayer']}")
+    assert "**The baseline run diverged** in epoch 2: no epoch completed." in text
+    assert "**Test accuracy**: none — the baseline run diverged. The study reported 51.40%." in text
+    assert "| two-layer network | diverged |" in section_text(report.markdown, f"## {PART_TITLES['glance']}")
+    assert "curve_twolayer.png" not in {f.name for f in report.figures}

@@ -9,7 +9,7 @@ DVC reads no Python), and `tests/test_layout.py` checks that the two agree.
     results/train/<m>/   train:       run.json, history.csv (the curve `dvc plots` and the report
                                       draw); models/<m>.npz
     results/ablate/<m>/  ablate:      <run>.json, one per ablation value (all seeds inside)
-    results/evaluate/    evaluate:    tables (CSV + Markdown), metrics.json, plot data
+    results/evaluate/    evaluate:    tables (CSV + Markdown), <m>.json (metrics), plot data
     results/attack/      attack:      example.json, sweep.csv, metrics.json, three PNGs
     report/              report:      report.md, report.html, figures/
 """
@@ -73,9 +73,17 @@ def ablate_run(model: str, run: str) -> Path:
 
 
 EVALUATE_DIR = RESULTS / "evaluate"
-METRICS = EVALUATE_DIR / "metrics.json"
+
+
+def evaluate_metrics(model: str) -> Path:
+    """The model's headline metrics (`dvc metrics show`: one row per model, so the columns are
+    few and shared: test_acc, seed_std and the distance from the study)."""
+    return EVALUATE_DIR / f"{model}.json"
+
+
 ABLATION_RUNS_CSV = EVALUATE_DIR / "ablation_runs.csv"  # one row per (model, param, value, seed)
 ABLATION_SUMMARY_CSV = EVALUATE_DIR / "ablation_summary.csv"  # one row per (model, param, value)
+ABLATION_SUMMARY_JSON = EVALUATE_DIR / "ablation_summary.json"  # the same, typed: what the report reads
 ABLATION_TABLES_MD = EVALUATE_DIR / "ablation_tables.md"
 SWEEP_PLOTS_DIR = EVALUATE_DIR / "sweeps"  # <model>.<param>.csv: value, test_acc_mean, test_acc_std
 

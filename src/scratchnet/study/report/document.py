@@ -24,12 +24,12 @@ class Heading:
 
 @dataclass(frozen=True)
 class Paragraph:
-    text: str
+    text: str  # inline text: `code` and **bold** are its only marks
 
 
 @dataclass(frozen=True)
 class Bullets:
-    items: list[str]
+    items: list[str]  # each item inline text, as a paragraph's
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class FigureRow:
 
 @dataclass(frozen=True)
 class Code:
-    text: str
+    text: str  # preformatted (commands to copy), shown as is: no inline marks
 
 
 Block = Heading | Paragraph | Bullets | Table | Figure | FigureRow | Code

@@ -1,7 +1,9 @@
 """The numbers behind every sentence of interpretation: best value, noise, trend.
 
-Pure functions on a sweep's rows (one row per value: mean ± std over seeds), so each claim of
-the report can be checked against the table beside it and tested on made-up numbers.
+Pure functions on a sweep's rows (`evaluation.SweepRow`: one per value, mean ± std over seeds),
+so each claim of the report, and the reproduction's distance from the study, can be checked
+against the table beside it and tested on made-up numbers. The study's own tables are rows
+with one seed and no std.
 
 The noise rule: a sweep's effect is "within noise" when the spread of its means (max - min) is
 not larger than NOISE_FACTOR times the pooled seed-to-seed standard deviation. The pooled std
@@ -14,6 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scratchnet.study.evaluation import SweepRow, is_number, ordered
+
 NOISE_FACTOR = 2.0
 NOISE_RULE = (
     f"a sweep's differences are called **within noise** when the spread of its means "
@@ -24,23 +28,6 @@ NOISE_RULE = (
 
 
 @dataclass(frozen=True)
-class Row:
-    """One value of a sweep. mean/std: test accuracy (fraction of 1) over converged seeds;
-    None when every seed diverged."""
-
-    value: float | str
-    mean: float | None
-    std: float | None
-    n_seeds: int
-    n_diverged: int = 0
-    is_baseline: bool = False
-
-    @property
-    def n_converged(self) -> int:
-        return self.n_seeds - self.n_diverged
-
-
-@dataclass(frozen=True)
 class Trend:
     kind: str  # "increasing" | "decreasing" | "peak" | "valley" | "flat" | "mixed" | "unordered" | "single"
     turning_value: float | str | None = None  # the value at the peak or valley
@@ -48,26 +35,15 @@ class Trend:
 
 @dataclass(frozen=True)
 class Verdict:
-    best: Row | None  # highest mean; None if no value has one
-    worst: Row | None
+    best: SweepRow | None  # highest mean; None if no value has one
+    worst: SweepRow | None
     spread: float | None  # max - min of the means
     pooled_std: float | None
     within_noise: bool | None  # None: noise cannot be estimated
     trend: Trend
 
 
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def ordered(rows: list[Row]) -> list[Row]:
-    """Rows by increasing value when every value is a number; else as given."""
-    if all(is_number(r.value) for r in rows):
-        return sorted(rows, key=lambda r: float(r.value))
-    return list(rows)
-
-
-def pooled_std(rows: list[Row]) -> float | None:
+def pooled_std(rows: list[SweepRow]) -> float | None:
     """sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1)) over values with >= 2 converged seeds."""
     dof = sum(r.n_converged - 1 for r in rows if r.std is not None and r.n_converged >= 2)
     if dof == 0:
@@ -101,7 +77,7 @@ def trend(values: list, means: list[float]) -> Trend:
     return Trend("mixed")
 
 
-def judge(rows: list[Row], factor: float = NOISE_FACTOR) -> Verdict:
+def judge(rows: list[SweepRow], factor: float = NOISE_FACTOR) -> Verdict:
     """The verdict on one sweep: rows in any order, with means and stds over seeds."""
     rows = ordered(rows)
     scored = [r for r in rows if r.mean is not None and math.isfinite(r.mean)]
@@ -115,20 +91,18 @@ def judge(rows: list[Row], factor: float = NOISE_FACTOR) -> Verdict:
     return Verdict(best, worst, spread, noise, within, trend([r.value for r in scored], [r.mean for r in scored]))
 
 
+TREND_PHRASES = {
+    "increasing": "test accuracy increases as `{p}` grows",
+    "decreasing": "test accuracy decreases as `{p}` grows",
+    "peak": "test accuracy rises then falls as `{p}` grows, peaking at `{p}={v}`",
+    "valley": "test accuracy falls then rises as `{p}` grows, lowest at `{p}={v}`",
+    "flat": "test accuracy is the same at every value of `{p}`",
+    "mixed": "test accuracy goes up and down as `{p}` grows, with no single direction",
+    "unordered": "the values of `{p}` have no order, so there is no trend to state",
+    "single": "there is only one value of `{p}` with a result, so there is no trend",
+}
+
+
 def describe_trend(t: Trend, param: str, fmt=str) -> str:
-    """A phrase such as 'test accuracy decreases as batch_size grows'."""
-    if t.kind == "increasing":
-        return f"test accuracy increases as `{param}` grows"
-    if t.kind == "decreasing":
-        return f"test accuracy decreases as `{param}` grows"
-    if t.kind == "peak":
-        return f"test accuracy rises then falls as `{param}` grows, peaking at `{param}={fmt(t.turning_value)}`"
-    if t.kind == "valley":
-        return f"test accuracy falls then rises as `{param}` grows, lowest at `{param}={fmt(t.turning_value)}`"
-    if t.kind == "flat":
-        return f"test accuracy is the same at every value of `{param}`"
-    if t.kind == "mixed":
-        return f"test accuracy goes up and down as `{param}` grows, with no single direction"
-    if t.kind == "unordered":
-        return f"the values of `{param}` have no order, so there is no trend to state"
-    return f"there is only one value of `{param}` with a result, so there is no trend"
+    """A phrase such as 'test accuracy decreases as `batch_size` grows'; fmt writes the turning value."""
+    return TREND_PHRASES[t.kind].format(p=param, v=fmt(t.turning_value))
