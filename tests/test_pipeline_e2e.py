@@ -52,6 +52,10 @@ def tiny_image_folder_archive(path: Path, train_per_class: int = 30, test_per_cl
                     tar.addfile(info, buf)
 
 
+class Replace(dict):
+    """An override that replaces the mapping it lands on instead of merging into it."""
+
+
 TINY = {
     "data": {"source": "data/tiny.tar.gz", "timeout": 1},
     "preprocess": {"val_size": 40},
@@ -68,10 +72,6 @@ TINY = {
     "attack": {"sweep": {"sample_size": 20, "steps": 3,
                          "epsilons": {"linf": [0, 4, 16], "l2": [0, 200, 800]}}},
 }
-
-
-class Replace(dict):
-    """An override that replaces the mapping it lands on instead of merging into it."""
 
 
 def merge(base: dict, override: dict) -> dict:
