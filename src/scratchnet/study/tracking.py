@@ -20,13 +20,14 @@ and the UI's "Group by" on the tag `scratchnet.entry` shows each value's seeds a
 Tags this project sets (the README lists them):
 
     scratchnet.model            softmax | twolayer
-    scratchnet.stage            train | ablate | attack | sweep (a sweep's parent run)
+    scratchnet.stage            train | ablate | attack | ablate-sweep (a sweep's parent run)
     scratchnet.sweep            <model>.<key> the run varies ('twolayer.lr'), '<model>.baseline'
     scratchnet.entry            the value tried: 'lr=0.05', or 'baseline'
     scratchnet.in_sweep.<sweep> 'true' on every run a sweep compares, its baseline's included
     scratchnet.seed             the run's seed
     scratchnet.diverged         'true' if training diverged (the run then has no test_acc)
     scratchnet.git_commit       the code's commit ('-dirty' if it had local changes)
+    scratchnet.params_hash      hash of the params.yaml the stage ran with (the report cites it)
     scratchnet.dataset          which data: the release or the source's name
     scratchnet.dataset_sha256   the dataset's checksum
     scratchnet.run_key          what the run is, as a hash (the run cache's key); a sweep's
