@@ -166,11 +166,17 @@ def test_a_sweeps_parent_spans_its_children_and_widens_when_children_are_added(t
     b = record("b", started=1_700_000_090.0, seconds=20.0)
     for rec in (a, b):
         log(tracker, rec, parent=parent)
+    # The parent was created now, after its children started: it is replaced by one that
+    # starts with them (MLflow cannot move a start), and the children move under it.
+    created = parent
     parent = tracker.close_parent(parent, start=b["started"], end=a["ended"])
     spanned = tracker.client.get_run(parent)
     assert (spanned.info.start_time, spanned.info.end_time) == (1_700_000_090_000, 1_700_000_130_000)
+    assert tracker.client.get_run(created).info.lifecycle_stage == "deleted"
+    late = log(tracker, record("late", started=1_700_000_095.0, seconds=10.0), parent=created)
+    assert tracker.client.get_run(late).data.tags["mlflow.parentRunId"] == parent
     children = tracker.client.search_runs([tracker.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
-    assert sorted(r.data.tags["scratchnet.run_key"] for r in children) == ["a", "b"]
+    assert sorted(r.data.tags["scratchnet.run_key"] for r in children) == ["a", "b", "late"]
 
     # A value added to the sweep later, from a later stage: it joins the same parent, which widens.
     later = Tracker(experiment, root=store)

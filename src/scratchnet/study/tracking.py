@@ -58,15 +58,12 @@ from scratchnet.files import write_csv
 # MLflow itself is imported on first use, not here: its import and store set-up take ~3 s of
 # CPU, which an ablation stage spends while its runs train instead of before.
 
-TAG = "scratchnet."  # prefix of the tags this project sets
-MODEL = TAG + "model"
-STAGE = TAG + "stage"
+TAG = "scratchnet."  # prefix of the tags this project sets (the stages set model, stage, ...)
 SWEEP = TAG + "sweep"
 ENTRY = TAG + "entry"
 IN_SWEEP = TAG + "in_sweep."  # + '<model>.<key>'
 SEED = TAG + "seed"
 DIVERGED = TAG + "diverged"
-GIT_COMMIT = TAG + "git_commit"
 DATASET = TAG + "dataset"
 DATASET_SHA256 = TAG + "dataset_sha256"
 RUN_KEY = TAG + "run_key"
