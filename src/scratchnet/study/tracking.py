@@ -272,7 +272,10 @@ class Tracker:
         """
         key = record.get("key")
         if key is not None:
-            found = self.logged_keys().get(key)
+            try:
+                found = self.logged_keys().get(key)
+            except TrackingError as err:
+                raise TrackingError(f"{err} (needed to log run {run_name!r})") from err
             if found is not None:
                 self._join_sweeps(found, tags, run_name)
                 return found
