@@ -158,6 +158,17 @@ def test_a_run_cut_short_while_logging_is_replaced_not_duplicated(tracker, exper
     assert again.client.get_run(partial).info.lifecycle_stage == "deleted"
 
 
+def test_a_run_that_fails_while_logging_is_marked_failed_and_replaced_by_the_retry(tracker):
+    def broken(run):  # say, the baseline's model cannot be written
+        raise OSError("disk full")
+
+    with pytest.raises(TrackingError, match=r"run 'twolayer baseline seed 0' \(\w+\) was not fully logged.*disk full"):
+        tracker.log_run(record("k1"), run_name="twolayer baseline seed 0", params={}, tags={}, on_logged=broken)
+    assert [r.info.status for r in all_runs(tracker)] == ["FAILED"]
+    logged = log(tracker, record("k1"))
+    assert [(r.info.run_id, r.info.status) for r in all_runs(tracker)] == [(logged, "FINISHED")]
+
+
 def test_a_sweeps_parent_spans_its_children_and_widens_when_children_are_added(tracker, experiment, store):
     parent = tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {"scratchnet.stage": "sweep"})
     assert tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {}) == parent

@@ -304,6 +304,10 @@ class Tracker:
                     raise run.error
             self.client.set_terminated(run_id, "FINISHED", end_time=_ms(record["ended"]))
         except Exception as err:  # noqa: BLE001
+            try:  # shown as FAILED, if the store still answers; a retry replaces it either way
+                self.client.set_terminated(run_id, "FAILED", end_time=_ms(record["ended"]))
+            except Exception:  # noqa: BLE001
+                pass
             if key is not None:
                 self._partial.setdefault(key, []).append(run_id)
             raise TrackingError(
