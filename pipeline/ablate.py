@@ -41,7 +41,7 @@ def run_entry(params: dict, splits: dict, model_name: str, entry: str) -> None:
         # MLflow is opened while the seeds train, not before: its import and the store's set-up
         # (~3 s of one core) then share the cores with training instead of leaving one idle.
         tracker = Tracker(params["tracking"]["experiment"])
-        parent = tracker.parent_run(
+        parent = tracker.sweep_parent(
             f"{model_name} sweep: {param or 'baseline'}", parent_key,
             {**tags, TAG + "stage": "ablate-sweep"},
         )

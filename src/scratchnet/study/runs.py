@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import statistics
-import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -174,30 +174,23 @@ def log_seed(
     parent_run_id: str | None = None,
     on_logged=None,
 ) -> TrackingError | None:
-    """Logs one trained seed as an MLflow run and sets record["mlflow_run_id"].
+    """Logs one trained seed as an MLflow run (Tracker.log_run) and sets record["mlflow_run_id"].
 
-    `on_logged(run)` runs inside the run: the place to log extra artifacts. A tracking failure
-    is returned, not raised, so the caller saves its results before failing the stage.
+    `on_logged(run)` runs before the run closes: the place to log extra artifacts. A tracking
+    failure is returned, not raised, so the caller saves its results before failing the stage.
+    A record without training times (fit_seed's) is taken to have ended now.
     """
-    seed = record["seed"]
-    run_params = {**config, "seed": seed, "model": model_name, "train_size": train_size}
+    timed = record
+    if "ended" not in record:
+        ended = time.time()
+        timed = {**record, "started": ended - record["seconds"], "ended": ended}
+    params = {**config, "seed": record["seed"], "model": model_name, "train_size": train_size}
     try:
-        with tracker.run(run_name, run_params, {**tags, TAG + "seed": seed}, parent_run_id) as run:
-            record["mlflow_run_id"] = run.run_id
-            run.log_history(record["history"])
-            if record["test_acc"] is not None:
-                run.log_metrics({"test_acc": record["test_acc"]})
-            run.set_tags({TAG + "diverged": record["diverged"]})
-            with tempfile.TemporaryDirectory() as tmp:
-                curve = Path(tmp) / "curve.csv"
-                write_history_csv(curve, record["history"])
-                run.log_artifact(curve)
-            if on_logged is not None:
-                on_logged(run)
+        run_id = tracker.log_run(timed, run_name=run_name, params=params, tags=tags,
+                                 parent_run_id=parent_run_id, on_logged=on_logged)
     except TrackingError as err:
-        if record["mlflow_run_id"] is None:
-            raise
         return err
+    record["mlflow_run_id"] = run_id
     return None
 
 
