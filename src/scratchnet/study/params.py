@@ -115,6 +115,7 @@ def list_of(rule: Rule, *, min_len: int = 1, unique: bool = False):
 def _model_section(**extra: Rule) -> dict:
     return {
         **extra,
+        "normalize": choice("mean", "mean_std"),
         "lr": real(0, low_open=True),
         "lr_decay": real(0, 1, low_open=True),
         "batch_size": integer(1),
@@ -139,7 +140,6 @@ SCHEMA: dict = {
         "val_size": integer(1),
         "train_limit": integer(1, optional=True),
         "test_limit": integer(1, optional=True),
-        "normalize": choice("mean", "mean_std"),
         "seed": integer(0),
     },
     "fit": {
