@@ -54,6 +54,9 @@ class Network:
         self.params = params
         self.metadata = dict(metadata or {})
         self.normalizer = normalizer
+        # The normalised batch of the current call, reused from call to call (Normalizer.forward);
+        # no array a method returns refers to it, so overwriting it at the next call is safe.
+        self._scaled = np.empty((0, self.input_dim), self.dtype)
 
     # --- shape facts -------------------------------------------------------------------
     @property
@@ -81,7 +84,9 @@ class Network:
     def _forward(self, X):
         """X: (N, D) inputs -> scores (N, C) and the per-layer caches [(affine_cache, relu_cache|None)]."""
         if self.normalizer is not None:
-            h = self.normalizer.forward(X, self.dtype)
+            if len(X) > len(self._scaled):
+                self._scaled = np.empty((len(X), self.input_dim), self.dtype)
+            h = self.normalizer.forward(X, self.dtype, out=self._scaled[:len(X)])
         else:
             h = X if X.dtype == self.dtype else X.astype(self.dtype)
         caches, last = [], self.num_layers

@@ -46,16 +46,21 @@ class Normalizer:
     def dim(self) -> int:
         return self.mean.size
 
-    def forward(self, x: np.ndarray, dtype=np.float32) -> np.ndarray:
-        """x: (N, D) pixels, any real dtype (uint8 from the data) -> (N, D) `dtype`, a new array.
+    def forward(self, x: np.ndarray, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
+        """x: (N, D) pixels, any real dtype (uint8 from the data) -> (N, D) `dtype`.
 
-        Two passes over one batch that is still in cache: the subtract reads the pixels once
-        and writes `dtype` straight away (no float64 temporary for uint8 input), the multiply
-        works in place. Applied per mini-batch, never to a whole training set.
+        Written into `out` ((N, D) of `dtype`, e.g. a reused batch buffer) when given, else
+        into a new array. Applied per mini-batch, never to a whole training set: a plain cast
+        (a fast SIMD loop for uint8) then two in-place passes over a batch that stays in
+        cache; writing into a reused buffer saves the page faults of a fresh 1.5 MB array at
+        every step. Cost: bench/train_speed.py.
         """
         mean, inv_scale = self._constants[np.dtype(dtype)]
-        out = np.subtract(x, mean, dtype=dtype)
-        out *= inv_scale
+        if out is None:
+            out = np.empty(np.shape(x), dtype)
+        np.copyto(out, x)
+        np.subtract(out, mean, out=out)
+        np.multiply(out, inv_scale, out=out)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
