@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from scratchnet.attacks import attack_study
+from scratchnet.attacks import SWEEP_COLUMNS, attack_study
 from scratchnet.data import DataError, load_raw
 from scratchnet.files import read_json, write_bytes, write_csv, write_json
 from scratchnet.nn import load_model
@@ -27,13 +27,10 @@ from scratchnet.study.runs import base_tags
 from scratchnet.study.tracking import Tracker, TrackingError, flatten
 
 MODEL = "twolayer"
-SWEEP_COLUMNS = ("norm", "epsilon", "mode", "success_rate", "median_l2", "n")
 
 
-@dataclass
-class AttackOutputs:
+class AttackOutputs(NamedTuple):
     """Everything the stage's MLflow run logs: flat params and metrics, and the files written."""
-
     params: dict[str, str]
     metrics: dict[str, float]
     artifacts: list[Path]
@@ -60,7 +57,7 @@ def run(attack: dict) -> AttackOutputs:
     write_json(layout.ATTACK_EXAMPLE, {**study.example.record(names), "seconds": time.perf_counter() - started})
     for name, fig in example_figures(study.example, names).items():
         write_bytes(layout.ATTACK_IMAGES[name], png_bytes(fig))
-    write_csv(layout.ATTACK_SWEEP_CSV, [row for s in study.sweeps for row in s.rows()], SWEEP_COLUMNS)
+    write_csv(layout.ATTACK_SWEEP_CSV, study.rows(), SWEEP_COLUMNS)
     for norm in attack["sweep"]["epsilons"]:  # one table per norm, so `dvc plots` draws it as lines
         write_csv(layout.attack_plot_data(norm), study.plot_rows(norm), ("epsilon", "targeted", "untargeted"))
     marks = {spec["norm"]: (spec["epsilon"], f"study's example (epsilon {spec['epsilon']:g})")}

@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 NORMS = ("l2", "linf")
+SWEEP_COLUMNS = ("norm", "epsilon", "mode", "success_rate", "median_l2", "n")  # SweepResult.rows()
 TARGET_RULES = ("next", "random")
 PIXEL_MIN, PIXEL_MAX = 0.0, 255.0
 
@@ -443,6 +444,10 @@ class AttackStudy:
                         "confidence": float(self.example.probs_after[self.example.target_label])},
             "success": success,
         }
+
+    def rows(self) -> list[dict]:
+        """Every sweep's rows (SweepResult.rows, SWEEP_COLUMNS), in sweep order."""
+        return [row for sweep in self.sweeps for row in sweep.rows()]
 
     def curves(self) -> dict:
         """Every sweep's metrics (SweepResult.metrics) by mode and norm: the full curves, for
