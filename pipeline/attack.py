@@ -62,13 +62,12 @@ def run(attack: dict) -> AttackOutputs:
         write_csv(layout.attack_plot_data(norm), study.plot_rows(norm), ("epsilon", "targeted", "untargeted"))
     marks = {spec["norm"]: (spec["epsilon"], f"study's example (epsilon {spec['epsilon']:g})")}
     write_bytes(layout.ATTACK_SUCCESS_PLOT, png_bytes(success_figure(study.sweeps, marks=marks)))
-    headline = study.headline()
-    write_json(layout.ATTACK_METRICS, headline)
+    write_json(layout.ATTACK_METRICS, study.headline())
     print(f"attack: example L2 = {study.example.l2:.1f}, fooled = {study.example.fooled}; "
           f"{study.sample.size} images swept; {time.perf_counter() - started:.1f} s")
     return AttackOutputs(
         params={k: str(v) for k, v in flatten(attack).items()},
-        metrics={k: float(v) for k, v in flatten({**headline, **study.curves()}).items() if v is not None},
+        metrics={k: float(v) for k, v in flatten(study.details()).items() if v is not None},
         artifacts=[layout.ATTACK_EXAMPLE, layout.ATTACK_SWEEP_CSV, layout.ATTACK_METRICS,
                    *layout.ATTACK_IMAGES.values(), layout.ATTACK_SUCCESS_PLOT],
     )

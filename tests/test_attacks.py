@@ -365,11 +365,10 @@ def test_attack_stage_writes_every_output_from_a_small_project(tmp_path, monkeyp
     assert sorted({float(r["epsilon"]) for r in rows if r["norm"] == "l2"}) == [0, 91, 200, 800]
     assert all(r["n"] == "25" for r in rows)
     metrics = json.loads(layout.ATTACK_METRICS.read_text())
-    # Only the headline: a handful of columns in `dvc metrics show`.
-    assert metrics["test_acc"] == 1.0
-    assert set(metrics["example"]) == {"fooled", "l2", "confidence"}
-    assert set(metrics["success"]) == {"l2_91", "l2_200", "l2_800", "linf_4", "linf_16"}
-    assert metrics["example"]["l2"] == pytest.approx(example["l2"])
+    # Only the headline: a handful of short columns in `dvc metrics show`.
+    assert set(metrics) == {"fooled", "l2", "confidence", "l2_91", "l2_200", "l2_800", "linf_4", "linf_16"}
+    assert metrics["l2"] == pytest.approx(example["l2"]) and metrics["fooled"] == example["fooled"]
+    assert 0.0 <= metrics["l2_91"] <= metrics["l2_800"] <= 1.0  # success never falls as epsilon grows
     for path in [*layout.ATTACK_IMAGES.values(), layout.ATTACK_SUCCESS_PLOT]:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(outputs.artifacts) >= {layout.ATTACK_EXAMPLE, layout.ATTACK_SWEEP_CSV, layout.ATTACK_SUCCESS_PLOT}
@@ -382,9 +381,10 @@ def test_attack_stage_writes_every_output_from_a_small_project(tmp_path, monkeyp
 
 
 def test_the_headline_epsilons_are_the_middle_of_the_grid():
-    assert middle_epsilons([0, 25, 50, 100, 200, 400, 800]) == [100, 200, 400]
-    assert middle_epsilons([0, 0.5, 1, 2, 4, 8, 16]) == [2, 4, 8]
+    assert middle_epsilons([0, 25, 50, 100, 200, 400, 800]) == [100, 200]
+    assert middle_epsilons([0, 0.5, 1, 2, 4, 8, 16]) == [2, 4]
     assert middle_epsilons([0, 4, 16]) == [4, 16]
+    assert middle_epsilons([0, 1, 2, 4, 8], count=3) == [2, 4, 8]
 
 
 def test_attack_stage_names_an_unknown_class_in_its_error(tmp_path, monkeypatch):

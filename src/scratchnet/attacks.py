@@ -428,31 +428,33 @@ class AttackStudy:
     headline_epsilons: dict[str, list[float]]  # norm -> the epsilons of the headline metrics
 
     def headline(self) -> dict:
-        """The few numbers `dvc metrics show` prints: test_acc, the example (fooled, L2 in
-        pixel units, the target's probability after the attack), and targeted success at
-        `headline_epsilons` (key success.<norm>_<epsilon>; None where nothing was sampled)."""
-        success = {}
+        """The few numbers `dvc metrics show` prints, flat and short so its table fits a
+        terminal: the example (fooled, its L2 in pixel units, `confidence`: the target's
+        probability after the attack) and the targeted success rate on the sample at each of
+        `headline_epsilons` (key <norm>_<epsilon>, e.g. l2_91; None where nothing was sampled).
+        The attacked model's test accuracy is the train stage's metric; every curve is in the
+        sweep CSVs and the MLflow run (details())."""
+        out = {"fooled": self.example.fooled, "l2": self.example.l2,
+               "confidence": float(self.example.probs_after[self.example.target_label])}
         for sweep in self.sweeps:
             if sweep.targeted:
                 rates = dict(zip(sweep.epsilons.tolist(), sweep.success_rate.tolist()))
                 for eps in self.headline_epsilons[sweep.norm]:
-                    rate = rates[eps]
-                    success[f"{sweep.norm}_{eps:g}"] = None if math.isnan(rate) else rate
-        return {
-            "test_acc": self.test_acc,
-            "example": {"fooled": self.example.fooled, "l2": self.example.l2,
-                        "confidence": float(self.example.probs_after[self.example.target_label])},
-            "success": success,
-        }
+                    out[f"{sweep.norm}_{eps:g}"] = None if math.isnan(rates[eps]) else rates[eps]
+        return out
 
     def rows(self) -> list[dict]:
         """Every sweep's rows (SweepResult.rows, SWEEP_COLUMNS), in sweep order."""
         return [row for sweep in self.sweeps for row in sweep.rows()]
 
-    def curves(self) -> dict:
-        """Every sweep's metrics (SweepResult.metrics) by mode and norm: the full curves, for
-        the MLflow run (the DVC metrics file keeps only the headline)."""
-        out: dict = {"sample_size": int(self.sample.size)}
+    def details(self) -> dict:
+        """Every number, for the MLflow run (the DVC metrics file keeps only the headline):
+        test_acc, sample_size, the example's, and each sweep's metrics (SweepResult.metrics,
+        the full curves) by mode and norm."""
+        ex = self.example
+        out: dict = {"test_acc": self.test_acc, "sample_size": int(self.sample.size),
+                     "example": {"fooled": ex.fooled, "l2": ex.l2, "linf": ex.linf,
+                                 "confidence": float(ex.probs_after[ex.target_label])}}
         for sweep in self.sweeps:
             out.setdefault(sweep.mode, {})[sweep.norm] = sweep.metrics()
         return out
@@ -465,7 +467,7 @@ class AttackStudy:
                     by_mode["untargeted"].success_rate)]
 
 
-def middle_epsilons(grid, count: int = 3) -> list[float]:
+def middle_epsilons(grid, count: int = 2) -> list[float]:
     """The `count` non-zero epsilons at the middle of a grid (all of them if fewer): the
     budgets where success moves, for a headline that does not change with the grid's ends."""
     nonzero = sorted(float(e) for e in set(grid) if e > 0)
