@@ -5,7 +5,9 @@
     mlp       x -> [affine -> ReLU] * len(hidden_dims) -> affine -> softmax
 
 Build one with `build_model(config, ...)`, save it with `model.save(path)`, get it back with
-`load_model(path)`. The loss is the mean softmax
+`load_model(path)` (the one way to load; `build_model.load` is gone). Given a `Normalizer`
+(nn/normalize.py), a network takes raw pixels and scales each batch itself, and its file
+carries that scaling. The loss is the mean softmax
 cross-entropy plus L2 weight decay, `reg * 0.5 * sum(W**2)` summed over the weight matrices
 (biases are not regularised): the convention of the study, so `reg` means what it means there.
 """
