@@ -73,7 +73,7 @@ def main() -> None:
             f"{split} {sum(c.values()):,} ({per_class(c)})" for split, c in provenance["counts"].items()
         ) + "; processed " + ", ".join(
             f"{split} {sum(c.values()):,}" for split, c in meta["counts"].items()
-        ) + f" (X_train {X_train.shape} {X_train.dtype}, normalize={meta['normalize']}).",
+        ) + f" (X_train {X_train.shape} {X_train.dtype}).",
         "",
         f"Target: both stages under 30 s and 2 GB: "
         f"{'met' if total_s < 30 and peak_mb < 2048 else 'NOT met'}.",

@@ -1,4 +1,4 @@
-"""preprocess: split validation from train, normalise with train statistics, write float32 arrays.
+"""preprocess: split validation from train, write uint8 arrays and the training split's pixel statistics.
 
     python pipeline/preprocess.py     (from the project root, as `dvc repro` runs it)
 
@@ -24,7 +24,6 @@ def main() -> None:
             val_size=params["val_size"],
             train_limit=params["train_limit"],
             test_limit=params["test_limit"],
-            normalize=params["normalize"],
             seed=params["seed"],
             split_paths=layout.split_arrays,
             stats_path=layout.STATS,
@@ -33,7 +32,7 @@ def main() -> None:
     except DataError as err:
         sys.exit(f"preprocess failed: {err}")
     sizes = ", ".join(f"{sum(c.values())} {split}" for split, c in meta["counts"].items())
-    print(f"preprocess: {sizes} ({meta['normalize']}) -> {layout.DATA_PROCESSED} in {meta['seconds']:.1f} s")
+    print(f"preprocess: {sizes} -> {layout.DATA_PROCESSED} in {meta['seconds']:.1f} s")
 
 
 if __name__ == "__main__":

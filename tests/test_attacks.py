@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from scratchnet.study import layout
 from scratchnet.attacks import (
-    PixelClassifier, SweepResult, choose_targets, first_correct, fooling_example,
+    SweepResult, attack_study, middle_epsilons, choose_targets, first_correct, fooling_example,
     perturbation_norms, pgd, project, robustness_sweep, sample_correct,
 )
-from scratchnet.data import Normalizer
+from scratchnet.nn import Normalizer
 from scratchnet.nn import build_model
 
 D = 3072
@@ -29,18 +29,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def make_normalizer(seed: int = 0) -> Normalizer:
     """Per-pixel statistics of the kind preprocess computes: mean near mid-grey, std ~ 60."""
     rng = np.random.default_rng(seed)
-    mean = rng.uniform(100, 150, D).astype(np.float32)
-    scale = rng.uniform(40, 80, D).astype(np.float32)
-    return Normalizer(mean=mean, scale=scale, method="mean_std")
+    return Normalizer("mean_std", mean=rng.uniform(100, 150, D), std=rng.uniform(40, 80, D))
 
 
 @functools.lru_cache(maxsize=None)
-def make_classifier(kind: str = "twolayer", seed: int = 0, dtype=np.float64) -> PixelClassifier:
+def make_classifier(kind: str = "twolayer", seed: int = 0, dtype=np.float64):
+    """A network that takes pixels: its input normaliser is the one it would be trained with."""
     config = {"kind": kind, "init": "he", "init_scale": 1e-3}
     if kind == "twolayer":
         config["hidden_dim"] = 16
-    model = build_model(config, input_dim=D, num_classes=10, seed=seed, dtype=dtype)
-    return PixelClassifier(model, make_normalizer(seed))
+    return build_model(config, input_dim=D, num_classes=10, seed=seed, dtype=dtype,
+                       normalizer=make_normalizer(seed))
+
+
+def flat(images: np.ndarray) -> np.ndarray:
+    return np.asarray(images).reshape(len(images), -1)
 
 
 def random_images(n: int, seed: int) -> np.ndarray:
@@ -48,21 +51,35 @@ def random_images(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 255, (n, 32, 32, 3))
 
 
-def sum_of_losses(classifier: PixelClassifier, images: np.ndarray, labels: np.ndarray) -> float:
-    loss, _ = classifier.model.loss(classifier.model_input(images), labels)
+def sum_of_losses(model, images: np.ndarray, labels: np.ndarray) -> float:
+    loss, _ = model.loss(flat(images), labels)
     return loss * len(images)  # model.loss is the mean; each row's gradient is of its own loss
 
 
 # --- pixel space -------------------------------------------------------------------------
 
-def test_model_input_is_the_normalisation_used_in_training():
-    normalizer = make_normalizer()
-    pixels = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)
-    # A float32 network sees exactly what training fed it; a float64 one the same, more precisely.
-    as_trained = make_classifier(dtype=np.float32).model_input(pixels)
-    assert as_trained.dtype == np.float32
-    np.testing.assert_array_equal(as_trained, normalizer.forward(pixels))
-    np.testing.assert_allclose(make_classifier().model_input(pixels), normalizer.forward(pixels), rtol=1e-6)
+def test_the_model_the_attack_and_the_mlflow_model_agree_on_what_a_raw_image_maps_to(tmp_path):
+    pytest.importorskip("mlflow")
+    from scratchnet.study.pyfunc_model import ImageClassifier
+
+    images = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)
+    model = make_classifier(dtype=np.float32)
+    norm = model.normalizer
+    by_hand = norm.forward(flat(images))  # the training's scaling, written out
+    np.testing.assert_allclose(by_hand, (flat(images) - norm.mean) / norm.std, rtol=1e-5, atol=1e-6)
+    expected = model.probabilities(flat(images))
+    np.testing.assert_allclose(expected, build_model(model.config, input_dim=D, num_classes=10, seed=0,
+                                                     dtype=np.float32).probabilities(by_hand), rtol=1e-6)
+    # The attack sees the same probabilities (its zero-budget example is the image itself).
+    example = fooling_example(model, images[0], 0, 1, index=0, norm="l2", epsilon=0.0, steps=1)
+    np.testing.assert_allclose(example.probs_before, expected[0], rtol=1e-6)
+    # The MLflow model loads the saved network and predicts from the same raw pixels.
+    model.save(tmp_path / "twolayer.npz")
+    served = ImageClassifier([str(c) for c in range(10)])
+    served.load_context(type("Context", (), {"artifacts": {"network": str(tmp_path / "twolayer.npz")}})())
+    frame = served.predict(None, images)
+    np.testing.assert_allclose(frame[[str(c) for c in range(10)]].to_numpy(), expected, rtol=1e-6)
+    np.testing.assert_array_equal(frame["label"], expected.argmax(axis=1))
 
 
 @pytest.mark.parametrize("kind", ["softmax", "twolayer"])
@@ -70,13 +87,13 @@ def test_pixel_gradient_matches_central_differences(kind):
     classifier = make_classifier(kind)
     images = random_images(3, seed=2).reshape(3, D)
     labels = np.array([0, 3, 9])
-    grad = classifier.loss_gradient(images, labels)
+    grad = classifier.input_gradient(images, labels)
     assert grad.shape == (3, D) and grad.dtype == np.float64
 
     h = 1e-3  # pixel units; float64 end to end, so the error is O(h^2) + rounding
     coords = np.random.default_rng(3).choice(3 * D, size=60, replace=False)
-    for flat in coords:
-        i, j = divmod(int(flat), D)
+    for flat_index in coords:
+        i, j = divmod(int(flat_index), D)
         up, down = images.copy(), images.copy()
         up[i, j] += h
         down[i, j] -= h
@@ -151,7 +168,7 @@ def test_pgd_clips_to_the_pixel_range_and_keeps_the_rest_of_the_step():
     classifier = make_classifier()
     images = np.zeros((1, D))  # black: every step that would go below 0 is clipped
     adversarial = pgd(classifier, images, [4], norm="linf", epsilon=8.0, steps=1, step_size=8.0)
-    direction = -np.sign(classifier.loss_gradient(images, [4]))  # descend toward class 4
+    direction = -np.sign(classifier.input_gradient(flat(images), [4]))  # descend toward class 4
     np.testing.assert_array_equal(adversarial, np.where(direction > 0, 8.0, 0.0))
 
 
@@ -169,22 +186,22 @@ def test_pgd_is_deterministic_and_leaves_its_input_untouched():
 def test_targeted_pgd_with_a_large_budget_reaches_the_target(norm, epsilon):
     classifier = make_classifier("softmax")
     images = random_images(10, seed=6)
-    targets = (classifier.predict(images) + 3) % 10
+    targets = (classifier.predict(flat(images)) + 3) % 10
     adversarial = pgd(classifier, images, targets, norm=norm, epsilon=epsilon, steps=20, step_size=epsilon / 5)
-    np.testing.assert_array_equal(classifier.predict(adversarial), targets)
+    np.testing.assert_array_equal(classifier.predict(flat(adversarial)), targets)
 
 
 def test_targeted_steps_raise_the_target_probability_and_untargeted_steps_lower_the_true_one():
     classifier = make_classifier()
     images = random_images(8, seed=7)
-    labels = classifier.predict(images)
+    labels = classifier.predict(flat(images))
     targets = (labels + 1) % 10
     rows = np.arange(8)
-    p0 = classifier.probabilities(images)
+    p0 = classifier.probabilities(flat(images))
     toward = pgd(classifier, images, targets, norm="l2", epsilon=5.0, steps=1, step_size=5.0)
     away = pgd(classifier, images, labels, norm="l2", epsilon=5.0, steps=1, step_size=5.0, targeted=False)
-    assert np.all(classifier.probabilities(toward)[rows, targets] > p0[rows, targets])
-    assert np.all(classifier.probabilities(away)[rows, labels] < p0[rows, labels])
+    assert np.all(classifier.probabilities(flat(toward))[rows, targets] > p0[rows, targets])
+    assert np.all(classifier.probabilities(flat(away))[rows, labels] < p0[rows, labels])
 
 
 def test_pgd_rejects_images_outside_the_pixel_range_and_unknown_norms():
@@ -208,7 +225,7 @@ def test_first_correct_is_the_first_image_of_the_class_the_model_gets_right():
 def test_fooling_example_records_a_single_step_of_length_epsilon():
     classifier = make_classifier()
     image = np.full((32, 32, 3), 128.0)
-    true = int(classifier.predict(image[None])[0])
+    true = int(classifier.predict(flat(image[None]))[0])
     target = (true + 1) % 10
     example = fooling_example(classifier, image, true, target, index=7, norm="l2", epsilon=91.0, steps=1)
     assert example.step_size == 91.0 and example.adversarial.shape == (32, 32, 3)
@@ -258,7 +275,7 @@ def test_targets_are_the_next_class_or_a_seeded_uniform_other_class():
 def test_success_rate_is_non_decreasing_in_epsilon_and_zero_at_epsilon_zero(norm, epsilons):
     classifier = make_classifier()
     images = random_images(40, seed=9)
-    labels = classifier.predict(images)  # every image "correctly classified"
+    labels = classifier.predict(flat(images))  # every image "correctly classified"
     for targeted in (True, False):
         goals = (labels + 1) % 10 if targeted else labels
         sweep = robustness_sweep(
@@ -274,7 +291,7 @@ def test_success_rate_is_non_decreasing_in_epsilon_and_zero_at_epsilon_zero(norm
 def test_success_at_epsilon_zero_is_the_rate_already_classified_as_the_target():
     classifier = make_classifier()
     images = random_images(30, seed=10)
-    predictions = classifier.predict(images)
+    predictions = classifier.predict(flat(images))
     targets = np.where(np.arange(30) % 3 == 0, predictions, (predictions + 1) % 10)  # a third already there
     sweep = robustness_sweep(classifier, images, targets, norm="linf", epsilons=[0], steps=3, step_fraction=0.5)
     assert sweep.success_rate[0] == pytest.approx(np.mean(predictions == targets)) == pytest.approx(1 / 3)
@@ -317,18 +334,15 @@ def test_attack_stage_writes_every_output_from_a_small_project(tmp_path, monkeyp
     rng = np.random.default_rng(11)
     names = np.array(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"])
     x_test = rng.integers(0, 256, (60, 32, 32, 3)).astype(np.uint8)
-    normalizer = make_normalizer()
     model = build_model({"kind": "twolayer", "hidden_dim": 16, "init": "he", "init_scale": 1e-3},
-                        input_dim=D, num_classes=10, seed=0, dtype=np.float32)
+                        input_dim=D, num_classes=10, seed=0, dtype=np.float32, normalizer=make_normalizer())
     # Label the images as the model sees them: all correct, so image 0 is the one to attack.
-    y_test = PixelClassifier(model, normalizer).predict(x_test)
+    y_test = model.predict(flat(x_test))
     layout.DATA_RAW.mkdir(parents=True)
     np.savez(layout.RAW_ARRAYS, x_test=x_test, y_test=y_test, class_names=names,
-             x_train=x_test[:0], y_train=y_test[:0])
-    layout.DATA_PROCESSED.mkdir(parents=True)
-    normalizer.save(layout.STATS)
+             x_train=x_test[:1], y_train=y_test[:1])
     layout.MODELS.mkdir()
-    model.save(layout.model_path("twolayer"))
+    model.save(layout.model_path("twolayer"))  # the model file carries its input scaling
     truck = int(y_test[0])
     attack = {
         "example": {"true_class": str(names[truck]), "target_class": str(names[(truck + 1) % 10]),
@@ -346,17 +360,31 @@ def test_attack_stage_writes_every_output_from_a_small_project(tmp_path, monkeyp
     with layout.ATTACK_SWEEP_CSV.open() as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["norm", "epsilon", "mode", "success_rate", "median_l2", "n"]
-    assert len(rows) == 2 * 2 * 3 and {r["mode"] for r in rows} == {"targeted", "untargeted"}
+    # The study's epsilon (L2 91) joins the L2 grid: 3 linf + 4 l2 epsilons, both modes.
+    assert len(rows) == 2 * (3 + 4) and {r["mode"] for r in rows} == {"targeted", "untargeted"}
+    assert sorted({float(r["epsilon"]) for r in rows if r["norm"] == "l2"}) == [0, 91, 200, 800]
     assert all(r["n"] == "25" for r in rows)
     metrics = json.loads(layout.ATTACK_METRICS.read_text())
-    assert metrics["targeted"]["l2"]["success_eps_0"] == 0.0 and metrics["sample_size"] == 25
-    assert metrics["test_accuracy"] == 1.0
+    # Only the headline: a handful of short columns in `dvc metrics show`.
+    assert set(metrics) == {"fooled", "l2", "confidence", "l2_91", "l2_200", "l2_800", "linf_4", "linf_16"}
+    assert metrics["l2"] == pytest.approx(example["l2"]) and metrics["fooled"] == example["fooled"]
+    assert 0.0 <= metrics["l2_91"] <= metrics["l2_800"] <= 1.0  # success never falls as epsilon grows
     for path in [*layout.ATTACK_IMAGES.values(), layout.ATTACK_SUCCESS_PLOT]:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(outputs.artifacts) >= {layout.ATTACK_EXAMPLE, layout.ATTACK_SWEEP_CSV, layout.ATTACK_SUCCESS_PLOT}
+    # The MLflow run gets the headline and every curve.
     assert outputs.metrics["example.l2"] == pytest.approx(example["l2"])
+    assert outputs.metrics["test_acc"] == 1.0 and "test_accuracy" not in outputs.metrics
+    assert outputs.metrics["targeted.l2.success_eps_0"] == 0.0 and outputs.metrics["sample_size"] == 25
     assert outputs.params["example.norm"] == "l2"
     assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no temporary files behind
+
+
+def test_the_headline_epsilons_are_the_middle_of_the_grid():
+    assert middle_epsilons([0, 25, 50, 100, 200, 400, 800]) == [100, 200]
+    assert middle_epsilons([0, 0.5, 1, 2, 4, 8, 16]) == [2, 4]
+    assert middle_epsilons([0, 4, 16]) == [4, 16]
+    assert middle_epsilons([0, 1, 2, 4, 8], count=3) == [2, 4, 8]
 
 
 def test_attack_stage_names_an_unknown_class_in_its_error(tmp_path, monkeypatch):

@@ -85,7 +85,7 @@ def test_fetch_then_preprocess_gives_identical_outputs_from_every_packaging(sour
         dataset, provenance = fetch(str(path), timeout=1, downloads=tmp_path / "dl", progress=False)
         out = tmp_path / name
         write_processed(dataset, provenance, val_size=5, train_limit=20, test_limit=8,
-                        normalize="mean_std", seed=3,
+                        seed=3,
                         split_paths=lambda s, out=out: (out / f"X_{s}.npy", out / f"y_{s}.npy"),
                         stats_path=out / "stats.npz", meta_path=out / "meta.json")
         processed[name] = {f.name: np.load(f) for f in out.glob("*.npy")}

@@ -1,5 +1,5 @@
-"""The preprocess stage: a seeded validation split, train-only statistics, float32 outputs that
-are written all together or not at all, and a Normalizer that maps pixels <-> model space."""
+"""The preprocess stage: a seeded validation split, uint8 outputs and the training split's
+per-pixel statistics, written all together or not at all."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
-from scratchnet.data import DataError, Normalizer, RawDataset, split_indices, write_processed
-from scratchnet.data.preprocess import MIN_STD
+from scratchnet.data import DataError, PixelStats, RawDataset, split_indices, write_processed
+from scratchnet.nn import Normalizer
+from scratchnet.nn.normalize import MIN_STD
 
 
 def raw_dataset(n_train: int = 60, n_test: int = 20, seed: int = 0) -> RawDataset:
@@ -36,7 +34,7 @@ class Outputs:
         return self.folder / f"X_{split}.npy", self.folder / f"y_{split}.npy"
 
     def write(self, raw: RawDataset, **params) -> dict:
-        settings = dict(val_size=10, train_limit=None, test_limit=None, normalize="mean_std", seed=0)
+        settings = dict(val_size=10, train_limit=None, test_limit=None, seed=0)
         settings.update(params)
         return write_processed(raw, {"source": "test"}, split_paths=self.split_paths,
                                stats_path=self.stats, meta_path=self.meta, **settings)
@@ -83,12 +81,17 @@ def test_a_validation_set_that_leaves_no_training_data_is_refused(val_size):
         split_indices(100, 30, val_size=val_size, train_limit=None, test_limit=None, seed=0)
 
 
-# --- the Normalizer ---------------------------------------------------------------------------
+# --- the statistics and the scaling a model applies with them ---------------------------------
+
+
+def flat(pixels: np.ndarray) -> np.ndarray:
+    return pixels.reshape(len(pixels), -1)
 
 
 def test_mean_std_gives_zero_mean_unit_std_per_pixel_on_train():
     pixels = raw_dataset(n_train=500).x_train
-    X = Normalizer.fit(pixels, "mean_std").forward(pixels)
+    stats = PixelStats.fit(pixels)
+    X = Normalizer("mean_std", stats.mean, stats.std).forward(flat(pixels))
 
     assert X.dtype == np.float32 and X.shape == (500, 3072)
     np.testing.assert_allclose(X.mean(axis=0), 0, atol=1e-4)
@@ -97,71 +100,54 @@ def test_mean_std_gives_zero_mean_unit_std_per_pixel_on_train():
 
 def test_mean_subtracts_the_mean_and_divides_by_255():
     pixels = raw_dataset().x_train
-    norm = Normalizer.fit(pixels, "mean")
-    expected_mean = pixels.reshape(len(pixels), -1).mean(axis=0)
+    stats = PixelStats.fit(pixels)
+    expected_mean = flat(pixels).mean(axis=0)
 
-    np.testing.assert_allclose(norm.mean, expected_mean, rtol=1e-6)
-    np.testing.assert_array_equal(norm.scale, np.full(3072, 255, np.float32))
-    np.testing.assert_allclose(norm.forward(pixels), (pixels.reshape(len(pixels), -1) - expected_mean) / 255, atol=1e-6)
+    np.testing.assert_allclose(stats.mean, expected_mean, rtol=1e-12)
+    np.testing.assert_allclose(stats.std, flat(pixels).std(axis=0), rtol=1e-9)
+    norm = Normalizer("mean", stats.mean, stats.std)
+    np.testing.assert_allclose(norm.forward(flat(pixels)), (flat(pixels) - expected_mean) / 255, atol=1e-6)
 
 
 def test_flattening_is_hwc_order():
     pixels = np.zeros((1, 32, 32, 3), np.uint8)
     pixels[0, 0, 1, 2] = 255  # row 0, column 1, blue
-    norm = Normalizer(np.zeros(3072, np.float32), np.ones(3072, np.float32), "mean")
-    assert np.flatnonzero(norm.forward(pixels)[0]).tolist() == [0 * 96 + 1 * 3 + 2]
+    norm = Normalizer("mean", np.zeros(3072), np.ones(3072))
+    assert np.flatnonzero(norm.forward(flat(pixels))[0]).tolist() == [0 * 96 + 1 * 3 + 2]
 
 
 def test_a_constant_pixel_is_guarded_against_dividing_by_zero():
     pixels = raw_dataset().x_train.copy()
     pixels[:, 5, 5, 0] = 77  # the same value in every training image: std 0
-    norm = Normalizer.fit(pixels, "mean_std")
+    stats = PixelStats.fit(pixels)
 
-    assert norm.scale[5 * 96 + 5 * 3] == MIN_STD
-    test_pixels = np.full((1, 32, 32, 3), 78, np.uint8)
-    assert np.isfinite(norm.forward(test_pixels)).all()
-
-
-@settings(max_examples=25, deadline=None)
-@given(
-    pixels=arrays(np.float32, (3, 32, 32, 3), elements=st.floats(0, 255, width=32)),
-    method=st.sampled_from(["mean", "mean_std"]),
-)
-def test_inverse_undoes_forward(pixels, method):
-    norm = Normalizer.fit(raw_dataset(n_train=40).x_train, method)
-    back = norm.inverse(norm.forward(pixels))
-    assert back.dtype == np.float32 and back.shape == pixels.shape
-    np.testing.assert_allclose(back, pixels, atol=1e-3)
+    assert stats.std[5 * 96 + 5 * 3] == 0
+    test_pixels = np.full((1, 3072), 78, np.uint8)
+    X = Normalizer("mean_std", stats.mean, stats.std).forward(test_pixels, np.float64)
+    assert X[0, 5 * 96 + 5 * 3] == 1 / MIN_STD and np.isfinite(X).all()
 
 
-def test_forward_refuses_flat_input():
-    norm = Normalizer.fit(raw_dataset().x_train, "mean")
-    with pytest.raises(ValueError, match=r"expected \(N, 32, 32, 3\)"):
-        norm.forward(np.zeros((2, 3072)))
+def test_saved_statistics_load_back_identically(tmp_path):
+    stats = PixelStats.fit(raw_dataset().x_train)
+    stats.save(tmp_path / "stats.npz")
+    loaded = PixelStats.load(tmp_path / "stats.npz")
+
+    np.testing.assert_array_equal(loaded.mean, stats.mean)
+    np.testing.assert_array_equal(loaded.std, stats.std)
 
 
-def test_a_saved_normalizer_loads_back_identically(tmp_path):
-    norm = Normalizer.fit(raw_dataset().x_train, "mean_std")
-    norm.save(tmp_path / "stats.npz")
-    loaded = Normalizer.load(tmp_path / "stats.npz")
-
-    assert loaded.method == "mean_std"
-    np.testing.assert_array_equal(loaded.mean, norm.mean)
-    np.testing.assert_array_equal(loaded.scale, norm.scale)
-
-
-def test_loading_a_malformed_normalizer_names_the_file(tmp_path):
-    np.savez(tmp_path / "stats.npz", mean=np.zeros(10, np.float32), scale=np.ones(10, np.float32), method="mean")
-    with pytest.raises(DataError, match=r"stats.npz: mean is float32 \(10,\); expected finite float32 \(3072,\)"):
-        Normalizer.load(tmp_path / "stats.npz")
-    with pytest.raises(DataError, match=r"absent.npz: not a readable normaliser.*run the preprocess stage"):
-        Normalizer.load(tmp_path / "absent.npz")
+def test_loading_malformed_statistics_names_the_file(tmp_path):
+    np.savez(tmp_path / "stats.npz", mean=np.zeros(10), std=np.ones(10))
+    with pytest.raises(DataError, match=r"stats.npz: mean is float64 \(10,\); expected finite float64 \(3072,\)"):
+        PixelStats.load(tmp_path / "stats.npz")
+    with pytest.raises(DataError, match=r"absent.npz: not readable pixel statistics.*run the preprocess stage"):
+        PixelStats.load(tmp_path / "absent.npz")
 
 
 # --- the written outputs -----------------------------------------------------------------------------
 
 
-def test_outputs_are_memory_mappable_float32_with_matching_labels(tmp_path):
+def test_outputs_are_memory_mappable_uint8_with_matching_labels(tmp_path):
     raw = raw_dataset()
     out = Outputs(tmp_path)
     meta = out.write(raw, val_size=10, test_limit=15)
@@ -169,7 +155,7 @@ def test_outputs_are_memory_mappable_float32_with_matching_labels(tmp_path):
     sizes = {}
     for split in ("train", "val", "test"):
         X, y = out.load(split)
-        assert isinstance(X, np.memmap) and X.dtype == np.float32 and X.shape[1] == 3072
+        assert isinstance(X, np.memmap) and X.dtype == np.uint8 and X.shape[1] == 3072
         assert y.dtype == np.int64 and y.shape == (len(X),)
         sizes[split] = len(X)
     assert sizes == {"train": 50, "val": 10, "test": 15}
@@ -178,17 +164,15 @@ def test_outputs_are_memory_mappable_float32_with_matching_labels(tmp_path):
     assert meta["provenance"] == {"source": "test"} and meta["class_names"][9] == "truck"
 
 
-def test_each_output_row_is_the_normalised_raw_image_with_its_label(tmp_path):
+def test_each_output_row_is_the_raw_image_flattened_with_its_label(tmp_path):
     raw = raw_dataset()
     out = Outputs(tmp_path)
     out.write(raw, seed=4)
     index = split_indices(60, 20, val_size=10, train_limit=None, test_limit=None, seed=4)
-    norm = Normalizer.load(out.stats)
 
     X_val, y_val = out.load("val")
-    np.testing.assert_array_equal(X_val, norm.forward(raw.x_train[index["val"]]))
+    np.testing.assert_array_equal(X_val, flat(raw.x_train[index["val"]]))
     np.testing.assert_array_equal(y_val, raw.y_train[index["val"]])
-    np.testing.assert_allclose(norm.inverse(np.asarray(X_val)), raw.x_train[index["val"]], atol=1e-3)
 
 
 def test_statistics_come_from_the_training_split_only(tmp_path):
@@ -200,10 +184,10 @@ def test_statistics_come_from_the_training_split_only(tmp_path):
     Outputs(tmp_path / "a").write(raw)
     Outputs(tmp_path / "b").write(changed)
 
-    a, b = Normalizer.load(tmp_path / "a" / "stats.npz"), Normalizer.load(tmp_path / "b" / "stats.npz")
+    a, b = PixelStats.load(tmp_path / "a" / "stats.npz"), PixelStats.load(tmp_path / "b" / "stats.npz")
     np.testing.assert_array_equal(a.mean, b.mean)
-    np.testing.assert_array_equal(a.scale, b.scale)
-    expected = Normalizer.fit(raw.x_train[index["train"]], "mean_std")
+    np.testing.assert_array_equal(a.std, b.std)
+    expected = PixelStats.fit(raw.x_train[index["train"]])
     np.testing.assert_array_equal(a.mean, expected.mean)
 
 
@@ -217,7 +201,7 @@ def test_a_failure_while_writing_leaves_no_output_and_keeps_the_previous_ones(tm
     out.write(raw, seed=0)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
-    monkeypatch.setattr(Normalizer, "_write", disk_full)  # fails after the arrays are written
+    monkeypatch.setattr(PixelStats, "_write", disk_full)  # fails after the arrays are written
     with pytest.raises(OSError, match="disk full"):
         out.write(raw, seed=1)
 
@@ -225,7 +209,7 @@ def test_a_failure_while_writing_leaves_no_output_and_keeps_the_previous_ones(tm
 
 
 def test_a_failed_first_run_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(Normalizer, "_write", disk_full)
+    monkeypatch.setattr(PixelStats, "_write", disk_full)
     with pytest.raises(OSError):
         Outputs(tmp_path / "processed").write(raw_dataset())
     assert list((tmp_path / "processed").iterdir()) == []

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from scratchnet.study import layout
-from scratchnet.data import CIFAR10_CLASSES, Normalizer, load_raw
+from scratchnet.data import CIFAR10_CLASSES, PixelStats, load_raw
 from cifar_archives import make_tar, tar_of, tiny_dataset, write_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def test_fetch_then_preprocess_write_every_layout_output(tmp_path, archive):
         x_path, y_path = layout.split_arrays(split)
         assert np.load(project / x_path, mmap_mode="r").shape == (n, 3072)
         assert np.load(project / y_path).shape == (n,)
-    assert Normalizer.load(project / layout.STATS).method == "mean_std"
+    assert PixelStats.load(project / layout.STATS).mean.shape == (3072,)
     assert "25 train, 5 val, 8 test" in processed.stdout
 
 

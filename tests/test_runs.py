@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from scratchnet.data import PixelStats
 from scratchnet.study.runs import SeedRuns, fit_seed, fit_seeds, load_splits
 from scratchnet.study import layout
 
@@ -50,7 +51,8 @@ def test_an_error_while_seeds_train_stops_the_workers_at_once():
 
 
 def test_the_training_set_is_memory_mapped_not_read_into_memory(tmp_path):
-    data = splits(n=20)
+    data = splits(n=20, dim=3072)
+    PixelStats(np.zeros(3072), np.ones(3072)).save(tmp_path / layout.STATS)
     for split, (X, y) in data.items():
         x_path, y_path = (tmp_path / p for p in layout.split_arrays(split))
         x_path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +63,7 @@ def test_the_training_set_is_memory_mapped_not_read_into_memory(tmp_path):
     assert isinstance(X_train, np.memmap) and not X_train.flags.writeable
     np.testing.assert_array_equal(X_train, data["train"][0])
     np.testing.assert_array_equal(y_train, data["train"][1])
+    np.testing.assert_array_equal(loaded["stats"].std, np.ones(3072))
 
 
 def test_the_training_library_does_not_import_mlflow():

@@ -2,12 +2,12 @@
 
 Part 4 of the study: one gradient step moved the first correctly classified test truck to
 "automobile", with an L2 difference of 91 on the [0, 255] 3x32x32 image. So everything here
-works on images in pixel units: the network sees them through the same normalisation as in
-training, gradients are carried back through it, and every epsilon, step size and norm is in
-pixels of the [0, 255] scale.
+works on images in pixel units: the network takes pixels through the input normaliser it was
+trained with (scratchnet.nn.Normalizer, saved inside the model), its input gradient is carried
+back through it, and every epsilon, step size and norm is in pixels of the [0, 255] scale.
 
-    classifier = PixelClassifier(model, normalizer)
-    adversarial = pgd(classifier, images, targets, norm="l2", epsilon=91.0, steps=1, step_size=91.0)
+    model = load_model("models/twolayer.npz")
+    adversarial = pgd(model, images, targets, norm="l2", epsilon=91.0, steps=1, step_size=91.0)
 
 Shapes: `images` is (N, ...) pixels in [0, 255] (e.g. (N, 32, 32, 3) uint8 or float) whose
 trailing dimensions flatten, in the training order (HWC), to the model's D = 3072 inputs.
@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 NORMS = ("l2", "linf")
+SWEEP_COLUMNS = ("norm", "epsilon", "mode", "success_rate", "median_l2", "n")  # SweepResult.rows()
 TARGET_RULES = ("next", "random")
 PIXEL_MIN, PIXEL_MAX = 0.0, 255.0
 
@@ -34,6 +35,11 @@ PIXEL_MIN, PIXEL_MAX = 0.0, 255.0
 def _check_norm(norm: str) -> None:
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+
+
+def _flat(images: np.ndarray) -> np.ndarray:
+    """(N, ...) -> (N, D) view (or copy) of the images, one row per image."""
+    return np.asarray(images).reshape(len(images), -1)
 
 
 def _flat_pixels(images: np.ndarray) -> np.ndarray:
@@ -44,66 +50,6 @@ def _flat_pixels(images: np.ndarray) -> np.ndarray:
             f"images must be finite pixels in [0, 255]; got values in [{x.min()}, {x.max()}]"
         )
     return x
-
-
-class PixelClassifier:
-    """A trained model seen from pixel space: images in [0, 255] in, classes and gradients out.
-
-    The model was trained on x = (pixels - mean) / scale (HWC-flattened, per input), so
-    d loss / d pixels = (d loss / d x) / scale: the chain rule through the normaliser.
-    """
-
-    def __init__(self, model, normalizer):
-        self.model = model
-        self.mean = np.asarray(normalizer.mean, dtype=np.float64).reshape(-1)  # (D,) pixels
-        self.scale = np.asarray(normalizer.scale, dtype=np.float64).reshape(-1)  # (D,) pixels
-        if self.mean.shape != self.scale.shape:
-            raise ValueError(
-                f"normalizer mean {self.mean.shape} and scale {self.scale.shape} differ in shape"
-            )
-        # Feed the model its own dtype, so a float32 network runs float32 matmuls (and sees
-        # exactly what Normalizer.forward gives it) while a float64 one (gradient checks) keeps
-        # full precision end to end.
-        self.dtype = next(iter(model.params.values())).dtype
-        self._mean = self.mean.astype(self.dtype)
-        self._scale = self.scale.astype(self.dtype)
-
-    @property
-    def input_dim(self) -> int:
-        return self.mean.size
-
-    def model_input(self, images: np.ndarray) -> np.ndarray:
-        """(N, ...) pixels in [0, 255] -> (N, D) model-space inputs in the model's dtype."""
-        x = np.asarray(images).reshape(len(images), -1)
-        if x.shape[1] != self.input_dim:
-            raise ValueError(
-                f"images flatten to {x.shape[1]} values each; the normaliser expects {self.input_dim}"
-            )
-        out = np.subtract(x, self._mean, dtype=self.dtype)  # one pass, straight into the model dtype
-        out /= self._scale
-        return out
-
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """(N, ...) pixels -> (N, C) class probabilities."""
-        return self.model.probabilities(self.model_input(images))
-
-    def predict(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        """(N, ...) pixels -> (N,) int64 predicted classes, evaluated in batches so that the
-        float64 copies made on the way to model space stay (batch_size, D), not (N, D)."""
-        out = np.empty(len(images), dtype=np.int64)
-        for start in range(0, len(images), batch_size):
-            part = slice(start, start + batch_size)
-            out[part] = self.model.predict(self.model_input(images[part]), batch_size=batch_size)
-        return out
-
-    def loss_gradient(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """(N, D) float64: row i = d loss_i / d pixels_i, loss_i = cross-entropy of image i toward labels[i].
-
-        With `labels` the true classes, ascending it is the untargeted attack; with `labels` the
-        target classes, descending it is the targeted attack. Units: loss per pixel value.
-        """
-        dx = self.model.input_gradient(self.model_input(images), np.asarray(labels, dtype=np.int64))
-        return np.divide(dx, self.scale, dtype=np.float64)
 
 
 def row_norms(a: np.ndarray) -> np.ndarray:
@@ -144,7 +90,7 @@ def perturbation_norms(original: np.ndarray, adversarial: np.ndarray) -> tuple[n
 
 
 def pgd(
-    classifier: PixelClassifier,
+    model,
     images: np.ndarray,
     labels: np.ndarray,
     *,
@@ -182,7 +128,7 @@ def pgd(
         steps = 0  # the ball is a point / no step: the image itself, without gradient work
     sign = -1.0 if targeted else 1.0
     for _ in range(steps):
-        grad = classifier.loss_gradient(x, labels)
+        grad = model.input_gradient(x, labels)  # (N, D) d loss_i / d pixels, the model's dtype
         x += (sign * step_size) * steepest_direction(grad, norm)
         np.add(x0, project(x - x0, norm, epsilon), out=x)
         np.clip(x, PIXEL_MIN, PIXEL_MAX, out=x)
@@ -255,7 +201,7 @@ class FoolingExample:
 
 
 def fooling_example(
-    classifier: PixelClassifier,
+    model,
     image: np.ndarray,
     true_label: int,
     target_label: int,
@@ -273,11 +219,11 @@ def fooling_example(
     original = np.asarray(image, dtype=np.float64)[None]
     step_size = epsilon / steps
     adversarial = pgd(
-        classifier, original, [target_label], norm=norm, epsilon=epsilon, steps=steps,
+        model, original, [target_label], norm=norm, epsilon=epsilon, steps=steps,
         step_size=step_size, targeted=True,
     )
     l2, linf = perturbation_norms(original, adversarial)
-    probs = classifier.probabilities(np.concatenate([original, adversarial]))
+    probs = model.probabilities(_flat(np.concatenate([original, adversarial])))
     rounded = np.round(adversarial)  # what a PNG of the adversarial image holds
     return FoolingExample(
         index=int(index),
@@ -295,7 +241,7 @@ def fooling_example(
         probs_after=np.asarray(probs[1], dtype=np.float64),
         pred_before=int(np.argmax(probs[0])),
         pred_after=int(np.argmax(probs[1])),
-        pred_after_uint8=int(classifier.predict(rounded)[0]),
+        pred_after_uint8=int(model.predict(_flat(rounded))[0]),
     )
 
 
@@ -429,7 +375,7 @@ class SweepResult:
 
 
 def robustness_sweep(
-    classifier: PixelClassifier,
+    model,
     images: np.ndarray,
     labels: np.ndarray,
     *,
@@ -458,10 +404,105 @@ def robustness_sweep(
             part = slice(start, start + batch_size)
             original = images[part]
             adversarial = pgd(
-                classifier, original, labels[part], norm=norm, epsilon=float(epsilon),
+                model, original, labels[part], norm=norm, epsilon=float(epsilon),
                 steps=steps, step_size=step_fraction * float(epsilon), targeted=targeted,
             )
-            pred = classifier.predict(adversarial)
+            pred = model.predict(_flat(adversarial))
             success[e, part] = pred == labels[part] if targeted else pred != labels[part]
             l2[e, part] = perturbation_norms(original, adversarial)[0]
     return SweepResult(norm=norm, targeted=targeted, epsilons=eps, success=success, l2=l2)
+
+
+# --------------------------------------------------------------------------------------------
+# The attack stage's work: the study's example, then the sweeps, and their headline numbers
+
+
+@dataclass(frozen=True)
+class AttackStudy:
+    """What the attack stage reports. Images in pixel units; classes as indices."""
+
+    test_acc: float  # the attacked model on every test image
+    example: FoolingExample
+    sample: np.ndarray  # (n,) indices of the swept test images
+    sweeps: list[SweepResult]  # per norm in params order: targeted, then untargeted
+    headline_epsilons: dict[str, list[float]]  # norm -> the epsilons of the headline metrics
+
+    def headline(self) -> dict:
+        """The few numbers `dvc metrics show` prints, flat and short so its table fits a
+        terminal: the example (fooled, its L2 in pixel units, `confidence`: the target's
+        probability after the attack) and the targeted success rate on the sample at each of
+        `headline_epsilons` (key <norm>_<epsilon>, e.g. l2_91; None where nothing was sampled).
+        The attacked model's test accuracy is the train stage's metric; every curve is in the
+        sweep CSVs and the MLflow run (details())."""
+        out = {"fooled": self.example.fooled, "l2": self.example.l2,
+               "confidence": float(self.example.probs_after[self.example.target_label])}
+        for sweep in self.sweeps:
+            if sweep.targeted:
+                rates = dict(zip(sweep.epsilons.tolist(), sweep.success_rate.tolist()))
+                for eps in self.headline_epsilons[sweep.norm]:
+                    out[f"{sweep.norm}_{eps:g}"] = None if math.isnan(rates[eps]) else rates[eps]
+        return out
+
+    def rows(self) -> list[dict]:
+        """Every sweep's rows (SweepResult.rows, SWEEP_COLUMNS), in sweep order."""
+        return [row for sweep in self.sweeps for row in sweep.rows()]
+
+    def details(self) -> dict:
+        """Every number, for the MLflow run (the DVC metrics file keeps only the headline):
+        test_acc, sample_size, the example's, and each sweep's metrics (SweepResult.metrics,
+        the full curves) by mode and norm."""
+        ex = self.example
+        out: dict = {"test_acc": self.test_acc, "sample_size": int(self.sample.size),
+                     "example": {"fooled": ex.fooled, "l2": ex.l2, "linf": ex.linf,
+                                 "confidence": float(ex.probs_after[ex.target_label])}}
+        for sweep in self.sweeps:
+            out.setdefault(sweep.mode, {})[sweep.norm] = sweep.metrics()
+        return out
+
+    def plot_rows(self, norm: str) -> list[dict]:
+        """[{epsilon, targeted, untargeted}] success rates of one norm, one row per epsilon."""
+        by_mode = {s.mode: s for s in self.sweeps if s.norm == norm}
+        return [{"epsilon": float(e), "targeted": float(t), "untargeted": float(u)} for e, t, u in
+                zip(by_mode["targeted"].epsilons, by_mode["targeted"].success_rate,
+                    by_mode["untargeted"].success_rate)]
+
+
+def middle_epsilons(grid, count: int = 2) -> list[float]:
+    """The `count` non-zero epsilons at the middle of a grid (all of them if fewer): the
+    budgets where success moves, for a headline that does not change with the grid's ends."""
+    nonzero = sorted(float(e) for e in set(grid) if e > 0)
+    start = max(0, (len(nonzero) - count + 1) // 2)
+    return nonzero[start:start + count]
+
+
+def attack_study(model, images: np.ndarray, labels: np.ndarray, *, true_label: int,
+                 target_label: int, example: dict, sweep: dict, log=print) -> AttackStudy:
+    """The study's example and the robustness sweeps against `model`, on test images.
+
+    images: (N, 32, 32, 3) uint8 test pixels; labels: (N,) int64 classes. example, sweep:
+    params.yaml's attack.example and attack.sweep sections (example: norm, epsilon, steps;
+    sweep: sample_size, seed, target, steps, step_fraction, epsilons {norm: [pixel units]}).
+    The example's epsilon joins its norm's sweep grid, so success at the study's budget is
+    measured rather than read off a neighbouring epsilon. log(line) reports each sweep.
+    """
+    predictions = model.predict(_flat(images))
+    index = first_correct(predictions, labels, true_label)
+    found = fooling_example(model, images[index], true_label, target_label, index=index,
+                            norm=example["norm"], epsilon=example["epsilon"], steps=example["steps"])
+    sample = sample_correct(predictions, labels, sweep["sample_size"], sweep["seed"])
+    targets = choose_targets(labels[sample], sweep["target"], model.num_classes, sweep["seed"])
+    sweeps, headline = [], {}
+    for norm, grid in sweep["epsilons"].items():
+        extra = [float(example["epsilon"])] if norm == example["norm"] else []
+        headline[norm] = sorted(set(extra + middle_epsilons(grid)))
+        for targeted in (True, False):
+            result = robustness_sweep(
+                model, images[sample], targets if targeted else labels[sample], norm=norm,
+                epsilons=sorted(set(grid) | set(extra)), steps=sweep["steps"],
+                step_fraction=sweep["step_fraction"], targeted=targeted,
+            )
+            sweeps.append(result)
+            rates = ", ".join(f"{e:g}: {r:.2f}" for e, r in zip(result.epsilons, result.success_rate))
+            log(f"attack: {result.mode} {norm} success by epsilon {{{rates}}}")
+    return AttackStudy(test_acc=float(np.mean(predictions == labels)), example=found, sample=sample,
+                       sweeps=sweeps, headline_epsilons=headline)

@@ -54,13 +54,7 @@ def l2_regularization(w: np.ndarray, reg: float):
 
     Applied to weight matrices only, never to biases. w: any shape -> (float, same shape as w).
     """
-    return l2_penalty(w, reg), reg * w
-
-
-def l2_penalty(w: np.ndarray, reg: float) -> float:
-    """The loss term of l2_regularization alone, reg * 0.5 * sum(w**2), without building the
-    (w-sized) gradient: the fused SGD step folds that gradient into its GEMM's beta instead."""
-    return 0.5 * reg * float(np.vdot(w, w))
+    return 0.5 * reg * float(np.vdot(w, w)), reg * w
 
 
 def squared_error(pred: np.ndarray, target: np.ndarray):

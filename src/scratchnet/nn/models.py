@@ -5,7 +5,9 @@
     mlp       x -> [affine -> ReLU] * len(hidden_dims) -> affine -> softmax
 
 Build one with `build_model(config, ...)`, save it with `model.save(path)`, get it back with
-`load_model(path)` (also available as `build_model.load`). The loss is the mean softmax
+`load_model(path)` (the one way to load; `build_model.load` is gone). Given a `Normalizer`
+(nn/normalize.py), a network takes raw pixels and scales each batch itself, and its file
+carries that scaling. The loss is the mean softmax
 cross-entropy plus L2 weight decay, `reg * 0.5 * sum(W**2)` summed over the weight matrices
 (biases are not regularised): the convention of the study, so `reg` means what it means there.
 """
@@ -21,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_paths
-from .optim import affine_sgd_step
 from .init import INITS, init_weight
 from .layers import affine_backward, affine_forward, relu_backward, relu_forward
-from .losses import l2_penalty, l2_regularization, softmax, softmax_cross_entropy
+from .losses import l2_regularization, softmax, softmax_cross_entropy
+from .normalize import Normalizer
 
 KINDS = ("softmax", "twolayer", "mlp")
 DEFAULTS = {"init": "he", "init_scale": 1e-3}
@@ -39,14 +41,24 @@ class Network:
              all of one dtype (float32 by default, float64 for gradient checks).
     config:  the architecture dict, with defaults filled in.
     metadata: a JSON-serialisable dict carried through save/load (e.g. the training params).
-    Inputs X are (N, D) arrays in model space (normalised pixels); a float64 X given to a
-    float32 model is cast to float32, never the other way round.
+    normalizer: the fixed input scaling (scratchnet.nn.normalize), or None.
+
+    Inputs X are (N, D): pixels in [0, 255] (uint8 or float) when the network has a
+    normalizer, which maps each batch to the network's dtype on the way in; otherwise values
+    the first layer takes as they are (cast to the network's dtype, never the other way).
+    Methods trust their arguments: shapes, label ranges and dtypes are checked where data
+    enters the program (params, loaded files, build_model), not on every mini-batch.
     """
 
-    def __init__(self, config: dict, params: dict[str, np.ndarray], metadata: dict | None = None):
+    def __init__(self, config: dict, params: dict[str, np.ndarray], metadata: dict | None = None,
+                 normalizer: Normalizer | None = None):
         self.config = config
         self.params = params
         self.metadata = dict(metadata or {})
+        self.normalizer = normalizer
+        # The normalised batch of the current call, reused from call to call (Normalizer.forward);
+        # no array a method returns refers to it, so overwriting it at the next call is safe.
+        self._scaled = np.empty((0, self.input_dim), self.dtype)
 
     # --- shape facts -------------------------------------------------------------------
     @property
@@ -67,26 +79,19 @@ class Network:
 
     def __repr__(self) -> str:
         dims = [self.input_dim] + [self.params[f"W{i}"].shape[1] for i in range(1, self.num_layers + 1)]
-        return f"Network(kind={self.config['kind']!r}, dims={'-'.join(map(str, dims))}, dtype={self.dtype})"
+        return (f"Network(kind={self.config['kind']!r}, dims={'-'.join(map(str, dims))}, "
+                f"dtype={self.dtype}, normalize={getattr(self.normalizer, 'method', None)!r})")
 
     # --- forward / backward ------------------------------------------------------------
-    def _input(self, X) -> np.ndarray:
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.input_dim:
-            raise ValueError(f"X must have shape (N, {self.input_dim}); got {X.shape}")
-        return X if X.dtype == self.dtype else X.astype(self.dtype)
-
-    def _labels(self, y, n: int) -> np.ndarray:
-        y = np.asarray(y)
-        if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"labels must be an integer array of shape ({n},); got {y.dtype} {y.shape}")
-        if n and (y.min() < 0 or y.max() >= self.num_classes):
-            raise ValueError(f"labels must lie in [0, {self.num_classes}); got [{y.min()}, {y.max()}]")
-        return y
-
-    def _forward(self, X: np.ndarray):
-        """X: (N, D) -> scores (N, C) and the per-layer caches [(affine_cache, relu_cache|None)]."""
-        h, caches, last = X, [], self.num_layers
+    def _forward(self, X):
+        """X: (N, D) inputs -> scores (N, C) and the per-layer caches [(affine_cache, relu_cache|None)]."""
+        if self.normalizer is not None:
+            if len(X) > len(self._scaled):
+                self._scaled = np.empty((len(X), self.input_dim), self.dtype)
+            h = self.normalizer.forward(X, self.dtype, out=self._scaled[:len(X)])
+        else:
+            h = X if X.dtype == self.dtype else X.astype(self.dtype)
+        caches, last = [], self.num_layers
         for i in range(1, last + 1):
             h, affine_cache = affine_forward(h, self.params[f"W{i}"], self.params[f"b{i}"])
             relu_cache = None
@@ -95,28 +100,27 @@ class Network:
             caches.append((affine_cache, relu_cache))
         return h, caches
 
-    def _backward(self, dscores: np.ndarray, caches, input_grad: bool, param_grads: bool = True):
-        """dscores: (N, C) -> (grads dict like params, dX (N, D) or None).
+    def _backward(self, dscores: np.ndarray, caches, input_grad: bool):
+        """dscores: (N, C) -> (grads, dX): grads like params; dX (N, D) d/d inputs, or None.
 
-        param_grads=False returns an empty dict and skips every weight and bias gradient:
-        an input gradient (the attacks) needs only dout @ W.T at each layer.
+        The one backward pass. input_grad=False skips the first layer's input gradient (a GEMM
+        as large as the forward one) that training never uses.
         """
         grads, dout = {}, dscores
         for i in range(self.num_layers, 0, -1):
             affine_cache, relu_cache = caches[i - 1]
             if relu_cache is not None:
                 dout = relu_backward(dout, relu_cache)
-            if param_grads:
-                dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(
-                    dout, affine_cache, input_grad=input_grad or i > 1
-                )
-            else:
-                dout = dout @ affine_cache[1].T
+            dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(
+                dout, affine_cache, input_grad=input_grad or i > 1
+            )
+        if input_grad and self.normalizer is not None:
+            dout = self.normalizer.backward(dout)
         return grads, dout
 
     def scores(self, X) -> np.ndarray:
         """X: (N, D) -> (N, C) logits."""
-        return self._forward(self._input(X))[0]
+        return self._forward(X)[0]
 
     def probabilities(self, X) -> np.ndarray:
         """X: (N, D) -> (N, C) softmax probabilities (rows sum to 1)."""
@@ -124,63 +128,29 @@ class Network:
 
     def predict(self, X, batch_size: int = 2048) -> np.ndarray:
         """X: (N, D) -> (N,) int64 predicted classes, computed `batch_size` rows at a time so
-        memory stays flat however large X is (X may be a memory map)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        memory stays flat however large X is (X may be a memory map of uint8 pixels)."""
         n = len(X)
         out = np.empty(n, dtype=np.int64)
         for start in range(0, n, batch_size):
             out[start:start + batch_size] = self.scores(X[start:start + batch_size]).argmax(axis=1)
         return out
 
-    def forward_backward(self, X, y, reg: float = 0.0, grad_scale: float = 1.0):
-        """One training step's worth of work: (loss, grads, scores) on the batch (X, y).
+    def forward_backward(self, X, y, reg: float = 0.0):
+        """(loss, grads, scores) on the batch X (N, D), y (N,) ints in [0, C).
 
-        X: (N, D), y: (N,) ints. loss = mean cross-entropy + reg * 0.5 * sum_i sum(W_i**2);
-        grads has the keys and shapes of params and holds grad_scale * d loss / d param;
-        scores (N, C) are returned so the trainer can count correct predictions without a
-        second forward pass. The trainer passes its learning rate as grad_scale: scaling the
-        small (N, C) dscores costs nothing, whereas scaling each gradient afterwards would be
-        an extra pass over every weight matrix per step.
+        loss = mean cross-entropy + reg * 0.5 * sum_i sum(W_i**2) (biases not regularised);
+        grads has the keys and shapes of params; scores (N, C) are returned so the trainer
+        counts correct predictions without a second forward pass.
         """
-        X = self._input(X)
-        y = self._labels(y, X.shape[0])
         scores, caches = self._forward(X)
         loss, dscores = softmax_cross_entropy(scores, y)
-        if grad_scale != 1.0:
-            dscores *= grad_scale  # every data gradient is linear in dscores
         grads, _ = self._backward(dscores, caches, input_grad=False)
         if reg:
             for i in range(1, self.num_layers + 1):
                 penalty, dw = l2_regularization(self.params[f"W{i}"], reg)
                 loss += penalty
-                grads[f"W{i}"] += dw if grad_scale == 1.0 else grad_scale * dw
+                grads[f"W{i}"] += dw
         return loss, grads, scores
-
-    def train_step(self, X, y, lr: float, reg: float = 0.0):
-        """One SGD step on the batch (X, y), in place; returns (loss, scores) from before it.
-
-        X: (N, D), y: (N,) ints. The same step as forward_backward(X, y, reg, grad_scale=lr)
-        followed by optim.sgd_step, layer by layer from the top, but each weight gradient is
-        added straight into its weight by the GEMM that computes it (optim.affine_sgd_step),
-        so no gradient array is allocated. A layer's input gradient is taken before its
-        weights change, so every gradient is the one at the weights the loss was computed at.
-        """
-        X = self._input(X)
-        y = self._labels(y, X.shape[0])
-        scores, caches = self._forward(X)
-        loss, dout = softmax_cross_entropy(scores, y)
-        if reg:
-            loss += sum(l2_penalty(self.params[f"W{i}"], reg) for i in range(1, self.num_layers + 1))
-        dout *= lr  # every step is linear in dscores: scaling the small (N, C) array scales them all
-        for i in range(self.num_layers, 0, -1):
-            (x, w), relu_cache = caches[i - 1]
-            if relu_cache is not None:
-                dout = relu_backward(dout, relu_cache)
-            dx = dout @ w.T if i > 1 else None  # before w changes
-            affine_sgd_step(w, self.params[f"b{i}"], x, dout, weight_decay=lr * reg)
-            dout = dx
-        return loss, scores
 
     def loss(self, X, y, reg: float = 0.0):
         """(loss, grads): mean cross-entropy + reg * 0.5 * sum(W**2) over weights, not biases."""
@@ -190,15 +160,14 @@ class Network:
     def input_gradient(self, X, y) -> np.ndarray:
         """d loss_i / d x_i for every example: X (N, D), y (N,) -> (N, D), no regularisation.
 
-        Row i is the gradient of example i's own cross-entropy with respect to its own input,
-        i.e. the gradient of the SUM of per-example losses (not the mean, which would shrink
-        each row by 1/N). Ascending it makes example i more wrong (an untargeted attack).
+        Row i is the gradient of example i's own cross-entropy with respect to its own input
+        (pixels, through the normalizer, when the network has one), i.e. the gradient of the
+        SUM of per-example losses (not the mean, which would shrink each row by 1/N).
+        Ascending it makes example i more wrong (an untargeted attack).
         """
-        X = self._input(X)
-        y = self._labels(y, X.shape[0])
         scores, caches = self._forward(X)
-        _, dscores = softmax_cross_entropy(scores, y, reduction="sum")
-        return self._backward(dscores, caches, input_grad=True, param_grads=False)[1]
+        _, dscores = softmax_cross_entropy(scores, np.asarray(y), reduction="sum")
+        return self._backward(dscores, caches, input_grad=True)[1]
 
     def targeted_input_gradient(self, X, target) -> np.ndarray:
         """Gradient of each example's cross-entropy toward class `target`: X (N, D) -> (N, D).
@@ -206,19 +175,18 @@ class Network:
         target: one class index for all rows, or (N,) ints. Descending this gradient moves
         every x toward being classified as its target (a targeted attack).
         """
-        X = self._input(X)
         target = np.asarray(target)
         if target.ndim == 0:
-            target = np.full(X.shape[0], int(target), dtype=np.int64)
+            target = np.full(len(X), int(target), dtype=np.int64)
         return self.input_gradient(X, target)
 
     # --- persistence -------------------------------------------------------------------
     def save(self, path, metadata: dict | None = None) -> None:
         """Writes a plain .npz (no pickle) at `path`, atomically.
 
-        Holds every param array plus the architecture config and `metadata` as JSON text.
-        Given metadata becomes model.metadata; metadata=None saves the model's current one.
-        Loadable with np.load(path, allow_pickle=False).
+        Holds every param array, the architecture config and `metadata` as JSON text, and the
+        normalizer (method, mean, std) if there is one. Given metadata becomes model.metadata;
+        metadata=None saves the model's current one. Loadable with np.load(path, allow_pickle=False).
         """
         if metadata is not None:
             self.metadata = dict(metadata)
@@ -232,6 +200,9 @@ class Network:
             "__config__": np.array(json.dumps(self.config)),
             "__metadata__": np.array(meta_json),
         }
+        if self.normalizer is not None:
+            arrays.update({"__normalize__": np.array(self.normalizer.method),
+                           "__input_mean__": self.normalizer.mean, "__input_std__": self.normalizer.std})
         with atomic_paths({"model": path}) as tmp:
             with open(tmp["model"], "wb") as f:  # a file object: given a name, np.savez appends ".npz"
                 np.savez(f, **arrays)
@@ -286,12 +257,14 @@ def _float_dtype(dtype) -> np.dtype:
 
 
 def build_model(config: dict, input_dim: int = 3072, num_classes: int = 10, seed: int = 0,
-                dtype=np.float32) -> Network:
+                dtype=np.float32, normalizer: Normalizer | None = None) -> Network:
     """A freshly initialised Network.
 
     config: {"kind": "softmax"|"twolayer"|"mlp", "hidden_dim": int (twolayer),
              "hidden_dims": [int, ...] (mlp), "init": "he"|"gaussian" (default "he"),
              "init_scale": float (std of "gaussian", default 1e-3)}; any other key is an error.
+    normalizer: the input scaling (its statistics have input_dim entries), so the network
+             takes pixels; None: it takes its inputs as they are.
     Weights come from np.random.default_rng(seed); biases are zero.
     """
     config, hidden = _normalise_config(config)
@@ -299,13 +272,15 @@ def build_model(config: dict, input_dim: int = 3072, num_classes: int = 10, seed
     for name, value in (("input_dim", input_dim), ("num_classes", num_classes)):
         if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
             raise ValueError(f"{name} must be a whole number >= 1; got {value!r}")
+    if normalizer is not None and normalizer.dim != input_dim:
+        raise ValueError(f"the normalizer has statistics for {normalizer.dim} inputs; input_dim is {input_dim}")
     rng = np.random.default_rng(seed)
     dims = [int(input_dim), *hidden, int(num_classes)]
     params = {}
     for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:]), start=1):
         params[f"W{i}"] = init_weight(rng, fan_in, fan_out, config["init"], config["init_scale"], dtype)
         params[f"b{i}"] = np.zeros(fan_out, dtype=dtype)
-    return Network(config, params)
+    return Network(config, params, normalizer=normalizer)
 
 
 def load_model(path) -> Network:
@@ -331,6 +306,13 @@ def load_model(path) -> Network:
         config, hidden = _normalise_config(config)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
+    normalizer = None
+    if "__normalize__" in arrays:
+        try:
+            normalizer = Normalizer(str(arrays.pop("__normalize__")), arrays.pop("__input_mean__"),
+                                    arrays.pop("__input_std__"))
+        except (KeyError, ValueError) as err:
+            raise ValueError(f"{path}: missing or corrupt input normalizer: {err}") from None
     num_layers = len(hidden) + 1
     expected = {f"{p}{i}" for i in range(1, num_layers + 1) for p in "Wb"}
     if set(arrays) != expected:
@@ -349,7 +331,7 @@ def load_model(path) -> Network:
         _float_dtype(dtype)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
-    return Network(config, arrays, metadata)
+    if normalizer is not None and normalizer.dim != dims[0]:
+        raise ValueError(f"{path}: the input normalizer has {normalizer.dim} entries; W1 takes {dims[0]} inputs")
+    return Network(config, arrays, metadata, normalizer)
 
-
-build_model.load = load_model  # the DESIGN's spelling: build_model.load(path)

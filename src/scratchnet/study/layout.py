@@ -4,7 +4,7 @@ The one place in Python that names output paths. `dvc.yaml` names the same paths
 DVC reads no Python), and `tests/test_layout.py` checks that the two agree.
 
     data/raw/            fetch:       cifar10.npz (uint8 images) + provenance.json
-    data/processed/      preprocess:  float32 .npy arrays (memory-mappable) + stats.npz + meta.json
+    data/processed/      preprocess:  uint8 .npy arrays (memory-mappable) + pixel stats.npz + meta.json
     results/fit/         fit:         fit.json (loss curve, optimum)
     results/train/<m>/   train:       run.json, history.csv (the curve `dvc plots` and the report
                                       draw); models/<m>.npz
@@ -31,7 +31,7 @@ PROCESSED_META = DATA_PROCESSED / "meta.json"
 
 
 def split_arrays(split: str) -> tuple[Path, Path]:
-    """(X, y) .npy paths of a split: 'train', 'val' or 'test'. X: (N, 3072) float32, y: (N,) int64."""
+    """(X, y) .npy paths of a split: 'train', 'val' or 'test'. X: (N, 3072) uint8 pixels, y: (N,) int64."""
     return DATA_PROCESSED / f"X_{split}.npy", DATA_PROCESSED / f"y_{split}.npy"
 
 

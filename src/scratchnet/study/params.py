@@ -124,6 +124,7 @@ def mapping(describe: str):
 def _model_section(**extra: Rule) -> dict:
     return {
         **extra,
+        "normalize": choice("mean", "mean_std"),
         "lr": real(0, low_open=True),
         "lr_decay": real(0, 1, low_open=True),
         "batch_size": integer(1),
@@ -147,7 +148,6 @@ SCHEMA: dict = {
         "val_size": integer(1),
         "train_limit": integer(1, optional=True),
         "test_limit": integer(1, optional=True),
-        "normalize": choice("mean", "mean_std"),
         "seed": integer(0),
     },
     "fit": {

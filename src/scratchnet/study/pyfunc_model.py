@@ -23,20 +23,18 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
         self.class_names = list(class_names)
 
     def load_context(self, context) -> None:
-        from scratchnet.data import Normalizer
         from scratchnet.nn import load_model
 
+        # The network carries the input scaling it was trained with (nn.Normalizer).
         self.network = load_model(context.artifacts["network"])
-        self.normalizer = Normalizer.load(context.artifacts["stats"])
 
     # The np.ndarray hint tells MLflow not to infer a schema from it (a DataFrame of pixel
     # columns works too); without any hint MLflow warns at every import of this class.
     def predict(self, context, model_input: np.ndarray, params=None):
         import pandas as pd
 
-        pixels = np.asarray(model_input, dtype=np.float32)
-        pixels = pixels.reshape(len(pixels), 32, 32, 3)
-        probs = self.network.probabilities(self.normalizer.forward(pixels))
+        pixels = np.asarray(model_input)
+        probs = self.network.probabilities(pixels.reshape(len(pixels), -1))
         labels = probs.argmax(axis=1)
         frame = pd.DataFrame(probs, columns=self.class_names)
         frame.insert(0, "class", [self.class_names[i] for i in labels])

@@ -18,22 +18,23 @@ from threadpoolctl import threadpool_limits
 
 from scratchnet.study import layout
 from scratchnet.files import write_csv
-from scratchnet.nn import build_model
+from scratchnet.data import PixelStats
+from scratchnet.nn import Normalizer, build_model
 from scratchnet.study.params import model_config
 from scratchnet.study.identity import git_commit
 from scratchnet.study.tracking import TAG, Tracker, TrackingError, dataset_tags
 from scratchnet.training import accuracy, train
 
 
-def load_splits(root: Path | str = ".") -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{'train'|'val'|'test': (X (N, 3072) float32 model space, y (N,) int64)}.
+def load_splits(root: Path | str = ".") -> dict:
+    """{'train'|'val'|'test': (X (N, 3072) uint8 pixels, y (N,) int64), 'stats': PixelStats}.
 
     The X arrays are read-only memory maps: the preprocess stage has just written them, so they
-    sit in the page cache, and mapping them costs nothing where np.load would spend ~1 s of
-    every stage copying 600 MB (measured: epochs from the map are as fast as from RAM). The
-    forked seed workers share the same pages.
+    sit in the page cache, and mapping them costs nothing where np.load would copy them in
+    every stage (measured: epochs from the map are as fast as from RAM). The forked seed
+    workers share the same pages. Each model normalises its mini-batches itself (fit_seed).
     """
-    splits = {}
+    splits: dict = {"stats": PixelStats.load(Path(root) / layout.STATS)}
     for split in ("train", "val", "test"):
         x_path, y_path = (Path(root) / p for p in layout.split_arrays(split))
         splits[split] = (np.load(x_path, mmap_mode="r"), np.load(y_path))
@@ -70,7 +71,10 @@ def fit_seed(model_name: str, config: dict, seed: int, splits: dict, *, progress
     X_val, y_val = splits["val"]
     X_test, y_test = splits["test"]
     arch = model_config({model_name: config}, model_name)
-    model = build_model(arch, input_dim=X_train.shape[1], num_classes=int(y_train.max()) + 1, seed=seed)
+    stats = splits.get("stats")  # None: X is already what the network takes (tests, benchmarks)
+    normalizer = None if stats is None else Normalizer(config["normalize"], stats.mean, stats.std)
+    model = build_model(arch, input_dim=X_train.shape[1], num_classes=int(y_train.max()) + 1, seed=seed,
+                        normalizer=normalizer)
     result = train(
         model, X_train, y_train, X_val, y_val,
         epochs=config["epochs"], lr=config["lr"], lr_decay=config["lr_decay"],

@@ -1,0 +1,99 @@
+"""Input scaling (issue 10): each model normalises its own mini-batches of uint8 pixels, the
+same as normalising the whole array first, and carries its scaling through save and load."""
+
+import numpy as np
+import pytest
+
+from scratchnet.nn import Normalizer, build_model, load_model
+from scratchnet.nn.gradcheck import numerical_gradient, rel_error
+from scratchnet.nn.losses import softmax_cross_entropy
+from scratchnet.training import accuracy, train
+
+D, C = 12, 3
+
+
+def pixels(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, D)).astype(np.uint8), rng.integers(0, C, n)
+
+
+def stats(seed=0):
+    """Per-pixel statistics of the kind preprocess stores (float64, pixel units)."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(100, 150, D), rng.uniform(40, 80, D)
+
+
+def normalizer(method="mean_std"):
+    return Normalizer(method, *stats())
+
+
+def test_the_two_methods_are_the_documented_formulas():
+    x, _ = pixels(5)
+    mean, std = stats()
+    np.testing.assert_allclose(normalizer("mean").forward(x, np.float64), (x - mean) / 255, rtol=1e-13)
+    np.testing.assert_allclose(normalizer("mean_std").forward(x, np.float64), (x - mean) / std, rtol=1e-13)
+    assert normalizer().forward(x).dtype == np.float32
+
+
+def test_a_std_below_one_grey_level_is_floored():
+    flat = Normalizer("mean_std", np.zeros(D), np.full(D, 1e-6))
+    np.testing.assert_array_equal(flat.forward(np.full((1, D), 3, np.uint8), np.float64), 3.0)
+
+
+def test_an_unknown_method_is_rejected_naming_the_choices():
+    with pytest.raises(ValueError, match="normalize must be one of mean, mean_std; got 'zscore'"):
+        Normalizer("zscore", *stats())
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 0.0), (np.float32, 1e-5)])
+def test_training_on_uint8_batches_equals_training_on_the_whole_array_normalised_first(dtype, tolerance):
+    X, y = pixels(90)
+    X_val, y_val = pixels(20, seed=1)
+    norm = normalizer()
+    config = {"kind": "twolayer", "hidden_dim": 8}
+    per_batch = build_model(config, input_dim=D, num_classes=C, seed=0, dtype=dtype, normalizer=norm)
+    up_front = build_model(config, input_dim=D, num_classes=C, seed=0, dtype=dtype)
+    options = dict(epochs=3, lr=0.05, lr_decay=0.9, batch_size=16, reg=0.01, seed=0, progress=False)
+    a = train(per_batch, X, y, X_val, y_val, **options)
+    b = train(up_front, norm.forward(X, dtype), y, norm.forward(X_val, dtype), y_val, **options)
+    for k in per_batch.params:
+        np.testing.assert_allclose(per_batch.params[k], up_front.params[k], rtol=tolerance, atol=tolerance)
+    if tolerance == 0.0:  # float64: the same numbers in the same order, bit for bit
+        assert a.history == b.history
+    assert accuracy(per_batch, X_val, y_val) == accuracy(up_front, norm.forward(X_val, dtype), y_val)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "twolayer"])
+def test_the_input_gradient_is_in_pixel_units(kind):
+    config = {"kind": kind, "hidden_dim": 5} if kind == "twolayer" else {"kind": kind}
+    model = build_model(config, input_dim=D, num_classes=C, seed=1, dtype=np.float64, normalizer=normalizer())
+    x, y = pixels(4)
+    x = x.astype(np.float64)
+    summed = lambda: softmax_cross_entropy(model.scores(x), y, reduction="sum")[0]  # noqa: E731
+    # Pixels are ~100 and gradients ~1e-3 per pixel: a step of 1e-3 grey levels keeps the
+    # rounding error of the differences well below the tolerance.
+    assert rel_error(model.input_gradient(x, y), numerical_gradient(summed, x, h=1e-3)) < 1e-7
+
+
+@pytest.mark.parametrize("method", ["mean", "mean_std"])
+def test_a_model_saved_with_one_scaling_is_loaded_and_used_with_it(tmp_path, method):
+    model = build_model({"kind": "softmax"}, input_dim=D, num_classes=C, seed=0, normalizer=normalizer(method))
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.normalizer == model.normalizer and loaded.normalizer.method == method
+    x, _ = pixels(7)
+    np.testing.assert_array_equal(loaded.scores(x), model.scores(x))
+    other = "mean" if method == "mean_std" else "mean_std"
+    unlike = build_model({"kind": "softmax"}, input_dim=D, num_classes=C, seed=0, normalizer=normalizer(other))
+    assert not np.allclose(loaded.scores(x), unlike.scores(x))
+
+
+def test_a_model_without_a_normalizer_saves_and_loads_without_one(tmp_path):
+    model = build_model({"kind": "softmax"}, input_dim=D, num_classes=C, seed=0)
+    model.save(tmp_path / "m.npz")
+    assert load_model(tmp_path / "m.npz").normalizer is None
+
+
+def test_build_model_rejects_a_normalizer_of_another_size():
+    with pytest.raises(ValueError, match="statistics for 12 inputs; input_dim is 7"):
+        build_model({"kind": "softmax"}, input_dim=7, num_classes=C, normalizer=normalizer())
