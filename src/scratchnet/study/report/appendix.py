@@ -4,6 +4,7 @@ first, and these pages when checking it."""
 
 from __future__ import annotations
 
+from scratchnet.study.params import MODELS
 from scratchnet.study.report.artifacts import Artifacts
 from scratchnet.study.report.document import Block, Code, Heading, Paragraph, Table
 from scratchnet.study.report.environment import Environment
@@ -57,8 +58,10 @@ def provenance(art: Artifacts, env: Environment) -> list[Block]:
     meta = art.processed
     limits = [f"`{k}` = {meta[k]}" for k in ("train_limit", "test_limit") if meta.get(k) is not None]
     blocks.append(Paragraph(
-        f"**Preprocessing.** Normalisation `{meta.get('normalize', '?')}` with statistics of the "
-        f"training split only; validation split drawn with seed {meta.get('seed', '?')}."
+        "**Preprocessing.** The splits are stored as uint8 pixels with the training split's "
+        "per-pixel mean and standard deviation; each model scales its own mini-batches ("
+        + ", ".join(f"{m} `{art.params[m]['normalize']}`" for m in MODELS)
+        + f"); validation split drawn with seed {meta.get('seed', '?')}."
         + (f" **A reduced run**: {', '.join(limits)}." if limits else "")
     ))
     table = counts_table(meta.get("counts"), per_class=False)

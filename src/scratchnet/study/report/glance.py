@@ -135,8 +135,7 @@ def free_choices(params: dict) -> str:
     parts = []
     for model in MODELS:
         section = params[model]
-        scaling = section.get("normalize", params["preprocess"].get("normalize"))
-        parts.append(f"{MODEL_NAMES[model]}: input scaling `{scaling}`, initialisation `{section['init']}`"
+        parts.append(f"{MODEL_NAMES[model]}: input scaling `{section['normalize']}`, initialisation `{section['init']}`"
                      + (f" (scale {value_text(section['init_scale'])})" if section["init"] != "he" else ""))
     return ("**Free choices.** The study states neither its input scaling nor its initialisation; this run "
             "uses " + "; ".join(parts) + ". They are set once per model for all its entries (never per entry); "
