@@ -142,16 +142,25 @@ BOMB = 300 << 20  # bytes of zeros in an oversized member: ~300 KB compressed
 PEAK_MB = 150  # a child that imports the library and lists an archive stays far below this
 
 
+CHILD = """
+import sys
+from pathlib import Path
+try:
+    from scratchnet.data import fetch
+    fetch(sys.argv[1], 1, downloads=sys.argv[2], progress=False)
+finally:
+    # VmHWM, the peak resident memory of this process image. Not getrusage's ru_maxrss: Linux
+    # carries that across fork and exec, so it would report the (larger) pytest parent's.
+    print(next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM")))
+"""
+
+
 def fetch_in_child(source: Path, downloads: Path) -> tuple[int, str, float]:
     """(exit code, stderr, peak resident MB) of `fetch(source)` in a fresh Python process."""
-    code = "import sys; from scratchnet.data import fetch; fetch(sys.argv[1], 1, downloads=sys.argv[2], progress=False)"
-    child = subprocess.Popen([sys.executable, "-c", code, str(source), str(downloads)],
-                             stderr=subprocess.PIPE, text=True)
-    stderr = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    child.stderr.close()
-    return child.returncode, stderr, usage.ru_maxrss / 1024  # Linux reports KB
+    done = subprocess.run([sys.executable, "-c", CHILD, str(source), str(downloads)],
+                          capture_output=True, text=True, timeout=120)
+    peak_kb = int(done.stdout.split("VmHWM:")[1].split()[0])
+    return done.returncode, done.stderr, peak_kb / 1024
 
 
 def _with_bomb(members: dict[str, bytes], name: str) -> dict[str, bytes | int]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import functools
 import gzip
 import io
 import lzma
@@ -372,6 +373,14 @@ def _latin1_bytes(text, encoding="latin1"):
     return codecs.encode(text, "latin1")
 
 
+def _reconstruct(subtype, shape, dtype_code, *, max_bytes: int) -> _ArrayState:
+    # ndarray.__reduce__ pickles _reconstruct(ndarray, (0,), b'b') and then the real shape,
+    # dtype and bytes as its state.
+    if subtype is not _ndarray_type or shape != (0,):
+        raise pickle.UnpicklingError("only plain numpy arrays are allowed")
+    return _ArrayState(max_bytes)
+
+
 class _CifarUnpickler(pickle.Unpickler):
     """Resolves only the names a CIFAR batch refers to; any other global is refused before it
     is called."""
@@ -380,18 +389,15 @@ class _CifarUnpickler(pickle.Unpickler):
         super().__init__(io.BytesIO(data), encoding="bytes")
         self.max_array_bytes = max_array_bytes
 
-    def _reconstruct(self, subtype, shape, dtype_code):
-        # ndarray.__reduce__ pickles _reconstruct(ndarray, (0,), b'b') and then the real shape,
-        # dtype and bytes as its state.
-        if subtype is not _ndarray_type or shape != (0,):
-            raise pickle.UnpicklingError("only plain numpy arrays are allowed")
-        return _ArrayState(self.max_array_bytes)
-
     def find_class(self, module: str, name: str):
+        # Not a bound method: the unpickler memoizes what this returns, and a bound method there
+        # would make a cycle that keeps the unpickler, the pickle and its arrays alive until the
+        # garbage collector happens to run (60 MB per batch).
+        reconstruct = functools.partial(_reconstruct, max_bytes=self.max_array_bytes)
         allowed = {
             # Python 2 wrote the official batches with `numpy.core`; NumPy 2 writes `numpy._core`.
-            ("numpy.core.multiarray", "_reconstruct"): self._reconstruct,
-            ("numpy._core.multiarray", "_reconstruct"): self._reconstruct,
+            ("numpy.core.multiarray", "_reconstruct"): reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): reconstruct,
             ("numpy", "ndarray"): _ndarray_type,
             ("numpy", "dtype"): _DtypeState,
             ("_codecs", "encode"): _latin1_bytes,

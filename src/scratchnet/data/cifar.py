@@ -239,7 +239,7 @@ def _read_python(archive: Archive, names, exact_counts: bool, progress: bool) ->
         _check_batch_count(where, len(data), exact_counts)
         return data, _labels(where, loaded.get("labels"), len(data))
 
-    read, class_names = {}, None
+    assembled, class_names = _Batches(PYTHON_TRAIN, PYTHON_TEST), None
     originals = {names[n]: n for n in batches + [PYTHON_META]}
     for original, blob in archive.read(originals):
         name, where = originals[original], archive.where(original)
@@ -250,8 +250,8 @@ def _read_python(archive: Archive, names, exact_counts: bool, progress: bool) ->
                 raise DataError(f"{where}: expected a dict with a list 'label_names'")
             class_names = _check_class_names(where, label_names)
         else:
-            read[name] = batch(where, blob)
-    return _from_batches([read[n] for n in PYTHON_TRAIN], read[PYTHON_TEST[0]], class_names)
+            assembled.put(name, *batch(where, blob))
+    return assembled.dataset(class_names)
 
 
 def _read_binary(archive: Archive, names, exact_counts: bool, progress: bool) -> RawDataset:
@@ -266,7 +266,7 @@ def _read_binary(archive: Archive, names, exact_counts: bool, progress: bool) ->
             )
         _check_batch_count(where, size // RECORD_BYTES, exact_counts)
 
-    read, class_names = {}, None
+    assembled, class_names = _Batches(BINARY_TRAIN, BINARY_TEST), None
     originals = {names[n]: n for n in batches + [BINARY_META]}
     for original, blob in archive.read(originals):
         name, where = originals[original], archive.where(original)
@@ -278,21 +278,48 @@ def _read_binary(archive: Archive, names, exact_counts: bool, progress: bool) ->
             class_names = _check_class_names(where, lines)
         else:
             rows = np.frombuffer(blob, dtype=np.uint8).reshape(-1, RECORD_BYTES)
-            read[name] = rows[:, 1:], _labels(where, rows[:, 0], len(rows))
-    return _from_batches([read[n] for n in BINARY_TRAIN], read[BINARY_TEST[0]], class_names)
+            assembled.put(name, rows[:, 1:], _labels(where, rows[:, 0], len(rows)))
+    return assembled.dataset(class_names)
 
 
-def _from_batches(train: list[tuple[np.ndarray, np.ndarray]], test: tuple[np.ndarray, np.ndarray],
-                  class_names: tuple[str, ...]) -> RawDataset:
-    """The official releases' five training batches and one test batch, each (N, 3072) CHW rows
-    with (N,) labels, as one dataset (the only copy into HWC order)."""
-    return RawDataset(
-        x_train=np.concatenate([_chw_rows_to_images(x) for x, _ in train]),
-        y_train=np.concatenate([y for _, y in train]),
-        x_test=np.ascontiguousarray(_chw_rows_to_images(test[0])),
-        y_test=test[1],
-        class_names=class_names,
-    )
+class _Batches:
+    """The official releases' batches placed into the dataset's arrays as they are read.
+
+    An archive holds its batches in any order (the official python one starts with
+    data_batch_4), and a batch's count is known only once it is read; so batch i of a split
+    goes to rows [i * 10,000, ...) of an array sized for full batches (memory is committed
+    only where rows are written), and `dataset` closes the gaps that shorter batches leave.
+    Each batch is converted to HWC once, straight into place, and its bytes can then go.
+    """
+
+    def __init__(self, train: list[str], test: list[str]):
+        self.slot = {name: ("train", i) for i, name in enumerate(train)}
+        self.slot.update({name: ("test", i) for i, name in enumerate(test)})
+        self.x = {"train": np.empty((len(train) * BATCH_IMAGES, *IMAGE_SHAPE), np.uint8),
+                  "test": np.empty((len(test) * BATCH_IMAGES, *IMAGE_SHAPE), np.uint8)}
+        self.y = {split: np.empty(len(x), np.int64) for split, x in self.x.items()}
+        self.count: dict[str, int] = {}
+
+    def put(self, name: str, rows: np.ndarray, labels: np.ndarray) -> None:
+        """Batch `name`: (n, 3072) CHW rows, n <= 10,000, and their (n,) labels."""
+        split, i = self.slot[name]
+        start = i * BATCH_IMAGES
+        self.x[split][start:start + len(rows)] = _chw_rows_to_images(rows)
+        self.y[split][start:start + len(rows)] = labels
+        self.count[name] = len(rows)
+
+    def dataset(self, class_names: tuple[str, ...]) -> RawDataset:
+        arrays = {}
+        for split in SPLITS:
+            x, y, end = self.x[split], self.y[split], 0
+            for name in (n for n, (s, _) in self.slot.items() if s == split):  # in batch order
+                start, n = self.slot[name][1] * BATCH_IMAGES, self.count[name]
+                if start != end:  # moves rows down, into the gap of a short batch before them
+                    x[end:end + n], y[end:end + n] = x[start:start + n], y[start:start + n]
+                end += n
+            arrays[split] = x[:end], y[:end]
+        (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
+        return RawDataset(x_train, y_train, x_test, y_test, class_names=class_names)
 
 
 def _read_image_folder(archive: Archive, names, exact_counts: bool, progress: bool) -> RawDataset:
