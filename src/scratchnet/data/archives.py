@@ -4,11 +4,12 @@ Nothing here extracts to disk. An archive (a tar file, plain or gzip/bzip2/xz-co
 directory) is read in two passes:
 
 1. `open_archive` lists it: every member's header is checked as it is met (no link, device
-   file, absolute path or `..`; a size within the limit for a member of that name; not too
-   many members, not too many bytes in all) and the index {name: size} is kept. No member's
-   data is read; a compressed stream is decompressed and discarded block by block, then its
-   CRC/length trailer is checked. A caller checks the archive's structure from that index.
-2. `Archive.read(names)` streams the members it is asked for, one at a time, each as bytes.
+   or sparse file, absolute path or `..`; a size within the limit for a member of that name;
+   not too many members, not too many bytes in all) and the index {name: size} is kept. No
+   member's data is read; a compressed stream is decompressed and discarded block by block,
+   then its CRC/length trailer is checked. A caller checks the archive's structure from it.
+2. `Archive.read(names)` streams the members it is asked for, one at a time, each as bytes,
+   read at the offsets pass 1 recorded (no header is parsed twice).
 
 So memory is bounded by the largest member a caller allows, whatever an archive's headers
 claim; even the tar headers' own extended names and pax records are read under a budget,
@@ -94,19 +95,23 @@ def open_archive(path: str | Path, limits: Limits) -> Archive:
     """
     path = Path(path)
     if path.is_dir():
-        return Archive(path, _list_directory(path, limits), is_dir=True)
+        return Archive(path, _list_directory(path, limits), offsets=None)
     if path.is_file():
-        return Archive(path, _list_tar(path, limits), is_dir=False)
+        sizes, offsets = _list_tar(path, limits)
+        return Archive(path, sizes, offsets=offsets)
     raise DataError(f"{path}: no such file or directory")
 
 
 class Archive:
     """A listed archive or directory: its index, and its members' contents on request."""
 
-    def __init__(self, path: Path, sizes: dict[str, int], *, is_dir: bool):
+    def __init__(self, path: Path, sizes: dict[str, int], *, offsets: dict[str, int] | None):
         self.path = path
         self.sizes = sizes  # normalised relative name -> bytes, regular files only, archive order
-        self.is_dir = is_dir
+        # For a tar archive: where each member's data starts in the uncompressed stream, so
+        # that pass 2 reads exactly the listed bytes and parses no header a second time.
+        self.offsets = offsets
+        self._stat = _identity(path)
 
     def where(self, name: str) -> str:
         """How error messages name one member: `archive.tar.gz: top/data_batch_1`."""
@@ -119,7 +124,7 @@ class Archive:
         unknown = wanted - self.sizes.keys()
         if unknown:
             raise KeyError(f"not in the archive's index: {sorted(unknown)[:3]}")
-        if self.is_dir:
+        if self.offsets is None:
             yield from self._read_directory(wanted)
         else:
             yield from self._read_tar(wanted)
@@ -136,24 +141,34 @@ class Archive:
     def _read_tar(self, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
         if not wanted:
             return
-        remaining = len(wanted)
-        with _TarReader(self.path) as reader:
-            for member, name in reader.entries():
-                if member.isdir() or name not in wanted:
-                    continue
-                if member.size != self.sizes[name]:
-                    raise DataError(f"{self.where(name)}: changed while being read")
-                contents = reader.contents(member)
-                if len(contents) != member.size:
+        with _open_stream(self.path) as stream:
+            if _identity(self.path) != self._stat:
+                raise DataError(f"{self.path}: changed since it was listed; read it again")
+            for name in sorted(wanted, key=self.offsets.__getitem__):
+                stream.seek(self.offsets[name])  # forwards only: decompresses and discards
+                contents = stream.read(self.sizes[name])
+                if len(contents) != self.sizes[name]:
                     raise DataError(f"{self.where(name)}: is truncated")
                 yield name, contents
-                remaining -= 1
-                if remaining == 0:
-                    return  # pass 1 already checked the rest of the stream and its trailer
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
+
+
+def _open_stream(path: Path):
+    """The archive's uncompressed bytes as a file object that seeks forwards, whatever its
+    compression. gzip/bz2/lzma rather than tarfile's "r:gz": those modules check the CRC and
+    length trailer, so a truncated download is an error instead of an archive that ends early."""
+    with open(path, "rb") as raw:
+        head = raw.read(6)
+    opener = next((op for magic, op in _MAGIC.items() if head.startswith(magic)), open)
+    return opener(path, "rb")
 
 
 class _Budget:
-    """A file object over a (decompressed) stream that refuses a read beyond `allowance` bytes
+    """A file object over the uncompressed stream that refuses a read beyond `allowance` bytes
     before making it. tarfile reads a member's GNU long name or pax records in one call of the
     size its header claims, before returning the member; this is what bounds those reads."""
 
@@ -162,9 +177,10 @@ class _Budget:
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0 or n > self.allowance:
+            asked = "all remaining" if n is None or n < 0 else f"{n:,}"
             raise DataError(
-                f"{self.where}: a tar header asks to read {'all' if n is None or n < 0 else f'{n:,}'} bytes "
-                f"at once; at most {self.allowance:,} are allowed there (a crafted archive?)"
+                f"{self.where}: a tar header asks to read {asked} bytes at once (a long name or pax "
+                f"records); a member's headers need at most {HEADER_BYTES_MAX:,}; refused"
             )
         self.allowance -= n
         return self.raw.read(n)
@@ -176,78 +192,55 @@ class _Budget:
         return self.raw.tell()
 
 
-class _TarReader:
-    """One forward pass over a tar archive, whatever its compression: safe members, in order."""
+def _list_tar(path: Path, limits: Limits) -> tuple[dict[str, int], dict[str, int]]:
+    """({name: size}, {name: offset of its data in the uncompressed stream}) of the regular files.
 
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        with open(self.path, "rb") as raw:
-            head = raw.read(6)
-        opener = next((op for magic, op in _MAGIC.items() if head.startswith(magic)), open)
-        # gzip/bz2/lzma rather than tarfile's "r:gz": those modules check the CRC and length
-        # trailer, so a truncated download is an error instead of an archive that ends early.
-        # Random-access mode ("r") over that stream: tarfile then skips a member's data by
-        # seeking (reading and discarding forwards) instead of buffering it.
-        self.stream = opener(self.path, "rb")
-        self.budget = _Budget(self.stream, self.path)
-        try:
-            self.tar = tarfile.TarFile(fileobj=self.budget, mode="r")
-        except BaseException:
-            self.stream.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.stream.close()
-
-    def entries(self) -> Iterator[tuple[tarfile.TarInfo, str]]:
-        """(member, normalised name) of every file and folder, each checked by `_safe_name`."""
-        while True:
-            self.budget.allowance = HEADER_BYTES_MAX
-            member = self.tar.next()
-            if member is None:
-                return
-            yield member, _safe_name(self.path, member)
-
-    def contents(self, member: tarfile.TarInfo) -> bytes:
-        self.budget.allowance = member.size
-        return self.tar.extractfile(member).read()
-
-    def drain(self) -> None:
-        """Reads what follows the end-of-archive marker, so that the trailer gets checked."""
-        extra = 0
-        while chunk := self.stream.read(_BLOCK):
-            extra += len(chunk)
-            if extra > TRAILER_BYTES_MAX:
-                raise DataError(
-                    f"{self.path}: holds more than {TRAILER_BYTES_MAX:,} bytes after its "
-                    f"end-of-archive marker; a tar file ends with at most its record's padding"
-                )
-
-
-def _list_tar(path: Path, limits: Limits) -> dict[str, int]:
+    tarfile in random-access mode ("r") over the uncompressed stream: it then skips a member's
+    data by seeking (reading and discarding forwards) instead of buffering it.
+    """
     sizes: dict[str, int] = {}
+    offsets: dict[str, int] = {}
     entries = total = 0
     try:
-        with _TarReader(path) as reader:
-            for member, name in reader.entries():
+        with _open_stream(path) as stream:
+            budget = _Budget(stream, path)
+            tar = tarfile.TarFile(fileobj=budget, mode="r")  # reads the first header
+            while True:
+                budget.allowance = HEADER_BYTES_MAX
+                member = tar.next()
+                if member is None:
+                    break
+                name = _safe_name(path, member)
                 entries += 1
                 if entries > limits.members:
                     raise DataError(f"{path}: holds more than {limits.members:,} members; "
                                     f"CIFAR-10 needs at most that many")
                 if member.isdir():
                     continue
+                if member.issparse():  # its data is not `size` bytes at offset_data
+                    raise DataError(f"{path}: member {member.name!r} is a sparse file; refused")
                 total = _add(sizes, name, member.size, total, limits, f"{path}: {name}", path)
-            reader.drain()
+                offsets[name] = member.offset_data
+            _drain(stream, path)
     except DataError:
         raise
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as err:
         raise DataError(
             f"{path}: not a readable tar archive (truncated or corrupted?): {err}"
         ) from None
-    return sizes
+    return sizes, offsets
+
+
+def _drain(stream, path: Path) -> None:
+    """Reads what follows the end-of-archive marker, so that the trailer gets checked."""
+    extra = 0
+    while chunk := stream.read(_BLOCK):
+        extra += len(chunk)
+        if extra > TRAILER_BYTES_MAX:
+            raise DataError(
+                f"{path}: holds more than {TRAILER_BYTES_MAX:,} bytes after its end-of-archive "
+                f"marker; a tar file ends with at most its record's padding"
+            )
 
 
 def _add(sizes: dict[str, int], name: str, size: int, total: int, limits: Limits, where: str,

@@ -102,7 +102,8 @@ def fetch(
     Returns (dataset, provenance): provenance is a JSON-ready dict with source, dataset,
     format, location, file, md5, sha256 (of the archive read; null for a directory),
     arrays_sha256, counts, fell_back, reason and seconds. `downloads` is where verified
-    official archives are kept and reused. Raises DataError naming the file or URL.
+    official archives are kept and reused. An archive recognised as a known release must be in
+    that release's format and hold exactly its counts. Raises DataError naming the file or URL.
     """
     start = time.perf_counter()
     archive, release, location, reason = _resolve(source, timeout, downloads, official, mirror, progress)
