@@ -277,6 +277,16 @@ def test_a_member_named_twice_is_refused(tmp_path):
         read_cifar10(archive)
 
 
+def test_an_archive_replaced_between_listing_and_reading_is_refused(tmp_path):
+    archive = tar_of(tmp_path / "swap.tar.gz", {"a.txt": b"listed"})
+    listed = open_archive(archive, Limits(lambda name: (100, "x"), 10, 100))
+    tar_of(archive, {"a.txt": b"swapped in later, and longer"})
+    os.utime(archive, ns=(1, 1))  # a different mtime even on a coarse-clock file system
+
+    with pytest.raises(DataError, match=r"swap.tar.gz: changed since it was listed"):
+        list(listed.read(["a.txt"]))
+
+
 def test_too_many_members_or_bytes_are_refused_while_listing(tmp_path):
     archive = tar_of(tmp_path / "many.tar.gz", {f"f{i}": b"12345" for i in range(10)})
     some = Limits(member=lambda name: (100, "a test file"), members=9, total=1000)
