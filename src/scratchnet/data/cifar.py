@@ -21,8 +21,8 @@ Counts. A batch never holds more than the release's 10,000 images, whatever the 
 the release's counts (10,000 per batch, 50,000 train, 10,000 test) are required with
 `exact_counts=True`, which `fetch` passes when the source is a known release (the official
 archives, the bundled mirror: recognised by checksum): that is when a reader knows the counts
-to expect. Any other archive may hold fewer images in the same layout (a class's subset, the
-tests' tiny archives); the provenance records its counts.
+to expect. Any other archive may hold fewer images in the same layout (a subset made for a
+course, the tests' tiny archives); the provenance records its counts.
 """
 
 from __future__ import annotations
