@@ -6,6 +6,7 @@ with or without a top folder. Shared by test_data_formats, test_data_sources, te
 
 from __future__ import annotations
 
+import gzip
 import io
 import pickle
 import tarfile
@@ -110,4 +111,52 @@ def image_folder_members(ds: RawDataset) -> dict[str, bytes]:
     for split in ("train", "test"):
         for i, (image, label) in enumerate(zip(getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}"))):
             members[f"{split}/{CIFAR10_CLASSES[label]}/{i:04d}.png"] = png_bytes(image)
+    return members
+
+
+# --- hostile archives: members far larger than their format allows -----------------------------
+
+_ZERO_CHUNK = 1 << 20
+_GZIP_ZEROS = gzip.compress(bytes(_ZERO_CHUNK), compresslevel=9)  # ~1 KB
+
+
+def zero_bomb_tar_gz(archive: Path, members: dict[str | tarfile.TarInfo, bytes | int]) -> Path:
+    """A tar.gz holding `members` in order: name (or a TarInfo, for other member types) ->
+    contents, or -> a size in bytes (a multiple of 1 MiB) of zeros. Built in constant memory
+    and a few ms whatever the sizes: a gzip file may be several gzip streams back to back, so
+    each MiB of zeros is the same ~1 KB stream written again. The archive is valid (every
+    stream carries its CRC and length)."""
+    with open(archive, "wb") as out:
+        for name, contents in members.items():
+            info = name if isinstance(name, tarfile.TarInfo) else tarfile.TarInfo(name)
+            info.size = contents if isinstance(contents, int) else len(contents)
+            out.write(gzip.compress(info.tobuf(format=tarfile.PAX_FORMAT)))
+            if isinstance(contents, int):
+                assert contents % _ZERO_CHUNK == 0, "zero members are whole MiB (no tar padding)"
+                for _ in range(contents // _ZERO_CHUNK):
+                    out.write(_GZIP_ZEROS)
+            else:
+                out.write(gzip.compress(contents + bytes(-len(contents) % tarfile.BLOCKSIZE)))
+        out.write(gzip.compress(bytes(tarfile.RECORDSIZE)))  # end-of-archive marker and padding
+    return archive
+
+
+def python_release_members(ds: RawDataset, top: str = "cifar-10-batches-py/") -> dict[str, bytes]:
+    """The python release's members (pickled at protocol 2, as Python 3 writes them) for `ds`."""
+    members = {}
+    for i, (x, y) in enumerate(_train_batches(ds), 1):
+        members[f"{top}data_batch_{i}"] = pickle.dumps({b"data": chw_rows(x), b"labels": y.tolist()}, 2)
+    members[f"{top}test_batch"] = pickle.dumps({b"data": chw_rows(ds.x_test), b"labels": ds.y_test.tolist()}, 2)
+    members[f"{top}batches.meta"] = pickle.dumps({b"label_names": [n.encode() for n in CIFAR10_CLASSES]}, 2)
+    return members
+
+
+def binary_release_members(ds: RawDataset, top: str = "cifar-10-batches-bin/") -> dict[str, bytes]:
+    """The binary release's members for `ds`."""
+    def records(x, y):
+        return np.concatenate([y[:, None].astype(np.uint8), chw_rows(x)], 1).tobytes()
+
+    members = {f"{top}data_batch_{i}.bin": records(x, y) for i, (x, y) in enumerate(_train_batches(ds), 1)}
+    members[f"{top}test_batch.bin"] = records(ds.x_test, ds.y_test)
+    members[f"{top}batches.meta.txt"] = ("\n".join(CIFAR10_CLASSES) + "\n").encode()
     return members

@@ -7,6 +7,8 @@ image folders; in tar.gz/tar/tar.xz archives or directories; with and without a 
 
 from __future__ import annotations
 
+import io
+import os
 import pickle
 import struct
 import tarfile
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from scratchnet.data import CIFAR10_CLASSES, DataError, RawDataset, fetch, read_cifar10, write_processed
 from scratchnet.data.archives import safe_unpickle
@@ -276,13 +279,67 @@ def test_an_image_of_the_wrong_size_is_named(tmp_path, tiny):
         read_cifar10(archive)
 
 
-def test_an_image_of_the_wrong_mode_is_named(tmp_path, tiny):
+def test_an_image_of_the_wrong_mode_is_named_with_how_to_convert_it(tmp_path, tiny):
+    # Grayscale was refused here before issue 14; it is now converted (see the test below).
     members = image_folder_members(tiny)
-    members["test/dog/0005.png"] = png_bytes(np.zeros((32, 32), np.uint8))  # greyscale
+    members["test/dog/0005.png"] = png_bytes(np.zeros((32, 32), np.uint16))  # 16-bit grayscale
     archive = tar_of(tmp_path / "mode.tar.gz", members)
 
-    with pytest.raises(DataError, match=r"test/dog/0005.png: is a 32x32 L image; expected 32x32 RGB"):
+    with pytest.raises(DataError, match=r"test/dog/0005.png: is a 32x32 I;16 image; expected 32x32 RGB "
+                                        r"\(8 bits per channel.*Convert it, e.g. with Pillow: "
+                                        r"Image.open\(f\).convert\('RGB'\).save\(f\)"):
         read_cifar10(archive)
+
+
+def _one_image_archive(tmp_path, tiny, blob: bytes) -> Path:
+    """`tiny` as image folders with train/cat/0009.png (row 9 of x_train) replaced by `blob`."""
+    members = image_folder_members(tiny)
+    members["train/cat/0009.png"] = blob
+    return tar_of(tmp_path / "one.tar.gz", members)
+
+
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA"])
+def test_grayscale_palette_and_opaque_rgba_images_are_converted_exactly(tmp_path, tiny, mode):
+    # Each holds an RGB picture exactly in another encoding (a PNG optimiser writes CIFAR-10's
+    # gray images as L, images of few colours as P; some tools always add an opaque alpha).
+    rgb = tiny.x_train[9]
+    gray = np.arange(32 * 32).reshape(32, 32).astype(np.uint8)
+    palette = Image.fromarray(rgb).quantize(colors=256)  # mode P; its exact RGB is what it shows
+    blob, expected = {
+        "L": (png_bytes(gray), np.dstack([gray] * 3)),
+        "P": (_png(palette), np.asarray(palette.convert("RGB"))),
+        "RGBA": (png_bytes(np.dstack([rgb, np.full((32, 32), 255, np.uint8)])), rgb),
+    }[mode]
+    assert Image.open(io.BytesIO(blob)).mode == mode
+
+    dataset, _ = read_cifar10(_one_image_archive(tmp_path, tiny, blob))
+
+    np.testing.assert_array_equal(dataset.x_train[9], expected)
+    np.testing.assert_array_equal(np.delete(dataset.x_train, 9, 0), np.delete(tiny.x_train, 9, 0))
+
+
+def test_a_transparent_image_is_refused_saying_why_it_cannot_be_converted(tmp_path, tiny):
+    rgba = np.dstack([tiny.x_train[9], np.full((32, 32), 255, np.uint8)])
+    rgba[0, 0, 3] = 0
+    archive = _one_image_archive(tmp_path, tiny, png_bytes(rgba))
+
+    with pytest.raises(DataError, match=r"train/cat/0009.png: is a 32x32 RGBA image with transparent pixels; "
+                                        r"expected 32x32 RGB. Which background is meant is not known"):
+        read_cifar10(archive)
+
+
+def test_a_file_that_is_not_an_image_is_named_by_its_member_not_its_buffer(tmp_path, tiny):
+    archive = _one_image_archive(tmp_path, tiny, b"<html>not found</html>")
+
+    with pytest.raises(DataError, match=r"train/cat/0009.png: not a PNG or JPEG image \(it starts with b'<html>no'\)") as err:
+        read_cifar10(archive)
+    assert "BytesIO" not in str(err.value)
 
 
 def test_a_corrupted_image_is_named(tmp_path, tiny):
@@ -336,3 +393,59 @@ def test_an_archive_mixing_two_formats_is_refused(tmp_path, tiny):
     archive = tar_of(tmp_path / "both.tar.gz", members)
     with pytest.raises(DataError, match="both.tar.gz: holds more than one of the CIFAR-10 formats"):
         read_cifar10(archive)
+
+
+# --- counts: never more than the release's, exactly the release's when it is claimed (issue 17) --
+
+
+def test_a_python_batch_of_more_images_than_the_release_s_is_refused_before_it_is_built(tmp_path, tiny):
+    folder = write_python_release(tmp_path / "big", tiny)
+    (folder / "data_batch_4").write_bytes(pickle.dumps(
+        {b"data": np.zeros((10_001, 3072), np.uint8), b"labels": [0] * 10_001}, 4))
+
+    with pytest.raises(DataError, match=r"big: data_batch_4: not a CIFAR python batch "
+                                        r"\(pickle refused: array declares 30,723,072 bytes \(10001, 3072\); "
+                                        r"a batch holds at most 30,720,000\)"):
+        read_cifar10(folder)
+
+
+def test_a_binary_batch_of_more_records_than_the_release_s_is_refused_from_its_size(tmp_path, tiny):
+    folder = write_binary_release(tmp_path / "bin", tiny)
+    (folder / "test_batch.bin").write_bytes(bytes(3073 * 10_001))
+
+    with pytest.raises(DataError, match=r"bin: test_batch.bin: is 30,733,073 bytes; a binary batch \(10,000 records "
+                                        r"of 3,073 bytes\) is at most 30,730,000 bytes"):
+        read_cifar10(folder)
+
+
+@pytest.mark.parametrize(
+    "name, complaint",
+    [
+        ("python.tar.gz (official layout)",
+         r"cifar-10-batches-py/data_batch_1: is [\d,]+ bytes; a batch of the release holds 10,000 images, "
+         r"at least 30,720,000 bytes"),
+        ("binary.tar without top folder",
+         r"data_batch_1.bin: holds 6 images; a batch of the release holds exactly 10,000"),
+        ("image-folder directory", r"train/ holds 30 images; the release has exactly 50,000"),
+    ],
+)
+def test_exact_counts_refuses_an_archive_with_fewer_images_than_the_release(sources, name, complaint):
+    with pytest.raises(DataError, match=complaint):
+        read_cifar10(sources[name], exact_counts=True)
+    read_cifar10(sources[name])  # the same archive is fine when the release is not claimed
+
+
+def test_a_python_batch_of_fewer_images_is_refused_when_exact_counts_are_claimed(tmp_path, tiny):
+    # Large enough to pass the index's size check, one image short once unpickled. The six
+    # batches are one file, hard-linked, so that the test writes 30 MB, not 180.
+    folder = write_python_release(tmp_path / "short", tiny)
+    short = pickle.dumps({b"data": np.zeros((9_999, 3072), np.uint8), b"labels": [0] * 9_999,
+                          b"pad": bytes(4000)}, 4)
+    (tmp_path / "batch").write_bytes(short)
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        (folder / name).unlink()
+        os.link(tmp_path / "batch", folder / name)
+
+    with pytest.raises(DataError, match=r"short: data_batch_\d: holds 9,999 images; "
+                                        r"a batch of the release holds exactly 10,000"):
+        read_cifar10(folder, exact_counts=True)

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from scratchnet.study import layout
-from scratchnet.data import MIRROR, DataError, MirrorFallbackWarning, Release, fetch
+from scratchnet.data import MIRROR, OFFICIAL, DataError, MirrorFallbackWarning, Release, fetch
+from scratchnet.data import sources
 from scratchnet.data.sources import download, file_digests
 from cifar_archives import make_tar, tiny_dataset, write_image_folder, write_python_release
 
@@ -28,11 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
 class Server:
     """A ThreadingHTTPServer on 127.0.0.1 serving `files` (URL path -> bytes), counting requests.
 
-    `truncate` names paths whose response announces the full length but sends only half.
+    `truncate` names paths whose response announces the full length but sends only half;
+    `unannounced` paths whose response has no Content-Length (the body ends when the server
+    closes the connection). `sent` counts the body bytes written per path.
     """
 
-    def __init__(self, files: dict[str, bytes], truncate: tuple[str, ...] = ()):
-        self.files, self.truncate, self.requests = files, truncate, []
+    def __init__(self, files: dict[str, bytes], truncate: tuple[str, ...] = (),
+                 unannounced: tuple[str, ...] = ()):
+        self.files, self.truncate, self.unannounced, self.requests = files, truncate, unannounced, []
+        self.sent: dict[str, int] = {}
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -43,9 +48,16 @@ class Server:
                     self.send_error(404)
                     return
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
+                if self.path not in server.unannounced:
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body[: len(body) // 2] if self.path in server.truncate else body)
+                body = body[: len(body) // 2] if self.path in server.truncate else body
+                try:
+                    for start in range(0, len(body), 1 << 16):
+                        self.wfile.write(body[start:start + (1 << 16)])
+                        server.sent[self.path] = server.sent.get(self.path, 0) + min(1 << 16, len(body) - start)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client stopped reading: what these tests want to see
                 self.close_connection = True
 
             def log_message(self, *args):
@@ -92,8 +104,8 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def official_at(url: str, archive: Path | None = None, md5_hex: str | None = None) -> dict[str, Release]:
-    release = Release("official", url, "python", "tiny official", md5=md5_hex or md5(archive))
+def official_at(url: str, archive: Path | None = None, md5_hex: str | None = None, **fields) -> dict[str, Release]:
+    release = Release("official", url, "python", "tiny official", md5=md5_hex or md5(archive), **fields)
     return {"official": release}
 
 
@@ -145,6 +157,53 @@ def test_a_download_cut_short_is_refused_and_leaves_nothing(archives, tmp_path):
             download(server.url("/x.tar.gz"), tmp_path / "x.tar.gz", timeout=5, progress=False)
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_download_announcing_more_than_the_release_is_refused_before_its_body_is_read(archives, tmp_path):
+    body = archives["python"].read_bytes() + bytes(32 << 20)  # larger than the release claims to be
+    with Server({"/x.tar.gz": body}) as server:
+        official = official_at(server.url("/x.tar.gz"), archives["python"],
+                               size=archives["python"].stat().st_size)
+        with pytest.raises(DataError, match=rf"/x.tar.gz: announces {len(body):,} bytes \(Content-Length\); the "
+                                            rf"archive expected there is at most {official['official'].size:,} bytes"):
+            fetch("official", 5, downloads=tmp_path, official=official, progress=False)
+
+    assert server.sent.get("/x.tar.gz", 0) < len(body)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_download_without_a_length_is_stopped_once_it_passes_the_limit(tmp_path):
+    body = bytes(8 << 20)
+    with Server({"/endless.tar.gz": body}, unannounced=("/endless.tar.gz",)) as server:
+        with pytest.raises(DataError, match=r"/endless.tar.gz: sent more than 1,048,576 bytes, the most the archive "
+                                            r"expected there can be; download stopped"):
+            download(server.url("/endless.tar.gz"), tmp_path / "e.tar.gz", timeout=5, max_bytes=1 << 20,
+                     progress=False)
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_url_of_unknown_content_is_bounded_by_the_largest_cifar10_archive(monkeypatch, archives, tmp_path):
+    monkeypatch.setattr(sources, "ARCHIVE_BYTES_MAX", 1000)  # the real bound is ~1.2 GB
+    with Server({"/big.tar.gz": archives["images"].read_bytes()}) as server:
+        with pytest.raises(DataError, match=r"/big.tar.gz: announces [\d,]+ bytes \(Content-Length\); the archive "
+                                            r"expected there is at most 1,000 bytes"):
+            fetch(server.url("/big.tar.gz"), 5, downloads=tmp_path, progress=False)
+
+
+def test_a_known_release_must_hold_exactly_the_release_s_images(archives, tmp_path):
+    # The tiny archive passes for a release record (its md5) that claims CIFAR-10's full counts.
+    official = official_at("http://127.0.0.1:9/unused", archives["python"], exact_counts=True)
+    with pytest.raises(DataError, match=r"py.tar.gz: cifar-10-batches-py/data_batch_1: is [\d,]+ bytes; "
+                                        r"a batch of the release holds 10,000 images"):
+        fetch(str(archives["python"]), 5, downloads=tmp_path, official=official,
+              mirror=mirror_of(archives["images"]), progress=False)
+
+
+def test_the_real_releases_claim_exact_counts_and_the_official_ones_their_sizes():
+    assert all(release.exact_counts for release in [*OFFICIAL.values(), MIRROR])
+    assert {name: release.size for name, release in OFFICIAL.items()} == {
+        "official": 170_498_071, "official-binary": 170_052_171}
 
 
 def test_a_server_error_is_reported_with_its_status(tmp_path):

@@ -9,7 +9,10 @@
     <path>            an archive or directory in any of those formats
 
 A known archive (an official release, the mirror) is recognised by its checksum wherever it
-comes from, so the provenance names the dataset correctly even for a local copy.
+comes from, so the provenance names the dataset correctly even for a local copy, and it must
+hold exactly the release's images (`read_cifar10(..., exact_counts=True)`). A download stops as
+soon as it is larger than the release it should be (its Content-Length or its running byte
+count), or, for a URL of unknown content, larger than any CIFAR-10 archive can be.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from .cifar import RawDataset, read_cifar10
+from .cifar import ARCHIVE_BYTES_MAX, RawDataset, read_cifar10
 from .errors import DataError
 from ..files import atomic_paths
 
@@ -48,6 +51,12 @@ class Release:
     dataset: str
     md5: str | None = None
     sha256: str | None = None
+    size: int | None = None  # bytes of the archive; a download is stopped beyond it
+    exact_counts: bool = False  # holds exactly the release's 50,000 + 10,000 images
+
+    @property
+    def max_bytes(self) -> int:
+        return self.size if self.size is not None else ARCHIVE_BYTES_MAX
 
     @property
     def checksums(self) -> dict[str, str | None]:
@@ -58,10 +67,12 @@ OFFICIAL = {
     "official": Release(
         "official", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "python",
         "CIFAR-10 (official python release)", md5="c58f30108f718f92721af3b95e74349a",
+        size=170_498_071, exact_counts=True,
     ),
     "official-binary": Release(
         "official-binary", "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", "binary",
         "CIFAR-10 (official binary release)", md5="c32a1d4ab5d03f1284b67883e8d87530",
+        size=170_052_171, exact_counts=True,
     ),
 }
 MIRROR = Release(
@@ -69,6 +80,7 @@ MIRROR = Release(
     "CIFAR-10 JPEG mirror (bundled; quality-75 re-encoding, pixels near the official ones)",
     md5="ed34c0535b92b58275e7e60125140e53",
     sha256="f05cef99aadcd5f9e7993190ce5734289c411cba5644bdae41ff754533f53bd8",
+    exact_counts=True,
 )
 
 
@@ -90,16 +102,19 @@ def fetch(
     Returns (dataset, provenance): provenance is a JSON-ready dict with source, dataset,
     format, location, file, md5, sha256 (of the archive read; null for a directory),
     arrays_sha256, counts, fell_back, reason and seconds. `downloads` is where verified
-    official archives are kept and reused. Raises DataError naming the file or URL.
+    official archives are kept and reused. An archive recognised as a known release must be in
+    that release's format and hold exactly its counts. Raises DataError naming the file or URL.
     """
     start = time.perf_counter()
     archive, release, location, reason = _resolve(source, timeout, downloads, official, mirror, progress)
     digests = file_digests(archive) if archive.is_file() else {"md5": None, "sha256": None}
     if release is None:
         release = identify(digests, [*official.values(), mirror])
-    dataset, fmt = read_cifar10(archive, progress=progress)
-    if release is not None and fmt != release.format:
-        raise DataError(f"{archive}: holds the {fmt} format; expected {release.format} ({release.name})")
+    dataset, fmt = read_cifar10(
+        archive, progress=progress,
+        exact_counts=release is not None and release.exact_counts,
+        expected_format=release.format if release is not None else None,
+    )
     provenance = {
         "source": source,
         "dataset": release.dataset if release else f"CIFAR-10 ({fmt} format) from {source}",
@@ -142,7 +157,8 @@ def _resolve(source, timeout, downloads, official, mirror, progress):
         digest = hashlib.sha1(source.encode()).hexdigest()[:10]
         name = PurePosixPath(urlparse(source).path).name or "archive"
         dest = Path(downloads) / f"url-{digest}-{name}"
-        return download(source, dest, timeout=timeout, progress=progress), None, source, None
+        return (download(source, dest, timeout=timeout, max_bytes=ARCHIVE_BYTES_MAX, progress=progress),
+                None, source, None)
     if not Path(source).exists():
         raise DataError(
             f"data.source: {source!r} is neither auto, official, official-binary, a URL, "
@@ -162,7 +178,7 @@ def obtain(release: Release, downloads: str | Path, *, timeout: float, progress:
         except DataError as err:
             log.warning("%s; downloading it again", err)
     return download(release.location, dest, timeout=timeout, md5=release.md5,
-                    sha256=release.sha256, progress=progress)
+                    sha256=release.sha256, max_bytes=release.max_bytes, progress=progress)
 
 
 def verify_local(release: Release) -> Path:
@@ -175,18 +191,25 @@ def verify_local(release: Release) -> Path:
 
 
 def download(url: str, dest: str | Path, *, timeout: float, md5: str | None = None,
-             sha256: str | None = None, progress: bool = True) -> Path:
+             sha256: str | None = None, max_bytes: int = ARCHIVE_BYTES_MAX,
+             progress: bool = True) -> Path:
     """Downloads `url` to `dest` via a temporary file, verifying length and checksums first.
 
-    `timeout` bounds the wait for the server's answer and for each read (seconds). Raises
-    DataError naming the URL if it is unreachable, answers with an error, closes early, or
-    sends a file whose md5/sha256 is not the one given; `dest` is then left as it was.
+    `timeout` bounds the wait for the server's answer and for each read (seconds); `max_bytes`
+    the file's size: a larger Content-Length is refused before the body is read, a body that
+    grows past it is cut off there. Raises DataError naming the URL if it is unreachable,
+    answers with an error, closes early, is too large, or sends a file whose md5/sha256 is not
+    the one given; `dest` is then left as it was.
     """
     dest = Path(dest)
     with atomic_paths({"download": dest}) as tmp:
         response = _open_url(url, timeout)
         length = response.headers.get("Content-Length")
         expected = int(length) if length and length.isdigit() else None
+        if expected is not None and expected > max_bytes:
+            response.close()
+            raise DataError(f"{url}: announces {expected:,} bytes (Content-Length); the archive "
+                            f"expected there is at most {max_bytes:,} bytes; not downloaded")
         md5_hash, sha_hash, received = hashlib.md5(), hashlib.sha256(), 0
         with response, open(tmp["download"], "wb") as out, tqdm(
             total=expected, unit="B", unit_scale=True, unit_divisor=1024,
@@ -203,6 +226,9 @@ def download(url: str, dest: str | Path, *, timeout: float, md5: str | None = No
                 md5_hash.update(chunk)
                 sha_hash.update(chunk)
                 received += len(chunk)
+                if received > max_bytes:  # a server that sends more than it announced, or no length
+                    raise DataError(f"{url}: sent more than {max_bytes:,} bytes, the most the archive "
+                                    f"expected there can be; download stopped")
                 bar.update(len(chunk))
         if expected is not None and received != expected:
             raise DataError(f"{url}: received {received} of {expected} bytes (connection closed early)")
