@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from test_pipeline_e2e import BIN, CLASSES, environment, free_port, mlflow_runs, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def test_mlflow_models_serve_answers_a_rest_request_with_the_class_the_library_predicts(
-        tiny_project, first_repro, tmp_path):
-    import mlflow.artifacts
-
+        tiny_project, first_repro):
     from scratchnet.data import Normalizer
     from scratchnet.nn import load_model
 
@@ -26,9 +26,11 @@ def test_mlflow_models_serve_answers_a_rest_request_with_the_class_the_library_p
                     and r.data.tags["scratchnet.model"] == "twolayer"),
                    key=lambda r: r.info.start_time)
     # What the library predicts, from the very files logged with the model.
-    files = mlflow.artifacts.download_artifacts(
-        f"{baseline.info.artifact_uri}/model/artifacts", dst_path=str(tmp_path), tracking_uri=client.tracking_uri)
-    network, normalizer = load_model(f"{files}/network.npz"), Normalizer.load(f"{files}/stats.npz")
+    (output,) = baseline.outputs.model_outputs  # MLflow 3 keeps a run's model as a LoggedModel
+    model = client.get_logged_model(output.model_id).artifact_location  # a local folder here
+    logged = yaml.safe_load((Path(model) / "MLmodel").read_text())["flavors"]["python_function"]["artifacts"]
+    network = load_model(Path(model) / logged["network"]["path"])
+    normalizer = Normalizer.load(Path(model) / logged["stats"]["path"])
     images = np.load(tiny_project / "data/raw/cifar10.npz")["x_test"][:4]  # raw uint8 pixels
     expected = network.predict(normalizer.forward(images))
 
