@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from scratchnet.errors import UserError
 from scratchnet.study.params import load_params
@@ -30,10 +31,15 @@ def experiment_id(uri: str, name: str) -> str:
     """The id of experiment `name` in the store at `uri`; UserError if the study never ran."""
     from mlflow.tracking import MlflowClient
 
+    never_ran = (f"run the study first (`make run` or `dvc repro`); it creates the experiment "
+                 f"{name!r} (params.yaml tracking.experiment).")
+    database = uri.removeprefix("sqlite:///")
+    if database != uri and not Path(database).is_file():  # asking MLflow would create it, empty
+        raise UserError(f"there is no MLflow store {database} yet: {never_ran}")
+
     experiment = MlflowClient(uri).get_experiment_by_name(name)
     if experiment is None:
-        raise UserError(f"MLflow store {uri} has no experiment {name!r} (params.yaml "
-                        "tracking.experiment): run the study first (`make run` or `dvc repro`).")
+        raise UserError(f"MLflow store {uri} has no experiment {name!r}: {never_ran}")
     return experiment.experiment_id
 
 
