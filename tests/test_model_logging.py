@@ -111,9 +111,13 @@ def distributions():
 import numpy as np, mlflow.pyfunc
 with_mlflow = distributions()
 model = mlflow.pyfunc.load_model(sys.argv[1])
-predicted = model.predict(np.load(sys.argv[3]))
+images = np.load(sys.argv[3])
+predicted = model.predict(images)
+import pandas as pd
+flat_rows = pd.DataFrame({"pixels": list(images.reshape(len(images), 3072))})  # MLflow reshapes
 import scratchnet
 print(json.dumps({"scratchnet": scratchnet.__file__, "frame": predicted.to_dict("list"),
+                  "from_flat_rows": model.predict(flat_rows)["label"].tolist(),
                   "dtypes": [str(t) for t in predicted.dtypes],
                   "imported_by_the_model": sorted(distributions() - with_mlflow)}))
 """
@@ -141,6 +145,7 @@ def test_the_model_loads_its_own_code_and_predicts_what_the_library_predicts(log
     assert frame["label"] == list(expected.argmax(axis=1))
     assert frame["class"] == [CLASSES[i] for i in expected.argmax(axis=1)]
     np.testing.assert_allclose(np.array([frame[c] for c in CLASSES]).T, expected, rtol=1e-6)
+    assert loaded_elsewhere["from_flat_rows"] == frame["label"]
     assert loaded_elsewhere["dtypes"][0] == "int64"
     assert set(loaded_elsewhere["dtypes"][2:]) == {"float32"}  # as the signature says
 

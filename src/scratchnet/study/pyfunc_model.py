@@ -4,10 +4,10 @@ Its own module because it subclasses mlflow.pyfunc.PythonModel, so importing it 
 `tracking` imports it only when a model is logged. The model is logged from code, not pickled
 (MLflow warns about pickles, which run arbitrary code when loaded): `pyfunc_script.py` is the
 script MLflow runs to build it at load time, with the class names from the model's config.
-The model carries its own code: the
-`scratchnet` package is logged under the model's `code/` folder (MLflow puts it on sys.path
-when the model loads), so its requirements are only the packages that code imports. They never
-name `scratchnet`: on PyPI that is an unrelated project, which a virtualenv would install.
+The model carries its own code: the `scratchnet` package is logged under the model's `code/`
+folder (MLflow puts it on sys.path when the model loads), so its requirements are only the
+packages that code imports. They never name `scratchnet`: on PyPI that is an unrelated
+project, which a virtualenv would install.
 """
 
 from __future__ import annotations
