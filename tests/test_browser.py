@@ -116,12 +116,15 @@ def mlflow_ui(tiny_project, first_repro):
 def test_make_ui_prints_the_url_of_the_runs_table_which_lists_the_sweeps(browser, mlflow_ui, tiny_project):
     client, runs = mlflow_runs(tiny_project)
     experiment_id = runs[0].info.experiment_id
-    assert re.fullmatch(rf"http://127\.0\.0\.1:\d+/#/experiments/{experiment_id}/runs", mlflow_ui)
+    assert re.fullmatch(rf"http://127\.0\.0\.1:\d+/#/experiments/{experiment_id}/runs\?workflowType=machine_learning",
+                        mlflow_ui)
     parents = sorted({r.info.run_name for r in runs if r.data.tags.get("scratchnet.stage") == "ablate-sweep"})
     assert parents  # the tiny study has sweeps
     watched = Watched(browser)
     try:
         watched.page.goto(mlflow_ui)
+        # the "Model training" side bar, not the GenAI one (Traces, Judges, Prompts, ...)
+        watched.page.get_by_role("link", name="Models", exact=True).wait_for(timeout=60_000)
         for name in parents:
             watched.page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
         watched.screenshot("mlflow-runs.png")

@@ -9,7 +9,8 @@ from scratchnet.study.ui import experiment_id, runs_url
 
 
 def test_the_url_names_the_experiments_runs_table():
-    assert runs_url("http://127.0.0.1:5000/", "7") == "http://127.0.0.1:5000/#/experiments/7/runs"
+    assert runs_url("http://127.0.0.1:5000/", "7") == (
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning")
 
 
 def test_the_experiment_is_found_by_name_in_the_store(tmp_path, monkeypatch):

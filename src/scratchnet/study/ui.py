@@ -23,8 +23,9 @@ HOST = "127.0.0.1"  # the UI shows every run: only this machine may reach it
 
 
 def runs_url(base: str, experiment_id: str) -> str:
-    """The page of the experiment's runs table (sweeps as expandable parent rows)."""
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    """The page of the experiment's runs table (sweeps as expandable parent rows), in the UI's
+    "Model training" mode: its side bar then lists Runs and Models rather than GenAI pages."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def experiment_id(uri: str, name: str) -> str:
