@@ -23,7 +23,6 @@ from scratchnet.nn import build_model
 from scratchnet.study.tracking import Tracker
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +100,9 @@ def test_the_requirements_are_real_dependencies_and_the_code_travels_with_the_mo
 
 
 LOAD_WITHOUT_INSTALLED_SCRATCHNET = """
-import importlib.metadata, importlib.util, json, sys
-src = sys.argv[2]
-sys.path = [p for p in sys.path if p.rstrip("/") != src]   # the editable install's entry
+import importlib.metadata, importlib.util, json, os, sys
+# every folder that holds a scratchnet package (the editable install's src/, PYTHONPATH) goes
+sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "scratchnet"))]
 assert importlib.util.find_spec("scratchnet") is None, "scratchnet still importable"
 mapping = importlib.metadata.packages_distributions()
 def distributions():
@@ -111,7 +110,7 @@ def distributions():
 import numpy as np, mlflow.pyfunc
 with_mlflow = distributions()
 model = mlflow.pyfunc.load_model(sys.argv[1])
-images = np.load(sys.argv[3])
+images = np.load(sys.argv[2])
 predicted = model.predict(images)
 import pandas as pd
 flat_rows = pd.DataFrame({"pixels": list(images.reshape(len(images), 3072))})  # MLflow reshapes
@@ -129,8 +128,7 @@ def loaded_elsewhere(logged, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("elsewhere")
     np.save(tmp / "images.npy", images)
     result = subprocess.run(
-        [sys.executable, "-c", LOAD_WITHOUT_INSTALLED_SCRATCHNET, str(folder), str(SRC),
-         str(tmp / "images.npy")],
+        [sys.executable, "-c", LOAD_WITHOUT_INSTALLED_SCRATCHNET, str(folder), str(tmp / "images.npy")],
         cwd=tmp, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
