@@ -94,7 +94,7 @@ def test_the_requirements_are_real_dependencies_and_the_code_travels_with_the_mo
     folder, *_ = logged
     requirements = (folder / "requirements.txt").read_text().split()
     names = {r.split("==")[0] for r in requirements}
-    assert names == {"mlflow", "cloudpickle", "numpy", "pandas", "pillow", "tqdm"}
+    assert names == {"mlflow", "numpy", "pandas", "pillow", "tqdm"}
     assert all("==" in r for r in requirements)  # pinned, as MLflow pins by default
     assert (folder / "code" / "scratchnet" / "nn" / "models.py").is_file()
 

@@ -75,10 +75,10 @@ def signature(class_names: list[str]):
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-# What the model's code imports when it loads and predicts: mlflow (and the cloudpickle it
-# unpickles the model with), pandas, and the core's own dependencies that scratchnet.nn and
-# scratchnet.data import. Tested against a fresh process's imports (tests/test_serving.py).
-REQUIRED = ("mlflow", "cloudpickle", "numpy", "pandas", "pillow", "tqdm")
+# What the model's code imports when it loads and predicts: mlflow, pandas, and the core's own
+# dependencies that scratchnet.nn and scratchnet.data import. (The model is logged from code:
+# nothing needs cloudpickle.) Tested against a fresh process's imports (tests/test_model_logging.py).
+REQUIRED = ("mlflow", "numpy", "pandas", "pillow", "tqdm")
 
 
 def requirements() -> list[str]:
