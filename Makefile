@@ -1,17 +1,23 @@
 # `make run`: the whole study on the bundled data. `make test`: the test suite.
-# Both set up .venv first; it is rebuilt only when pyproject.toml changes.
+# `make ui`: the MLflow UI on the study's runs (prints the URL; PORT=5001 make ui for another port).
+# Each sets up .venv first; it is rebuilt only when pyproject.toml changes.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv bench clean
+.PHONY: run test ui venv bench clean
+
+PORT ?= 5000
 
 run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+ui: $(STAMP)
+	$(BIN)/python -m scratchnet.study.ui --port $(PORT)
 
 venv: $(STAMP)
 

@@ -6,12 +6,21 @@
 import sys
 import time
 
+import numpy as np
+
 from scratchnet.study import layout
 from scratchnet.study.identity import config_hash
 from scratchnet.files import read_json, write_json
 from scratchnet.study.params import MODELS, load_params, run_config
 from scratchnet.study.runs import base_tags, fit_seed, load_splits, log_seed, write_history_csv
 from scratchnet.study.tracking import TAG, Tracker
+
+
+def example_images(n: int) -> np.ndarray:
+    """The first n raw test images, uint8 (n, 32, 32, 3): the logged model's input example
+    (MLflow metadata only, so not a DVC dependency of this stage's outputs)."""
+    with np.load(layout.RAW_ARRAYS) as raw:
+        return raw["x_test"][:n]
 
 
 def main(model_name: str) -> None:
@@ -33,8 +42,8 @@ def main(model_name: str) -> None:
     error = log_seed(
         tracker, record, model_name=model_name, config=config, train_size=len(splits["train"][1]),
         run_name=f"{model_name} baseline", tags=tags,
-        on_logged=lambda run: run.log_model(layout.model_path(model_name), layout.STATS,
-                                            meta["class_names"]),
+        on_logged=lambda run: run.log_model(layout.model_path(model_name),
+                                            meta["class_names"], example=example_images(2)),
     )
     write_json(layout.train_run(model_name), {
         "model": model_name, "stage": "train", "run": "baseline", "param": None, "value": None,

@@ -122,23 +122,6 @@ def set_params(project: Path, override: dict) -> None:
     path.write_text(yaml.safe_dump(merge(yaml.safe_load(path.read_text()), override), sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def tiny_project(tmp_path_factory) -> Path:
-    project = tmp_path_factory.mktemp("study")
-    copy_project(project)
-    tiny_image_folder_archive(project / "data" / "tiny.tar.gz")
-    set_params(project, TINY)
-    run(["git", "init", "-q"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-q", "-m", "tiny study"], project)
-    return project
-
-
-@pytest.fixture(scope="module")
-def first_repro(tiny_project):
-    return run([str(BIN / "dvc"), "repro"], tiny_project)
-
-
 def mlflow_runs(project: Path):
     from mlflow.tracking import MlflowClient
 

@@ -52,6 +52,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import numpy as np
+
 from scratchnet.errors import UserError
 from scratchnet.files import write_csv
 
@@ -186,19 +188,29 @@ class Run:
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
         self._safely(self.client.log_artifact, self.run_id, str(path), artifact_path)
 
-    def log_model(self, model_path: Path, stats_path: Path, class_names: list[str]) -> None:
-        """Logs a trained network as an MLflow pyfunc model that predicts from raw images."""
+    def log_model(self, model_path: Path, class_names: list[str], example: np.ndarray) -> None:
+        """Logs a trained network as an MLflow pyfunc model that predicts from raw images.
+
+        example: uint8 (n, 32, 32, 3) real images in [0, 255], stored as the model's input
+        example (what the UI shows and `mlflow models serve` users copy); a few images, since
+        MLflow keeps them as JSON. The model's signature, output and packaging:
+        `scratchnet.study.pyfunc_model`.
+        """
         import mlflow
 
-        from scratchnet.study.pyfunc_model import ImageClassifier
+        from scratchnet.study import pyfunc_model
 
         def log():
             with mlflow.start_run(run_id=self.run_id):
                 mlflow.pyfunc.log_model(
                     name="model",
-                    python_model=ImageClassifier(class_names),
-                    artifacts={"network": str(model_path), "stats": str(stats_path)},
-                    pip_requirements=["numpy", "pandas", "scratchnet"],
+                    python_model=pyfunc_model.script(),
+                    model_config={"class_names": list(class_names)},
+                    artifacts={"network": str(model_path)},
+                    signature=pyfunc_model.signature(class_names),
+                    input_example=np.asarray(example, dtype=np.uint8),
+                    code_paths=[pyfunc_model.code_path()],
+                    pip_requirements=pyfunc_model.requirements(),
                 )
 
         self._safely(log)

@@ -1,0 +1,56 @@
+"""A baseline's logged model, served by `mlflow models serve`, classifies raw CIFAR images over
+REST as the library does (README: "Compare runs in MLflow", the request shown there)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from test_pipeline_e2e import BIN, CLASSES, environment, free_port, mlflow_runs, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def test_mlflow_models_serve_answers_a_rest_request_with_the_class_the_library_predicts(
+        tiny_project, first_repro):
+    from scratchnet.nn import load_model
+
+    client, runs = mlflow_runs(tiny_project)
+    baseline = max((r for r in runs if r.data.tags.get("scratchnet.stage") == "train"
+                    and r.data.tags["scratchnet.model"] == "twolayer"),
+                   key=lambda r: r.info.start_time)
+    # What the library predicts, from the very files logged with the model.
+    (output,) = baseline.outputs.model_outputs  # MLflow 3 keeps a run's model as a LoggedModel
+    model = client.get_logged_model(output.model_id).artifact_location  # a local folder here
+    logged = yaml.safe_load((Path(model) / "MLmodel").read_text())["flavors"]["python_function"]["artifacts"]
+    network = load_model(Path(model) / logged["network"]["path"])  # scales its pixel input itself
+    images = np.load(tiny_project / "data/raw/cifar10.npz")["x_test"][:4]  # raw uint8 pixels
+    expected = network.predict(images.reshape(len(images), -1))
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "models", "serve", "-m", f"runs:/{baseline.info.run_id}/model",
+         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tiny_project, env=environment(MLFLOW_TRACKING_URI=f"sqlite:///{tiny_project / 'mlflow.db'}"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ping", 120)
+        # The README's request: {"inputs": [image, ...]}, each image 32 x 32 x [r, g, b].
+        body = json.dumps({"inputs": images.tolist()}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            predictions = json.load(response)["predictions"]
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=30)
+    assert [p["label"] for p in predictions] == list(expected), stderr[-3000:]
+    assert [p["class"] for p in predictions] == [CLASSES[i] for i in expected]
+    for p in predictions:
+        assert sum(p[name] for name in CLASSES) == pytest.approx(1.0, abs=1e-5)
