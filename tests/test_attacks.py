@@ -75,8 +75,9 @@ def test_the_model_the_attack_and_the_mlflow_model_agree_on_what_a_raw_image_map
     np.testing.assert_allclose(example.probs_before, expected[0], rtol=1e-6)
     # The MLflow model loads the saved network and predicts from the same raw pixels.
     model.save(tmp_path / "twolayer.npz")
-    served = ImageClassifier([str(c) for c in range(10)])
-    served.load_context(type("Context", (), {"artifacts": {"network": str(tmp_path / "twolayer.npz")}})())
+    served = ImageClassifier()
+    served.load_context(type("Context", (), {"artifacts": {"network": str(tmp_path / "twolayer.npz")},
+                                             "model_config": {"class_names": [str(c) for c in range(10)]}})())
     frame = served.predict(None, images)
     np.testing.assert_allclose(frame[[str(c) for c in range(10)]].to_numpy(), expected, rtol=1e-6)
     np.testing.assert_array_equal(frame["label"], expected.argmax(axis=1))

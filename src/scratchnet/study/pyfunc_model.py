@@ -74,10 +74,10 @@ def signature(class_names: list[str]):
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-# What the model's code imports when it loads and predicts: mlflow, pandas, and the core's own
-# dependencies that scratchnet.nn and scratchnet.data import. (The model is logged from code:
-# nothing needs cloudpickle.) Tested against a fresh process's imports (tests/test_model_logging.py).
-REQUIRED = ("mlflow", "numpy", "pandas", "pillow", "tqdm")
+# What the model's code imports when it loads and predicts: mlflow, pandas, and numpy, the one
+# dependency of scratchnet.nn. (The model is logged from code: nothing needs cloudpickle.)
+# Tested against a fresh process's imports (tests/test_model_logging.py).
+REQUIRED = ("mlflow", "numpy", "pandas")
 
 
 def requirements() -> list[str]:
