@@ -1,16 +1,20 @@
-"""One training run of the study, end to end: build, train, test, track.
+"""One training run of the study, end to end: build, train, test, record, track.
 
-Shared by the `train` stage (the baselines) and the `ablate` stage (one hyper-parameter changed,
-repeated over seeds). An edge module: it joins the numeric library to MLflow via `tracking`.
+Shared by the `train` stage (the baselines) and the `ablate` stage's sweep (sweep.py runs
+`train_run` on local or Dask workers). A run's result is one record (run_record); the driver
+alone logs records to MLflow (log_record). An edge module: it joins the numeric library to
+MLflow via `tracking`.
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing
+import os
+import socket
 import statistics
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +35,7 @@ def load_splits(root: Path | str = ".") -> dict[str, tuple[np.ndarray, np.ndarra
     The X arrays are read-only memory maps: the preprocess stage has just written them, so they
     sit in the page cache, and mapping them costs nothing where np.load would spend ~1 s of
     every stage copying 600 MB (measured: epochs from the map are as fast as from RAM). The
-    forked seed workers share the same pages.
+    forked sweep workers share the same pages.
     """
     splits = {}
     for split in ("train", "val", "test"):
@@ -58,17 +62,63 @@ def base_tags(model: str, stage: str, provenance: dict, params_hash: str) -> dic
     }
 
 
+@dataclass(frozen=True, eq=False)  # compared by identity: config is a dict
+class RunSpec:
+    """One training run of a sweep: a model's config (epochs included) and a seed."""
+
+    model: str
+    entry: str  # 'baseline' or 'key=value' (params.ablation_entries)
+    config: dict
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} {self.entry} seed {self.seed}"
+
+
+# The record of one training run, as written to the run cache, to the stages' JSON
+# (results/train/<m>/run.json, results/ablate/<m>/<entry>.json, under "seeds") and read by
+# evaluate and the report. run_record builds it; nothing else writes one by hand.
+RECORD_FIELDS = ("seed", "test_acc", "final_val_acc", "diverged", "diverged_epoch", "history",
+                 "seconds", "started", "ended", "key", "worker", "mlflow_run_id")
+
+
+def run_record(*, seed: int, result, test_acc: float | None, started: float, ended: float,
+               key: str | None = None, worker: str | None = None) -> dict:
+    """The record of one finished run (RECORD_FIELDS).
+
+    result: the training's TrainResult. started, ended: unix seconds around the training and
+    test (what MLflow shows as the run's start and duration). key: its run-cache key.
+    worker: where it ran ('host:pid' or a Dask worker's address). mlflow_run_id stays None until
+    the driver logs the run.
+    """
+    return {
+        "seed": seed,
+        "test_acc": test_acc,
+        "final_val_acc": result.history[-1]["val_acc"] if result.history else None,
+        "diverged": bool(result.diverged),
+        "diverged_epoch": result.diverged_epoch,
+        "history": result.history,
+        "seconds": result.seconds,
+        "started": started,
+        "ended": ended,
+        "key": key,
+        "worker": worker,
+        "mlflow_run_id": None,
+    }
+
+
 def fit_seed(model_name: str, config: dict, seed: int, splits: dict, *, progress: bool = True,
              desc: str | None = None):
     """Builds and trains one network from `seed` and tests it: numerics only, no tracking.
 
     config: every hyper-parameter of the run (run_config), epochs included. Returns
-    (record, model): the record follows layout's run.json seed schema, its mlflow_run_id None
-    until the run is logged.
+    (record, model); the record's key and worker are the caller's to fill.
     """
     X_train, y_train = splits["train"]
     X_val, y_val = splits["val"]
     X_test, y_test = splits["test"]
+    started = time.time()
     arch = model_config({model_name: config}, model_name)
     model = build_model(arch, input_dim=X_train.shape[1], num_classes=int(y_train.max()) + 1, seed=seed)
     result = train(
@@ -77,128 +127,73 @@ def fit_seed(model_name: str, config: dict, seed: int, splits: dict, *, progress
         batch_size=config["batch_size"], reg=config["reg"], seed=seed,
         progress=progress, desc=desc,
     )
-    record = {
-        "seed": seed,
-        "test_acc": None if result.diverged else accuracy(model, X_test, y_test),
-        "final_val_acc": result.history[-1]["val_acc"] if result.history else None,
-        "diverged": bool(result.diverged),
-        "diverged_epoch": result.diverged_epoch,
-        "history": result.history,
-        "seconds": result.seconds,
-        "mlflow_run_id": None,
-    }
-    return record, model
+    test_acc = None if result.diverged else accuracy(model, X_test, y_test)
+    return run_record(seed=seed, result=result, test_acc=test_acc, started=started,
+                      ended=time.time()), model
 
 
-# Read by the forked seed workers: set just before the fork, shared copy-on-write (never written).
-_SPLITS: dict = {}
+def here() -> str:
+    """Where this process runs, as a record's `worker`: 'host:pid'."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _fit_seed_worker(model_name: str, config: dict, seed: int, desc: str) -> dict:
+def train_run(spec: RunSpec, splits: dict, key: str, worker: str) -> dict:
+    """fit_seed for one run of a sweep, with one BLAS thread and no progress bar (runs train
+    side by side, one per core: at the study's batch sizes two BLAS threads share one run worse
+    than two runs share two cores, bench/train_speed.py). The record only: workers keep no
+    network."""
     with threadpool_limits(limits=1):
-        record, _ = fit_seed(model_name, config, seed, _SPLITS, desc=desc)
+        record, _ = fit_seed(spec.model, spec.config, spec.seed, splits, progress=False)
+    record.update(key=key, worker=worker)
     return record
 
 
-class SeedRuns:
-    """fit_seed for several seeds at once, one forked process per seed, started on entering
-    the block and collected by `results()`, so the caller's own set-up overlaps the training:
+def run_params(model_name: str, config: dict, seed: int, train_size: int) -> dict:
+    """A run's MLflow params: its hyper-parameters, seed, model and training-set size."""
+    return {**config, "seed": seed, "model": model_name, "train_size": train_size}
 
-        with SeedRuns("twolayer", config, [0, 1, 2], splits, desc="twolayer baseline") as runs:
-            tracker = Tracker(...)        # MLflow's import runs while the seeds train
-            pairs = runs.results()        # [(record, None)] in seed order
 
-    Why processes: at the study's batch sizes the GEMMs are too skinny for two BLAS threads to
-    share one run well (bench/train_speed.py: two single-threaded runs side by side do ~1.7x
-    the work of one two-threaded run), and seeds are independent. Each worker is forked, so it
-    shares the training set, and limits BLAS to one thread. With one seed (or no fork on this
-    platform) the seeds train in this process, with all threads, inside `results()`.
-    Leaving the block by an exception stops the workers at once.
+def log_record(tracker: Tracker, record: dict, *, run_name: str, params: dict, tags: dict,
+               parent_run_id: str | None = None, on_logged=None) -> str:
+    """Logs one finished run to MLflow once and returns its run id (also set as
+    record["mlflow_run_id"]); raises TrackingError if the store refuses.
+
+    Idempotent: a run tagged with the same run key (the record's cache key) in the same stage is
+    already in the store, and its id is returned without logging anything, so a rerun sweep logs
+    only its new runs and a deleted store is refilled from the run cache. The stage is part of
+    the match because the train stage's baseline and the ablation's identical seed share a
+    key but are shown twice: as the baseline, and inside its sweep's group.
+
+    The one place the stages log a run: `tracking.Tracker.log_run` (same contract, plus true
+    start/end times from record["started"]/["ended"]) replaces its body when it lands.
+    `on_logged(run)` runs inside a newly logged run: the place to log extra artifacts.
     """
-
-    def __init__(self, model_name: str, config: dict, seeds: list[int], splits: dict, *, desc: str):
-        self._jobs = [(model_name, config, s, f"{desc} seed {s}") for s in seeds]
-        self._splits = splits
-        self._pool: ProcessPoolExecutor | None = None
-        self._futures: list = []
-
-    def __enter__(self) -> "SeedRuns":
-        if len(self._jobs) > 1 and "fork" in multiprocessing.get_all_start_methods():
-            self._pool = ProcessPoolExecutor(max_workers=len(self._jobs),
-                                             mp_context=multiprocessing.get_context("fork"))
-            _SPLITS.update(self._splits)
-            try:  # a fork-context pool starts every worker at the first submit: they copy _SPLITS
-                self._futures = [self._pool.submit(_fit_seed_worker, *job) for job in self._jobs]
-            finally:
-                _SPLITS.clear()
-        return self
-
-    def results(self) -> list[tuple[dict, object]]:
-        """[(record, model)] in seed order; model is None for a seed trained in a worker."""
-        if self._pool is None:
-            return [fit_seed(name, config, seed, self._splits, desc=desc)
-                    for name, config, seed, desc in self._jobs]
-        return [(future.result(), None) for future in self._futures]
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self._pool is None:
-            return
-        if exc_type is not None:
-            # The executor has no public way to stop running workers before Python 3.14
-            # (terminate_workers); without this an error in the caller's set-up would wait
-            # for the whole training before the stage could fail.
-            stop = getattr(self._pool, "terminate_workers", None)
-            if stop is not None:
-                stop()
-            else:
-                for process in list((self._pool._processes or {}).values()):
-                    process.terminate()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def fit_seeds(model_name: str, config: dict, seeds: list[int], splits: dict, *, desc: str):
-    """fit_seed for each seed, several at once (see SeedRuns); [(record, model or None)]."""
-    with SeedRuns(model_name, config, seeds, splits, desc=desc) as runs:
-        return runs.results()
-
-
-def log_seed(
-    tracker: Tracker,
-    record: dict,
-    *,
-    model_name: str,
-    config: dict,
-    train_size: int,
-    run_name: str,
-    tags: dict,
-    parent_run_id: str | None = None,
-    on_logged=None,
-) -> TrackingError | None:
-    """Logs one trained seed as an MLflow run and sets record["mlflow_run_id"].
-
-    `on_logged(run)` runs inside the run: the place to log extra artifacts. A tracking failure
-    is returned, not raised, so the caller saves its results before failing the stage.
-    """
-    seed = record["seed"]
-    run_params = {**config, "seed": seed, "model": model_name, "train_size": train_size}
+    tags = {**tags, TAG + "seed": record["seed"], TAG + "run_key": record["key"]}
     try:
-        with tracker.run(run_name, run_params, {**tags, TAG + "seed": seed}, parent_run_id) as run:
-            record["mlflow_run_id"] = run.run_id
-            run.log_history(record["history"])
-            if record["test_acc"] is not None:
-                run.log_metrics({"test_acc": record["test_acc"]})
-            run.set_tags({TAG + "diverged": record["diverged"]})
-            with tempfile.TemporaryDirectory() as tmp:
-                curve = Path(tmp) / "curve.csv"
-                write_history_csv(curve, record["history"])
-                run.log_artifact(curve)
-            if on_logged is not None:
-                on_logged(run)
-    except TrackingError as err:
-        if record["mlflow_run_id"] is None:
-            raise
-        return err
-    return None
+        found = tracker.client.search_runs(
+            [tracker.experiment_id], max_results=1,
+            filter_string=(f"tags.`{TAG}run_key` = '{record['key']}' and "
+                           f"tags.`{TAG}stage` = '{tags[TAG + 'stage']}'"),
+        )
+    except Exception as err:  # noqa: BLE001 - any store failure is a TrackingError to the stage
+        raise TrackingError(f"MLflow store {tracker.uri} could not be searched for run "
+                            f"{run_name!r}: {err}") from err
+    if found:
+        record["mlflow_run_id"] = found[0].info.run_id
+        return record["mlflow_run_id"]
+    with tracker.run(run_name, params, tags, parent_run_id) as run:
+        record["mlflow_run_id"] = run.run_id
+        run.log_history(record["history"])
+        if record["test_acc"] is not None:
+            run.log_metrics({"test_acc": record["test_acc"]})
+        run.set_tags({TAG + "diverged": record["diverged"], TAG + "worker": record["worker"]})
+        with tempfile.TemporaryDirectory() as tmp:
+            curve = Path(tmp) / "curve.csv"
+            write_history_csv(curve, record["history"])
+            run.log_artifact(curve)
+        if on_logged is not None:
+            on_logged(run)
+    return record["mlflow_run_id"]
 
 
 def summarise(records: list[dict]) -> tuple[float | None, float | None]:
