@@ -42,7 +42,8 @@ def main() -> None:
             write_entry(params, model, entry, [records[s] for s in specs
                                                if (s.model, s.entry) == (model, entry)], log)
     if log.error is not None:
-        raise log.error
+        raise TrackingError(f"{log.error} Every run's result is saved (results/ablate and the run "
+                            "cache); the next `dvc repro` logs the missing runs without training.")
 
 
 class SweepLog:

@@ -77,6 +77,13 @@ def _local_task(spec: RunSpec, key: str) -> dict:
     return train_run(spec, _WORKER_SPLITS, key, here())
 
 
+def _cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the host's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class LocalExecutor:
     """One worker process per core (SCRATCHNET_WORKERS overrides), each one BLAS thread.
 
@@ -91,7 +98,7 @@ class LocalExecutor:
 
     def __init__(self, splits: dict, workers: int | None = None):
         self.splits = splits
-        self.workers = workers or int(os.environ.get("SCRATCHNET_WORKERS") or 0) or os.cpu_count() or 1
+        self.workers = workers or int(os.environ.get("SCRATCHNET_WORKERS") or 0) or _cores()
         methods = multiprocessing.get_all_start_methods()
         self._context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self.where = f"{self.workers} local worker processes"
