@@ -359,3 +359,17 @@ def test_dvc_exp_run_with_a_set_param_reruns_only_what_it_feeds(tiny_project, fi
     experiments = [rev["data"]["params"]["params.yaml"]["data"]
                    for row in shown for exp_ in (row.get("experiments") or []) for rev in exp_["revs"]]
     assert [p["fit"]["steps"] for p in experiments] == [30]
+
+
+def test_runs_missing_from_mlflow_are_logged_again_from_the_run_cache_without_training(tiny_project, first_repro):
+    # Last in this module: it deletes the store the tests above read.
+    (tiny_project / "mlflow.db").unlink()
+    again = run([str(BIN / "dvc"), "repro", "-f", "ablate"], tiny_project)
+    assert "sweep: 8 runs, 8 in the run cache" in again.stdout  # nothing trained
+    _, runs = mlflow_runs(tiny_project)
+    ablation = [r for r in runs if r.data.tags.get("scratchnet.stage") == "ablate"]
+    assert len(ablation) == 8 and len({r.data.tags["scratchnet.run_key"] for r in ablation}) == 8
+    repeated = run([str(BIN / "dvc"), "repro", "-f", "ablate"], tiny_project)
+    assert "sweep: 8 runs, 8 in the run cache" in repeated.stdout
+    _, runs = mlflow_runs(tiny_project)  # logging is idempotent: no run twice
+    assert len([r for r in runs if r.data.tags.get("scratchnet.stage") == "ablate"]) == 8
