@@ -23,8 +23,8 @@ from threadpoolctl import threadpool_limits
 from scratchnet.study import layout
 from scratchnet.files import write_csv
 from scratchnet.nn import build_model
-from scratchnet.study.params import model_config
-from scratchnet.study.identity import git_commit
+from scratchnet.study.identity import config_hash, git_commit
+from scratchnet.study.params import model_config, parse_entry
 from scratchnet.study.tracking import TAG, Tracker, TrackingError, dataset_tags
 from scratchnet.training import accuracy, train
 
@@ -194,6 +194,56 @@ def log_record(tracker: Tracker, record: dict, *, run_name: str, params: dict, t
         if on_logged is not None:
             on_logged(run)
     return record["mlflow_run_id"]
+
+
+class SweepLog:
+    """Logs each finished run of the ablation sweep to MLflow (the on_record of sweep.run_sweep),
+    under one parent run per sweep (model, varied key). MLflow is opened at the first run, while
+    the others train.
+
+    The first tracking failure is kept in `error`, not raised: the sweep goes on, the stage
+    writes every result, then fails naming it (the runs stay in the run cache; the next repro
+    logs them without training)."""
+
+    def __init__(self, params: dict, provenance: dict, train_size: int):
+        self.params = params
+        self.provenance = provenance
+        self.train_size = train_size
+        self.tracker: Tracker | None = None
+        self.parents: dict[tuple, str] = {}
+        self.error: TrackingError | None = None
+
+    def __call__(self, spec: RunSpec, record: dict, cached: bool) -> None:
+        if self.error is not None:
+            return
+        try:
+            if self.tracker is None:
+                self.tracker = Tracker(self.params["tracking"]["experiment"])
+            param, value = parse_entry(self.params, spec.model, spec.entry)
+            tags = self.sweep_tags(spec.model, param)
+            log_record(self.tracker, record, run_name=spec.name,
+                       params=run_params(spec.model, spec.config, spec.seed, self.train_size),
+                       tags={**tags, TAG + "varied": param or "none", TAG + "value": value},
+                       parent_run_id=self.parent(spec.model, param, spec.config["epochs"]))
+        except TrackingError as err:
+            self.error = err
+
+    def sweep_tags(self, model: str, param: str | None) -> dict:
+        return {**base_tags(model, "ablate", self.provenance, config_hash(self.params)),
+                TAG + "sweep": f"{model}.{param or 'baseline'}"}
+
+    def parent(self, model: str, param: str | None, epochs: int) -> str:
+        """The sweep's parent run, found or created once per stage."""
+        if (model, param) not in self.parents:
+            tags = self.sweep_tags(model, param)
+            # The sweep's fixed part: its runs are comparable while this stays the same.
+            baseline = {k: v for k, v in self.params[model].items() if k != param}
+            key = config_hash({"sweep": tags[TAG + "sweep"], "baseline": baseline, "epochs": epochs,
+                               "data": tags[TAG + "dataset_sha256"],
+                               "preprocess": self.params["preprocess"]})
+            self.parents[model, param] = self.tracker.parent_run(
+                f"{model} sweep: {param or 'baseline'}", key, {**tags, TAG + "stage": "ablate-sweep"})
+        return self.parents[model, param]
 
 
 def summarise(records: list[dict]) -> tuple[float | None, float | None]:
