@@ -148,10 +148,14 @@ def gather_strategies(X: np.ndarray, batch_size: int, repeats: int) -> dict:
 
 def concurrent_seeds(X, y, X_val, y_val, peak: float, single_epoch_s: float,
                      seeds: int = 3, epochs: int = 3) -> dict:
-    """The ablation stage's mode: `seeds` two-layer runs side by side (runs.fit_seeds: one
-    forked, single-threaded process each). Wall time of the whole call, so fork, the
-    per-process warm-up and the test evaluation are all charged to it."""
-    from scratchnet.study.runs import fit_seeds
+    """The ablation stage's mode: `seeds` two-layer runs side by side (a sweep on the local
+    executor: one forked, single-threaded process each). Wall time of the whole call, so fork,
+    the per-process warm-up and the test evaluation are all charged to it."""
+    import tempfile
+
+    from scratchnet.study.cache import RunCache
+    from scratchnet.study.runs import RunSpec
+    from scratchnet.study.sweep import LocalExecutor, run_sweep
 
     config = {"hidden_dim": 100, "init": "he", "init_scale": 1e-3, "lr": 1e-3, "lr_decay": 1.0,
               "batch_size": 128, "reg": 0.0, "epochs": epochs}
@@ -160,7 +164,10 @@ def concurrent_seeds(X, y, X_val, y_val, peak: float, single_epoch_s: float,
     for path in ("fused", "numpy"):
         with (blas.numpy_only() if path == "numpy" else contextlib.nullcontext()):
             started = time.perf_counter()
-            fit_seeds("twolayer", config, list(range(seeds)), splits, desc=f"concurrent ({path})")
+            specs = [RunSpec("twolayer", f"concurrent ({path})", config, s) for s in range(seeds)]
+            with tempfile.TemporaryDirectory() as cache, LocalExecutor(splits, workers=seeds) as pool:
+                run_sweep(specs, pool, cache=RunCache(cache, retrain=True), data="bench",
+                          train_size=len(y))
             walls[path] = time.perf_counter() - started
     wall = walls["fused"]
     flops = seeds * epochs * epoch_flops("twolayer", len(y), 128)
@@ -233,7 +240,7 @@ def report(r: dict, label: str) -> None:
               f"{100 * c['numpy_update_fraction_of_peak']:.0f}% | {c['gemms_alone_s']:.3f}, "
               f"{100 * c['gemms_alone_fraction_of_peak']:.0f}% |")
     c = r["concurrent"]
-    print(f"ablation mode, {c['seeds']} two-layer seeds side by side (runs.fit_seeds, one single-threaded "
+    print(f"ablation mode, {c['seeds']} two-layer seeds side by side (a local sweep, one single-threaded "
           f"process each), {c['epochs']} epochs: {c['wall_s']:.2f} s wall = {c['epoch_s_per_run_equivalent']:.3f} s "
           f"per epoch of work, {c['gflops']:.1f} GFLOP/s, {100 * c['fraction_of_peak']:.0f}% of peak, "
           f"{c['speedup_vs_one_after_another']:.2f}x the same seeds one after another; "

@@ -19,22 +19,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from scratchnet.study.cache import RunCache
 from scratchnet.study.runs import RunSpec
 from scratchnet.study.sweep import DaskExecutor, ExecutorError, LocalExecutor, executor_from_env, run_sweep
+from tiny_runs import CONFIG, splits
 
 BIN = Path(sys.executable).parent
-CONFIG = {"lr": 0.05, "lr_decay": 0.9, "batch_size": 32, "reg": 0.0, "hidden_dim": 16,
-          "init": "he", "init_scale": 1e-3, "epochs": 2}
-
-
-def splits(n=300, dim=48, seed=0):
-    rng = np.random.default_rng(seed)
-    make = lambda k: (rng.standard_normal((k, dim), dtype=np.float32), rng.integers(0, 10, k))
-    return {"train": make(n), "val": make(60), "test": make(60)}
 
 
 def specs(seeds=range(4), epochs=2):

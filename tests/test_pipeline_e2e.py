@@ -362,14 +362,17 @@ def test_dvc_exp_run_with_a_set_param_reruns_only_what_it_feeds(tiny_project, fi
 
 
 def test_runs_missing_from_mlflow_are_logged_again_from_the_run_cache_without_training(tiny_project, first_repro):
-    # Last in this module: it deletes the store the tests above read.
-    (tiny_project / "mlflow.db").unlink()
-    again = run([str(BIN / "dvc"), "repro", "-f", "ablate"], tiny_project)
-    assert "sweep: 8 runs, 8 in the run cache" in again.stdout  # nothing trained
-    _, runs = mlflow_runs(tiny_project)
-    ablation = [r for r in runs if r.data.tags.get("scratchnet.stage") == "ablate"]
-    assert len(ablation) == 8 and len({r.data.tags["scratchnet.run_key"] for r in ablation}) == 8
-    repeated = run([str(BIN / "dvc"), "repro", "-f", "ablate"], tiny_project)
-    assert "sweep: 8 runs, 8 in the run cache" in repeated.stdout
-    _, runs = mlflow_runs(tiny_project)  # logging is idempotent: no run twice
-    assert len([r for r in runs if r.data.tags.get("scratchnet.stage") == "ablate"]) == 8
+    # A new, empty store (as after deleting mlflow.db): every run of the sweep is missing from it.
+    store = tiny_project / "fresh.db"
+    env = environment(MLFLOW_TRACKING_URI=f"sqlite:///{store}")
+    for attempt in (1, 2):
+        again = run([str(BIN / "dvc"), "repro", "-f", "ablate"], tiny_project, env=env)
+        assert "sweep: 8 runs, 8 in the run cache" in again.stdout  # nothing trained
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{store}")
+        experiment = client.get_experiment_by_name("scratchnet")
+        runs = client.search_runs([experiment.experiment_id], max_results=1000)
+        ablation = [r for r in runs if r.data.tags.get("scratchnet.stage") == "ablate"]
+        # logged once each, and not again by the second repro: logging is idempotent
+        assert len(ablation) == 8 and len({r.data.tags["scratchnet.run_key"] for r in ablation}) == 8

@@ -8,15 +8,7 @@ import numpy as np
 
 from scratchnet.study import layout
 from scratchnet.study.runs import RECORD_FIELDS, RunSpec, fit_seed, load_splits, train_run
-
-CONFIG = {"lr": 0.05, "lr_decay": 0.9, "batch_size": 32, "reg": 0.0, "hidden_dim": 16,
-          "init": "he", "init_scale": 1e-3, "epochs": 2}
-
-
-def splits(n=300, dim=48, seed=0):
-    rng = np.random.default_rng(seed)
-    make = lambda k: (rng.standard_normal((k, dim), dtype=np.float32), rng.integers(0, 10, k))
-    return {"train": make(n), "val": make(60), "test": make(60)}
+from tiny_runs import CONFIG, splits
 
 
 def test_a_run_returns_its_record_and_its_trained_model():

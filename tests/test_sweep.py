@@ -6,7 +6,6 @@ import multiprocessing
 import os
 import time
 
-import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
@@ -14,15 +13,7 @@ from scratchnet.study import sweep as sweep_module
 from scratchnet.study.cache import RunCache
 from scratchnet.study.runs import RunSpec, fit_seed
 from scratchnet.study.sweep import ExecutorError, LocalExecutor, cost, executor_from_env, run_sweep
-
-CONFIG = {"lr": 0.05, "lr_decay": 0.9, "batch_size": 32, "reg": 0.0, "hidden_dim": 16,
-          "init": "he", "init_scale": 1e-3, "epochs": 2}
-
-
-def splits(n=300, dim=48, seed=0):
-    rng = np.random.default_rng(seed)
-    make = lambda k: (rng.standard_normal((k, dim), dtype=np.float32), rng.integers(0, 10, k))
-    return {"train": make(n), "val": make(60), "test": make(60)}
+from tiny_runs import CONFIG, splits
 
 
 def grid(values, seeds=(0, 1), key="hidden_dim"):
