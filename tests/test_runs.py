@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -62,3 +63,26 @@ def test_the_training_library_does_not_import_mlflow_or_dask():
             "scratchnet.study.tracking; print('mlflow' in sys.modules, 'distributed' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_a_tracking_failure_during_a_sweep_is_kept_for_the_end_not_raised(monkeypatch):
+    from scratchnet.study import runs
+    from scratchnet.study.params import load_params
+    from scratchnet.study.tracking import TrackingError
+
+    opened = []
+
+    class DownStore:
+        def __init__(self, experiment):
+            opened.append(experiment)
+            raise TrackingError("MLflow store is down")
+
+    monkeypatch.setattr(runs, "Tracker", DownStore)
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    log = runs.SweepLog(params, {"arrays_sha256": "abc"}, train_size=300)
+    spec = RunSpec("twolayer", "baseline", CONFIG, 0)
+    record, _ = fit_seed("twolayer", CONFIG, 0, splits(), progress=False)
+    log(spec, record, False)  # the sweep goes on: its results are written before the stage fails
+    log(spec, record, False)
+    assert isinstance(log.error, TrackingError) and "down" in str(log.error)
+    assert opened == ["scratchnet"]  # after the first failure it stops trying
