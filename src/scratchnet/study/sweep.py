@@ -23,11 +23,14 @@ import concurrent.futures
 import multiprocessing
 import os
 import signal
+import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable
 
+import numpy as np
 from tqdm import tqdm
 
 from scratchnet.errors import UserError
@@ -145,10 +148,23 @@ class LocalExecutor:
         self.close(stop=exc_type is not None)
 
 
-def _dask_task(spec: RunSpec, key: str, splits: dict) -> dict:
+# A Dask worker's aligned copy of the current sweep's training set, made at its first run.
+# Dask deserialises the scattered arrays into its receive buffers at arbitrary offsets: NumPy
+# marks them unaligned, and training on them was measured 11x slower (5.8 s vs 0.5 s an epoch on
+# 10,000 rows). Only the latest sweep's copy is kept: workers outlive sweeps.
+_DASK_SPLITS: dict = {}
+_DASK_LOCK = threading.Lock()
+
+
+def _dask_task(spec: RunSpec, key: str, splits: dict, token: str) -> dict:
     from distributed import get_worker
 
-    return train_run(spec, splits, key, get_worker().address)
+    with _DASK_LOCK:  # a worker with several threads copies once
+        if token not in _DASK_SPLITS:
+            _DASK_SPLITS.clear()
+            _DASK_SPLITS[token] = {name: tuple(np.require(a, requirements="A") for a in arrays)
+                                   for name, arrays in splits.items()}
+    return train_run(spec, _DASK_SPLITS[token], key, get_worker().address)
 
 
 def scheduler_address() -> str | None:
@@ -163,7 +179,8 @@ class DaskExecutor:
     """Runs on an existing Dask cluster through distributed.Client (a futures executor).
 
     The training set goes to every worker once (`scatter(..., broadcast=True)`) and each task
-    receives it by reference; workers need neither the project folder nor a shared filesystem,
+    receives it by reference (plus one aligned copy per worker, see _DASK_SPLITS: a worker
+    holds the training set twice); workers need neither the project folder nor a shared filesystem,
     only scratchnet installed. A task trains with one BLAS thread (start workers with
     `--nthreads 1`, or as many threads as cores: each task still uses one). A run whose worker
     dies is rescheduled by Dask itself (its `allowed-failures`, 3 by default) before it fails
@@ -196,11 +213,12 @@ class DaskExecutor:
         workers = len(self._client.scheduler_info()["workers"])
         self.where = f"Dask cluster {self.address} ({workers} workers)"
         self._data = self._client.scatter(self.splits, broadcast=True, hash=False)
+        self._token = uuid.uuid4().hex  # names this sweep's data in the workers' aligned copy
         return self
 
     def submit(self, spec: RunSpec, key: str):
         # pure=False: the same run submitted twice (a retry) is a new task, not a cached result.
-        return self._client.submit(_dask_task, spec, key, self._data, pure=False,
+        return self._client.submit(_dask_task, spec, key, self._data, self._token, pure=False,
                                    key=f"run-{key[:16]}-{time.monotonic_ns()}")
 
     def wait_any(self, futures: Iterable) -> set:
