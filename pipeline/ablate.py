@@ -1,74 +1,66 @@
-"""ablate stage: every ablation value of both models (params `ablate.*`), each trained once per seed.
+"""ablate stage: every ablation value of both models (params `ablate.*`), each trained once per
+seed, as one sweep on the executor the environment names (local processes or a Dask cluster).
 
     python pipeline/ablate.py
+    SCRATCHNET_EXECUTOR=dask DASK_SCHEDULER_ADDRESS=tcp://host:8786 python pipeline/ablate.py
 
-Writes one result per value, layout.ablate_run(model, entry), all its seeds inside.
+Runs already in the run cache are not trained again. Writes one result per value,
+layout.ablate_run(model, entry), all its seeds inside; logs every run to MLflow from here.
 """
 
+import shutil
 import sys
-import time
 
-from scratchnet.study import layout
-from scratchnet.study.params import MODELS, ablation_entries, load_params, parse_entry, run_config
+from scratchnet.errors import UserError
 from scratchnet.files import read_json, write_json
-from scratchnet.study.runs import SeedRuns, base_tags, load_splits, log_seed, summarise
-from scratchnet.study.identity import config_hash
-from scratchnet.study.tracking import TAG, Tracker, check_server
+from scratchnet.study import layout
+from scratchnet.study.cache import RunCache, project_data_identity
+from scratchnet.study.params import MODELS, ablation_entries, load_params, parse_entry, run_config
+from scratchnet.study.runs import RunSpec, SweepLog, load_splits, summarise
+from scratchnet.study.sweep import executor_from_env, run_sweep
+from scratchnet.study.tracking import TrackingError, check_server
 
 
 def main() -> None:
     params = load_params()
     check_server()  # an unreachable MLflow server fails the stage here, before any training
     splits = load_splits()
-    for model_name in MODELS:
-        for entry in ablation_entries(params, model_name):
-            run_entry(params, splits, model_name, entry)
-
-
-def run_entry(params: dict, splits: dict, model_name: str, entry: str) -> None:
-    started = time.perf_counter()
-    param, value = parse_entry(params, model_name, entry)
-    config = run_config(params, model_name, entry, params["ablate"]["epochs"][model_name])
-    provenance = read_json(layout.PROVENANCE)
-    sweep = f"{model_name}.{param or 'baseline'}"
-    tags = {**base_tags(model_name, "ablate", provenance, config_hash(params)), TAG + "sweep": sweep}
-    # The sweep's fixed part: its runs are comparable while this stays the same.
-    baseline = {k: v for k, v in params[model_name].items() if k != param}
-    parent_key = config_hash({"sweep": sweep, "baseline": baseline, "epochs": config["epochs"],
-                              "data": tags[TAG + "dataset_sha256"], "preprocess": params["preprocess"]})
-
-    with SeedRuns(model_name, config, params["ablate"]["seeds"], splits, desc=f"{model_name} {entry}") as runs:
-        # MLflow is opened while the seeds train, not before: its import and the store's set-up
-        # (~3 s of one core) then share the cores with training instead of leaving one idle.
-        tracker = Tracker(params["tracking"]["experiment"])
-        parent = tracker.sweep_parent(
-            f"{model_name} sweep: {param or 'baseline'}", parent_key,
-            {**tags, TAG + "stage": "ablate-sweep"},
-        )
-        records = [r for r, _ in runs.results()]
-    errors = []
-    for record in records:
-        error = log_seed(
-            tracker, record, model_name=model_name, config=config,
-            train_size=len(splits["train"][1]),
-            run_name=f"{model_name} {entry} seed {record['seed']}",
-            tags={**tags, TAG + "varied": param or "none", TAG + "value": value},
-            parent_run_id=parent,
-        )
-        if error is not None:
-            errors.append(str(error))
-
-    mean, std = summarise(records)
-    write_json(layout.ablate_run(model_name, entry), {
-        "model": model_name, "stage": "ablate", "run": entry, "param": param, "value": value,
-        "config": config, "seeds": records, "test_acc_mean": mean, "test_acc_std": std,
-        "mlflow_parent_run_id": parent, "mlflow_experiment_id": tracker.experiment_id,
-        "tracking_uri": tracker.uri, "seconds": time.perf_counter() - started,
-    })
-    if errors:
-        sys.exit(f"ablate {model_name} {entry}: " + "; ".join(errors))
-    print(f"{model_name} {entry}: test accuracy {mean} ± {std} over {len(records)} seeds")
+    train_size = len(splits["train"][1])
+    epochs = params["ablate"]["epochs"]
+    specs = [RunSpec(model, entry, run_config(params, model, entry, epochs[model]), seed)
+             for model in MODELS for entry in ablation_entries(params, model)
+             for seed in params["ablate"]["seeds"]]
+    log = SweepLog(params, read_json(layout.PROVENANCE), train_size)
+    with executor_from_env(splits) as executor:  # an unreachable scheduler fails here
+        # Only the values params.yaml lists: no file of a removed value survives (DVC deletes
+        # this output before the stage runs; this makes it so outside DVC too).
+        shutil.rmtree(layout.ABLATE_DIR, ignore_errors=True)
+        records = run_sweep(specs, executor, cache=RunCache(), data=project_data_identity(params),
+                            train_size=train_size, on_record=log)
+    log.close()  # each sweep's parent run now spans its children
+    for model in MODELS:
+        for entry in ablation_entries(params, model):
+            param, value = parse_entry(params, model, entry)
+            seeds = [records[s] for s in specs if (s.model, s.entry) == (model, entry)]
+            mean, std = summarise(seeds)
+            write_json(layout.ablate_run(model, entry), {
+                "model": model, "stage": "ablate", "run": entry, "param": param, "value": value,
+                "config": run_config(params, model, entry, epochs[model]),
+                "seeds": seeds, "test_acc_mean": mean, "test_acc_std": std,
+                "mlflow_parent_run_id": log.parents.get((model, param)),
+                "mlflow_experiment_id": log.tracker and log.tracker.experiment_id,
+                "tracking_uri": log.tracker and log.tracker.uri,
+                # the training seconds of its runs (side by side with others: not a wall time)
+                "seconds": sum(r["seconds"] for r in seeds),
+            })
+            print(f"{model} {entry}: test accuracy {mean} ± {std} over {len(seeds)} seeds")
+    if log.error is not None:
+        raise TrackingError(f"{log.error} Every run's result is saved (results/ablate and the run "
+                            "cache); the next `dvc repro` logs the missing runs without training.")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as err:
+        sys.exit(f"ablate: {err}")

@@ -1,53 +1,47 @@
-"""One training run end to end (runs.py): seeds side by side, stopping them, a lean import."""
+"""One training run (runs.py): its record, its data, a lean import."""
 
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
-import pytest
-from threadpoolctl import threadpool_limits
 
 from scratchnet.data import PixelStats
-from scratchnet.study.runs import SeedRuns, fit_seed, fit_seeds, load_splits
 from scratchnet.study import layout
-
-CONFIG = {"lr": 0.05, "lr_decay": 0.9, "batch_size": 32, "reg": 0.0, "hidden_dim": 16,
-          "init": "he", "init_scale": 1e-3, "epochs": 2}
-
-
-def splits(n=300, dim=48, seed=0):
-    rng = np.random.default_rng(seed)
-    make = lambda k: (rng.standard_normal((k, dim), dtype=np.float32), rng.integers(0, 10, k))
-    return {"train": make(n), "val": make(60), "test": make(60)}
+from scratchnet.study.runs import RECORD_FIELDS, RunSpec, fit_seed, load_splits, train_run
+from tiny_runs import CONFIG, splits
 
 
-def test_seeds_trained_side_by_side_equal_seeds_trained_one_by_one():
-    data = splits()
-    together = fit_seeds("twolayer", CONFIG, [0, 1, 2], data, desc="t")
-    with threadpool_limits(limits=1):  # the workers' BLAS threads, so the sums add up alike
-        alone = [fit_seed("twolayer", CONFIG, s, data, progress=False)[0] for s in (0, 1, 2)]
-    without_time = lambda r: {k: v for k, v in r.items() if k != "seconds"}
-    assert [without_time(r) for r, _ in together] == [without_time(r) for r in alone]
-    assert [r["seed"] for r, _ in together] == [0, 1, 2]
-    assert len({r["test_acc"] for r, _ in together}) > 1  # the seeds really differ
+def test_a_run_returns_its_record_and_its_trained_model():
+    before = time.time()
+    record, model = fit_seed("twolayer", CONFIG, 4, splits(), progress=False)
+    after = time.time()
+    assert tuple(record) == RECORD_FIELDS
+    assert record["seed"] == 4 and model.params["W1"].shape == (48, 16)
+    assert [h["epoch"] for h in record["history"]] == [1, 2]
+    assert record["final_val_acc"] == record["history"][-1]["val_acc"]
+    assert 0.0 <= record["test_acc"] <= 1.0 and record["diverged"] is False
+    # started/ended are the unix times around the training, which took `seconds` of them
+    assert before <= record["started"] <= record["ended"] <= after
+    assert record["seconds"] <= record["ended"] - record["started"]
+    assert record["key"] is None and record["worker"] is None and record["mlflow_run_id"] is None
 
 
-def test_a_single_seed_trains_in_this_process_and_returns_its_model():
-    [(record, model)] = fit_seeds("twolayer", CONFIG, [4], splits(), desc="t")
-    assert record["seed"] == 4 and model is not None
-    assert model.params["W1"].shape == (48, 16)
+def test_a_diverging_run_is_recorded_with_no_test_accuracy():
+    record, _ = fit_seed("twolayer", {**CONFIG, "lr": 1e6}, 0, splits(), progress=False)
+    assert record["diverged"] is True and record["diverged_epoch"] == 1
+    assert record["test_acc"] is None and record["final_val_acc"] is None
 
 
-def test_an_error_while_seeds_train_stops_the_workers_at_once():
-    long_run = {**CONFIG, "epochs": 10_000}  # minutes of training if nothing stopped it
-    started = time.monotonic()
-    with pytest.raises(RuntimeError, match="set-up failed"):
-        with SeedRuns("twolayer", long_run, [0, 1], splits(), desc="t") as runs:
-            workers = list(runs._pool._processes.values())
-            raise RuntimeError("set-up failed")
-    assert time.monotonic() - started < 30
-    assert workers and not any(w.is_alive() for w in workers)
+def test_a_sweep_run_carries_its_key_and_worker_and_equals_the_same_run_alone():
+    spec = RunSpec("twolayer", "baseline", CONFIG, 1)
+    record = train_run(spec, splits(), "k" * 64, "host:1")
+    alone, _ = fit_seed("twolayer", CONFIG, 1, splits(), progress=False)
+    assert record["key"] == "k" * 64 and record["worker"] == "host:1"
+    timing = ("seconds", "started", "ended", "key", "worker")
+    assert {k: v for k, v in record.items() if k not in timing} == \
+           {k: v for k, v in alone.items() if k not in timing}
 
 
 def test_the_training_set_is_memory_mapped_not_read_into_memory(tmp_path):
@@ -66,8 +60,32 @@ def test_the_training_set_is_memory_mapped_not_read_into_memory(tmp_path):
     np.testing.assert_array_equal(loaded["stats"].std, np.ones(3072))
 
 
-def test_the_training_library_does_not_import_mlflow():
-    # A stage opens MLflow itself, while its seeds train: importing the library must not.
-    code = "import sys, scratchnet.study.runs, scratchnet.study.tracking; print('mlflow' in sys.modules)"
+def test_the_training_library_does_not_import_mlflow_or_dask():
+    # A stage opens MLflow itself, while its runs train; Dask only with the dask executor.
+    code = ("import sys, scratchnet.study.runs, scratchnet.study.sweep, scratchnet.study.cache, "
+            "scratchnet.study.tracking; print('mlflow' in sys.modules, 'distributed' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"
+
+
+def test_a_tracking_failure_during_a_sweep_is_kept_for_the_end_not_raised(monkeypatch):
+    from scratchnet.study import runs
+    from scratchnet.study.params import load_params
+    from scratchnet.study.tracking import TrackingError
+
+    opened = []
+
+    class DownStore:
+        def __init__(self, experiment):
+            opened.append(experiment)
+            raise TrackingError("MLflow store is down")
+
+    monkeypatch.setattr(runs, "Tracker", DownStore)
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    log = runs.SweepLog(params, {"arrays_sha256": "abc"}, train_size=300)
+    spec = RunSpec("twolayer", "baseline", CONFIG, 0)
+    record, _ = fit_seed("twolayer", CONFIG, 0, splits(), progress=False)
+    log(spec, record, False)  # the sweep goes on: its results are written before the stage fails
+    log(spec, record, False)
+    assert isinstance(log.error, TrackingError) and "down" in str(log.error)
+    assert opened == ["scratchnet"]  # after the first failure it stops trying

@@ -1,16 +1,19 @@
-"""One training run of the study, end to end: build, train, test, track.
+"""One training run of the study, end to end: build, train, test, record, track.
 
-Shared by the `train` stage (the baselines) and the `ablate` stage (one hyper-parameter changed,
-repeated over seeds). An edge module: it joins the numeric library to MLflow via `tracking`.
+Shared by the `train` stage (the baselines) and the `ablate` stage's sweep (sweep.py runs
+`train_run` on local or Dask workers). A run's result is one record (run_record); the driver
+alone logs records to MLflow (log_record). An edge module: it joins the numeric library to
+MLflow via `tracking`.
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing
+import os
+import socket
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +23,9 @@ from scratchnet.study import layout
 from scratchnet.files import write_csv
 from scratchnet.data import PixelStats
 from scratchnet.nn import Normalizer, build_model
-from scratchnet.study.params import model_config
-from scratchnet.study.identity import git_commit
-from scratchnet.study.tracking import TAG, Tracker, TrackingError, dataset_tags
+from scratchnet.study.identity import config_hash, git_commit
+from scratchnet.study.params import model_config, parse_entry, sweeps
+from scratchnet.study.tracking import TAG, Tracker, TrackingError, dataset_tags, sweep_tags
 from scratchnet.training import accuracy, train
 
 
@@ -31,7 +34,7 @@ def load_splits(root: Path | str = ".") -> dict:
 
     The X arrays are read-only memory maps: the preprocess stage has just written them, so they
     sit in the page cache, and mapping them costs nothing where np.load would copy them in
-    every stage (measured: epochs from the map are as fast as from RAM). The forked seed
+    every stage (measured: epochs from the map are as fast as from RAM). The forked sweep
     workers share the same pages. Each model normalises its mini-batches itself (fit_seed).
     """
     splits: dict = {"stats": PixelStats.load(Path(root) / layout.STATS)}
@@ -59,17 +62,63 @@ def base_tags(model: str, stage: str, provenance: dict, params_hash: str) -> dic
     }
 
 
+@dataclass(frozen=True, eq=False)  # compared by identity: config is a dict
+class RunSpec:
+    """One training run of a sweep: a model's config (epochs included) and a seed."""
+
+    model: str
+    entry: str  # 'baseline' or 'key=value' (params.ablation_entries)
+    config: dict
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} {self.entry} seed {self.seed}"
+
+
+# The record of one training run, as written to the run cache, to the stages' JSON
+# (results/train/<m>/run.json, results/ablate/<m>/<entry>.json, under "seeds") and read by
+# evaluate and the report. run_record builds it; nothing else writes one by hand.
+RECORD_FIELDS = ("seed", "test_acc", "final_val_acc", "diverged", "diverged_epoch", "history",
+                 "seconds", "started", "ended", "key", "worker", "mlflow_run_id")
+
+
+def run_record(*, seed: int, result, test_acc: float | None, started: float, ended: float,
+               key: str | None = None, worker: str | None = None) -> dict:
+    """The record of one finished run (RECORD_FIELDS).
+
+    result: the training's TrainResult. started, ended: unix seconds around the training and
+    test (what MLflow shows as the run's start and duration). key: its run-cache key.
+    worker: where it ran ('host:pid' or a Dask worker's address). mlflow_run_id stays None until
+    the driver logs the run.
+    """
+    return {
+        "seed": seed,
+        "test_acc": test_acc,
+        "final_val_acc": result.history[-1]["val_acc"] if result.history else None,
+        "diverged": bool(result.diverged),
+        "diverged_epoch": result.diverged_epoch,
+        "history": result.history,
+        "seconds": result.seconds,
+        "started": started,
+        "ended": ended,
+        "key": key,
+        "worker": worker,
+        "mlflow_run_id": None,
+    }
+
+
 def fit_seed(model_name: str, config: dict, seed: int, splits: dict, *, progress: bool = True,
              desc: str | None = None):
     """Builds and trains one network from `seed` and tests it: numerics only, no tracking.
 
     config: every hyper-parameter of the run (run_config), epochs included. Returns
-    (record, model): the record follows layout's run.json seed schema, its mlflow_run_id None
-    until the run is logged.
+    (record, model); the record's key and worker are the caller's to fill.
     """
     X_train, y_train = splits["train"]
     X_val, y_val = splits["val"]
     X_test, y_test = splits["test"]
+    started = time.time()
     arch = model_config({model_name: config}, model_name)
     stats = splits.get("stats")  # None: X is already what the network takes (tests, benchmarks)
     normalizer = None if stats is None else Normalizer(config["normalize"], stats.mean, stats.std)
@@ -81,121 +130,111 @@ def fit_seed(model_name: str, config: dict, seed: int, splits: dict, *, progress
         batch_size=config["batch_size"], reg=config["reg"], seed=seed,
         progress=progress, desc=desc,
     )
-    record = {
-        "seed": seed,
-        "test_acc": None if result.diverged else accuracy(model, X_test, y_test),
-        "final_val_acc": result.history[-1]["val_acc"] if result.history else None,
-        "diverged": bool(result.diverged),
-        "diverged_epoch": result.diverged_epoch,
-        "history": result.history,
-        "seconds": result.seconds,
-        "mlflow_run_id": None,
-    }
-    return record, model
+    test_acc = None if result.diverged else accuracy(model, X_test, y_test)
+    return run_record(seed=seed, result=result, test_acc=test_acc, started=started,
+                      ended=time.time()), model
 
 
-# Read by the forked seed workers: set just before the fork, shared copy-on-write (never written).
-_SPLITS: dict = {}
+def here() -> str:
+    """Where this process runs, as a record's `worker`: 'host:pid'."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _fit_seed_worker(model_name: str, config: dict, seed: int, desc: str) -> dict:
+def train_run(spec: RunSpec, splits: dict, key: str, worker: str) -> dict:
+    """fit_seed for one run of a sweep, with one BLAS thread and no progress bar (runs train
+    side by side, one per core: at the study's batch sizes two BLAS threads share one run worse
+    than two runs share two cores, bench/train_speed.py). The record only: workers keep no
+    network."""
     with threadpool_limits(limits=1):
-        record, _ = fit_seed(model_name, config, seed, _SPLITS, desc=desc)
+        record, _ = fit_seed(spec.model, spec.config, spec.seed, splits, progress=False)
+    record.update(key=key, worker=worker)
     return record
 
 
-class SeedRuns:
-    """fit_seed for several seeds at once, one forked process per seed, started on entering
-    the block and collected by `results()`, so the caller's own set-up overlaps the training:
-
-        with SeedRuns("twolayer", config, [0, 1, 2], splits, desc="twolayer baseline") as runs:
-            tracker = Tracker(...)        # MLflow's import runs while the seeds train
-            pairs = runs.results()        # [(record, None)] in seed order
-
-    Why processes: at the study's batch sizes the GEMMs are too skinny for two BLAS threads to
-    share one run well (bench/train_speed.py: two single-threaded runs side by side do ~1.7x
-    the work of one two-threaded run), and seeds are independent. Each worker is forked, so it
-    shares the training set, and limits BLAS to one thread. With one seed (or no fork on this
-    platform) the seeds train in this process, with all threads, inside `results()`.
-    Leaving the block by an exception stops the workers at once.
-    """
-
-    def __init__(self, model_name: str, config: dict, seeds: list[int], splits: dict, *, desc: str):
-        self._jobs = [(model_name, config, s, f"{desc} seed {s}") for s in seeds]
-        self._splits = splits
-        self._pool: ProcessPoolExecutor | None = None
-        self._futures: list = []
-
-    def __enter__(self) -> "SeedRuns":
-        if len(self._jobs) > 1 and "fork" in multiprocessing.get_all_start_methods():
-            self._pool = ProcessPoolExecutor(max_workers=len(self._jobs),
-                                             mp_context=multiprocessing.get_context("fork"))
-            _SPLITS.update(self._splits)
-            try:  # a fork-context pool starts every worker at the first submit: they copy _SPLITS
-                self._futures = [self._pool.submit(_fit_seed_worker, *job) for job in self._jobs]
-            finally:
-                _SPLITS.clear()
-        return self
-
-    def results(self) -> list[tuple[dict, object]]:
-        """[(record, model)] in seed order; model is None for a seed trained in a worker."""
-        if self._pool is None:
-            return [fit_seed(name, config, seed, self._splits, desc=desc)
-                    for name, config, seed, desc in self._jobs]
-        return [(future.result(), None) for future in self._futures]
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self._pool is None:
-            return
-        if exc_type is not None:
-            # The executor has no public way to stop running workers before Python 3.14
-            # (terminate_workers); without this an error in the caller's set-up would wait
-            # for the whole training before the stage could fail.
-            stop = getattr(self._pool, "terminate_workers", None)
-            if stop is not None:
-                stop()
-            else:
-                for process in list((self._pool._processes or {}).values()):
-                    process.terminate()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+def run_params(model_name: str, config: dict, seed: int, train_size: int) -> dict:
+    """A run's MLflow params: its hyper-parameters, seed, model and training-set size."""
+    return {**config, "seed": seed, "model": model_name, "train_size": train_size}
 
 
-def fit_seeds(model_name: str, config: dict, seeds: list[int], splits: dict, *, desc: str):
-    """fit_seed for each seed, several at once (see SeedRuns); [(record, model or None)]."""
-    with SeedRuns(model_name, config, seeds, splits, desc=desc) as runs:
-        return runs.results()
-
-
-def log_seed(
-    tracker: Tracker,
-    record: dict,
-    *,
-    model_name: str,
-    config: dict,
-    train_size: int,
-    run_name: str,
-    tags: dict,
-    parent_run_id: str | None = None,
-    on_logged=None,
-) -> TrackingError | None:
-    """Logs one trained seed as an MLflow run (Tracker.log_run) and sets record["mlflow_run_id"].
-
-    `on_logged(run)` runs before the run closes: the place to log extra artifacts. A tracking
-    failure is returned, not raised, so the caller saves its results before failing the stage.
-    A record without training times (fit_seed's) is taken to have ended now.
-    """
-    timed = record
-    if "ended" not in record:
-        ended = time.time()
-        timed = {**record, "started": ended - record["seconds"], "ended": ended}
-    params = {**config, "seed": record["seed"], "model": model_name, "train_size": train_size}
+def log_seed(tracker: Tracker, record: dict, *, model_name: str, config: dict, train_size: int,
+             run_name: str, tags: dict, on_logged=None) -> TrackingError | None:
+    """Logs a baseline run (the train stage) and sets record["mlflow_run_id"]. A tracking failure
+    is returned, not raised, so the stage writes its results before failing."""
     try:
-        run_id = tracker.log_run(timed, run_name=run_name, params=params, tags=tags,
-                                 parent_run_id=parent_run_id, on_logged=on_logged)
+        record["mlflow_run_id"] = tracker.log_run(
+            record, run_name=run_name, params=run_params(model_name, config, record["seed"], train_size),
+            tags=tags, on_logged=on_logged)
     except TrackingError as err:
         return err
-    record["mlflow_run_id"] = run_id
     return None
+
+
+class SweepLog:
+    """Logs each finished run of the ablation sweep to MLflow (the on_record of sweep.run_sweep).
+
+    A value's runs sit under one parent run per sweep (model, varied key), which `close()` makes
+    span its children; the baseline's runs have no parent but carry an `in_sweep` tag for every
+    sweep they centre (tracking.sweep_tags), so one query finds a sweep with its baseline.
+    Logging is idempotent by run key (Tracker.log_run): a rerun logs only new runs, and a
+    deleted store is refilled from the run cache. MLflow is opened at the first finished run,
+    while the others train.
+
+    The first tracking failure is kept in `error`, not raised: the sweep goes on, the stage
+    writes every result, then fails naming it (the runs stay in the run cache; the next repro
+    logs them without training)."""
+
+    def __init__(self, params: dict, provenance: dict, train_size: int):
+        self.params = params
+        self.provenance = provenance
+        self.train_size = train_size
+        self.tracker: Tracker | None = None
+        self.parents: dict[tuple, str] = {}  # (model, key) -> the sweep's parent run id
+        self.spans: dict[tuple, tuple[float, float]] = {}  # (model, key) -> children's (start, end)
+        self.error: TrackingError | None = None
+
+    def __call__(self, spec: RunSpec, record: dict, cached: bool) -> None:
+        if self.error is not None:
+            return
+        try:
+            if self.tracker is None:
+                self.tracker = Tracker(self.params["tracking"]["experiment"])
+            param, _ = parse_entry(self.params, spec.model, spec.entry)
+            parent = None
+            if param is not None:
+                parent = self.parent(spec.model, param)
+                start, end = self.spans.get((spec.model, param), (record["started"], record["ended"]))
+                self.spans[spec.model, param] = (min(start, record["started"]), max(end, record["ended"]))
+            tags = {**base_tags(spec.model, "ablate", self.provenance, config_hash(self.params)),
+                    **sweep_tags(spec.model, param, spec.entry, sweeps(self.params, spec.model))}
+            record["mlflow_run_id"] = self.tracker.log_run(
+                record, run_name=spec.name, tags=tags, parent_run_id=parent,
+                params=run_params(spec.model, spec.config, spec.seed, self.train_size))
+        except TrackingError as err:
+            self.error = err
+
+    def parent(self, model: str, param: str) -> str:
+        """The sweep's parent run, found or created once per stage."""
+        if (model, param) not in self.parents:
+            tags = {**base_tags(model, "ablate-sweep", self.provenance, config_hash(self.params)),
+                    TAG + "sweep": f"{model}.{param}"}
+            # The sweep's fixed part: its runs are comparable while this stays the same.
+            baseline = {k: v for k, v in self.params[model].items() if k != param}
+            key = config_hash({"sweep": tags[TAG + "sweep"], "baseline": baseline,
+                               "epochs": self.params["ablate"]["epochs"][model],
+                               "data": tags[TAG + "dataset_sha256"],
+                               "preprocess": self.params["preprocess"]})
+            self.parents[model, param] = self.tracker.sweep_parent(f"{model} sweep: {param}", key, tags)
+        return self.parents[model, param]
+
+    def close(self) -> None:
+        """Makes every sweep's parent run span its children (the parent's id may change)."""
+        if self.error is not None or self.tracker is None:
+            return
+        try:
+            for sweep, (start, end) in self.spans.items():
+                self.parents[sweep] = self.tracker.close_parent(self.parents[sweep], start, end)
+        except TrackingError as err:
+            self.error = err
 
 
 def summarise(records: list[dict]) -> tuple[float | None, float | None]:

@@ -1,0 +1,103 @@
+"""The run cache (study/cache.py): keyed by everything that decides a run's numbers, never
+trusting a bad entry."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scratchnet.study import cache as cache_module
+from scratchnet.study.cache import RunCache, code_hash, data_identity, run_key
+
+CONFIG = {"lr": 0.05, "lr_decay": 0.9, "batch_size": 32, "reg": 0.0, "hidden_dim": 16,
+          "init": "he", "init_scale": 1e-3, "epochs": 2}
+
+
+def record(key: str, **extra) -> dict:
+    return {"seed": 0, "test_acc": 0.5, "final_val_acc": 0.4, "diverged": False,
+            "diverged_epoch": None, "history": [{"epoch": 1, "loss": 2.0}], "seconds": 1.5,
+            "started": 100.0, "ended": 101.6, "key": key, "worker": "host:1",
+            "mlflow_run_id": None, **extra}
+
+
+def test_the_key_covers_config_epochs_seed_data_and_code():
+    base = run_key("twolayer", CONFIG, 0, "data", "code")
+    assert base == run_key("twolayer", dict(reversed(CONFIG.items())), 0, "data", "code")
+    changed = [run_key("softmax", CONFIG, 0, "data", "code"),
+               run_key("twolayer", {**CONFIG, "epochs": 3}, 0, "data", "code"),
+               run_key("twolayer", {**CONFIG, "lr": 0.01}, 0, "data", "code"),
+               run_key("twolayer", CONFIG, 1, "data", "code"),
+               run_key("twolayer", CONFIG, 0, "other data", "code"),
+               run_key("twolayer", CONFIG, 0, "data", "other code")]
+    assert base not in changed and len(set(changed)) == len(changed)
+
+
+def test_the_data_identity_covers_the_arrays_the_preprocessing_and_its_statistics(tmp_path):
+    stats = tmp_path / "stats.npz"
+    stats.write_bytes(b"mean and std")
+    base = data_identity("abc", {"normalize": "mean_std"}, stats)
+    assert base != data_identity("abd", {"normalize": "mean_std"}, stats)
+    assert base != data_identity("abc", {"normalize": "mean"}, stats)
+    stats.write_bytes(b"other statistics")
+    assert base != data_identity("abc", {"normalize": "mean_std"}, stats)
+
+
+def copy_library(dest: Path) -> Path:
+    """The files code_hash reads, copied from the installed package into `dest`."""
+    for rel in cache_module.CODE_PATHS:
+        src = cache_module._PACKAGE / rel
+        if src.is_dir():
+            shutil.copytree(src, dest / rel, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / "study").mkdir()
+    (dest / "study" / "report.py").write_text("# not numeric code\n")
+    return dest
+
+
+def test_the_code_hash_changes_with_the_numeric_library_and_the_run_function_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "_PACKAGE", copy_library(tmp_path))
+    base = code_hash()
+    (tmp_path / "study" / "report.py").write_text("# edited\n")
+    assert code_hash() == base
+    with open(tmp_path / "nn" / "layers.py", "a") as f:
+        f.write("\n# an edit\n")
+    edited = code_hash()
+    assert edited != base
+    with open(tmp_path / "training.py", "a") as f:
+        f.write("\n# an edit\n")
+    assert code_hash() != edited
+    assert code_hash(run_function=record) != code_hash()
+
+
+def test_a_stored_record_is_found_under_its_key_without_its_mlflow_id(tmp_path):
+    cache = RunCache(tmp_path)
+    cache.put(record("k1", mlflow_run_id="abc"))
+    assert cache.get("k1") == record("k1")
+    assert cache.get("k2") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k1.json"]  # no temporary file left
+
+
+@pytest.mark.parametrize("content", [
+    "",                                                    # created, nothing written yet
+    json.dumps(record("k1"))[:50],                         # half-written
+    "\x00\x00\x00",                                        # garbage
+    json.dumps([1, 2]),                                    # not a record
+    json.dumps(record("another key")),                     # another run's record
+    json.dumps({k: v for k, v in record("k1").items() if k != "history"}),  # a field missing
+])
+def test_a_corrupt_or_foreign_entry_reads_as_missing(tmp_path, content):
+    (tmp_path / "k1.json").write_text(content)
+    assert RunCache(tmp_path).get("k1") is None
+
+
+def test_retrain_ignores_every_entry_and_the_environment_names_the_folder(tmp_path, monkeypatch):
+    RunCache(tmp_path).put(record("k1"))
+    monkeypatch.setenv("SCRATCHNET_CACHE", str(tmp_path))
+    assert RunCache().root == tmp_path and RunCache().get("k1") is not None
+    monkeypatch.setenv("SCRATCHNET_RETRAIN", "1")
+    assert RunCache().get("k1") is None
+    monkeypatch.delenv("SCRATCHNET_CACHE")
+    assert RunCache().root == Path(".scratchnet/runs")
