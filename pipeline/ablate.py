@@ -6,15 +6,15 @@ Each value is its own DVC stage (dvc.yaml's matrix over params `ablate.<model>`)
 editing one value reruns only that value's runs.
 """
 
-import sys
 import time
 
 from scratchnet.study import layout
+from scratchnet.study.cli import stage_main
 from scratchnet.study.params import MODELS, ParamsError, load_params, parse_entry, run_config
 from scratchnet.files import read_json, write_json
 from scratchnet.study.runs import SeedRuns, base_tags, load_splits, log_seed, summarise
 from scratchnet.study.identity import config_hash
-from scratchnet.study.tracking import TAG, Tracker, check_server
+from scratchnet.study.tracking import TAG, Tracker, TrackingError, check_server
 
 
 def main(model_name: str, entry: str) -> None:
@@ -63,11 +63,9 @@ def main(model_name: str, entry: str) -> None:
         "tracking_uri": tracker.uri, "seconds": time.perf_counter() - started,
     })
     if errors:
-        sys.exit(f"ablate {model_name} {entry}: " + "; ".join(errors))
+        raise TrackingError(f"{model_name} {entry}: " + "; ".join(errors))
     print(f"{model_name} {entry}: test accuracy {mean} ± {std} over {len(records)} seeds")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in MODELS:
-        sys.exit("usage: python pipeline/ablate.py softmax|twolayer baseline|key=value")
-    main(sys.argv[1], sys.argv[2])
+    stage_main("ablate", main, usage="softmax|twolayer baseline|key=value", choices=[MODELS, None])

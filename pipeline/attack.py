@@ -10,7 +10,6 @@ success-vs-epsilon table (sweep.csv) and figure, and metrics.json (DVC metrics).
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +22,15 @@ from scratchnet.attacks import (
     sample_correct,
 )
 from scratchnet.data import DataError, Normalizer
+from scratchnet.errors import MissingInputError
+from scratchnet.study.cli import stage_main
 from scratchnet.study.identity import config_hash
 from scratchnet.files import read_json, write_bytes, write_csv, write_json
 from scratchnet.nn import load_model
 from scratchnet.study.params import ParamsError, load_params
 from scratchnet.study.plots import example_figures, png_bytes, success_figure
 from scratchnet.study.runs import base_tags
-from scratchnet.study.tracking import Tracker, TrackingError, flatten
+from scratchnet.study.tracking import Tracker, flatten
 
 MODEL = "twolayer"
 SWEEP_COLUMNS = ("norm", "epsilon", "mode", "success_rate", "median_l2", "n")
@@ -47,17 +48,17 @@ class AttackOutputs:
 def load_test_images(path: Path = layout.RAW_ARRAYS) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """-> (x_test (N, 32, 32, 3) uint8 pixels, y_test (N,) int64, class names)."""
     if not Path(path).exists():
-        raise FileNotFoundError(f"{path} not found: run the fetch stage first")
+        raise MissingInputError(f"{path} not found: run the fetch stage first")
     with np.load(path, allow_pickle=False) as arrays:
         missing = {"x_test", "y_test", "class_names"} - set(arrays.files)
         if missing:
-            raise ValueError(f"{path} lacks arrays {sorted(missing)}; expected x_test, y_test, class_names")
+            raise DataError(f"{path} lacks arrays {sorted(missing)}; expected x_test, y_test, class_names")
         return arrays["x_test"], arrays["y_test"].astype(np.int64), [str(c) for c in arrays["class_names"]]
 
 
 def class_index(class_names: list[str], name: str, key: str) -> int:
     if name not in class_names:
-        raise ValueError(f"params attack.{key} is {name!r}; expected one of {', '.join(class_names)}")
+        raise ParamsError(f"params attack.{key} is {name!r}; expected one of {', '.join(class_names)}")
     return class_names.index(name)
 
 
@@ -66,7 +67,7 @@ def run(attack: dict) -> AttackOutputs:
     started = time.perf_counter()
     images, labels, class_names = load_test_images()
     if not layout.model_path(MODEL).exists():
-        raise FileNotFoundError(f"{layout.model_path(MODEL)} not found: train the {MODEL} baseline first")
+        raise MissingInputError(f"{layout.model_path(MODEL)} not found: train the {MODEL} baseline first")
     classifier = PixelClassifier(load_model(layout.model_path(MODEL)), Normalizer.load(layout.STATS))
     predictions = classifier.predict(images)
 
@@ -146,17 +147,11 @@ def main() -> None:
         f"{int(m['sample_size'])} images swept in {m['sweep_seconds']:.1f} s"
     )
     tags = base_tags(MODEL, "attack", read_json(layout.PROVENANCE), config_hash(params))
-    try:
-        with tracker.run(f"{MODEL} attack", outputs.params, tags) as run_:
-            run_.log_metrics(outputs.metrics)
-            for path in outputs.artifacts:
-                run_.log_artifact(path, "attack")
-    except TrackingError as err:
-        sys.exit(f"attack: {err}")
+    with tracker.run(f"{MODEL} attack", outputs.params, tags) as run_:
+        run_.log_metrics(outputs.metrics)
+        for path in outputs.artifacts:
+            run_.log_artifact(path, "attack")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ParamsError, DataError) as err:
-        sys.exit(f"attack: {err}")
+    stage_main("attack", main)

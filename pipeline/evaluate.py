@@ -4,6 +4,7 @@ import time
 
 from scratchnet.study import evaluation, layout
 from scratchnet.files import write_json, write_text
+from scratchnet.study.cli import stage_main
 from scratchnet.study.params import load_params
 
 
@@ -27,4 +28,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main("evaluate", main)

@@ -3,10 +3,10 @@
     python pipeline/train.py softmax|twolayer
 """
 
-import sys
 import time
 
 from scratchnet.study import layout
+from scratchnet.study.cli import stage_main
 from scratchnet.study.identity import config_hash
 from scratchnet.files import read_json, write_json
 from scratchnet.study.params import MODELS, load_params, run_config
@@ -44,11 +44,9 @@ def main(model_name: str) -> None:
         "tracking_uri": tracker.uri, "seconds": time.perf_counter() - started,
     })
     if error is not None:
-        sys.exit(f"train {model_name}: {error}")
+        raise error
     print(f"{model_name}: test accuracy {record['test_acc']}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in MODELS:
-        sys.exit("usage: python pipeline/train.py softmax|twolayer")
-    main(sys.argv[1])
+    stage_main("train", main, usage="softmax|twolayer", choices=[MODELS])

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from scratchnet.errors import MissingInputError
 from scratchnet.study import layout
 from scratchnet.study.params import BASELINE, MODELS, parse_entry
 
@@ -32,7 +33,7 @@ def _read(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"evaluate: {path} is missing; run its stage first (dvc repro)") from None
+        raise MissingInputError(f"evaluate: {path} is missing; run its stage first (dvc repro)") from None
 
 
 def ablation_runs(params: dict, root: Path = Path(".")) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from scratchnet.files import write_csv
 from scratchnet.nn import build_model
 from scratchnet.study.params import model_config
 from scratchnet.study.identity import git_commit
-from scratchnet.study.tracking import TAG, Tracker, TrackingError, dataset_tags
+from scratchnet.study.tracking import TAG, Tracker, TrackingError, dataset_tags, dvc_experiment_tags
 from scratchnet.training import accuracy, train
 
 
@@ -55,6 +55,7 @@ def base_tags(model: str, stage: str, provenance: dict, params_hash: str) -> dic
         TAG + "git_commit": git_commit(),
         TAG + "params_hash": params_hash,
         **dataset_tags(provenance),
+        **dvc_experiment_tags(),
     }
 
 
