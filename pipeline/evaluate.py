@@ -19,7 +19,7 @@ def main() -> None:
     write_text(layout.ABLATION_TABLES_MD, "# Ablations: test accuracy over seeds\n\n"
                + evaluation.markdown_tables(summary))
     for (model, param), sweep in summary.groupby(["model", "param"], sort=False):
-        table = sweep[["value", "test_acc_mean", "test_acc_std"]]
+        table = sweep[["value", "test_acc_mean", "test_acc_std", "is_baseline"]]
         write_text(layout.sweep_plot_data(model, param), table.to_csv(index=False))
     metrics = evaluation.metrics(params, summary)
     metrics["seconds"] = time.perf_counter() - started

@@ -1,0 +1,135 @@
+"""DVC's ways of running the study work the way a DVC user expects (issue 14).
+
+- One MLflow store per project wherever DVC runs a stage: `dvc repro`, `dvc exp run`, and the
+  temporary workspaces of `dvc exp run --temp` / `--queue` (<project>/.dvc/tmp/exps/<tmp>/);
+  runs of an experiment are tagged with its name; artifacts go beside the store.
+- A local `data.source` is a real dependency: changing its files reruns fetch, nothing else.
+- `dvc plots show` draws each sweep with a readable title and this repository's templates.
+- The README's experiment examples run.
+
+The unit tests at the top are fast; the rest run the real `dvc` on the tiny generated study of
+tests/test_pipeline_e2e.py (its helpers are reused, so both build the same kind of project).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+from test_pipeline_e2e import (
+    BIN, TINY, copy_project, environment, merge, run, set_params, tiny_image_folder_archive,
+)
+
+from scratchnet.data.fingerprint import source_fingerprint
+from scratchnet.study.tracking import (
+    TAG, Tracker, TrackingError, artifact_root, dvc_experiment_tags, project_root, tracking_uri,
+)
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------- the store, wherever DVC runs
+
+@pytest.fixture
+def no_dvc_env(monkeypatch):
+    for name in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME"):
+        # set first, so the test's end restores the variable even if MLflow set it meanwhile
+        # (mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI for child processes)
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
+def test_a_dvc_temporary_workspace_tracks_into_the_project_that_holds_it(tmp_path, no_dvc_env):
+    workspace = tmp_path / "study" / ".dvc" / "tmp" / "exps" / "tmpab12cd"
+    (workspace / "results").mkdir(parents=True)
+    assert project_root(workspace) == (tmp_path / "study").resolve()
+    assert project_root(workspace / "results") == (tmp_path / "study").resolve()
+    assert tracking_uri(workspace) == f"sqlite:///{(tmp_path / 'study').resolve().as_posix()}/mlflow.db"
+
+
+def test_dvc_root_names_the_project_for_a_stage_run_where_dvc_started_it(tmp_path, no_dvc_env, monkeypatch):
+    """DVC sets DVC_ROOT for every stage command: for an experiment, the original project."""
+    workspace = tmp_path / "elsewhere"
+    workspace.mkdir()
+    monkeypatch.chdir(workspace)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "study"))
+    assert tracking_uri() == f"sqlite:///{(tmp_path / 'study').resolve().as_posix()}/mlflow.db"
+    # an explicit, different root is not overridden
+    assert project_root(tmp_path) == tmp_path.resolve()
+
+
+def test_a_tracking_server_still_wins(tmp_path, no_dvc_env, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking_uri(tmp_path / ".dvc" / "tmp" / "exps" / "tmp1") == "http://127.0.0.1:5999"
+    assert artifact_root("http://127.0.0.1:5999") is None
+
+
+def test_runs_of_a_dvc_experiment_carry_its_name(no_dvc_env, monkeypatch):
+    assert dvc_experiment_tags() == {}
+    monkeypatch.setenv("DVC_EXP_NAME", "lucky-lion")
+    assert dvc_experiment_tags() == {TAG + "dvc_experiment": "lucky-lion"}
+
+
+def test_a_new_experiment_keeps_its_artifacts_beside_the_store_not_the_working_directory(
+        tmp_path, no_dvc_env, monkeypatch):
+    study = tmp_path / "study"
+    study.mkdir()
+    monkeypatch.chdir(tmp_path)  # MLflow's default would be ./mlruns of this folder
+    tracker = Tracker("unit", root=study)
+    location = tracker.client.get_experiment(tracker.experiment_id).artifact_location
+    assert location == (study.resolve() / "mlruns").as_uri()
+    with tracker.run("r", {}, {}) as run_:
+        run_.log_artifact(__file__)
+    assert (study / "mlruns" / run_.run_id / "artifacts" / Path(__file__).name).is_file()
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_copied_store_refuses_to_write_into_the_original_projects_artifacts(
+        tmp_path, no_dvc_env):
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    original.mkdir()
+    Tracker("unit", root=original)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # as a new stage process starts
+    shutil.copytree(original, copy)
+    with pytest.raises(TrackingError) as raised:
+        Tracker("unit", root=copy)
+    message = str(raised.value)
+    assert str(copy.resolve() / "mlflow.db") in message
+    assert (original.resolve() / "mlruns").as_uri() in message and "tracking.experiment" in message
+
+
+# ------------------------------------------------------------------------- data.source fingerprint
+
+def test_the_fingerprint_changes_with_every_change_to_a_folder(tmp_path):
+    folder = tmp_path / "images"
+    (folder / "train" / "cat").mkdir(parents=True)
+    (folder / "train" / "cat" / "a.png").write_bytes(b"one")
+    seen = [source_fingerprint("images", tmp_path)]
+    (folder / "train" / "cat" / "b.png").write_bytes(b"two")             # added
+    seen.append(source_fingerprint("images", tmp_path))
+    (folder / "train" / "cat" / "b.png").write_bytes(b"TWO")             # replaced, same size
+    seen.append(source_fingerprint("images", tmp_path))
+    (folder / "train" / "cat" / "b.png").rename(folder / "train" / "cat" / "c.png")  # renamed
+    seen.append(source_fingerprint("images", tmp_path))
+    (folder / "train" / "cat" / "c.png").unlink()                         # deleted
+    seen.append(source_fingerprint("images", tmp_path))
+    assert [s["files"] for s in seen] == [1, 2, 2, 2, 1]
+    assert len({s["sha256"] for s in seen[:4]}) == 4
+    assert seen[4] == seen[0]  # the same files give the same fingerprint: fetch is not rerun
+
+
+def test_the_fingerprint_of_an_archive_is_its_checksum_and_named_sources_are_themselves(tmp_path):
+    (tmp_path / "a.tar.gz").write_bytes(b"archive")
+    assert source_fingerprint("a.tar.gz", tmp_path) == {
+        "source": "a.tar.gz", "kind": "file", "bytes": 7, "sha256": hashlib.sha256(b"archive").hexdigest()}
+    for named in ("auto", "official", "official-binary", "https://example.org/c.tar.gz"):
+        assert source_fingerprint(named, tmp_path) == {
+            "source": named, "kind": "url" if named.startswith("https") else "named"}
+    assert source_fingerprint("absent.tar.gz", tmp_path) == {"source": "absent.tar.gz", "kind": "missing"}
