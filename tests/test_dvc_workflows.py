@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
-import sqlite3
 import tarfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
-import yaml
 from test_pipeline_e2e import (
     BIN, TINY, copy_project, environment, merge, run, set_params, tiny_image_folder_archive,
 )
@@ -133,3 +133,146 @@ def test_the_fingerprint_of_an_archive_is_its_checksum_and_named_sources_are_the
         assert source_fingerprint(named, tmp_path) == {
             "source": named, "kind": "url" if named.startswith("https") else "named"}
     assert source_fingerprint("absent.tar.gz", tmp_path) == {"source": "absent.tar.gz", "kind": "missing"}
+
+
+# ------------------------------------------------------------------ the real dvc on a tiny study
+
+def dvc(*args: str) -> list[str]:
+    return [str(BIN / "dvc"), *args]
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture
+def source_project(tmp_path) -> Path:
+    """A project whose data.source is a small local archive; nothing run yet."""
+    project = tmp_path / "study"
+    project.mkdir()
+    copy_project(project)
+    tiny_image_folder_archive(project / "data" / "tiny.tar.gz", train_per_class=6, test_per_class=2)
+    set_params(project, {"data": {"source": "data/tiny.tar.gz", "timeout": 1}})
+    run(["git", "init", "-q"], project)
+    return project
+
+
+def fetched(project: Path) -> bool:
+    """Runs `dvc repro fetch`; whether fetch updated data/raw (the source stage always runs).
+    Files seen before are restored from DVC's run cache instead of fetched again."""
+    output = run(dvc("repro", "fetch"), project).stdout
+    assert "source" in stages_run(output)
+    return "fetch" in stages_run(output) or "Stage 'fetch' is cached - skipping run" in output
+
+
+def train_images(project: Path) -> int:
+    return sum(json.loads((project / "data/raw/provenance.json").read_text())["counts"]["train"].values())
+
+
+@pytest.mark.e2e
+def test_changing_the_files_of_a_local_source_reruns_fetch_and_nothing_else_does(source_project):
+    project = source_project
+    assert fetched(project)
+    assert not fetched(project)  # same files: fetch is skipped
+    assert train_images(project) == 60
+
+    tiny_image_folder_archive(project / "data" / "tiny.tar.gz", train_per_class=7, test_per_class=2)
+    assert fetched(project)  # the archive was replaced
+    assert train_images(project) == 70
+
+    folder = project / "data" / "images"
+    with tarfile.open(project / "data" / "tiny.tar.gz") as tar:
+        tar.extractall(folder, filter="data")
+    set_params(project, {"data": {"source": "data/images/tiny-cifar"}})
+    assert fetched(project)  # a new source
+    cats = folder / "tiny-cifar" / "train" / "cat"
+    shutil.copy(cats / "0000.png", cats / "0100.png")
+    assert fetched(project)  # an image added
+    assert train_images(project) == 71
+    shutil.copy(cats / "0001.png", cats / "0100.png")
+    assert fetched(project)  # an image replaced
+    (cats / "0100.png").unlink()
+    assert fetched(project)  # an image deleted
+    assert train_images(project) == 70
+    assert not fetched(project)
+
+
+# The sweeps of the tiny study hold the README's examples, so `-S` sets a baseline to one of its
+# sweep's values, as a user following the README does on the full study.
+README_ABLATE = {"softmax": ["baseline", "lr=0.01"], "twolayer": ["baseline", "hidden_dim=200"]}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    """The tiny study after a full `dvc repro`, committed with its dvc.lock as a user would."""
+    project = tmp_path_factory.mktemp("workflows")
+    copy_project(project)
+    tiny_image_folder_archive(project / "data" / "tiny.tar.gz")
+    set_params(project, merge(json.loads(json.dumps(TINY)), {"ablate": README_ABLATE}))
+    run(["git", "init", "-q"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "tiny study"], project)
+    run(dvc("repro"), project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "full run"], project)
+    return project
+
+
+def project_runs(project: Path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("scratchnet")
+    return client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+@pytest.mark.e2e
+def test_a_temp_experiment_logs_into_the_projects_store_under_its_name(study):
+    before = {r.info.run_id for r in project_runs(study)}
+    run(dvc("exp", "run", "--temp", "-n", "decay95", "-S", "softmax.lr_decay=0.95", "train@softmax"), study)
+    (new,) = [r for r in project_runs(study) if r.info.run_id not in before]
+    assert new.data.tags["scratchnet.dvc_experiment"] == "decay95"
+    assert new.data.params["lr_decay"] == "0.95"
+    artifacts = Path(urlparse(new.info.artifact_uri).path)
+    assert artifacts.is_relative_to(study.resolve() / "mlruns")
+    assert (artifacts / "curve.csv").is_file()
+    assert not list((study / ".dvc" / "tmp").rglob("mlflow.db"))  # no throwaway store anywhere
+
+
+@pytest.mark.e2e
+def test_dvc_plots_show_titles_each_sweep_and_draws_it_with_the_repositorys_templates(study):
+    shown = json.loads(run(dvc("plots", "show", "--json"), study).stdout)["data"]
+    (lr,) = shown["Softmax: test accuracy vs lr"]
+    spec = lr["content"]
+    assert spec["title"]["text"] == "Softmax: test accuracy vs lr"
+    assert spec["encoding"]["x"]["scale"]["type"] == "symlog"  # log-like: lr spans decades
+    assert spec["encoding"]["x"]["title"] == "lr (learning rate, log scale)"
+    rows = {row["value"]: row for row in spec["data"]["values"]}
+    assert rows["0.005"]["is_baseline"] == "True" and rows["0.01"]["is_baseline"] == "False"
+    filters = [t["filter"] for t in spec["transform"] if "filter" in t]
+    assert any("isValid(datum.mean)" in f for f in filters)  # a diverged value is not drawn as 0
+    mean_axis = [layer["encoding"]["y"] for layer in spec["layer"] if layer["encoding"].get("y", {}).get("field") == "mean"]
+    assert mean_axis and all(y["scale"]["zero"] for y in mean_axis)  # noise is not zoomed into a trend
+    assert any(layer["mark"].get("shape") == "diamond" for layer in spec["layer"])  # the baseline
+    (hidden,) = shown["Two-layer net: test accuracy vs hidden_dim"]
+    assert hidden["content"]["encoding"]["x"]["scale"]["type"] == "linear"
+    (success,) = shown["Attack on the two-layer net: success vs L2 epsilon"]
+    assert success["content"]["encoding"]["y"]["scale"]["domain"] == [0, 1]
+
+
+@pytest.mark.e2e
+@pytest.mark.xfail(strict=True, reason="issue 14 point 1: a baseline equal to one of its sweep's "
+                   "values is refused by params validation until the lead's change lands")
+def test_the_readmes_experiment_examples_run_and_compare_in_120_columns(study):
+    readme = (PROJECT / "README.md").read_text()
+    for example in ("dvc exp run -S twolayer.hidden_dim=200", "dvc exp run -S softmax.lr=0.01",
+                    "dvc exp show --only-changed"):
+        assert example in readme
+    run(dvc("exp", "run", "-S", "twolayer.hidden_dim=200"), study)
+    run(dvc("exp", "run", "-S", "softmax.lr=0.01"), study)
+    # COLUMNS wide enough that the table is shown at its natural width, as in DVC's pager
+    table = run(dvc("exp", "show", "--only-changed", "--no-pager"), study,
+                env=environment(COLUMNS="1000")).stdout
+    assert "twolayer.hidden_dim" in table and "softmax.lr" in table
+    assert "seconds" not in table  # a timing differs in every run: it is not a metric
+    assert max(len(line) for line in table.splitlines()) <= 120, table

@@ -330,9 +330,12 @@ def test_dvc_plots_show_renders_the_curves_and_every_sweep(tiny_project, first_r
     shown = json.loads(run([str(BIN / "dvc"), "plots", "show", "--json"], tiny_project).stdout)["data"]
     assert set(shown) >= {
         "Softmax baseline, accuracy per epoch", "Two-layer baseline, accuracy per epoch",
-        "results/evaluate/sweeps/softmax.reg.csv", "results/evaluate/sweeps/twolayer.hidden_dim.csv",
-        "results/attack/plots/l2.csv", "results/attack/plots/linf.csv",
+        "Softmax: test accuracy vs reg", "Two-layer net: test accuracy vs hidden_dim",
+        "Attack on the two-layer net: success vs L2 epsilon",
+        "Attack on the two-layer net: success vs L∞ epsilon",
     }
+    sweep = shown["Softmax: test accuracy vs reg"][0]["content"]["data"]["values"]
+    assert {row["value"] for row in sweep} >= {"0.0", "0.05"}
     curve = shown["Two-layer baseline, accuracy per epoch"][0]["content"]["data"]["values"]
     assert {row["field"] for row in curve} == {"train_acc", "val_acc"}
 

@@ -2,9 +2,11 @@
 
 DVC reruns a stage when a declared dependency changes, but `data.source` is a param naming a
 path (or `auto`, or a URL), and dvc.yaml cannot declare a dependency whose path comes from a
-param that is not always a path. So the `source` stage (always run, ~1 s for all 60,000
-CIFAR-10 images in a folder) writes this fingerprint, and `fetch` depends on the fingerprint
-file: DVC reruns fetch, and what follows, only when the fingerprint changes.
+param that is not always a path. So the `source` stage, run on every `dvc repro`, writes this
+fingerprint, and `fetch` depends on the fingerprint file: DVC reruns fetch, and what follows,
+only when the fingerprint changes. Its cost: 2 s of CPU for a folder of the 60,000 CIFAR-10
+JPEGs (236 MB on disk, the extracted mirror), 0.04 s for the 20 MB mirror archive, nothing
+for a named release.
 """
 
 from __future__ import annotations
