@@ -13,6 +13,7 @@ import math
 import re
 import runpy
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -455,6 +456,7 @@ def test_writing_replaces_stale_figures_and_leaves_no_temporary_files(built, tmp
 def test_the_report_stage_script_writes_both_files_from_the_project_root(tmp_path, monkeypatch):
     make_project(tmp_path, attack=False)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["pipeline/report.py"])  # as DVC runs it: no arguments
     runpy.run_path(str(PROJECT / "pipeline" / "report.py"), run_name="__main__")
     assert (tmp_path / layout.REPORT_MD).read_text().startswith("# scratchnet")
     assert (tmp_path / layout.REPORT_HTML).read_text().startswith("<!DOCTYPE html>")

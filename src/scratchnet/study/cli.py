@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Collection, NoReturn, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 from scratchnet.errors import UserError
 
@@ -51,13 +51,14 @@ def stage_main(
     *,
     usage: str = "",
     choices: Sequence[Collection[str] | None] = (),
-) -> NoReturn:
-    """Runs `main(*sys.argv[1:])` as the stage named `stage` and exits.
+) -> None:
+    """Runs `main(*sys.argv[1:])` as the stage named `stage`.
 
     choices: one entry per positional argument, the values it may take (None: any);
-    usage: those arguments as the usage line shows them. Exit status: 0 on success; 1 with
-    `<stage>: <message>` on stderr for a UserError (its traceback only under SCRATCHNET_DEBUG=1);
-    any other exception propagates, so Python prints its traceback and exits with 1.
+    usage: those arguments as the usage line shows them. Returns when main does (the script
+    then exits with 0); exits with 1 and `<stage>: <message>` on stderr for a UserError (its
+    traceback only under SCRATCHNET_DEBUG=1); any other exception propagates, so Python prints
+    its traceback and exits with 1.
     """
     try:
         main(*check_argv(sys.argv[1:], choices, usage))
@@ -69,4 +70,3 @@ def stage_main(
         message = message.removeprefix(f"{stage}: ")
         print(f"{stage}: {message}", file=sys.stderr, flush=True)
         sys.exit(1)
-    sys.exit(0)
