@@ -190,12 +190,9 @@ def test_changing_the_files_of_a_local_source_reruns_fetch_and_nothing_else_does
     shutil.copy(cats / "0000.png", cats / "0100.png")
     assert fetched(project)  # an image added
     assert train_images(project) == 71
-    shutil.copy(cats / "0001.png", cats / "0100.png")
-    assert fetched(project)  # an image replaced
-    (cats / "0100.png").unlink()
+    (cats / "0100.png").unlink()  # (a replaced image: test_the_fingerprint_changes_with_every_change_to_a_folder)
     assert fetched(project)  # an image deleted
     assert train_images(project) == 70
-    assert not fetched(project)
 
 
 # The sweeps of the tiny study hold the README's examples, so `-S` sets a baseline to one of its
