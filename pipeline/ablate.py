@@ -9,15 +9,14 @@ layout.ablate_run(model, entry), all its seeds inside; logs every run to MLflow 
 """
 
 import shutil
-import sys
 
-from scratchnet.errors import UserError
 from scratchnet.files import read_json, write_json
 from scratchnet.study import layout
 from scratchnet.study.cache import RunCache, project_data_identity
 from scratchnet.study.params import MODELS, ablation_entries, load_params, parse_entry, run_config
 from scratchnet.study.runs import RunSpec, SweepLog, load_splits, summarise
 from scratchnet.study.sweep import executor_from_env, run_sweep
+from scratchnet.study.cli import stage_main
 from scratchnet.study.tracking import TrackingError, check_server
 
 
@@ -60,7 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as err:
-        sys.exit(f"ablate: {err}")
+    stage_main("ablate", main)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from scratchnet.attacks import SWEEP_COLUMNS, attack_study
-from scratchnet.data import DataError, load_raw
+from scratchnet.data import load_raw
 from scratchnet.files import read_json, write_bytes, write_csv, write_json
 from scratchnet.nn import load_model
 from scratchnet.study import layout
@@ -24,6 +24,7 @@ from scratchnet.study.identity import config_hash
 from scratchnet.study.params import ParamsError, load_params
 from scratchnet.study.plots import example_figures, png_bytes, success_figure
 from scratchnet.study.runs import base_tags
+from scratchnet.study.cli import stage_main
 from scratchnet.study.tracking import Tracker, TrackingError, flatten
 
 MODEL = "twolayer"
@@ -38,7 +39,7 @@ class AttackOutputs(NamedTuple):
 
 def class_index(class_names: list[str], name: str, key: str) -> int:
     if name not in class_names:
-        raise ValueError(f"params attack.{key} is {name!r}; expected one of {', '.join(class_names)}")
+        raise ParamsError(f"params: attack.{key} is {name!r}; expected one of {', '.join(class_names)}")
     return class_names.index(name)
 
 
@@ -84,11 +85,8 @@ def main() -> None:
             for path in outputs.artifacts:
                 run_.log_artifact(path, "attack")
     except TrackingError as err:
-        sys.exit(f"attack: {err}")
+        raise TrackingError(f"{err} The attack's results are saved in {layout.ATTACK_DIR}.") from err
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ParamsError, DataError) as err:
-        sys.exit(f"attack: {err}")
+    stage_main("attack", main)

@@ -3,6 +3,7 @@ study, and writes the headline metrics and the sweeps' plot data. Prints one lin
 
 from scratchnet.files import write_csv, write_json, write_text
 from scratchnet.study import evaluation, layout, reproduction
+from scratchnet.study.cli import stage_main
 from scratchnet.study.params import BASELINE, MODELS, load_params
 
 
@@ -20,8 +21,9 @@ def main() -> None:
     for model, sweeps in summary.items():
         for param, rows in sweeps.items():
             write_csv(layout.sweep_plot_data(model, param),
-                      [{"value": r.value, "test_acc_mean": r.mean, "test_acc_std": r.std} for r in rows],
-                      ("value", "test_acc_mean", "test_acc_std"))
+                      [{"value": r.value, "test_acc_mean": r.mean, "test_acc_std": r.std,
+                        "is_baseline": r.is_baseline} for r in rows],
+                      ("value", "test_acc_mean", "test_acc_std", "is_baseline"))
     test_acc = {m: evaluation.read_result(layout.train_run(m))["test_acc_mean"] for m in MODELS}
     for model in MODELS:
         seed_std = evaluation.baseline_row(results[model][BASELINE]).std
@@ -31,4 +33,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main("evaluate", main)

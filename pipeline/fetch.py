@@ -7,21 +7,18 @@ both or neither.
 """
 
 import logging
-import sys
 
 from scratchnet.study import layout
-from scratchnet.data import DataError, fetch, save_raw
+from scratchnet.data import fetch, save_raw
+from scratchnet.study.cli import stage_main
 from scratchnet.study.params import load_params
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = load_params()["data"]
-    try:
-        dataset, provenance = fetch(params["source"], timeout=params["timeout"], downloads=layout.DOWNLOADS)
-        save_raw(dataset, provenance, layout.RAW_ARRAYS, layout.PROVENANCE)
-    except DataError as err:
-        sys.exit(f"fetch failed: {err}")
+    dataset, provenance = fetch(params["source"], timeout=params["timeout"], downloads=layout.DOWNLOADS)
+    save_raw(dataset, provenance, layout.RAW_ARRAYS, layout.PROVENANCE)
     print(
         f"fetch: {provenance['dataset']} ({provenance['format']}) from {provenance['location']}: "
         f"{len(dataset.y_train)} train, {len(dataset.y_test)} test images "
@@ -32,4 +29,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main("fetch", main)

@@ -11,6 +11,7 @@ import json
 from scratchnet.study import layout
 from scratchnet.fitting import run_fit
 from scratchnet.files import write_text
+from scratchnet.study.cli import stage_main
 from scratchnet.study.params import load_params
 
 
@@ -25,4 +26,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main("fit", main)

@@ -6,34 +6,30 @@ Reads params `preprocess.*` and the fetch stage's outputs; writes layout.split_a
 for train, val and test, layout.STATS and layout.PROCESSED_META, all or none.
 """
 
-import sys
-
 from scratchnet.study import layout
-from scratchnet.data import DataError, load_provenance, load_raw, write_processed
+from scratchnet.data import load_provenance, load_raw, write_processed
+from scratchnet.study.cli import stage_main
 from scratchnet.study.params import load_params
 
 
 def main() -> None:
     params = load_params()["preprocess"]
-    try:
-        raw = load_raw(layout.RAW_ARRAYS)
-        provenance = load_provenance(layout.PROVENANCE)
-        meta = write_processed(
-            raw,
-            provenance,
-            val_size=params["val_size"],
-            train_limit=params["train_limit"],
-            test_limit=params["test_limit"],
-            seed=params["seed"],
-            split_paths=layout.split_arrays,
-            stats_path=layout.STATS,
-            meta_path=layout.PROCESSED_META,
-        )
-    except DataError as err:
-        sys.exit(f"preprocess failed: {err}")
+    raw = load_raw(layout.RAW_ARRAYS)
+    provenance = load_provenance(layout.PROVENANCE)
+    meta = write_processed(
+        raw,
+        provenance,
+        val_size=params["val_size"],
+        train_limit=params["train_limit"],
+        test_limit=params["test_limit"],
+        seed=params["seed"],
+        split_paths=layout.split_arrays,
+        stats_path=layout.STATS,
+        meta_path=layout.PROCESSED_META,
+    )
     sizes = ", ".join(f"{sum(c.values())} {split}" for split, c in meta["counts"].items())
     print(f"preprocess: {sizes} -> {layout.DATA_PROCESSED} in {meta['seconds']:.1f} s")
 
 
 if __name__ == "__main__":
-    main()
+    stage_main("preprocess", main)

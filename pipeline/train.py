@@ -6,7 +6,6 @@ Its record also goes to the run cache, so the ablation's identical run (same con
 is not trained again.
 """
 
-import sys
 import time
 
 import numpy as np
@@ -17,7 +16,8 @@ from scratchnet.study.cache import RunCache, code_hash, project_data_identity, r
 from scratchnet.study.identity import config_hash
 from scratchnet.study.params import MODELS, load_params, run_config
 from scratchnet.study.runs import base_tags, fit_seed, here, load_splits, log_seed, write_history_csv
-from scratchnet.study.tracking import TAG, Tracker, TrackingError
+from scratchnet.study.cli import stage_main
+from scratchnet.study.tracking import TAG, Tracker
 
 
 def example_images(n: int) -> np.ndarray:
@@ -67,9 +67,4 @@ def main(model_name: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in MODELS:
-        sys.exit("usage: python pipeline/train.py softmax|twolayer")
-    try:
-        main(sys.argv[1])
-    except TrackingError as err:
-        sys.exit(f"train {sys.argv[1]}: {err}")
+    stage_main("train", main, usage="softmax|twolayer", choices=[MODELS])

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from scratchnet.errors import MissingInputError
 from scratchnet.files import write_json
 from scratchnet.study import evaluation, layout
 from scratchnet.study.params import load_params
@@ -100,5 +101,5 @@ def test_mean_and_std_print_rounded_for_people(mean, std, text):
 def test_a_missing_run_result_names_the_file_and_the_fix(study, tmp_path):
     params, _ = study
     params["ablate"]["softmax"]["reg"].append(0.5)
-    with pytest.raises(evaluation.MissingResult, match=r"results/ablate/softmax/reg=0.5.json is missing; run its stage"):
+    with pytest.raises(MissingInputError, match=r"results/ablate/softmax/reg=0.5.json is missing; run its stage"):
         evaluation.ablation_results(params, tmp_path)

@@ -114,7 +114,9 @@ def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, 
 
 
 def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
+    """The stages that ran, apart from `source`: it runs every time (always_changed), hashing
+    data.source's files in a second, so that fetch reruns when they change."""
+    return set(re.findall(r"Running stage '([^']+)'", output)) - {"source"}
 
 
 def set_params(project: Path, override: dict) -> None:
@@ -334,13 +336,31 @@ def test_runs_go_to_a_tracking_server_and_a_dead_server_fails_the_next_stage_at_
     assert not (project / "models" / "twolayer.npz").exists()
 
 
-def test_dvc_plots_show_renders_the_curves_and_every_sweep(tiny_project, first_repro):
+def test_dvc_plots_show_titles_the_curves_and_every_sweep_and_draws_them_with_the_templates(tiny_project, first_repro):
     shown = json.loads(run([str(BIN / "dvc"), "plots", "show", "--json"], tiny_project).stdout)["data"]
     assert set(shown) >= {
         "Softmax baseline, accuracy per epoch", "Two-layer baseline, accuracy per epoch",
-        "results/evaluate/sweeps/softmax.reg.csv", "results/evaluate/sweeps/twolayer.hidden_dim.csv",
-        "results/attack/plots/l2.csv", "results/attack/plots/linf.csv",
+        "Softmax: test accuracy vs reg", "Two-layer net: test accuracy vs hidden_dim",
+        "Attack on the two-layer net: success vs L2 epsilon",
+        "Attack on the two-layer net: success vs L∞ epsilon",
     }
+    # each sweep drawn by the repository's templates (.dvc/plots): see tests/test_dvc_workflows.py
+    (reg,) = shown["Softmax: test accuracy vs reg"]
+    spec = reg["content"]
+    assert spec["title"]["text"] == "Softmax: test accuracy vs reg"
+    assert spec["encoding"]["x"]["scale"]["type"] == "symlog"  # log-like, with reg = 0 at the left
+    rows = {row["value"]: row for row in spec["data"]["values"]}
+    assert rows["0.0"]["is_baseline"] == "True" and rows["0.05"]["is_baseline"] == "False"
+    filters = [t["filter"] for t in spec["transform"] if "filter" in t]
+    assert any("isValid(datum.mean)" in f for f in filters)  # a diverged value is not drawn as 0
+    means = [layer["encoding"]["y"] for layer in spec["layer"]
+             if layer["encoding"].get("y", {}).get("field") == "mean"]
+    assert means and all(y["scale"]["zero"] for y in means)  # noise is not zoomed into a trend
+    assert any(layer["mark"].get("shape") == "diamond" for layer in spec["layer"])  # the baseline
+    (hidden,) = shown["Two-layer net: test accuracy vs hidden_dim"]
+    assert hidden["content"]["encoding"]["x"]["scale"]["type"] == "linear"
+    (success,) = shown["Attack on the two-layer net: success vs L2 epsilon"]
+    assert success["content"]["encoding"]["y"]["scale"]["domain"] == [0, 1]
     curve = shown["Two-layer baseline, accuracy per epoch"][0]["content"]["data"]["values"]
     assert {row["field"] for row in curve} == {"train_acc", "val_acc"}
 

@@ -14,6 +14,7 @@ import math
 import re
 import runpy
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,8 +140,13 @@ def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: 
                 accs[DIVERGED[2]] = None
             write_json(root / layout.ablate_run(model, entry), run_json(model, entry, "ablate", SEEDS, accs, config))
 
+    argv = sys.argv
     with contextlib.chdir(root):  # the evaluate stage's outputs, made by the stage itself
-        runpy.run_path(str(PROJECT / "pipeline" / "evaluate.py"), run_name="__main__")
+        sys.argv = ["pipeline/evaluate.py"]  # as DVC runs it: no arguments
+        try:
+            runpy.run_path(str(PROJECT / "pipeline" / "evaluate.py"), run_name="__main__")
+        finally:
+            sys.argv = argv
 
     if attack:
         probs = {c: 0.01 for c in CLASSES}
@@ -473,6 +479,7 @@ def test_writing_replaces_stale_figures_and_leaves_no_temporary_files(built, tmp
 def test_the_report_stage_script_writes_both_files_from_the_project_root(tmp_path, monkeypatch):
     make_project(tmp_path, attack=False)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["pipeline/report.py"])  # as DVC runs it: no arguments
     runpy.run_path(str(PROJECT / "pipeline" / "report.py"), run_name="__main__")
     assert (tmp_path / layout.REPORT_MD).read_text().startswith("# scratchnet")
     assert (tmp_path / layout.REPORT_HTML).read_text().startswith("<!DOCTYPE html>")

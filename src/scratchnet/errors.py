@@ -11,3 +11,7 @@ from __future__ import annotations
 
 class UserError(Exception):
     """A problem in what the user gave (a file, a param, a server address); the message says which."""
+
+
+class MissingInputError(UserError, FileNotFoundError):
+    """A file an earlier stage writes is not there; the message names it and the stage to run."""

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scratchnet.errors import UserError
+from scratchnet.errors import MissingInputError
 from scratchnet.files import read_json
 from scratchnet.study import layout
 from scratchnet.study.params import BASELINE, MODELS, ablation_entries, parse_entry
@@ -33,10 +33,6 @@ RUN_COLUMNS = ["model", "run", "param", "value", "seed", "test_acc", "final_val_
                "diverged", "diverged_epoch", "mlflow_run_id"]
 SUMMARY_COLUMNS = ["model", "param", "value", "is_baseline", "n_seeds", "test_acc_mean",
                    "test_acc_std", "test_acc_min", "test_acc_max", "n_diverged", "mlflow_run_ids"]
-
-
-class MissingResult(UserError, FileNotFoundError):
-    """A run result an evaluation needs is absent: its stage has not run."""
 
 
 @dataclass(frozen=True)
@@ -98,11 +94,11 @@ def pct(x: float) -> str:
 
 
 def read_result(rel: Path, root: Path = Path(".")) -> dict:
-    """A stage's JSON result under the project folder `root`; MissingResult if absent."""
+    """A stage's JSON result under the project folder `root`; MissingInputError if absent."""
     try:
         return read_json(root / rel)
     except FileNotFoundError:
-        raise MissingResult(f"{rel} is missing; run its stage first (dvc repro)") from None
+        raise MissingInputError(f"{rel} is missing; run its stage first (dvc repro)") from None
 
 
 def ablation_results(params: dict, root: Path = Path(".")) -> dict[str, dict[str, dict]]:

@@ -3,6 +3,7 @@
 The one place in Python that names output paths. `dvc.yaml` names the same paths (it must:
 DVC reads no Python), and `tests/test_layout.py` checks that the two agree.
 
+    data/source.json     source:      fingerprint of data.source's files (fetch reruns on change)
     data/raw/            fetch:       cifar10.npz (uint8 images) + provenance.json
     data/processed/      preprocess:  uint8 .npy arrays (memory-mappable) + pixel stats.npz + meta.json
     results/fit/         fit:         fit.json (loss curve, optimum)
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# source: a fingerprint of the files data.source points at (scratchnet.data.fingerprint)
+SOURCE_FINGERPRINT = Path("data/source.json")
 DATA_RAW = Path("data/raw")
 RAW_ARRAYS = DATA_RAW / "cifar10.npz"
 PROVENANCE = DATA_RAW / "provenance.json"
@@ -85,7 +88,7 @@ ABLATION_RUNS_CSV = EVALUATE_DIR / "ablation_runs.csv"  # one row per (model, pa
 ABLATION_SUMMARY_CSV = EVALUATE_DIR / "ablation_summary.csv"  # one row per (model, param, value)
 ABLATION_SUMMARY_JSON = EVALUATE_DIR / "ablation_summary.json"  # the same, typed: what the report reads
 ABLATION_TABLES_MD = EVALUATE_DIR / "ablation_tables.md"
-SWEEP_PLOTS_DIR = EVALUATE_DIR / "sweeps"  # <model>.<param>.csv: value, test_acc_mean, test_acc_std
+SWEEP_PLOTS_DIR = EVALUATE_DIR / "sweeps"  # <model>.<param>.csv: value, test_acc_mean, test_acc_std, is_baseline
 
 
 def sweep_plot_data(model: str, param: str) -> Path:

@@ -224,9 +224,9 @@ def _coerce(section: dict, key: str, value: Any, where: str) -> Any:
             value = float(value)
         except ValueError:
             pass
-    if isinstance(value, float) and value.is_integer() and isinstance(section[key].check(1), int):
-        value = int(value)
     try:
+        if isinstance(value, float) and value.is_integer() and isinstance(section[key].check(1), int):
+            value = int(value)  # 128.0 for a whole-number key is 128
         return section[key].check(value)
     except (ValueError, TypeError):
         raise ParamsError(f"params: {where}: {key} must be {section[key].describe}") from None

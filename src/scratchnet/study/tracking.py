@@ -83,11 +83,68 @@ class TrackingError(UserError, RuntimeError):
     """MLflow could not be reached or refused a write; the message says which and what to do."""
 
 
+def project_root(root: Path | str = ".") -> Path:
+    """The project whose store a stage run from `root` tracks into (an absolute path).
+
+    `dvc exp run --temp` and `--queue` run each experiment in a temporary copy of the project,
+    `<project>/.dvc/tmp/exps/<tmpdir>/`, deleted afterwards; a store there would be thrown away
+    with it. DVC tells its commands where the real project is: it sets `DVC_ROOT` for every
+    stage command, to the original project's root for experiments (dvc/repo/experiments/queue/
+    base.py). So: `DVC_ROOT` when the stage runs where DVC started it (root is the working
+    directory), else `root`; either way, a temporary workspace maps to the project holding it.
+    """
+    path = Path(root).resolve()
+    dvc_root = os.environ.get("DVC_ROOT", "").strip()
+    if dvc_root and path == Path.cwd().resolve():
+        path = Path(dvc_root).resolve()
+    for folder in (path, *path.parents):
+        # <project>/.dvc/tmp/exps/<tmpdir>: DVC's temporary experiment workspace
+        if folder.parent.name == "exps" and folder.parent.parent.name == "tmp" \
+                and folder.parent.parent.parent.name == ".dvc":
+            return folder.parent.parent.parent.parent
+    return path
+
+
 def tracking_uri(root: Path | str = ".") -> str:
+    """`MLFLOW_TRACKING_URI` if set, else the project's own SQLite store, `<project>/mlflow.db`
+    (project_root: the same store for `dvc repro`, `dvc exp run` and `--temp`/`--queue`)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if uri:
         return uri
-    return f"sqlite:///{(Path(root).resolve() / 'mlflow.db').as_posix()}"
+    return f"sqlite:///{(project_root(root) / 'mlflow.db').as_posix()}"
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where the runs of a local SQLite store keep their artifacts: `mlruns/` beside the
+    database, as a file URI; None for any other store (a server decides for itself).
+
+    MLflow freezes an experiment's artifact location, as an absolute path, when it creates the
+    experiment, from the working directory of that process (`./mlruns`). Run from a DVC
+    temporary workspace that is a folder deleted after the run, so the Tracker passes this
+    location explicitly when it creates the experiment.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri[len("sqlite:///"):])
+    return (database.parent / "mlruns").as_uri()
+
+
+def check_artifact_location(uri: str, experiment: str, location: str) -> None:
+    """TrackingError if a local store's experiment keeps its artifacts outside the store's
+    folder: the store was copied from another project, and its runs would write their
+    artifacts into that project's mlruns/ (MLflow cannot move an experiment's location)."""
+    root = artifact_root(uri)
+    if root is None or not location.startswith("file:"):
+        return
+    if location == root or location.startswith(root.rstrip("/") + "/"):
+        return
+    database = uri[len("sqlite:///"):]
+    raise TrackingError(
+        f"MLflow store {database}: experiment {experiment!r} keeps its artifacts in {location}, "
+        f"outside this project (the store was copied from another project?), so new runs would "
+        f"write there. Move mlflow.db and mlruns/ away to start a fresh store here, or set "
+        f"tracking.experiment in params.yaml to a new name."
+    )
 
 
 def check_server(root: Path | str = ".", timeout: float = 5.0) -> str:
@@ -150,7 +207,9 @@ def sweep_tags(model: str, param: str | None, entry: str, swept: Iterable[str]) 
 
 
 def dvc_experiment_tags() -> dict[str, str]:
-    """The DVC experiment's name, which `dvc exp run` hands its stages as DVC_EXP_NAME."""
+    """The DVC experiment's name, which `dvc exp run` (also `--temp`, `--queue`) hands its stages
+    as DVC_EXP_NAME, so its runs can be found by the name `dvc exp show` prints; empty for a
+    plain `dvc repro`."""
     name = os.environ.get("DVC_EXP_NAME", "").strip()
     return {DVC_EXP: name} if name else {}
 
@@ -233,9 +292,17 @@ class Tracker:
         # The fluent API (a baseline's `Run.log_model`) logs to the process's current store.
         mlflow.set_tracking_uri(self.uri)
         try:
+            exp = mlflow.get_experiment_by_name(experiment)
+            if exp is None:  # created with its artifacts beside the store (artifact_root)
+                try:
+                    mlflow.create_experiment(experiment, artifact_location=artifact_root(self.uri))
+                except mlflow.exceptions.MlflowException as err:
+                    if err.error_code != "RESOURCE_ALREADY_EXISTS":  # a queued twin created it first
+                        raise
             exp = mlflow.set_experiment(experiment)
         except Exception as err:  # noqa: BLE001
             raise TrackingError(f"MLflow store {self.uri} refused experiment {experiment!r}: {err}") from err
+        check_artifact_location(self.uri, experiment, exp.artifact_location)
         self.experiment_id = exp.experiment_id
         self.client = MlflowClient(self.uri)
         self._logged: dict[str, str] | None = None  # run key -> id of its finished run

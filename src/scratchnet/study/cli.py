@@ -1,0 +1,72 @@
+"""The one way a stage script runs: user errors as one line, bugs with their traceback.
+
+Every `pipeline/<stage>.py` ends with
+
+    if __name__ == "__main__":
+        stage_main("train", main, usage="softmax|twolayer", choices=[MODELS])
+
+`stage_main` checks the command line, calls `main(*argv)`, and turns the project's own errors
+(subclasses of `scratchnet.errors.UserError`: bad params, a corrupt data source, an unreachable
+tracking server, a missing artifact, a wrong command line) into one line on stderr,
+`<stage>: <message>`, and exit status 1. A user reads a traceback as "the program crashed";
+the message already names the file or key and the fix. Any other exception is a bug and keeps
+its full traceback. `SCRATCHNET_DEBUG=1` shows the traceback for user errors too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Collection, Sequence
+
+from scratchnet.errors import UserError
+
+DEBUG_ENV = "SCRATCHNET_DEBUG"
+
+
+class UsageError(UserError):
+    """The stage script was called with the wrong arguments; the message shows the right ones."""
+
+
+def check_argv(argv: Sequence[str], choices: Sequence[Collection[str] | None], usage: str) -> list[str]:
+    """`argv` (the arguments after the script) if it has one value per entry of `choices` and
+    each is among its entry's values (None: any value); else UsageError showing `usage`."""
+    script = Path(sys.argv[0]).as_posix() if sys.argv and sys.argv[0] else "<stage>.py"
+    wrong = len(argv) != len(choices) or any(
+        allowed is not None and value not in allowed for value, allowed in zip(argv, choices))
+    if wrong:
+        given = " ".join(argv) or "no arguments"
+        raise UsageError(f"usage: python {script} {usage}".rstrip() + f" (got: {given})")
+    return list(argv)
+
+
+def debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def stage_main(
+    stage: str,
+    main: Callable[..., Any],
+    *,
+    usage: str = "",
+    choices: Sequence[Collection[str] | None] = (),
+) -> None:
+    """Runs `main(*sys.argv[1:])` as the stage named `stage`.
+
+    choices: one entry per positional argument, the values it may take (None: any);
+    usage: those arguments as the usage line shows them. Returns when main does (the script
+    then exits with 0); exits with 1 and `<stage>: <message>` on stderr for a UserError (its
+    traceback only under SCRATCHNET_DEBUG=1); any other exception propagates, so Python prints
+    its traceback and exits with 1.
+    """
+    try:
+        main(*check_argv(sys.argv[1:], choices, usage))
+    except UserError as err:
+        if debugging():
+            raise
+        message = str(err).strip() or type(err).__name__
+        # Some messages already start with the stage's name ("report: ..."); say it once.
+        message = message.removeprefix(f"{stage}: ")
+        print(f"{stage}: {message}", file=sys.stderr, flush=True)
+        sys.exit(1)
