@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 import pytest
 from test_pipeline_e2e import (
-    BIN, TINY, copy_project, environment, merge, run, set_params, tiny_image_folder_archive,
+    BIN, TINY, Replace, copy_project, environment, run, set_params, tiny_image_folder_archive,
 )
 
 from scratchnet.data.fingerprint import source_fingerprint
@@ -197,7 +197,7 @@ def test_changing_the_files_of_a_local_source_reruns_fetch_and_nothing_else_does
 
 # The sweeps of the tiny study hold the README's examples, so `-S` sets a baseline to one of its
 # sweep's values, as a user following the README does on the full study.
-README_ABLATE = {"softmax": ["baseline", "lr=0.01"], "twolayer": ["baseline", "hidden_dim=200"]}
+README_ABLATE = {"softmax": Replace({"lr": [0.01]}), "twolayer": Replace({"hidden_dim": [200]})}
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +208,8 @@ def study(tmp_path_factory) -> Path:
     project = tmp_path_factory.mktemp("workflows")
     copy_project(project)
     tiny_image_folder_archive(project / "data" / "tiny.tar.gz")
-    set_params(project, merge(json.loads(json.dumps(TINY)), {"ablate": README_ABLATE}))
+    set_params(project, TINY)
+    set_params(project, {"ablate": README_ABLATE})
     run(["git", "init", "-q"], project)
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "tiny study"], project)
@@ -240,8 +241,6 @@ def test_a_temp_experiment_logs_into_the_projects_store_under_its_name(study):
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(strict=True, reason="issue 14 point 1: a baseline equal to one of its sweep's "
-                   "values is refused by params validation until the lead's change lands")
 def test_the_readmes_experiment_examples_run_and_compare_in_120_columns(study):
     readme = (PROJECT / "README.md").read_text()
     for example in ("dvc exp run -S twolayer.hidden_dim=200", "dvc exp run -S softmax.lr=0.01",
