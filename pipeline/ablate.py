@@ -17,6 +17,7 @@ from scratchnet.study.params import MODELS, ablation_entries, load_params, parse
 from scratchnet.study.runs import RunSpec, SweepLog, load_splits, summarise
 from scratchnet.study.sweep import executor_from_env, run_sweep
 from scratchnet.study.cli import stage_main
+from scratchnet.study.evaluation import mean_std_text
 from scratchnet.study.tracking import TrackingError, check_server
 
 
@@ -52,7 +53,7 @@ def main() -> None:
                 # the training seconds of its runs (side by side with others: not a wall time)
                 "seconds": sum(r["seconds"] for r in seeds),
             })
-            print(f"{model} {entry}: test accuracy {mean} ± {std} over {len(seeds)} seeds")
+            print(f"{model} {entry}: test accuracy {mean_std_text(mean, std)} over {len(seeds)} seeds")
     if log.error is not None:
         raise TrackingError(f"{log.error} Every run's result is saved (results/ablate and the run "
                             "cache); the next `dvc repro` logs the missing runs without training.")

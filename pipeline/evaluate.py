@@ -18,6 +18,8 @@ def main() -> None:
     write_json(layout.ABLATION_SUMMARY_JSON, evaluation.summary_to_json(summary))
     write_text(layout.ABLATION_TABLES_MD, "# Ablations: test accuracy over seeds\n\n"
                + evaluation.markdown_tables(summary))
+    # A declared DVC output even when no value differs from its baseline (no sweep to draw).
+    layout.SWEEP_PLOTS_DIR.mkdir(parents=True, exist_ok=True)
     for model, sweeps in summary.items():
         for param, rows in sweeps.items():
             write_csv(layout.sweep_plot_data(model, param),

@@ -67,7 +67,8 @@ TINY = {
         "seeds": [0, 1],
         "epochs": {"softmax": 2, "twolayer": 2},
         "softmax": Replace({"reg": [0.01]}),
-        "twolayer": Replace({"hidden_dim": [8]}),
+        # lr=1000 diverges: its runs go through every stage as diverged (issue 17)
+        "twolayer": Replace({"hidden_dim": [8], "lr": [1000.0]}),
     },
     "attack": {"sweep": {"sample_size": 20, "steps": 3,
                          "epsilons": {"linf": [0, 4, 16], "l2": [0, 200, 800]}}},
@@ -135,10 +136,34 @@ def mlflow_runs(project: Path):
 def test_dvc_repro_builds_every_output(tiny_project, first_repro):
     expected = ["data/raw/cifar10.npz", "data/raw/provenance.json", "data/processed/X_train.npy",
                 "results/fit/fit.json", "models/softmax.npz", "models/twolayer.npz",
-                "results/evaluate/ablation_summary.csv", "results/evaluate/softmax.json",
+                "results/evaluate/ablation_summary.csv", "metrics/softmax.json",
                 "results/attack/example.json", "report/report.md", "report/report.html"]
     missing = [p for p in expected if not (tiny_project / p).is_file()]
     assert not missing, first_repro.stdout[-3000:]
+
+
+def test_both_baselines_learn_the_colour_coded_classes_far_above_chance(tiny_project, first_repro):
+    # Each class of the tiny set is one colour plus noise: a pipeline that mixed up images and
+    # labels, ignored the learning rate or skipped normalisation would stay near 10%.
+    for model in ("softmax", "twolayer"):
+        run_ = json.loads((tiny_project / f"results/train/{model}/run.json").read_text())
+        assert run_["test_acc_mean"] > 0.5, (model, run_["test_acc_mean"])
+        assert run_["seeds"][0]["history"][-1]["train_acc"] > 0.5
+
+
+def test_a_diverging_value_is_recorded_as_diverged_through_evaluate_and_the_report(tiny_project, first_repro):
+    import pandas as pd
+
+    result = json.loads((tiny_project / "results/ablate/twolayer/lr=1000.0.json").read_text())
+    assert [s["diverged"] for s in result["seeds"]] == [True, True]
+    assert all(s["test_acc"] is None and s["diverged_epoch"] >= 1 for s in result["seeds"])
+    assert result["test_acc_mean"] is None
+    summary = pd.read_csv(tiny_project / "results/evaluate/ablation_summary.csv")
+    (row,) = summary[(summary.param == "lr") & (summary.value == 1000.0)].itertuples()
+    assert row.n_diverged == 2 and pd.isna(row.test_acc_mean)
+    report = (tiny_project / "report/report.md").read_text()
+    lr_table = {r[0]: r[1] for r in sweep_table(report, "### two-layer network: `lr`")}
+    assert lr_table["1000"] == "all seeds diverged"
 
 
 def test_the_report_holds_every_section_valid_figures_and_the_evaluate_numbers(tiny_project, first_repro):
@@ -153,6 +178,7 @@ def test_the_report_holds_every_section_valid_figures_and_the_evaluate_numbers(t
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
     assert {Path(f).stem for f in figures} == {
         "reproduction", "fit", "curve_softmax", "curve_twolayer", "sweep_softmax_reg", "sweep_twolayer_hidden_dim",
+        "sweep_twolayer_lr",
         "attack_original", "attack_adversarial", "attack_difference", "attack_success_vs_epsilon"}
     for rel in figures:
         with Image.open(tiny_project / "report" / rel) as image:
@@ -167,43 +193,50 @@ def test_the_report_holds_every_section_valid_figures_and_the_evaluate_numbers(t
             assert rows[f"{float(row.value):g}"][1] == f"{row.test_acc_mean:.4f} ± {row.test_acc_std:.4f}"
 
 
-def test_dvc_metrics_show_lists_the_baselines_test_accuracy(tiny_project, first_repro):
+def test_dvc_metrics_show_lists_the_headline_numbers(tiny_project, first_repro):
     shown = json.loads(run([str(BIN / "dvc"), "metrics", "show", "--json"], tiny_project).stdout)
+    data = shown[""]["data"]
     for model in ("softmax", "twolayer"):
-        metrics = shown[""]["data"][f"results/evaluate/{model}.json"]["data"]
-        assert 0.0 <= metrics["test_acc"] <= 1.0
+        metrics = data[f"metrics/{model}.json"]["data"]
+        run_ = json.loads((tiny_project / f"results/train/{model}/run.json").read_text())
+        assert metrics["test_acc"] == round(run_["test_acc_mean"], 4)
         assert metrics["seed_std"] >= 0.0
-        # a distance with no entry to compare (the tiny study's values are not the study's) is null,
-        # which DVC leaves out
+        # a distance with no entry to compare is null, which DVC leaves out
         assert {"test_acc", "seed_std", "sweeps_agree"} <= set(metrics) <= {
             "test_acc", "seed_std", "diff_mean", "diff_max", "sweeps_agree"}
+    attack = json.loads((tiny_project / "results/attack/example.json").read_text())
+    assert data["metrics/attack.json"]["data"]["fooled"] == attack["fooled"]
 
 
-def test_the_evaluate_metrics_fit_a_terminal_one_row_per_model(tiny_project, first_repro):
-    shown = run([str(BIN / "dvc"), "metrics", "show", "results/evaluate/softmax.json",
-                 "results/evaluate/twolayer.json"], tiny_project).stdout
-    lines = shown.strip().splitlines()
-    assert len(lines) == 3, shown  # header, softmax, twolayer: the columns are shared
-    assert max(len(line) for line in lines) <= 100, shown  # leaves room for the attack's columns in 120
+def test_dvc_metrics_show_fits_a_terminal(tiny_project, first_repro):
+    lines = run([str(BIN / "dvc"), "metrics", "show"], tiny_project).stdout.strip().splitlines()
+    assert len(lines) == 4, lines  # header, softmax, twolayer, attack
+    assert max(len(line) for line in lines) <= 120, "\n".join(lines)
 
 
 def test_every_training_run_is_an_mlflow_run_with_params_and_epoch_metrics(tiny_project, first_repro):
     client, runs = mlflow_runs(tiny_project)
     training = [r for r in runs if r.data.tags.get("scratchnet.stage") in ("train", "ablate")]
-    # 2 baselines + 2 models x 2 entries x 2 seeds
-    assert len(training) == 2 + 2 * 2 * 2
+    # 2 baselines + 5 ablation entries x 2 seeds, less each model's seed-0 ablation baseline: in
+    # the tiny study it is the train stage's run (same config, seed, epochs), logged once
+    assert len(training) == 2 + 5 * 2 - 2
     for r in training:
         assert {"lr", "lr_decay", "batch_size", "reg", "epochs", "seed"} <= set(r.data.params)
         assert r.data.tags["scratchnet.git_commit"] != "unknown"
         assert "scratchnet.dataset_sha256" in r.data.tags
-        assert "test_acc" in r.data.metrics
-        steps = [m.step for m in client.get_metric_history(r.info.run_id, "val_acc")]
-        assert steps == [1, 2]
-    ablation = [r for r in training if r.data.tags["scratchnet.stage"] == "ablate"]
-    parents = {r.data.tags["mlflow.parentRunId"] for r in ablation}
-    assert len(parents) == 4  # softmax: baseline, reg; twolayer: baseline, hidden_dim
-    sweep_of = {r.data.tags["mlflow.parentRunId"]: r.data.tags["scratchnet.sweep"] for r in ablation}
-    assert sorted(sweep_of.values()) == ["softmax.baseline", "softmax.reg", "twolayer.baseline", "twolayer.hidden_dim"]
+        diverged = r.data.tags["scratchnet.diverged"] == "true"
+        assert ("test_acc" in r.data.metrics) != diverged
+        if not diverged:
+            assert [m.step for m in client.get_metric_history(r.info.run_id, "val_acc")] == [1, 2]
+    # each value's runs sit under their sweep's parent; the baselines under none, but in every
+    # sweep they centre (one query finds a sweep with its baseline)
+    values = [r for r in training if r.data.tags["scratchnet.entry"] != "baseline"]
+    sweep_of = {r.data.tags["mlflow.parentRunId"]: r.data.tags["scratchnet.sweep"] for r in values}
+    assert sorted(sweep_of.values()) == ["softmax.reg", "twolayer.hidden_dim", "twolayer.lr"]
+    lr_sweep = client.search_runs([runs[0].info.experiment_id],
+                                  "tags.`scratchnet.in_sweep.twolayer.lr` = 'true'")
+    assert sorted(r.data.tags["scratchnet.entry"] for r in lr_sweep) == [
+        "baseline", "baseline", "lr=1000.0", "lr=1000.0"]
 
 
 def test_the_attack_is_an_mlflow_run_with_its_figures(tiny_project, first_repro):
@@ -230,15 +263,20 @@ def test_the_baselines_are_mlflow_models_that_predict_from_images(tiny_project, 
         predicted = model.predict(images)
     finally:
         os.chdir(cwd)
-    assert list(predicted["label"]) == list(predicted[CLASSES].to_numpy().argmax(axis=1))
+    # the library's own prediction from the saved network: scaling and class order included
+    from scratchnet.nn import load_model
+
+    expected = load_model(tiny_project / "models/twolayer.npz").predict(images.reshape(5, -1))
+    assert list(predicted["label"]) == list(expected)
+    assert list(predicted["class"]) == [CLASSES[i] for i in expected]
     assert len(predicted) == 5
 
 
 def test_the_ablation_does_not_train_again_the_baselines_the_train_stage_trained(tiny_project, first_repro):
     # tiny study: train and ablate both run 2 epochs, so each model's seed-0 baseline is one run
-    assert "sweep: 8 runs, 2 in the run cache" in first_repro.stdout
+    assert "sweep: 10 runs, 2 in the run cache" in first_repro.stdout
     trained = re.findall(r"^(\w+ \S+ seed \d): test accuracy", first_repro.stdout, re.M)
-    assert len(trained) == 6 and "twolayer baseline seed 0" not in trained
+    assert len(trained) == 8 and "twolayer baseline seed 0" not in trained
 
 
 def test_a_second_repro_does_nothing(tiny_project, first_repro):
@@ -252,7 +290,7 @@ def test_editing_one_ablation_value_reruns_only_that_run(tiny_project, first_rep
     edited = run([str(BIN / "dvc"), "repro"], tiny_project)
     assert stages_run(edited.stdout) == {"ablate", "evaluate", "report"}
     # the stage reruns, but only the new value's two seeds train: the rest is in the run cache
-    assert "sweep: 8 runs, 6 in the run cache" in edited.stdout
+    assert "sweep: 10 runs, 8 in the run cache" in edited.stdout
     assert len(re.findall(r"^softmax reg=0.05 seed \d: test accuracy", edited.stdout, re.M)) == 2
     client, after = mlflow_runs(tiny_project)
     new = [r for r in after if r.info.run_id not in {b.info.run_id for b in before}]
@@ -382,7 +420,7 @@ def test_runs_missing_from_mlflow_are_logged_again_from_the_run_cache_without_tr
     env = environment(MLFLOW_TRACKING_URI=f"sqlite:///{store}")
     for attempt in (1, 2):
         again = run([str(BIN / "dvc"), "repro", "-f", "ablate"], tiny_project, env=env)
-        assert "sweep: 8 runs, 8 in the run cache" in again.stdout  # nothing trained
+        assert "sweep: 10 runs, 10 in the run cache" in again.stdout  # nothing trained
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(f"sqlite:///{store}")
@@ -390,4 +428,4 @@ def test_runs_missing_from_mlflow_are_logged_again_from_the_run_cache_without_tr
         runs = client.search_runs([experiment.experiment_id], max_results=1000)
         ablation = [r for r in runs if r.data.tags.get("scratchnet.stage") == "ablate"]
         # logged once each, and not again by the second repro: logging is idempotent
-        assert len(ablation) == 8 and len({r.data.tags["scratchnet.run_key"] for r in ablation}) == 8
+        assert len(ablation) == 10 and len({r.data.tags["scratchnet.run_key"] for r in ablation}) == 10

@@ -7,6 +7,7 @@ import json
 import subprocess
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
@@ -26,7 +27,8 @@ def test_mlflow_models_serve_answers_a_rest_request_with_the_class_the_library_p
                    key=lambda r: r.info.start_time)
     # What the library predicts, from the very files logged with the model.
     (output,) = baseline.outputs.model_outputs  # MLflow 3 keeps a run's model as a LoggedModel
-    model = client.get_logged_model(output.model_id).artifact_location  # a local folder here
+    location = client.get_logged_model(output.model_id).artifact_location  # file: URI, or a path
+    model = urlparse(location).path if location.startswith("file:") else location
     logged = yaml.safe_load((Path(model) / "MLmodel").read_text())["flavors"]["python_function"]["artifacts"]
     network = load_model(Path(model) / logged["network"]["path"])  # scales its pixel input itself
     images = np.load(tiny_project / "data/raw/cifar10.npz")["x_test"][:4]  # raw uint8 pixels

@@ -215,13 +215,15 @@ def headline_metrics(model: str, test_acc: float | None, seed_std: float | None,
     results."""
     mine = dist.of(model)
     worst = mine.worst
-    return {
+    metrics = {
         "test_acc": test_acc,
         "seed_std": seed_std,
         "diff_mean": mine.mean_abs,
         "diff_max": None if worst is None else abs(worst.diff),
         "sweeps_agree": mine.sweeps_agreeing_best,
     }
+    # 4 decimals (0.01 of a point) is finer than any seed noise, and keeps the table narrow
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
 
 
 def summary_line(test_acc: dict[str, float | None], dist: Distance) -> str:
