@@ -224,6 +224,43 @@ def test_pgd_rejects_images_outside_the_pixel_range_and_unknown_norms():
         pgd(classifier, np.zeros((1, D)), [0], norm="l1", epsilon=1.0, steps=1, step_size=1.0)
 
 
+def test_pgd_rejects_negative_pixels_nan_and_labels_of_another_length_naming_the_problem():
+    classifier = make_classifier()
+    for bad in (-1.0, np.nan):
+        with pytest.raises(ValueError, match=r"finite pixels in \[0, 255\]"):
+            pgd(classifier, np.full((1, D), bad), [0], norm="l2", epsilon=1.0, steps=1, step_size=1.0)
+    with pytest.raises(ValueError, match=r"norm must be one of l2, linf; got 'l1'"):
+        pgd(classifier, np.zeros((1, D)), [0], norm="l1", epsilon=1.0, steps=1, step_size=1.0)
+    with pytest.raises(ValueError, match=r"labels must have one class per image \(2\); got shape \(3,\)"):
+        pgd(classifier, np.zeros((2, D)), [0, 1, 2], norm="l2", epsilon=1.0, steps=1, step_size=1.0)
+
+
+@pytest.mark.parametrize("epsilon, steps, step_size", [(-1.0, 1, 1.0), (1.0, -1, 1.0), (1.0, 1, -1.0)])
+def test_pgd_rejects_a_negative_budget_step_count_or_step_size(epsilon, steps, step_size):
+    with pytest.raises(ValueError, match=f"must be >= 0; got {epsilon}, {step_size}, {steps}"):
+        pgd(make_classifier(), np.zeros((1, D)), [0], norm="l2", epsilon=epsilon, steps=steps,
+            step_size=step_size)
+
+
+def test_pgd_with_zero_steps_returns_the_image():
+    images = random_images(2, seed=14)
+    adversarial = pgd(make_classifier(), images, [1, 2], norm="l2", epsilon=5.0, steps=0, step_size=5.0)
+    np.testing.assert_array_equal(adversarial, images)
+
+
+@pytest.mark.parametrize("targeted", [True, False])
+def test_a_step_shorter_than_the_budget_moves_by_exactly_the_step_size(targeted):
+    classifier = make_classifier()
+    images = np.full((3, D), 128.0)
+    for step_size in (1.0, 3.0):  # 1.0: a unit step is a step, not "no step"
+        adversarial = pgd(classifier, images, [0, 1, 2], norm="l2", epsilon=10.0, steps=1,
+                          step_size=step_size, targeted=targeted)
+        np.testing.assert_allclose(perturbation_norms(images, adversarial)[0], step_size, rtol=1e-12)
+    adversarial = pgd(classifier, images, [0, 1, 2], norm="linf", epsilon=1.0, steps=1, step_size=1.0,
+                      targeted=targeted)  # a budget of one grey level is a budget, not "no budget"
+    np.testing.assert_allclose(np.abs(adversarial - images), 1.0)
+
+
 # --- the study's example -----------------------------------------------------------------
 
 def test_first_correct_is_the_first_image_of_the_class_the_model_gets_right():
