@@ -121,3 +121,18 @@ def test_statistics_of_the_wrong_shape_or_not_finite_are_rejected_naming_the_sha
     shapes = re.escape(f"got mean {mean.shape}, std {std.shape}")
     with pytest.raises(ValueError, match=r"finite \(D,\) arrays of one shape; " + shapes):
         Normalizer("mean_std", mean, std)
+
+
+def test_loading_a_model_with_a_damaged_scaling_names_the_file_and_the_problem(tmp_path):
+    path = tmp_path / "m.npz"
+    build_model({"kind": "softmax"}, input_dim=D, num_classes=C, normalizer=normalizer()).save(path)
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    for change, message in [
+        ({"__normalize__": np.array("zscore")}, "m.npz: missing or corrupt input normalizer: normalize must be"),
+        ({"__input_mean__": np.zeros(D + 1), "__input_std__": np.ones(D + 1)},
+         f"m.npz: the input normalizer has {D + 1} entries; W1 takes {D} inputs"),
+    ]:
+        np.savez(path, **{**arrays, **change})
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load_model(path)
