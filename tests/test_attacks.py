@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from scratchnet.study import layout
 from scratchnet.attacks import (
-    SweepResult, attack_study, middle_epsilons, choose_targets, first_correct, fooling_example,
-    perturbation_norms, pgd, project, robustness_sweep, sample_correct,
+    AttackStudy, SweepResult, attack_study, middle_epsilons, choose_targets, first_correct,
+    fooling_example, perturbation_norms, pgd, project, robustness_sweep, sample_correct,
+    steepest_direction,
 )
 from scratchnet.nn import Normalizer
 from scratchnet.nn import build_model
@@ -148,6 +149,17 @@ def test_projection_keeps_points_inside_the_ball_and_pulls_outside_ones_to_its_s
     np.testing.assert_allclose(project(delta, "linf", 1.0), [[1.0, 1.0], [0.3, 0.4], [0.0, 0.0]])
 
 
+def test_projection_shrinks_a_perturbation_shorter_than_one_pixel_to_a_smaller_ball():
+    delta = np.array([[0.3, 0.4]])  # L2 length 0.5
+    np.testing.assert_allclose(project(delta, "l2", 0.25), [[0.15, 0.2]])
+
+
+def test_the_steepest_l2_direction_is_the_unit_gradient_and_zero_where_the_gradient_is_zero():
+    grad = np.array([[3.0, -4.0], [0.0, 0.0]])
+    np.testing.assert_allclose(steepest_direction(grad, "l2"), [[0.6, -0.8], [0.0, 0.0]], rtol=1e-12)
+    np.testing.assert_array_equal(steepest_direction(grad, "linf"), [[1.0, -1.0], [0.0, 0.0]])
+
+
 def test_one_l2_step_moves_the_image_by_exactly_epsilon_when_nothing_clips():
     classifier = make_classifier()
     images = np.full((5, D), 128.0)  # mid-grey: a step of L2 length 20 cannot reach 0 or 255
@@ -213,6 +225,43 @@ def test_pgd_rejects_images_outside_the_pixel_range_and_unknown_norms():
         pgd(classifier, np.zeros((1, D)), [0], norm="l1", epsilon=1.0, steps=1, step_size=1.0)
 
 
+def test_pgd_rejects_negative_pixels_nan_and_labels_of_another_length_naming_the_problem():
+    classifier = make_classifier()
+    for bad in (-1.0, np.nan):
+        with pytest.raises(ValueError, match=r"finite pixels in \[0, 255\]"):
+            pgd(classifier, np.full((1, D), bad), [0], norm="l2", epsilon=1.0, steps=1, step_size=1.0)
+    with pytest.raises(ValueError, match=r"norm must be one of l2, linf; got 'l1'"):
+        pgd(classifier, np.zeros((1, D)), [0], norm="l1", epsilon=1.0, steps=1, step_size=1.0)
+    with pytest.raises(ValueError, match=r"labels must have one class per image \(2\); got shape \(3,\)"):
+        pgd(classifier, np.zeros((2, D)), [0, 1, 2], norm="l2", epsilon=1.0, steps=1, step_size=1.0)
+
+
+@pytest.mark.parametrize("epsilon, steps, step_size", [(-1.0, 1, 1.0), (1.0, -1, 1.0), (1.0, 1, -1.0)])
+def test_pgd_rejects_a_negative_budget_step_count_or_step_size(epsilon, steps, step_size):
+    with pytest.raises(ValueError, match=f"must be >= 0; got {epsilon}, {step_size}, {steps}"):
+        pgd(make_classifier(), np.zeros((1, D)), [0], norm="l2", epsilon=epsilon, steps=steps,
+            step_size=step_size)
+
+
+def test_pgd_with_zero_steps_returns_the_image():
+    images = random_images(2, seed=14)
+    adversarial = pgd(make_classifier(), images, [1, 2], norm="l2", epsilon=5.0, steps=0, step_size=5.0)
+    np.testing.assert_array_equal(adversarial, images)
+
+
+@pytest.mark.parametrize("targeted", [True, False])
+def test_a_step_shorter_than_the_budget_moves_by_exactly_the_step_size(targeted):
+    classifier = make_classifier()
+    images = np.full((3, D), 128.0)
+    for step_size in (1.0, 3.0):  # 1.0: a unit step is a step, not "no step"
+        adversarial = pgd(classifier, images, [0, 1, 2], norm="l2", epsilon=10.0, steps=1,
+                          step_size=step_size, targeted=targeted)
+        np.testing.assert_allclose(perturbation_norms(images, adversarial)[0], step_size, rtol=1e-12)
+    adversarial = pgd(classifier, images, [0, 1, 2], norm="linf", epsilon=1.0, steps=1, step_size=1.0,
+                      targeted=targeted)  # a budget of one grey level is a budget, not "no budget"
+    np.testing.assert_allclose(np.abs(adversarial - images), 1.0)
+
+
 # --- the study's example -----------------------------------------------------------------
 
 def test_first_correct_is_the_first_image_of_the_class_the_model_gets_right():
@@ -245,6 +294,24 @@ def test_fooling_example_records_a_single_step_of_length_epsilon():
     json.dumps(record)  # JSON-serialisable as it stands
 
 
+def test_a_multi_step_fooling_example_records_its_steps_and_its_predictions():
+    classifier = make_classifier()
+    image = np.full((32, 32, 3), 128.0)
+    true = int(classifier.predict(flat(image[None]))[0])
+    target = (true + 3) % 10  # not class 0, so a prediction of 0 by default cannot pass for it
+    example = fooling_example(classifier, image, true, target, index=3, norm="linf", epsilon=8.0, steps=4)
+    assert example.step_size == 2.0  # epsilon / steps: four steps add up to the budget
+    adversarial = flat(example.adversarial[None])
+    assert example.pred_after == int(classifier.predict(adversarial)[0]) == target != 0
+    assert example.pred_after_uint8 == int(classifier.predict(np.round(adversarial))[0])
+    names = [f"class{i}" for i in range(10)]
+    record = example.record(names)
+    assert (record["norm"], record["epsilon"], record["steps"], record["step_size"]) == ("linf", 8.0, 4, 2.0)
+    assert record["pred_after"] == names[example.pred_after]
+    assert record["pred_after_uint8"] == names[example.pred_after_uint8]
+    assert record["fooled_after_uint8"] == (example.pred_after_uint8 == target)
+
+
 # --- the sweep ---------------------------------------------------------------------------
 
 def test_sample_correct_draws_a_seeded_sample_of_correctly_classified_images_only():
@@ -270,6 +337,11 @@ def test_targets_are_the_next_class_or_a_seeded_uniform_other_class():
     assert counts.min() > 250
     with pytest.raises(ValueError, match="target rule"):
         choose_targets(labels, "hardest", 10, seed=0)
+
+
+def test_an_unknown_target_rule_is_rejected_naming_the_rules():
+    with pytest.raises(ValueError, match="target rule must be one of next, random; got 'hardest'"):
+        choose_targets(np.arange(3), "hardest", 10, seed=0)
 
 
 @pytest.mark.parametrize("norm, epsilons", [("l2", [0, 100, 25, 400, 1600]), ("linf", [0, 1, 4, 16, 64])])
@@ -299,6 +371,30 @@ def test_success_at_epsilon_zero_is_the_rate_already_classified_as_the_target():
     assert sweep.median_l2[0] == 0.0  # those images need no perturbation at all
 
 
+def test_the_sweep_records_the_l2_size_of_each_perturbation_whatever_the_norm_of_the_attack():
+    classifier = make_classifier()
+    images = random_images(4, seed=12)
+    targets = (classifier.predict(flat(images)) + 1) % 10
+    sweep = robustness_sweep(classifier, images, targets, norm="linf", epsilons=[2.0], steps=2,
+                             step_fraction=0.5)
+    adversarial = pgd(classifier, images, targets, norm="linf", epsilon=2.0, steps=2, step_size=1.0)
+    np.testing.assert_allclose(sweep.l2[0], perturbation_norms(images, adversarial)[0])
+    assert sweep.success.dtype == bool
+
+
+def test_the_sweep_rejects_a_negative_epsilon_naming_the_list():
+    with pytest.raises(ValueError, match=r"numbers >= 0; got \[-1.0, 2.0\]"):
+        robustness_sweep(make_classifier(), random_images(1, seed=0), [0], norm="l2",
+                         epsilons=[-1.0, 2.0], steps=1, step_fraction=1.0)
+
+
+def test_sweep_metrics_are_none_where_no_image_was_fooled():
+    sweep = SweepResult(norm="l2", targeted=True, epsilons=np.array([0.0, 1.0]),
+                        success=np.zeros((2, 3), dtype=bool), l2=np.zeros((2, 3)))
+    assert sweep.metrics() == {"success_eps_0": 0.0, "success_eps_1": 0.0,
+                               "median_min_epsilon": None, "median_l2": None}
+
+
 def test_sweep_bookkeeping_counts_an_image_fooled_from_its_smallest_successful_epsilon():
     # image 0: fooled at 1, PGD overshoots at 2, fooled again at 4; image 1: only at 4; image 2: never
     sweep = SweepResult(
@@ -318,6 +414,56 @@ def test_sweep_bookkeeping_counts_an_image_fooled_from_its_smallest_successful_e
     assert [r["epsilon"] for r in rows] == [0.0, 1.0, 2.0, 4.0]
     assert set(rows[0]) == {"norm", "epsilon", "mode", "success_rate", "median_l2", "n"}
     assert rows[-1]["mode"] == "targeted" and rows[-1]["n"] == 3
+
+
+def small_attack_study(log):
+    """attack_study on 30 random uint8 images labelled as the classifier sees them."""
+    classifier = make_classifier()
+    images = np.random.default_rng(13).integers(0, 256, (30, 32, 32, 3)).astype(np.uint8)
+    labels = classifier.predict(flat(images))
+    sweep = {"sample_size": 6, "seed": 3, "target": "random", "steps": 3, "step_fraction": 0.5,
+             "epsilons": {"l2": [0, 3000], "linf": [0, 64]}}
+    study = attack_study(classifier, images, labels, true_label=int(labels[0]),
+                         target_label=int(labels[0] + 1) % 10,
+                         example={"norm": "l2", "epsilon": 91.0, "steps": 1}, sweep=sweep, log=log)
+    return classifier, images, labels, sweep, study
+
+
+def test_the_attack_study_sweeps_a_seeded_sample_toward_seeded_targets_and_away_from_true_labels():
+    lines = []
+    classifier, images, labels, sweep, study = small_attack_study(lines.append)
+    sample = sample_correct(labels, labels, 6, seed=3)
+    np.testing.assert_array_equal(study.sample, sample)
+    targets = choose_targets(labels[sample], "random", 10, seed=3)
+    for i, (norm, targeted) in enumerate([("l2", True), ("l2", False), ("linf", True), ("linf", False)]):
+        epsilons = [0, 91, 3000] if norm == "l2" else [0, 64]  # the example's epsilon joins its grid
+        expected = robustness_sweep(classifier, images[sample], targets if targeted else labels[sample],
+                                    norm=norm, epsilons=epsilons, steps=3, step_fraction=0.5, targeted=targeted)
+        assert (study.sweeps[i].norm, study.sweeps[i].targeted) == (norm, targeted)
+        np.testing.assert_array_equal(study.sweeps[i].success, expected.success)
+        assert expected.success_rate[-1] > 0.5  # large budgets succeed, so the goals matter
+        rates = ", ".join(f"{e:g}: {r:.2f}" for e, r in zip(expected.epsilons, expected.success_rate))
+        assert lines[i] == f"attack: {expected.mode} {norm} success by epsilon {{{rates}}}"
+
+
+def test_the_attack_study_reports_each_norms_curves_and_the_examples_numbers():
+    _, _, _, _, study = small_attack_study(lambda line: None)
+    linf = study.plot_rows("linf")
+    assert [row["epsilon"] for row in linf] == [0.0, 64.0]
+    assert [row["targeted"] for row in linf] == study.sweeps[2].success_rate.tolist()
+    assert [row["untargeted"] for row in linf] == study.sweeps[3].success_rate.tolist()
+    ex = study.example
+    assert study.details()["example"] == {"fooled": ex.fooled, "l2": ex.l2, "linf": ex.linf,
+                                          "confidence": float(ex.probs_after[ex.target_label])}
+
+
+def test_the_headline_is_none_for_an_epsilon_swept_on_no_images():
+    _, _, _, _, study = small_attack_study(lambda line: None)
+    empty = SweepResult(norm="l2", targeted=True, epsilons=np.array([0.0, 91.0]),
+                        success=np.zeros((2, 0), dtype=bool), l2=np.zeros((2, 0)))
+    nothing_sampled = AttackStudy(test_acc=1.0, example=study.example, sample=np.array([], dtype=np.int64),
+                                  sweeps=[empty], headline_epsilons={"l2": [91.0]})
+    assert nothing_sampled.headline()["l2_91"] is None
 
 
 # --- the stage ---------------------------------------------------------------------------

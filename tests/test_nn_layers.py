@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from scratchnet.nn.init import weight_std
 from scratchnet.nn.gradcheck import numerical_gradient, numerical_gradient_array, rel_error
 from scratchnet.nn.layers import affine_backward, affine_forward, relu_backward, relu_forward
 from scratchnet.nn.losses import (
@@ -92,6 +93,11 @@ def test_softmax_cross_entropy_is_the_mean_negative_log_likelihood(rng):
     assert softmax_cross_entropy(scores, y, "sum")[0] == pytest.approx(5 * loss, rel=1e-12)
 
 
+def test_softmax_cross_entropy_rejects_an_unknown_reduction_naming_the_choices():
+    with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum', got 'max'"):
+        softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 1]), reduction="max")
+
+
 def test_uniform_scores_give_log_c_loss():
     loss, _ = softmax_cross_entropy(np.zeros((3, 10)), np.array([0, 5, 9]))
     assert loss == pytest.approx(np.log(10))
@@ -152,3 +158,8 @@ def test_gradient_checks_refuse_float32():
 def test_rel_error_detects_a_wrong_gradient():
     assert rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.0
     assert rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.01])) > 1e-3
+
+
+def test_an_unknown_initialisation_is_rejected_naming_the_choices():
+    with pytest.raises(ValueError, match="init must be one of he, gaussian; got 'xavier'"):
+        weight_std("xavier", fan_in=10, init_scale=1e-3)

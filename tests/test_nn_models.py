@@ -91,6 +91,15 @@ def test_reg_adds_half_reg_sum_of_squared_weights_and_ignores_biases():
     np.testing.assert_array_equal(g1["b2"], g0["b2"])
 
 
+def test_forward_backward_without_reg_is_the_plain_cross_entropy():
+    model, (X, y) = small_model("mlp"), batch()
+    loss, grads, scores = model.forward_backward(X, y)
+    assert loss == pytest.approx(softmax_cross_entropy(model.scores(X), y)[0], rel=1e-12)
+    np.testing.assert_array_equal(scores, model.scores(X))
+    _, unregularised, _ = model.forward_backward(X, y, reg=0.0)
+    assert all(np.array_equal(grads[k], unregularised[k]) for k in model.params)
+
+
 def test_fresh_network_loss_is_near_log_of_class_count():
     model = build_model({"kind": "twolayer", "hidden_dim": 50, "init": "gaussian", "init_scale": 1e-3},
                         input_dim=D, num_classes=10, seed=0)
@@ -169,6 +178,42 @@ def test_build_model_rejects_bad_configs_naming_the_problem(config, message):
         build_model(config, input_dim=4, num_classes=2)
 
 
+@pytest.mark.parametrize("config, message", [
+    ("softmax", r"must be a dict with a 'kind' \(softmax, twolayer, mlp\)"),
+    ({"kind": "cnn"}, "expected one of softmax, twolayer, mlp"),
+    ({"kind": "twolayer", "hidden_dim": 10, "lr": 0.1, "seed": 1},
+     "unknown key\\(s\\) lr, seed in twolayer model config; allowed: hidden_dim, init, init_scale, kind"),
+    ({"kind": "mlp"}, "mlp model config needs hidden_dims"),
+    ({"kind": "softmax", "init_scale": True}, "init_scale must be a positive number; got True"),
+    ({"kind": "softmax", "init_scale": 0.0}, "init_scale must be a positive number; got 0.0"),
+    ({"kind": "twolayer", "hidden_dim": True}, "hidden_dim must be a whole number >= 1; got True"),
+    ({"kind": "mlp", "hidden_dims": [4, 0]}, "hidden_dims must be a whole number >= 1; got 0"),
+])
+def test_build_model_error_messages_name_the_choices_and_the_bad_value(config, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(config, input_dim=4, num_classes=2)
+
+
+@pytest.mark.parametrize("name, value", [("input_dim", 0), ("input_dim", True), ("input_dim", 2.5),
+                                         ("num_classes", 0), ("num_classes", False)])
+def test_build_model_rejects_sizes_that_are_not_whole_numbers_from_one(name, value):
+    sizes = {"input_dim": 4, "num_classes": 2, name: value}
+    with pytest.raises(ValueError, match=f"{name} must be a whole number >= 1; got {value!r}"):
+        build_model({"kind": "softmax"}, **sizes)
+
+
+def test_layers_of_size_one_are_allowed():
+    model = build_model({"kind": "mlp", "hidden_dims": [1, 1]}, input_dim=1, num_classes=1)
+    assert [model.params[f"W{i}"].shape for i in (1, 2, 3)] == [(1, 1), (1, 1), (1, 1)]
+    assert build_model({"kind": "twolayer", "hidden_dim": 1}, input_dim=1, num_classes=1).params["W1"].shape == (1, 1)
+
+
+def test_build_model_defaults_to_cifar10_sizes_and_seed_0():
+    model = build_model({"kind": "softmax"})
+    assert model.params["W1"].shape == (3072, 10)
+    np.testing.assert_array_equal(model.params["W1"], build_model({"kind": "softmax"}, seed=0).params["W1"])
+
+
 def test_build_model_rejects_non_float_dtypes():
     with pytest.raises(ValueError, match="float32 or float64"):
         build_model({"kind": "softmax"}, input_dim=4, dtype=np.int32)
@@ -229,4 +274,31 @@ def test_loading_rejects_params_that_do_not_fit_the_config(tmp_path):
     arrays["W2"] = np.zeros((3, C))
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match="W2"):
+        load_model(path)
+
+
+def rewrite_saved(path, **changes):
+    """Replaces arrays of a saved model file: the way a damaged or foreign file looks."""
+    with zipfile.ZipFile(path) as z:
+        arrays = {name[:-4]: np.load(z.open(name)) for name in z.namelist()}
+    arrays.update(changes)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"b1": np.zeros(3)}, r"W1 \(8, 7\) / b1 \(3,\) do not fit layer sizes \[8, 7, 4\]"),
+    ({"b2": np.zeros(C, np.float32)}, "params must share one dtype; W1 is float64, W2/b2 are float64/float32"),
+    ({f"{p}{i}": np.zeros(s, np.int64) for p, i, s in [("W", 1, (D, 7)), ("b", 1, 7), ("W", 2, (7, C)), ("b", 2, C)]},
+     "dtype must be float32 or float64; got int64"),
+    ({"W3": np.zeros((C, C))}, r"params \['W1', 'W2', 'W3', 'b1', 'b2'\] do not match a twolayer model "
+                               r"\(\['W1', 'W2', 'b1', 'b2'\]\)"),
+    ({"__metadata__": np.array("[1, 2]")}, "model metadata must be a JSON object; got list"),
+    ({"__metadata__": np.array("{not json")}, "missing or corrupt model config/metadata"),
+    ({"__config__": np.array('{"kind": "cnn"}')}, "unknown model kind 'cnn'"),
+])
+def test_loading_names_the_file_and_what_does_not_fit(tmp_path, change, message):
+    path = tmp_path / "m.npz"
+    small_model("twolayer").save(path)
+    rewrite_saved(path, **change)
+    with pytest.raises(ValueError, match=f"m.npz: {message}"):
         load_model(path)

@@ -1,6 +1,8 @@
 """Input scaling (issue 10): each model normalises its own mini-batches of uint8 pixels, the
 same as normalising the whole array first, and carries its scaling through save and load."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -97,3 +99,40 @@ def test_a_model_without_a_normalizer_saves_and_loads_without_one(tmp_path):
 def test_build_model_rejects_a_normalizer_of_another_size():
     with pytest.raises(ValueError, match="statistics for 12 inputs; input_dim is 7"):
         build_model({"kind": "softmax"}, input_dim=7, num_classes=C, normalizer=normalizer())
+
+
+def test_normalizers_are_equal_only_when_method_mean_and_std_all_match():
+    mean, std = stats()
+    same = Normalizer("mean_std", mean.copy(), std.copy())
+    assert normalizer("mean_std") == same
+    assert normalizer("mean_std") != Normalizer("mean", mean, std)  # another method
+    assert normalizer("mean_std") != Normalizer("mean_std", mean + 1, std)  # another mean
+    assert normalizer("mean_std") != Normalizer("mean_std", mean, std + 1)  # another std
+    assert normalizer("mean_std") != (mean, std)  # not a Normalizer at all
+
+
+@pytest.mark.parametrize("mean, std", [
+    (np.zeros((2, D)), np.ones((2, D))),  # not one row of statistics
+    (np.zeros(D), np.ones(D + 1)),  # std of another length
+    (np.zeros(D), np.r_[np.ones(D - 1), np.nan]),  # a NaN std
+    (np.r_[np.zeros(D - 1), np.inf], np.ones(D)),  # an infinite mean
+])
+def test_statistics_of_the_wrong_shape_or_not_finite_are_rejected_naming_the_shapes(mean, std):
+    shapes = re.escape(f"got mean {mean.shape}, std {std.shape}")
+    with pytest.raises(ValueError, match=r"finite \(D,\) arrays of one shape; " + shapes):
+        Normalizer("mean_std", mean, std)
+
+
+def test_loading_a_model_with_a_damaged_scaling_names_the_file_and_the_problem(tmp_path):
+    path = tmp_path / "m.npz"
+    build_model({"kind": "softmax"}, input_dim=D, num_classes=C, normalizer=normalizer()).save(path)
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    for change, message in [
+        ({"__normalize__": np.array("zscore")}, "m.npz: missing or corrupt input normalizer: normalize must be"),
+        ({"__input_mean__": np.zeros(D + 1), "__input_std__": np.ones(D + 1)},
+         f"m.npz: the input normalizer has {D + 1} entries; W1 takes {D} inputs"),
+    ]:
+        np.savez(path, **{**arrays, **change})
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load_model(path)
