@@ -53,7 +53,7 @@ def main(model_name: str) -> None:
     write_json(layout.train_run(model_name), result)  # the results first: logging may fail
 
     tags = {**base_tags(model_name, "train", read_json(layout.PROVENANCE), config_hash(params)),
-            TAG + "sweep": f"{model_name}.baseline"}
+            TAG + "sweep": f"{model_name}.baseline", TAG + "entry": "baseline"}
     error = log_seed(
         tracker, record, model_name=model_name, config=config, train_size=len(splits["train"][1]),
         run_name=f"{model_name} baseline", tags=tags,
