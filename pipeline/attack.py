@@ -10,7 +10,6 @@ numbers (metrics.json); logs one MLflow run with every sweep's curve.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import NamedTuple

@@ -11,7 +11,6 @@ import io
 import os
 import pickle
 import struct
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,8 @@ from PIL import Image
 from scratchnet.data import CIFAR10_CLASSES, DataError, RawDataset, fetch, read_cifar10, write_processed
 from scratchnet.data.archives import safe_unpickle
 
-from cifar_archives import (_train_batches, chw_rows, image_folder_members, make_tar, png_bytes, tar_of,
+from cifar_archives import (_train_batches, chw_rows, image_folder_members, make_tar, png_bytes,
+                            python_release_members, tar_of,
                             tiny_dataset, write_binary_release, write_image_folder,
                             write_python_release)
 
@@ -178,17 +178,8 @@ def test_the_python2_pickle_builder_matches_what_pickle_itself_reads():
 # --- every malformed input: one DataError naming the file and what was expected ---------------
 
 
-def _python_members(ds: RawDataset, top: str = "cifar-10-batches-py/") -> dict[str, bytes]:
-    members = {}
-    for i, (x, y) in enumerate(_train_batches(ds), 1):
-        members[f"{top}data_batch_{i}"] = pickle.dumps({b"data": chw_rows(x), b"labels": y.tolist()}, 2)
-    members[f"{top}test_batch"] = pickle.dumps({b"data": chw_rows(ds.x_test), b"labels": ds.y_test.tolist()}, 2)
-    members[f"{top}batches.meta"] = pickle.dumps({b"label_names": [n.encode() for n in CIFAR10_CLASSES]}, 2)
-    return members
-
-
 def test_a_missing_batch_is_named(tmp_path, tiny):
-    members = _python_members(tiny)
+    members = python_release_members(tiny)
     del members["cifar-10-batches-py/data_batch_3"]
     archive = tar_of(tmp_path / "missing.tar.gz", members)
 
@@ -197,7 +188,7 @@ def test_a_missing_batch_is_named(tmp_path, tiny):
 
 
 def test_a_batch_with_wrong_array_shape_is_named(tmp_path, tiny):
-    members = _python_members(tiny)
+    members = python_release_members(tiny)
     members["cifar-10-batches-py/test_batch"] = pickle.dumps({b"data": np.zeros((4, 1024), np.uint8),
                                                              b"labels": [0] * 4}, 2)
     archive = tar_of(tmp_path / "shape.tar.gz", members)
@@ -207,7 +198,7 @@ def test_a_batch_with_wrong_array_shape_is_named(tmp_path, tiny):
 
 
 def test_labels_out_of_range_are_refused(tmp_path, tiny):
-    members = _python_members(tiny)
+    members = python_release_members(tiny)
     members["cifar-10-batches-py/test_batch"] = pickle.dumps(
         {b"data": chw_rows(tiny.x_test), b"labels": [11] * len(tiny.y_test)}, 2)
     archive = tar_of(tmp_path / "labels.tar.gz", members)
@@ -217,7 +208,7 @@ def test_labels_out_of_range_are_refused(tmp_path, tiny):
 
 
 def test_class_names_other_than_cifar10s_are_refused(tmp_path, tiny):
-    members = _python_members(tiny)
+    members = python_release_members(tiny)
     members["cifar-10-batches-py/batches.meta"] = pickle.dumps({b"label_names": [b"apple"] * 10}, 2)
     archive = tar_of(tmp_path / "names.tar.gz", members)
 
@@ -389,7 +380,7 @@ def test_files_beside_the_split_folders_and_dotfiles_are_ignored(tmp_path, tiny)
 
 
 def test_an_archive_mixing_two_formats_is_refused(tmp_path, tiny):
-    members = {**_python_members(tiny, top=""), **image_folder_members(tiny)}
+    members = {**python_release_members(tiny, top=""), **image_folder_members(tiny)}
     archive = tar_of(tmp_path / "both.tar.gz", members)
     with pytest.raises(DataError, match="both.tar.gz: holds more than one of the CIFAR-10 formats"):
         read_cifar10(archive)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from scratchnet.errors import MissingInputError
 from scratchnet.files import read_json
 from scratchnet.study import layout
 from scratchnet.study.params import BASELINE, MODELS, ablation_entries, parse_entry
+from scratchnet.study.runs import summarise
 
 RUN_COLUMNS = ["model", "run", "param", "value", "seed", "test_acc", "final_val_acc",
                "diverged", "diverged_epoch", "mlflow_run_id"]
@@ -112,10 +112,11 @@ def ablation_results(params: dict, root: Path = Path(".")) -> dict[str, dict[str
 
 def _row(value, is_baseline: bool, records: list[dict]) -> SweepRow:
     accs = [r["test_acc"] for r in records if not r["diverged"] and r["test_acc"] is not None]
+    mean, std = summarise(records)
     return SweepRow(
         value=value,
-        mean=statistics.fmean(accs) if accs else None,
-        std=(statistics.stdev(accs) if len(accs) > 1 else 0.0) if accs else None,
+        mean=mean,
+        std=std,
         n_seeds=len(records),
         n_diverged=sum(1 for r in records if r["diverged"]),
         is_baseline=is_baseline,
