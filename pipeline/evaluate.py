@@ -4,7 +4,7 @@ study, and writes the headline metrics and the sweeps' plot data. Prints one lin
 from scratchnet.files import write_csv, write_json, write_text
 from scratchnet.study import evaluation, layout, reproduction
 from scratchnet.study.cli import stage_main
-from scratchnet.study.params import BASELINE, MODELS, load_params
+from scratchnet.study.params import MODELS, load_params
 
 
 def main() -> None:
@@ -27,10 +27,7 @@ def main() -> None:
                         "is_baseline": r.is_baseline} for r in rows],
                       ("value", "test_acc_mean", "test_acc_std", "is_baseline"))
     test_acc = {m: evaluation.read_result(layout.train_run(m))["test_acc_mean"] for m in MODELS}
-    for model in MODELS:
-        seed_std = evaluation.baseline_row(results[model][BASELINE]).std
-        write_json(layout.evaluate_metrics(model),
-                   reproduction.headline_metrics(model, test_acc[model], seed_std, dist))
+    write_json(layout.STUDY_METRICS, reproduction.headline_metrics(test_acc, dist))
     print(f"evaluate: {reproduction.summary_line(test_acc, dist)}")
 
 

@@ -7,6 +7,7 @@ epochs and runs via params.yaml, and run the real `dvc repro`.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -136,7 +137,7 @@ def mlflow_runs(project: Path):
 def test_dvc_repro_builds_every_output(tiny_project, first_repro):
     expected = ["data/raw/cifar10.npz", "data/raw/provenance.json", "data/processed/X_train.npy",
                 "results/fit/fit.json", "models/softmax.npz", "models/twolayer.npz",
-                "results/evaluate/ablation_summary.csv", "metrics/softmax.json",
+                "results/evaluate/ablation_summary.csv", "metrics/study.json",
                 "results/attack/example.json", "report/report.md", "report/report.html"]
     missing = [p for p in expected if not (tiny_project / p).is_file()]
     assert not missing, first_repro.stdout[-3000:]
@@ -198,21 +199,23 @@ def test_the_report_holds_every_section_valid_figures_and_the_evaluate_numbers(t
 def test_dvc_metrics_show_lists_the_headline_numbers(tiny_project, first_repro):
     shown = json.loads(run([str(BIN / "dvc"), "metrics", "show", "--json"], tiny_project).stdout)
     data = shown[""]["data"]
+    study = data["metrics/study.json"]["data"]
     for model in ("softmax", "twolayer"):
-        metrics = data[f"metrics/{model}.json"]["data"]
         run_ = json.loads((tiny_project / f"results/train/{model}/run.json").read_text())
-        assert metrics["test_acc"] == round(run_["test_acc_mean"], 4)
-        assert metrics["seed_std"] >= 0.0
-        # a distance with no entry to compare is null, which DVC leaves out
-        assert {"test_acc", "seed_std", "sweeps_agree"} <= set(metrics) <= {
-            "test_acc", "seed_std", "diff_mean", "diff_max", "sweeps_agree"}
-    attack = json.loads((tiny_project / "results/attack/example.json").read_text())
-    assert data["metrics/attack.json"]["data"]["fooled"] == attack["fooled"]
+        assert study["acc"][model] == round(run_["test_acc_mean"], 4)
+    # the tiny study's sweeps share no value with the study's tables: the gap is null, which DVC
+    # leaves out, and no sweep can agree
+    assert study["agree"] == 0 and set(study) <= {"acc", "gap", "agree"}
+    # the attack's targeted success at the study's budget (L2 91), as its sweep measured it
+    with (tiny_project / "results/attack/sweep.csv").open() as f:
+        (at_91,) = [r for r in csv.DictReader(f)
+                    if (r["norm"], float(r["epsilon"]), r["mode"]) == ("l2", 91.0, "targeted")]
+    assert data["metrics/attack.json"]["data"] == {"fooled": round(float(at_91["success_rate"]), 4)}
 
 
 def test_dvc_metrics_show_fits_a_terminal(tiny_project, first_repro):
     lines = run([str(BIN / "dvc"), "metrics", "show"], tiny_project).stdout.strip().splitlines()
-    assert len(lines) == 4, lines  # header, softmax, twolayer, attack
+    assert len(lines) == 3, lines  # header, study, attack
     assert max(len(line) for line in lines) <= 120, "\n".join(lines)
 
 

@@ -425,21 +425,18 @@ class AttackStudy:
     example: FoolingExample
     sample: np.ndarray  # (n,) indices of the swept test images
     sweeps: list[SweepResult]  # per norm in params order: targeted, then untargeted
-    headline_epsilons: dict[str, list[float]]  # norm -> the epsilons of the headline metrics
+    headline_budget: tuple[str, float]  # (norm, epsilon) of the study's example
 
     def headline(self) -> dict:
-        """The few numbers `dvc metrics show` prints, flat and short so its table fits a
-        terminal: whether the study's example was fooled, and the targeted success rate on the
-        sample at each of `headline_epsilons` (key <norm>_<epsilon>, e.g. l2_91; None where
-        nothing was sampled), to 4 decimals. The example's norms and probabilities are in
-        example.json, every curve in the sweep CSVs and the MLflow run (details())."""
-        out = {"fooled": self.example.fooled}
-        for sweep in self.sweeps:
-            if sweep.targeted:
-                rates = dict(zip(sweep.epsilons.tolist(), sweep.success_rate.tolist()))
-                for eps in self.headline_epsilons[sweep.norm]:
-                    out[f"{sweep.norm}_{eps:g}"] = None if math.isnan(rates[eps]) else round(rates[eps], 4)
-        return out
+        """The attack's one number for `dvc metrics show` and `dvc exp show`: `fooled`, the
+        targeted success rate on the sample at the study's budget (the example's norm and
+        epsilon, which joins that norm's grid), to 4 decimals; None when nothing was sampled or
+        that norm is not swept. Whether the example itself was fooled is in example.json; every
+        curve is in the sweep CSVs and the MLflow run (details())."""
+        norm, epsilon = self.headline_budget
+        rates = [float(s.success_rate[list(s.epsilons).index(epsilon)])
+                 for s in self.sweeps if s.targeted and s.norm == norm]
+        return {"fooled": round(rates[0], 4) if rates and not math.isnan(rates[0]) else None}
 
     def rows(self) -> list[dict]:
         """Every sweep's rows (SweepResult.rows, SWEEP_COLUMNS), in sweep order."""
@@ -465,14 +462,6 @@ class AttackStudy:
                     by_mode["untargeted"].success_rate)]
 
 
-def middle_epsilons(grid, count: int = 2) -> list[float]:
-    """The `count` non-zero epsilons at the middle of a grid (all of them if fewer): the
-    budgets where success moves, for a headline that does not change with the grid's ends."""
-    nonzero = sorted(float(e) for e in set(grid) if e > 0)
-    start = max(0, (len(nonzero) - count + 1) // 2)
-    return nonzero[start:start + count]
-
-
 def attack_study(model, images: np.ndarray, labels: np.ndarray, *, true_label: int,
                  target_label: int, example: dict, sweep: dict, log=print) -> AttackStudy:
     """The study's example and the robustness sweeps against `model`, on test images.
@@ -489,12 +478,9 @@ def attack_study(model, images: np.ndarray, labels: np.ndarray, *, true_label: i
                             norm=example["norm"], epsilon=example["epsilon"], steps=example["steps"])
     sample = sample_correct(predictions, labels, sweep["sample_size"], sweep["seed"])
     targets = choose_targets(labels[sample], sweep["target"], model.num_classes, sweep["seed"])
-    sweeps, headline = [], {}
+    sweeps = []
     for norm, grid in sweep["epsilons"].items():
         extra = [float(example["epsilon"])] if norm == example["norm"] else []
-        # One headline budget per norm, so `dvc metrics show` stays narrow: the study's own
-        # epsilon for its norm, the middle of the grid for the other.
-        headline[norm] = extra or middle_epsilons(grid, count=1)
         for targeted in (True, False):
             result = robustness_sweep(
                 model, images[sample], targets if targeted else labels[sample], norm=norm,
@@ -505,4 +491,5 @@ def attack_study(model, images: np.ndarray, labels: np.ndarray, *, true_label: i
             rates = ", ".join(f"{e:g}: {r:.2f}" for e, r in zip(result.epsilons, result.success_rate))
             log(f"attack: {result.mode} {norm} success by epsilon {{{rates}}}")
     return AttackStudy(test_acc=float(np.mean(predictions == labels)), example=found, sample=sample,
-                       sweeps=sweeps, headline_epsilons=headline)
+                       sweeps=sweeps,
+                       headline_budget=(example["norm"], float(example["epsilon"])))

@@ -12,7 +12,7 @@ DVC reads no Python), and `tests/test_layout.py` checks that the two agree.
     results/ablate/<m>/  ablate:      <run>.json, one per ablation value (all seeds inside)
     results/evaluate/    evaluate:    tables (CSV + Markdown), plot data
     results/attack/      attack:      example.json, sweep.csv, three PNGs
-    metrics/             evaluate:    <model>.json; attack: attack.json. The headline numbers
+    metrics/             evaluate:    study.json; attack: attack.json. The headline numbers
                                       (`dvc metrics show`), small and kept in git (cache: false)
                                       so a clone compares its runs with the reference run's
     report/              report:      report.md, report.html, figures/
@@ -82,10 +82,9 @@ EVALUATE_DIR = RESULTS / "evaluate"
 METRICS_DIR = Path("metrics")  # short paths: `dvc metrics show` prints each as a row's first column
 
 
-def evaluate_metrics(model: str) -> Path:
-    """The model's headline metrics (`dvc metrics show`: one row per model, so the columns are
-    few and shared: test_acc, seed_std and the distance from the study)."""
-    return METRICS_DIR / f"{model}.json"
+# The headline numbers (`dvc metrics show`, `dvc exp show`): few, with names unique across the
+# files, so DVC prints them without a path prefix (reproduction.headline_metrics, attacks.headline).
+STUDY_METRICS = METRICS_DIR / "study.json"  # evaluate: acc.<model>, gap, agree
 
 
 ABLATION_RUNS_CSV = EVALUATE_DIR / "ablation_runs.csv"  # one row per (model, param, value, seed)
@@ -103,7 +102,7 @@ def sweep_plot_data(model: str, param: str) -> Path:
 ATTACK_DIR = RESULTS / "attack"
 ATTACK_EXAMPLE = ATTACK_DIR / "example.json"
 ATTACK_SWEEP_CSV = ATTACK_DIR / "sweep.csv"
-ATTACK_METRICS = METRICS_DIR / "attack.json"  # beside the models' metrics (evaluate_metrics)
+ATTACK_METRICS = METRICS_DIR / "attack.json"  # attack: fooled
 ATTACK_IMAGES = {name: ATTACK_DIR / f"{name}.png" for name in ("original", "adversarial", "difference")}
 ATTACK_SUCCESS_PLOT = ATTACK_DIR / "success_vs_epsilon.png"
 ATTACK_PLOTS_DIR = ATTACK_DIR / "plots"  # <norm>.csv: epsilon, targeted, untargeted (for `dvc plots`)

@@ -207,23 +207,19 @@ def distance(summary: Summary, study: dict, factor: float = analysis.NOISE_FACTO
     return Distance(entries, sweeps)
 
 
-def headline_metrics(model: str, test_acc: float | None, seed_std: float | None, dist: Distance) -> dict:
-    """What `dvc metrics show` and `dvc exp show` list for one model, so experiments compare in a
-    terminal: the baseline's test accuracy, its seed-to-seed std over the ablation seeds, and the
-    model's distance from the study (mean and largest |ours − study| over its entries, fractions
-    of 1; how many of its sweeps agree with the study's best value). No timings: they are not
-    results."""
-    mine = dist.of(model)
-    worst = mine.worst
-    metrics = {
-        "test_acc": test_acc,
-        "seed_std": seed_std,
-        "diff_mean": mine.mean_abs,
-        "diff_max": None if worst is None else abs(worst.diff),
-        "sweeps_agree": mine.sweeps_agreeing_best,
-    }
-    # 4 decimals (0.01 of a point) is finer than any seed noise, and keeps the table narrow
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+def headline_metrics(test_acc: dict[str, float | None], dist: Distance) -> dict:
+    """The study's few numbers for `dvc metrics show` and `dvc exp show` (metrics/study.json):
+    `acc.<model>`, each baseline's test accuracy; `gap`, the mean |ours − study| over every
+    compared ablation entry (fraction of 1; None when none is compared); `agree`, how many sweeps
+    agree with the study's best value. Short names, so `dvc exp show --only-changed` fits 120
+    columns beside the params an experiment changed. The seed spread, the worst entry and the
+    per-model split are in the report and the evaluate stage's line; timings are not results."""
+    def rounded(value: float | None) -> float | None:
+        # 4 decimals (0.01 of a point) is finer than any seed noise, and keeps the table narrow
+        return None if value is None else round(value, 4)
+
+    return {"acc": {model: rounded(acc) for model, acc in test_acc.items()},
+            "gap": rounded(dist.mean_abs), "agree": dist.sweeps_agreeing_best}
 
 
 def summary_line(test_acc: dict[str, float | None], dist: Distance) -> str:

@@ -24,11 +24,9 @@ def stage_times(art: Artifacts) -> list[tuple[str, str, float | None]]:
         n_seeds = max((len(a["seeds"]) for a in res.ablations.values()), default=0)
         total = sum(a.get("seconds") or 0.0 for a in res.ablations.values())
         rows.append((f"ablate {model}", f"{len(res.ablations)} values × {n_seeds} seeds (summed)", total))
-    attack = art.attack
-    seconds = (attack.metrics or {}).get("seconds")
-    if seconds is None and attack.example is not None:
-        seconds = attack.example.get("seconds")
-    rows.append(("attack", "fooling image and success-vs-epsilon sweep" if attack.example else "not run", seconds))
+    example = art.attack.example
+    rows.append(("attack", "fooling image and success-vs-epsilon sweep" if example else "not run",
+                 example.get("seconds") if example else None))
     return rows
 
 
