@@ -203,9 +203,9 @@ def test_dvc_metrics_show_lists_the_headline_numbers(tiny_project, first_repro):
     for model in ("softmax", "twolayer"):
         run_ = json.loads((tiny_project / f"results/train/{model}/run.json").read_text())
         assert study["acc"][model] == round(run_["test_acc_mean"], 4)
-    # the tiny study's sweeps share no value with the study's tables: the gap is null, which DVC
-    # leaves out, and no sweep can agree
-    assert study["agree"] == 0 and set(study) <= {"acc", "gap", "agree"}
+    # the distance from the study over the entries the tiny study shares with it (its exact
+    # numbers: tests/test_report.py); 3 sweeps, so at most 3 agree
+    assert set(study) == {"acc", "gap", "agree"} and study["gap"] >= 0 and study["agree"] in (0, 1, 2, 3)
     # the attack's targeted success at the study's budget (L2 91), as its sweep measured it
     with (tiny_project / "results/attack/sweep.csv").open() as f:
         (at_91,) = [r for r in csv.DictReader(f)
