@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 
 from scratchnet.study.runs import log_seed
@@ -326,3 +327,28 @@ def test_the_pyfunc_model_class_imports_without_mlflow_warnings():
 def test_nested_params_flatten_to_dotted_keys():
     assert flatten({"sweep": {"epsilons": {"l2": [1, 2]}, "seed": 0}, "norm": "l2"}) == {
         "sweep.epsilons.l2": [1, 2], "sweep.seed": 0, "norm": "l2"}
+
+
+def test_the_baselines_model_lands_on_its_run_when_the_ablation_logged_the_run_first(tracker, tmp_path):
+    # `dvc repro ablate` before `train`: the ablation logs the baseline's seed-0 run (same key)
+    # without a model; the train stage's model must still land on that run, which keeps its times
+    from scratchnet.nn import build_model
+
+    build_model({"kind": "softmax"}, seed=0).save(tmp_path / "net.npz")
+    images = np.zeros((1, 32, 32, 3), dtype=np.uint8)
+    classes = [f"class {i}" for i in range(10)]
+    first = log(tracker, record("k1"))
+    calls = []
+
+    def with_model(run):
+        calls.append(run.run_id)
+        run.log_model(tmp_path / "net.npz", classes, example=images)
+
+    for _ in range(2):  # the second time, the model is there: nothing is logged again
+        assert tracker.log_run(record("k1"), run_name="softmax baseline", params={}, tags={},
+                               on_logged=with_model) == first
+    assert calls == [first]
+    (run,) = all_runs(tracker)
+    assert len(run.outputs.model_outputs) == 1
+    assert (run.info.status, run.info.start_time, run.info.end_time) == (
+        "FINISHED", 1_700_000_000_250, 1_700_000_030_750)

@@ -344,7 +344,10 @@ class Tracker:
         started + (ended - started) * e / n. If a finished run with the same key is already in
         the experiment, nothing is logged (only the sweeps it newly belongs to, from `tags`,
         are added) and its id is returned. `on_logged(run)` runs before the run is closed:
-        the place for extra artifacts (a baseline's model).
+        the place for a baseline's model. It also runs on an already-logged run that has no
+        model yet: the ablation logs the same run (same key) without one when it runs before
+        the train stage (`dvc repro ablate` first, or a store refilled from the run cache), and
+        the train stage's model must still land on it.
 
         Raises TrackingError naming the store and the run if it cannot be logged; a partly
         logged run is replaced on the next attempt, never duplicated.
@@ -357,6 +360,8 @@ class Tracker:
                 raise TrackingError(f"{err} (needed to log run {run_name!r})") from err
             if found is not None:
                 self._join_sweeps(found, tags, run_name)
+                if on_logged is not None:
+                    self._add_model(found, run_name, on_logged)
                 return found
         run_tags = {**{k: str(v) for k, v in tags.items()}, **dvc_experiment_tags(),
                     SEED: str(record["seed"]), DIVERGED: str(bool(record["diverged"])).lower()}
@@ -422,6 +427,22 @@ class Tracker:
                 curve = Path(tmp) / "curve.csv"
                 write_csv(curve, history, list(history[0]))
                 self.client.log_artifact(run_id, str(curve))
+
+    def _add_model(self, run_id: str, run_name: str, on_logged) -> None:
+        """on_logged(run) on a logged run without a model; the run keeps its status and times
+        (MLflow reopens a run to log a model into it, and would end it now)."""
+        try:
+            logged = self.client.get_run(run_id)
+            if logged.outputs.model_outputs:
+                return
+            run = Run(self.client, run_id)
+            on_logged(run)
+            if run.error is not None:
+                raise run.error
+            self.client.set_terminated(run_id, logged.info.status, end_time=logged.info.end_time)
+        except Exception as err:  # noqa: BLE001 - whatever the store says, name it and the run
+            raise TrackingError(f"MLflow store {self.uri}: run {run_name!r} ({run_id}) is logged, "
+                                f"but its model could not be added to it: {err}") from err
 
     def _join_sweeps(self, run_id: str, tags: dict[str, Any], run_name: str) -> None:
         """Adds the in_sweep tags a logged run lacks: a baseline joins a sweep added later."""
