@@ -231,16 +231,26 @@ def project_runs(project: Path):
 
 
 @pytest.mark.e2e
-def test_a_temp_experiment_logs_into_the_projects_store_under_its_name(study):
+@pytest.mark.parametrize("how,decay", [("--temp", "0.95"), ("--queue", "0.85")])
+def test_an_experiment_in_a_temporary_workspace_logs_into_the_projects_store_under_its_name(study, how, decay):
+    # Both run the experiment in a temporary copy of the project under .dvc/tmp/exps: --temp
+    # at once, --queue in a celery worker that `dvc exp run --run-all` starts and waits for.
+    name = f"decay-{how.strip('-')}"
     before = {r.info.run_id for r in project_runs(study)}
-    run(dvc("exp", "run", "--temp", "-n", "decay95", "-S", "softmax.lr_decay=0.95", "train@softmax"), study)
-    (new,) = [r for r in project_runs(study) if r.info.run_id not in before]
-    assert new.data.tags["scratchnet.dvc_exp"] == "decay95"
-    assert new.data.params["lr_decay"] == "0.95"
-    artifacts = Path(urlparse(new.info.artifact_uri).path)
-    assert artifacts.is_relative_to(study.resolve() / "mlruns")
-    assert (artifacts / "curve.csv").is_file()
-    assert not list((study / ".dvc" / "tmp").rglob("mlflow.db"))  # no throwaway store anywhere
+    try:
+        run(dvc("exp", "run", how, "-n", name, "-S", f"softmax.lr_decay={decay}", "train@softmax"), study)
+        if how == "--queue":
+            run(dvc("exp", "run", "--run-all"), study)
+        (new,) = [r for r in project_runs(study) if r.info.run_id not in before]
+        assert new.data.tags["scratchnet.dvc_exp"] == name
+        assert new.data.params["lr_decay"] == decay
+        artifacts = Path(urlparse(new.info.artifact_uri).path)
+        assert artifacts.is_relative_to(study.resolve() / "mlruns")
+        assert (artifacts / "curve.csv").is_file()
+        assert not list((study / ".dvc" / "tmp").rglob("mlflow.db"))  # no throwaway store anywhere
+        assert name in run(dvc("exp", "list", "--name-only"), study).stdout.split()
+    finally:  # the README's comparison below shows its own two experiments only
+        run(dvc("exp", "remove", name), study, check=False)
 
 
 @pytest.mark.e2e
