@@ -133,10 +133,6 @@ class Distance:
     entries: list[Entry]  # in the study's order: model, sweep, row
     sweeps: list[SweepAgreement]
 
-    def of(self, model: str) -> Distance:
-        """The same distance restricted to one model's entries and sweeps."""
-        return Distance([e for e in self.entries if e.model == model], [s for s in self.sweeps if s.model == model])
-
     @property
     def compared(self) -> list[Entry]:
         return [e for e in self.entries if e.diff is not None]
