@@ -19,6 +19,7 @@ from typing import NoReturn
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 IMAGE_SHAPE = (32, 32, 3)  # height, width, RGB channels
 PIXELS = 32 * 32 * 3  # the values of one image, flattened in HWC order
@@ -137,8 +138,6 @@ def _shape_hint(shape: tuple[int, ...]) -> str:
 
 
 def _refuse(problem: str) -> NoReturn:
-    from mlflow.exceptions import MlflowException
-
     raise MlflowException.invalid_parameter_value(f"{problem}; {EXPECTED}")
 
 
