@@ -1,4 +1,5 @@
-"""The logged MLflow model: a signature, an input example, its own code, honest requirements.
+"""The logged MLflow model: its output signature, an input example, its own code, honest
+requirements, and one image or a batch in, anything else refused with a clear message.
 
 A small network is logged into a temporary store the way the train stage logs a baseline
 (`Run.log_model`); the model is then loaded where the installed scratchnet is out of reach, as a
@@ -74,13 +75,15 @@ def test_logging_the_model_raises_no_mlflow_warning(logged):
     assert caught == []
 
 
-def test_the_model_declares_its_input_and_output_and_keeps_a_real_input_example(logged):
+def test_the_model_declares_its_output_and_shows_its_input_by_a_real_example(logged):
     folder, images, _, _ = logged
     meta = yaml.safe_load((folder / "MLmodel").read_text())
-    inputs = json.loads(meta["signature"]["inputs"])
-    assert inputs == [{"type": "tensor", "tensor-spec": {"dtype": "uint8", "shape": [-1, 32, 32, 3]}}]
+    # No input schema: MLflow would hold every input to one number of dimensions, so one image
+    # (32, 32, 3) could not pass where a batch (N, 32, 32, 3) does; the model checks its input.
+    assert meta["signature"]["inputs"] is None
     outputs = json.loads(meta["signature"]["outputs"])
-    assert [c["name"] for c in outputs] == ["label", "class", *CLASSES]
+    assert [(c["name"], c["type"]) for c in outputs] == [
+        ("label", "long"), ("class", "string"), *((name, "float") for name in CLASSES)]
     info = meta["saved_input_example_info"]
     example = json.loads((folder / info["artifact_path"]).read_text())
     assert np.array_equal(np.asarray(example), images[:1])
@@ -112,10 +115,25 @@ model = mlflow.pyfunc.load_model(sys.argv[1])
 images = np.load(sys.argv[2])
 predicted = model.predict(images)
 import pandas as pd
-flat_rows = pd.DataFrame({"pixels": list(images.reshape(len(images), 3072))})  # MLflow reshapes
+def outcome(model_input):  # what predict does; one case failing fails only its own test
+    try:
+        return {"frame": model.predict(model_input).to_dict("list")}
+    except Exception as err:
+        return {"raised": type(err).__name__, "code": getattr(err, "error_code", None), "message": str(err)}
+flat = images.reshape(len(images), 3072)
+# Each form of the same images the model documents, then inputs it must refuse.
+same_images = {"flat row": flat[0], "flat rows": flat, "int64 batch": images.astype(np.int64),
+               "whole floats": images.astype(np.float64), "nested lists": images.tolist(),
+               "DataFrame of flat cells": pd.DataFrame({"pixels": list(flat)}),
+               "DataFrame of 3072 columns": pd.DataFrame(flat)}
+wrong = {"grayscale": images[0, :, :, 0], "RGBA": np.concatenate([images[0], images[0, :, :, :1]], axis=2),
+         "300 values": flat[0, :300], "[0, 1] floats": images / 255.0,
+         "above 255": images.astype(np.int64) + 256, "empty": images[:0]}
 import scratchnet
 print(json.dumps({"scratchnet": scratchnet.__file__, "frame": predicted.to_dict("list"),
-                  "from_flat_rows": model.predict(flat_rows)["label"].tolist(),
+                  "one_image": outcome(images[0]),
+                  "same_images": {name: outcome(x) for name, x in same_images.items()},
+                  "wrong": {name: outcome(x) for name, x in wrong.items()},
                   "dtypes": [str(t) for t in predicted.dtypes],
                   "imported_by_the_model": sorted(distributions() - with_mlflow)}))
 """
@@ -142,9 +160,46 @@ def test_the_model_loads_its_own_code_and_predicts_what_the_library_predicts(log
     assert frame["label"] == list(expected.argmax(axis=1))
     assert frame["class"] == [CLASSES[i] for i in expected.argmax(axis=1)]
     np.testing.assert_allclose(np.array([frame[c] for c in CLASSES]).T, expected, rtol=1e-6)
-    assert loaded_elsewhere["from_flat_rows"] == frame["label"]
     assert loaded_elsewhere["dtypes"][0] == "int64"
     assert set(loaded_elsewhere["dtypes"][2:]) == {"float32"}  # as the signature says
+
+
+def test_one_image_gives_one_row_the_batch_gives_for_it(loaded_elsewhere):
+    batch, one = loaded_elsewhere["frame"], loaded_elsewhere["one_image"]
+    assert "frame" in one, one
+    one = one["frame"]
+    assert list(one) == list(batch)
+    assert len(one["label"]) == 1
+    assert (one["label"][0], one["class"][0]) == (batch["label"][0], batch["class"][0])
+    # float32: BLAS sums a one-row product in another order than a batch's (~3e-6 apart here)
+    np.testing.assert_allclose([one[c][0] for c in CLASSES], [batch[c][0] for c in CLASSES], rtol=1e-5)
+
+
+def test_every_documented_form_of_the_images_gives_the_same_labels(loaded_elsewhere):
+    labels = loaded_elsewhere["frame"]["label"]
+    labels_of = {name: result["frame"]["label"] if "frame" in result else result
+                 for name, result in loaded_elsewhere["same_images"].items()}
+    assert labels_of == {
+        "flat row": labels[:1], "flat rows": labels, "int64 batch": labels, "whole floats": labels,
+        "nested lists": labels, "DataFrame of flat cells": labels, "DataFrame of 3072 columns": labels}
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("grayscale", "shape (32, 32); grayscale?"),
+    ("RGBA", "shape (32, 32, 4); RGBA?"),
+    ("300 values", "shape (300,)"),
+    ("[0, 1] floats", "fractions such as"),
+    ("above 255", "values from 256 to 511"),
+    ("empty", "no pixels"),
+])
+def test_an_input_that_is_not_rgb_pixels_is_refused_saying_what_it_got_and_what_is_expected(
+        loaded_elsewhere, name, problem):
+    refused = loaded_elsewhere["wrong"][name]
+    assert refused.get("raised") == "MlflowException", refused
+    assert refused["code"] == "INVALID_PARAMETER_VALUE"  # HTTP 400 when served
+    assert problem in refused["message"]
+    assert "expected RGB pixels as whole numbers in [0, 255]: one image (32, 32, 3)" in refused["message"]
+    assert "\n" not in refused["message"]
 
 
 def test_the_model_imports_no_package_beyond_mlflow_and_its_requirements(loaded_elsewhere, logged):

@@ -1,10 +1,12 @@
 """A baseline's logged model, served by `mlflow models serve`, classifies raw CIFAR images over
-REST as the library does (README: "Compare runs in MLflow", the request shown there)."""
+REST as the library does, a batch or one image, and answers a malformed request with HTTP 400
+and why (README: "Compare runs in MLflow", the requests shown there)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
@@ -17,7 +19,7 @@ from test_pipeline_e2e import BIN, CLASSES, environment, free_port, mlflow_runs,
 pytestmark = pytest.mark.e2e
 
 
-def test_mlflow_models_serve_answers_a_rest_request_with_the_class_the_library_predicts(
+def test_mlflow_models_serve_classifies_a_batch_and_one_image_as_the_library_and_refuses_bad_pixels(
         tiny_project, first_repro):
     from scratchnet.nn import load_model
 
@@ -43,16 +45,41 @@ def test_mlflow_models_serve_answers_a_rest_request_with_the_class_the_library_p
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/ping", 120)
-        # The README's request: {"inputs": [image, ...]}, each image 32 x 32 x [r, g, b].
-        body = json.dumps({"inputs": images.tolist()}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            predictions = json.load(response)["predictions"]
+        # The README's requests: {"inputs": [image, ...]}, each image 32 x 32 x [r, g, b] ...
+        status, batch = invoke(port, {"inputs": images.tolist()})
+        # ... and one image on its own, {"inputs": image}
+        status_one, one = invoke(port, {"inputs": images[0].tolist()})
+        # an image already scaled to [0, 1] is the client's mistake: 400, saying so
+        status_bad, bad = invoke(port, {"inputs": (images[0] / 255.0).tolist()})
     finally:
         server.terminate()
         _, stderr = server.communicate(timeout=30)
+    assert status == 200, batch
+    assert status_one == 200, one
+    predictions = batch["predictions"]
     assert [p["label"] for p in predictions] == list(expected), stderr[-3000:]
     assert [p["class"] for p in predictions] == [CLASSES[i] for i in expected]
     for p in predictions:
         assert sum(p[name] for name in CLASSES) == pytest.approx(1.0, abs=1e-5)
+
+    (single,) = one["predictions"]
+    assert (single["label"], single["class"]) == (predictions[0]["label"], predictions[0]["class"])
+    # float32: a one-row product rounds differently from a batch's
+    assert [single[c] for c in CLASSES] == pytest.approx([predictions[0][c] for c in CLASSES], rel=1e-5)
+
+    assert status_bad == 400, bad
+    assert bad["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "stack_trace" not in bad  # the model's own refusal, not a crash inside it
+    assert "pixel values with fractions" in bad["message"]
+    assert "scaled to [0, 1]? multiply by 255 and round" in bad["message"]
+
+
+def invoke(port: int, body: dict) -> tuple[int, dict]:
+    """POSTs body as JSON to the server's /invocations: (HTTP status, the JSON answer)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as err:  # 4xx/5xx: the answer still says why
+        return err.code, json.load(err)

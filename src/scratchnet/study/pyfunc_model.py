@@ -14,24 +14,34 @@ from __future__ import annotations
 
 import importlib.metadata
 from pathlib import Path
+from typing import NoReturn
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 IMAGE_SHAPE = (32, 32, 3)  # height, width, RGB channels
+PIXELS = 32 * 32 * 3  # the values of one image, flattened in HWC order
+EXPECTED = ("expected RGB pixels as whole numbers in [0, 255]: one image (32, 32, 3), a batch "
+            "(N, 32, 32, 3), or flat HWC rows (3072,) or (N, 3072)")
 
 
 class ImageClassifier(mlflow.pyfunc.PythonModel):
     """A scratchnet network as an MLflow model: predict(images) with images in pixel space.
 
-    Input (the model's signature; MLflow checks it before `predict` runs):
-        uint8 array (N, 32, 32, 3), RGB pixels in [0, 255], height x width x channel as in
-        the CIFAR-10 arrays. One image is a batch of one (`image[None]`). Over REST:
-        `{"inputs": [image, ...]}` with each image as nested lists of 32 x 32 x [r, g, b]
-        integers. A DataFrame with one column whose cells are flat 3072-value rows (HWC
-        order) is reshaped to (N, 32, 32, 3) by MLflow.
-    Output: pandas DataFrame, one row per image, columns in this order:
+    Input (checked by `predict` itself, see `as_images`): RGB pixels in [0, 255], height x
+    width x channel as in the CIFAR-10 arrays, as any of
+        one image (32, 32, 3) or a batch (N, 32, 32, 3), as an array or nested lists;
+        flat HWC rows: one (3072,) or a batch (N, 3072);
+        a DataFrame with one column whose cells are flat 3072-value rows, or with 3072
+        numeric columns (one row per image);
+    of any integer dtype, or floats that are whole numbers. Over REST: `{"inputs": image}` or
+    `{"inputs": [image, ...]}` with each image as nested lists of 32 x 32 x [r, g, b] integers.
+    Anything else (grayscale or RGBA images, values outside [0, 255], pixels already scaled to
+    [0, 1], an empty batch) raises MlflowException INVALID_PARAMETER_VALUE (HTTP 400 when
+    served) saying what was received and what is expected.
+    Output: pandas DataFrame, one row per image (one row for a single image), in this order:
         label   int64, the predicted class index in [0, 10)
         class   str, that class's name (`airplane`, `automobile`, ...)
         one float32 column per class name, in label order: the softmax probabilities
@@ -52,10 +62,10 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
         """
         return self.network.probabilities(pixels.reshape(len(pixels), -1))
 
-    # The np.ndarray hint tells MLflow not to infer a schema from it (the logged signature
-    # says what the input is); without any hint MLflow warns at every import of this class.
+    # The np.ndarray hint (the usual input; `as_images` takes the others) tells MLflow not to
+    # infer a schema from it; without any hint MLflow warns at every import of this class.
     def predict(self, context, model_input: np.ndarray, params=None) -> pd.DataFrame:
-        probs = self.probabilities(np.asarray(model_input))
+        probs = self.probabilities(as_images(model_input))
         labels = probs.argmax(axis=1)
         frame = pd.DataFrame(probs, columns=self.class_names)
         frame.insert(0, "class", [self.class_names[i] for i in labels])
@@ -63,15 +73,88 @@ class ImageClassifier(mlflow.pyfunc.PythonModel):
         return frame
 
 
-def signature(class_names: list[str]):
-    """The model's signature: the input and output that ImageClassifier's docstring states."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema, TensorSpec
+def as_images(model_input) -> np.ndarray:
+    """Any input ImageClassifier documents -> uint8 (N, 32, 32, 3), N >= 1.
 
-    inputs = Schema([TensorSpec(np.dtype(np.uint8), (-1, *IMAGE_SHAPE))])
+    Integer-valued pixels convert to uint8 exactly, so every accepted form of the same images
+    gives the library's predictions. Raises MlflowException (INVALID_PARAMETER_VALUE) naming
+    what was received and what is expected; the model's only input check, since its
+    signature declares no input (see `signature`).
+    """
+    if isinstance(model_input, pd.DataFrame):
+        values, received = _frame_values(model_input)
+    else:
+        try:
+            values = np.asarray(model_input)
+        except ValueError:
+            _refuse(f"received a {type(model_input).__name__} of uneven lengths")
+        received = (f"an array of shape {values.shape}" if isinstance(model_input, np.ndarray)
+                    else f"a {type(model_input).__name__} read as shape {values.shape}")
+    if values.size == 0:
+        _refuse(f"received no pixels ({received})")
+    if values.dtype.kind not in "iuf":
+        _refuse(f"received {values.dtype} values, not numbers ({received})")
+    if values.shape in (IMAGE_SHAPE, (PIXELS,)):
+        values = values[None]  # one image is a batch of one
+    if values.shape[1:] not in (IMAGE_SHAPE, (PIXELS,)):
+        _refuse(f"received {received}{_shape_hint(values.shape)}")
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all():
+            _refuse(f"received NaN or infinite pixel values ({received})")
+        fractional = values[values != np.round(values)]
+        if fractional.size:
+            _refuse(f"received pixel values with fractions such as {fractional[0]:.4g} ({received}; "
+                    "scaled to [0, 1]? multiply by 255 and round)")
+    low, high = values.min(), values.max()
+    if low < 0 or high > 255:
+        _refuse(f"received pixel values from {low} to {high} ({received})")
+    return values.astype(np.uint8).reshape(len(values), *IMAGE_SHAPE)
+
+
+def _frame_values(frame: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """A DataFrame's pixels, one row per image, and how to name what was received."""
+    if frame.shape[1] == 1 and frame.dtypes.iloc[0] == object and len(frame):
+        # One column of array-like cells: each cell is one image (flat HWC or 32 x 32 x 3).
+        column = frame.columns[0]
+        try:
+            values = np.stack([np.asarray(cell) for cell in frame[column]])
+        except ValueError:
+            _refuse(f"received a DataFrame column {column!r} whose cells differ in shape")
+        if values.ndim == 1:  # scalar cells: one value per image, never one flat image
+            return values[:, None], f"a DataFrame column {column!r} of single values"
+        return values, f"a DataFrame column {column!r} of cells of shape {values.shape[1:]}"
+    return frame.to_numpy(), f"a DataFrame of {len(frame)} rows x {frame.shape[1]} columns"
+
+
+def _shape_hint(shape: tuple[int, ...]) -> str:
+    """How to fix the usual wrong image shapes, or nothing."""
+    if shape[-3:] == (32, 32, 4):
+        return "; RGBA? drop the alpha channel: x[..., :3]"
+    if shape[-3:] == (3, 32, 32):
+        return "; channels first? move them last: np.moveaxis(x, -3, -1)"
+    if shape[-2:] == (32, 32) or shape[-3:] == (32, 32, 1):
+        return "; grayscale? repeat it on 3 channels (32, 32, 3)"
+    return ""
+
+
+def _refuse(problem: str) -> NoReturn:
+    raise MlflowException.invalid_parameter_value(f"{problem}; {EXPECTED}")
+
+
+def signature(class_names: list[str]):
+    """The model's signature: its output only, as ImageClassifier's docstring states it.
+
+    No input schema, because none admits both one image and a batch: MLflow checks a
+    TensorSpec's number of dimensions exactly ((-1, 32, 32, 3) refuses a (32, 32, 3) image,
+    in `predict` and over REST), and a column-based schema makes every input a DataFrame.
+    `as_images` checks the input instead, and the logged input example shows it.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
     outputs = Schema([ColSpec("long", "label"), ColSpec("string", "class"),
                       *(ColSpec("float", name) for name in class_names)])
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    return ModelSignature(outputs=outputs)
 
 
 # What the model's code imports when it loads and predicts: mlflow, pandas, and numpy, the one
