@@ -96,8 +96,8 @@ def test_the_report_shows_every_image_and_fetches_nothing_outside_the_file(brows
 
 
 @pytest.fixture(scope="module")
-def mlflow_ui(tiny_project, first_repro):
-    """`make ui`'s command on the tiny study, on a free port: (printed runs URL, server)."""
+def ui_printed(tiny_project, first_repro):
+    """What `make ui`'s command prints on the tiny study before it serves, on a free port."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "scratchnet.study.ui", "--port", str(port)],
@@ -105,13 +105,21 @@ def mlflow_ui(tiny_project, first_repro):
         text=True,
     )
     try:
-        printed = [server.stdout.readline() for _ in range(2)]
-        url = re.search(r"Runs of the study: (\S+)", "".join(printed)).group(1)
+        printed = []
+        while not printed or "Ctrl-C" not in printed[-1]:
+            printed.append(server.stdout.readline())
+            assert printed[-1], f"make ui stopped: {''.join(printed)}"
         wait_for(f"http://127.0.0.1:{port}/health", 90)
-        yield url
+        yield "".join(printed)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def mlflow_ui(ui_printed):
+    """The runs URL `make ui` prints."""
+    return re.search(r"Runs of the study: (\S+)", ui_printed).group(1)
 
 
 def test_make_ui_prints_the_url_of_the_runs_table_which_lists_the_sweeps(browser, mlflow_ui, tiny_project):
@@ -154,5 +162,34 @@ def test_a_child_runs_page_shows_its_test_accuracy_and_the_val_acc_chart(browser
         watched.page.get_by_text("val_acc", exact=True).first.wait_for(timeout=60_000)
         chart.wait_for(timeout=60_000)
         watched.screenshot("mlflow-run-charts.png", full_page=True)
+    finally:
+        watched.close()
+
+
+def test_make_ui_prints_each_sweep_with_its_baseline_best_first(browser, ui_printed, tiny_project):
+    # A baseline centres every sweep, so it is no sweep parent's child: the printed URL of a
+    # sweep searches its runs with its baseline and sorts them by test accuracy.
+    client, runs = mlflow_runs(tiny_project)
+    sweep = "twolayer.hidden_dim"
+    url = re.search(rf"^  {re.escape(sweep)} +(\S+)$", ui_printed, re.MULTILINE).group(1)
+    members = [r for r in runs if r.data.tags.get(f"scratchnet.in_sweep.{sweep}") == "true"]
+    names = {r.info.run_name for r in members}
+    assert any(name.startswith("twolayer baseline") for name in names)
+    assert any(name.startswith("twolayer hidden_dim=") for name in names)
+    best = max(r.data.metrics.get("test_acc", -1.0) for r in members)
+    watched = Watched(browser)
+    try:
+        watched.page.goto(url)
+        for name in names:
+            watched.page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
+        count = watched.page.get_by_text(re.compile(r"^\d+ matching runs$")).first
+        count.wait_for(timeout=60_000)
+        assert count.inner_text() == f"{len(members)} matching runs"
+        shown = [line for row in watched.page.get_by_role("row").all_inner_texts()
+                 for line in row.splitlines() if line in names]
+        # every run of the sweep, its baseline's included, and nothing else; the best first
+        assert sorted(shown) == sorted(r.info.run_name for r in members), shown
+        assert shown[0] in {r.info.run_name for r in members if r.data.metrics.get("test_acc", -1.0) == best}, shown
+        watched.screenshot("mlflow-sweep.png")
     finally:
         watched.close()

@@ -5,12 +5,29 @@ import pytest
 
 from scratchnet.errors import UserError
 from scratchnet.study.tracking import Tracker
-from scratchnet.study.ui import experiment_id, runs_url
+from scratchnet.study.ui import experiment_id, runs_url, sweep_url, sweep_urls
 
 
 def test_the_url_names_the_experiments_runs_table():
     assert runs_url("http://127.0.0.1:5000/", "7") == (
         "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning")
+
+
+def test_a_sweeps_url_searches_its_runs_with_the_baseline_and_sorts_by_test_accuracy():
+    from urllib.parse import parse_qs, urlsplit
+
+    url = sweep_url("http://127.0.0.1:5000", "7", "twolayer.lr")
+    page, query = urlsplit(url).fragment.split("?")
+    assert page == "/experiments/7/runs"
+    assert parse_qs(query) == {
+        "workflowType": ["machine_learning"],
+        "searchFilter": ["tags.`scratchnet.in_sweep.twolayer.lr` = 'true'"],  # the README's search
+        "orderByKey": ["metrics.`test_acc`"], "orderByAsc": ["false"]}
+
+
+def test_every_sweep_of_the_params_gets_its_url_and_a_model_without_sweeps_none():
+    params = {"ablate": {"softmax": {}, "twolayer": {"lr": [0.2], "hidden_dim": [50]}}}
+    assert list(sweep_urls("http://h", "7", params)) == ["twolayer.lr", "twolayer.hidden_dim"]
 
 
 def test_the_experiment_is_found_by_name_in_the_store(tmp_path, monkeypatch):

@@ -6,6 +6,11 @@ MLflow 3 opens an experiment on its GenAI overview (trace, latency and token pan
 for this study); the runs table is `#/experiments/<id>/runs`, so this prints that URL first and
 then becomes `mlflow ui` on 127.0.0.1 (Ctrl-C stops it). With MLFLOW_TRACKING_URI pointing at
 a shared server, there is no UI to start: it prints that server's runs URL and exits.
+
+It also prints one URL per sweep of params.yaml: the runs table searched for that sweep's runs
+with its baseline (the `in_sweep` tag; tracking.sweep_tags) and sorted by test accuracy, best
+first. A baseline centres every sweep, so it cannot be a child of each sweep's parent run; this
+is the view that puts it beside the values it is compared with.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlencode
 
 from scratchnet.errors import UserError
-from scratchnet.study.params import load_params
-from scratchnet.study.tracking import tracking_uri
+from scratchnet.study.params import MODELS, load_params, sweeps
+from scratchnet.study.tracking import IN_SWEEP, TEST_ACC, tracking_uri
 
 HOST = "127.0.0.1"  # the UI shows every run: only this machine may reach it
 
@@ -26,6 +32,20 @@ def runs_url(base: str, experiment_id: str) -> str:
     """The page of the experiment's runs table (sweeps as expandable parent rows), in the UI's
     "Model training" mode: its side bar then lists Runs and Models rather than GenAI pages."""
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def sweep_url(base: str, experiment_id: str, sweep: str) -> str:
+    """The runs table showing one sweep (`<model>.<key>`) with its baseline, best test accuracy
+    first: the search and sort the UI keeps in its URL (`searchFilter`, `orderByKey`)."""
+    query = {"searchFilter": f"tags.`{IN_SWEEP}{sweep}` = 'true'",
+             "orderByKey": f"metrics.`{TEST_ACC}`", "orderByAsc": "false"}
+    return f"{runs_url(base, experiment_id)}&{urlencode(query)}"
+
+
+def sweep_urls(base: str, experiment_id: str, params: dict) -> dict[str, str]:
+    """sweep_url for every sweep params.yaml's ablate section lists, by `<model>.<key>`."""
+    names = [f"{model}.{key}" for model in MODELS for key in sweeps(params, model)]
+    return {name: sweep_url(base, experiment_id, name) for name in names}
 
 
 def experiment_id(uri: str, name: str) -> str:
@@ -49,12 +69,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args(argv)
     uri = tracking_uri()
-    found = experiment_id(uri, load_params()["tracking"]["experiment"])
-    if uri.startswith(("http://", "https://")):
-        print(f"Runs of the study: {runs_url(uri, found)}", flush=True)
+    params = load_params()
+    found = experiment_id(uri, params["tracking"]["experiment"])
+    served = uri.startswith(("http://", "https://"))
+    base = uri if served else f"http://{HOST}:{args.port}"
+    lines = [] if served else [f"MLflow UI on {uri}"]
+    lines.append(f"Runs of the study: {runs_url(base, found)}")
+    links = sweep_urls(base, found, params)
+    if links:
+        width = max(map(len, links))
+        lines.append("Each sweep with its baseline, best test accuracy first:")
+        lines += [f"  {name:<{width}}  {url}" for name, url in links.items()]
+    print("\n".join(lines + ([] if served else ["(Ctrl-C stops it)"])), flush=True)
+    if served:
         return
-    print(f"MLflow UI on {uri}\nRuns of the study: {runs_url(f'http://{HOST}:{args.port}', found)}"
-          "\n(Ctrl-C stops it)", flush=True)
     # exec, not a child process: Ctrl-C and a kill reach the server itself
     os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                               "--host", HOST, "--port", str(args.port), "--workers", "1"])
