@@ -13,6 +13,7 @@ project, which a virtualenv would install.
 from __future__ import annotations
 
 import importlib.metadata
+import math
 from pathlib import Path
 from typing import NoReturn
 
@@ -22,7 +23,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 IMAGE_SHAPE = (32, 32, 3)  # height, width, RGB channels
-PIXELS = 32 * 32 * 3  # the values of one image, flattened in HWC order
+PIXELS = math.prod(IMAGE_SHAPE)  # the values of one image, flattened in HWC order
 EXPECTED = ("expected RGB pixels as whole numbers in [0, 255]: one image (32, 32, 3), a batch "
             "(N, 32, 32, 3), or flat HWC rows (3072,) or (N, 3072)")
 

@@ -48,6 +48,17 @@ def sweep_urls(base: str, experiment_id: str, params: dict) -> dict[str, str]:
     return {name: sweep_url(base, experiment_id, name) for name in names}
 
 
+def addresses(base: str, experiment_id: str, params: dict) -> str:
+    """What `make ui` prints: the runs table's URL, then each sweep's (sweep_urls)."""
+    lines = [f"Runs of the study: {runs_url(base, experiment_id)}"]
+    links = sweep_urls(base, experiment_id, params)
+    if links:
+        width = max(map(len, links))
+        lines.append("Each sweep with its baseline, best test accuracy first:")
+        lines += [f"  {name:<{width}}  {url}" for name, url in links.items()]
+    return "\n".join(lines)
+
+
 def experiment_id(uri: str, name: str) -> str:
     """The id of experiment `name` in the store at `uri`; UserError if the study never ran."""
     from mlflow.tracking import MlflowClient
@@ -73,14 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     found = experiment_id(uri, params["tracking"]["experiment"])
     served = uri.startswith(("http://", "https://"))
     base = uri if served else f"http://{HOST}:{args.port}"
-    lines = [] if served else [f"MLflow UI on {uri}"]
-    lines.append(f"Runs of the study: {runs_url(base, found)}")
-    links = sweep_urls(base, found, params)
-    if links:
-        width = max(map(len, links))
-        lines.append("Each sweep with its baseline, best test accuracy first:")
-        lines += [f"  {name:<{width}}  {url}" for name, url in links.items()]
-    print("\n".join(lines + ([] if served else ["(Ctrl-C stops it)"])), flush=True)
+    print(("" if served else f"MLflow UI on {uri}\n") + addresses(base, found, params)
+          + ("" if served else "\n(Ctrl-C stops it)"), flush=True)
     if served:
         return
     # exec, not a child process: Ctrl-C and a kill reach the server itself
