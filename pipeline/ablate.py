@@ -13,7 +13,7 @@ import shutil
 from scratchnet.files import read_json, write_json
 from scratchnet.study import layout
 from scratchnet.study.cache import RunCache, project_data_identity
-from scratchnet.study.params import MODELS, ablation_entries, load_params, parse_entry, run_config
+from scratchnet.study.params import ablation_entries, load_params, parse_entry, run_config
 from scratchnet.study.runs import RunSpec, SweepLog, load_splits, summarise
 from scratchnet.study.sweep import executor_from_env, run_sweep
 from scratchnet.study.cli import stage_main
@@ -28,7 +28,7 @@ def main() -> None:
     train_size = len(splits["train"][1])
     epochs = params["ablate"]["epochs"]
     specs = [RunSpec(model, entry, run_config(params, model, entry, epochs[model]), seed)
-             for model in MODELS for entry in ablation_entries(params, model)
+             for model in params["models"] for entry in ablation_entries(params, model)
              for seed in params["ablate"]["seeds"]]
     log = SweepLog(params, read_json(layout.PROVENANCE), train_size)
     with executor_from_env(splits) as executor:  # an unreachable scheduler fails here
@@ -38,7 +38,7 @@ def main() -> None:
         records = run_sweep(specs, executor, cache=RunCache(), data=project_data_identity(params),
                             train_size=train_size, on_record=log)
     log.close()  # each sweep's parent run now spans its children
-    for model in MODELS:
+    for model in params["models"]:
         for entry in ablation_entries(params, model):
             param, value = parse_entry(params, model, entry)
             seeds = [records[s] for s in specs if (s.model, s.entry) == (model, entry)]

@@ -1,34 +1,39 @@
-"""evaluate stage: gathers every run's test accuracy into tables, measures the distance from the
-study, and writes the headline metrics and the sweeps' plot data. Prints one line."""
+"""evaluate stage: gathers every run's test accuracy, judges every sweep, measures the distance
+from the study, and writes it all as one summary, with the tables, the headline metrics and the
+sweeps' plot data rendered from it. Prints one line."""
 
 from scratchnet.files import write_csv, write_json, write_text
 from scratchnet.study import evaluation, layout, reproduction
 from scratchnet.study.cli import stage_main
-from scratchnet.study.params import MODELS, load_params
+from scratchnet.study.params import load_params
+
+
+def write_sweep_plots(summary: evaluation.Summary) -> None:
+    """layout.sweep_plot_data per sweep, what `dvc plots` draws."""
+    # A declared DVC output even when no value differs from its baseline (no sweep to draw).
+    layout.SWEEP_PLOTS_DIR.mkdir(parents=True, exist_ok=True)
+    for model, sweep in summary.sweeps():
+        write_csv(layout.sweep_plot_data(model, sweep.param),
+                  [{"value": r.value, "test_acc_mean": r.mean, "test_acc_std": r.std,
+                    "is_baseline": r.is_baseline} for r in sweep.rows],
+                  ("value", "test_acc_mean", "test_acc_std", "is_baseline"))
 
 
 def main() -> None:
     params = load_params()
     results = evaluation.ablation_results(params)
-    summary = evaluation.summarize(params, results)
-    dist = reproduction.distance(summary, reproduction.load_study(layout.STUDY_NUMBERS))
+    train = {m: evaluation.read_result(layout.train_run(m)) for m in params["models"]}
+    study = reproduction.load_study(layout.STUDY_NUMBERS, params["models"])
+    summary = evaluation.build_summary(params, results, train, study)
 
+    write_json(layout.ABLATION_SUMMARY_JSON, evaluation.summary_to_json(summary))
     write_text(layout.ABLATION_RUNS_CSV, evaluation.runs_frame(results).to_csv(index=False))
     write_text(layout.ABLATION_SUMMARY_CSV, evaluation.summary_frame(summary).to_csv(index=False))
-    write_json(layout.ABLATION_SUMMARY_JSON, evaluation.summary_to_json(summary))
     write_text(layout.ABLATION_TABLES_MD, "# Ablations: test accuracy over seeds\n\n"
                + evaluation.markdown_tables(summary))
-    # A declared DVC output even when no value differs from its baseline (no sweep to draw).
-    layout.SWEEP_PLOTS_DIR.mkdir(parents=True, exist_ok=True)
-    for model, sweeps in summary.items():
-        for param, rows in sweeps.items():
-            write_csv(layout.sweep_plot_data(model, param),
-                      [{"value": r.value, "test_acc_mean": r.mean, "test_acc_std": r.std,
-                        "is_baseline": r.is_baseline} for r in rows],
-                      ("value", "test_acc_mean", "test_acc_std", "is_baseline"))
-    test_acc = {m: evaluation.read_result(layout.train_run(m))["test_acc_mean"] for m in MODELS}
-    write_json(layout.STUDY_METRICS, reproduction.headline_metrics(test_acc, dist))
-    print(f"evaluate: {reproduction.summary_line(test_acc, dist)}")
+    write_sweep_plots(summary)
+    write_json(layout.STUDY_METRICS, evaluation.headline_metrics(summary))
+    print(f"evaluate: {evaluation.summary_line(summary)}")
 
 
 if __name__ == "__main__":

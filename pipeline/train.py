@@ -1,6 +1,6 @@
 """train stage: the baseline run of one model (its curve, test accuracy and saved network).
 
-    python pipeline/train.py softmax|twolayer
+    python pipeline/train.py MODEL    (a model of params.yaml's `models`, e.g. softmax)
 
 Its record also goes to the run cache, so the ablation's identical run (same config and seed)
 is not trained again.
@@ -67,4 +67,4 @@ def main(model_name: str) -> None:
 
 
 if __name__ == "__main__":
-    stage_main("train", main, usage="softmax|twolayer", choices=[MODELS])
+    stage_main("train", main, usage="|".join(MODELS), choices=[MODELS])

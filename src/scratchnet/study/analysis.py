@@ -1,55 +1,113 @@
-"""The numbers behind every sentence of interpretation: best value, noise, trend.
+"""The numbers behind every sentence of interpretation: a sweep's rows, noise, best value, trend.
 
-Pure functions on a sweep's rows (`evaluation.SweepRow`: one per value, mean ± std over seeds),
-so each claim of the report, and the reproduction's distance from the study, can be checked
-against the table beside it and tested on made-up numbers. The study's own tables are rows
-with one seed and no std.
+Pure functions on a sweep's rows (`SweepRow`: one per value, mean ± std over seeds), so each
+claim of the report can be checked against the table beside it and tested on made-up numbers.
+The study's own tables are rows with one seed and no std.
 
-The noise rule: a sweep's effect is "within noise" when the spread of its means (max - min) is
-not larger than NOISE_FACTOR times the pooled seed-to-seed standard deviation. The pooled std
-weights each value's sample variance by its degrees of freedom (converged seeds - 1); with
-fewer than two converged seeds per value there is no noise estimate and no verdict.
+The noise rule, the one place NOISE_FACTOR is applied (`noise_threshold`): a difference is
+"within noise" when it is not larger than NOISE_FACTOR times a seed-to-seed standard
+deviation; a sweep's spread of means (max - min) is set against its pooled std, which weights
+each value's sample variance by its degrees of freedom (converged seeds - 1). With fewer than
+two converged seeds per value there is no noise estimate and no verdict.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
-
-from scratchnet.study.evaluation import SweepRow, is_number, ordered
+from typing import Any
 
 NOISE_FACTOR = 2.0
 NOISE_RULE = (
-    f"a sweep's differences are called **within noise** when the spread of its means "
-    f"(max − min) is not larger than {NOISE_FACTOR:g} × the pooled seed-to-seed standard "
-    "deviation (the square root of the seeds' sample variances averaged with weights "
+    f"a difference is called **within noise** when it is not larger than {NOISE_FACTOR:g} × our "
+    "seed-to-seed standard deviation; a sweep's spread (max − min of its means) is set against "
+    "the pooled std (the square root of the seeds' sample variances averaged with weights "
     "n_converged − 1)"
 )
 
 
 @dataclass(frozen=True)
+class Diverged:
+    seed: int
+    epoch: int | None
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One value of a sweep. mean/std: test accuracy (fraction of 1) over the converged seeds,
+    std the sample std (0.0 for one seed); both None when every seed diverged. value: a number,
+    a label, or a list (an MLP's hidden sizes)."""
+
+    value: Any
+    mean: float | None
+    std: float | None
+    n_seeds: int
+    n_diverged: int = 0
+    is_baseline: bool = False
+    diverged: tuple[Diverged, ...] = ()  # which seeds diverged, in which epoch
+
+    @property
+    def n_converged(self) -> int:
+        return self.n_seeds - self.n_diverged
+
+
+def row_of(value, records: list[dict], is_baseline: bool = False) -> SweepRow:
+    """The row of one value from its seeds' records: mean and sample std over the converged."""
+    accs = [r["test_acc"] for r in records
+            if not r["diverged"] and r["test_acc"] is not None and math.isfinite(r["test_acc"])]
+    mean = statistics.fmean(accs) if accs else None
+    std = statistics.stdev(accs) if len(accs) > 1 else 0.0 if accs else None
+    return SweepRow(value, mean, std, len(records), sum(1 for r in records if r["diverged"]), is_baseline,
+                    tuple(Diverged(r["seed"], r.get("diverged_epoch")) for r in records if r["diverged"]))
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def same_value(a, b) -> bool:
+    """Two hyper-parameter values are one: 1 and 1.0, 5e-3 and 0.005; labels and lists by text."""
+    if is_number(a) and is_number(b):
+        return abs(float(a) - float(b)) <= 1e-9 * max(abs(float(a)), abs(float(b)), 1e-300)
+    return str(a) == str(b)
+
+
+def ordered(rows: list[SweepRow]) -> list[SweepRow]:
+    """Rows by increasing value when every value is a number; else as given."""
+    if all(is_number(r.value) for r in rows):
+        return sorted(rows, key=lambda r: float(r.value))
+    return list(rows)
+
+
+def noise_threshold(std: float | None) -> float | None:
+    """NOISE_FACTOR × std: the largest difference still called within noise; None: no estimate."""
+    return None if std is None else NOISE_FACTOR * std
+
+
+@dataclass(frozen=True)
 class Trend:
     kind: str  # "increasing" | "decreasing" | "peak" | "valley" | "flat" | "mixed" | "unordered" | "single"
-    turning_value: float | str | None = None  # the value at the peak or valley
+    turning_value: Any = None  # the value at the peak or valley
 
 
 @dataclass(frozen=True)
 class Verdict:
     best: SweepRow | None  # highest mean; None if no value has one
     worst: SweepRow | None
+    ties: int  # how many values share the best mean (1: a single best)
     spread: float | None  # max - min of the means
     pooled_std: float | None
-    within_noise: bool | None  # None: noise cannot be estimated
+    noise: float | None  # noise_threshold(pooled_std)
+    within_noise: bool | None  # spread <= noise; None: noise cannot be estimated
     trend: Trend
 
 
 def pooled_std(rows: list[SweepRow]) -> float | None:
     """sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1)) over values with >= 2 converged seeds."""
-    dof = sum(r.n_converged - 1 for r in rows if r.std is not None and r.n_converged >= 2)
-    if dof == 0:
-        return None
-    ss = sum((r.n_converged - 1) * r.std**2 for r in rows if r.std is not None and r.n_converged >= 2)
-    return math.sqrt(ss / dof)
+    used = [r for r in rows if r.std is not None and r.n_converged >= 2]
+    dof = sum(r.n_converged - 1 for r in used)
+    return math.sqrt(sum((r.n_converged - 1) * r.std**2 for r in used) / dof) if dof else None
 
 
 def trend(values: list, means: list[float]) -> Trend:
@@ -62,8 +120,7 @@ def trend(values: list, means: list[float]) -> Trend:
         return Trend("single")
     if not all(is_number(v) for v in values):
         return Trend("unordered")
-    steps = [b - a for a, b in zip(means, means[1:])]
-    signs = [s for s in ((d > 0) - (d < 0) for d in steps) if s != 0]
+    signs = [s for s in ((b > a) - (b < a) for a, b in zip(means, means[1:])) if s != 0]
     if not signs:
         return Trend("flat")
     changes = sum(1 for a, b in zip(signs, signs[1:]) if a != b)
@@ -72,23 +129,25 @@ def trend(values: list, means: list[float]) -> Trend:
     if changes == 1:
         kind = "peak" if signs[0] > 0 else "valley"
         pick = max if kind == "peak" else min
-        turning = pick(range(len(means)), key=lambda i: means[i])
-        return Trend(kind, values[turning])
+        return Trend(kind, values[pick(range(len(means)), key=lambda i: means[i])])
     return Trend("mixed")
 
 
-def judge(rows: list[SweepRow], factor: float = NOISE_FACTOR) -> Verdict:
-    """The verdict on one sweep: rows in any order, with means and stds over seeds."""
+def judge(rows: list[SweepRow], noise_std: float | None = None) -> Verdict:
+    """The verdict on one sweep (rows in any order). noise_std: the seed std to judge the spread
+    against; by default the rows' own pooled std (the study's one-run rows are judged against ours)."""
     rows = ordered(rows)
     scored = [r for r in rows if r.mean is not None and math.isfinite(r.mean)]
+    pooled = pooled_std(scored) if noise_std is None else noise_std
+    noise = noise_threshold(pooled)
     if not scored:
-        return Verdict(None, None, None, pooled_std(rows), None, Trend("single"))
+        return Verdict(None, None, 0, None, pooled, noise, None, Trend("single"))
     best = max(scored, key=lambda r: r.mean)
     worst = min(scored, key=lambda r: r.mean)
     spread = best.mean - worst.mean
-    noise = pooled_std(scored)
-    within = None if noise is None or len(scored) < 2 else spread <= factor * noise
-    return Verdict(best, worst, spread, noise, within, trend([r.value for r in scored], [r.mean for r in scored]))
+    within = None if noise is None or len(scored) < 2 else spread <= noise
+    return Verdict(best, worst, sum(1 for r in scored if r.mean == best.mean), spread, pooled, noise, within,
+                   trend([r.value for r in scored], [r.mean for r in scored]))
 
 
 TREND_PHRASES = {

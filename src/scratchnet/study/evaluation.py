@@ -1,23 +1,27 @@
-"""The evaluate stage's tables: every run's test accuracy gathered into ablation tables.
+"""The evaluate stage's one summary: every number and verdict the study states, computed once.
 
 Reads the run results of the train and ablate stages (layout.train_run / layout.ablate_run, one
-JSON per ablation entry holding all its seeds) and builds
+JSON per ablation entry holding all its seeds; only the entries params.yaml lists) and the
+study's numbers, and builds the typed `Summary`:
 
-- the typed summary (`summarize`): per model, per swept key, one `SweepRow` per value: mean ±
-  sample std over the seeds that did not diverge. The baseline is the centre of every sweep, so
-  its row appears in each sweep of its model with the value the baseline has for that key.
-  The report and `scratchnet.study.reproduction` compute from this, never from the CSV.
-- `runs_frame` / `summary_frame`: the same as tables (pandas) for the CSVs people and
-  `dvc plots` read, at full precision.
+- per model, per swept key, one `SweepRow` per value: mean ± sample std over the seeds that
+  did not diverge. The baseline is the centre of every sweep, so its row appears in each sweep
+  of its model with the value the baseline has for that key;
+- per sweep, its verdict (best value, noise, trend; `analysis.judge`) and, where the study has
+  a table for it, the comparison with the study (`reproduction.compare`);
+- per model, the baseline's test accuracy against the study's, judged against our seed noise;
+- the distance from the study over all its tables (`reproduction.distance`).
 
-Only the entries listed in params.yaml are read: results of entries a user removed stay on
-disk but no longer count. Accuracies are fractions of 1 throughout.
+Evaluate writes it as JSON (layout.ABLATION_SUMMARY_JSON); the report, the headline metrics and
+the tables only render it (`read_summary` gives it back with its types). Accuracies are
+fractions of 1 throughout.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,51 +30,20 @@ import pandas as pd
 from scratchnet.errors import MissingInputError
 from scratchnet.files import read_json
 from scratchnet.study import layout
-from scratchnet.study.params import BASELINE, MODELS, ablation_entries, parse_entry
-from scratchnet.study.runs import summarise
-
-RUN_COLUMNS = ["model", "run", "param", "value", "seed", "test_acc", "final_val_acc",
-               "diverged", "diverged_epoch", "mlflow_run_id"]
-SUMMARY_COLUMNS = ["model", "param", "value", "is_baseline", "n_seeds", "test_acc_mean",
-                   "test_acc_std", "test_acc_min", "test_acc_max", "n_diverged", "mlflow_run_ids"]
-
-
-@dataclass(frozen=True)
-class SweepRow:
-    """One value of a sweep. mean/std: test accuracy (fraction of 1) over the converged seeds,
-    std the sample std (0.0 for one seed); both None when every seed diverged."""
-
-    value: float | int | str
-    mean: float | None
-    std: float | None
-    n_seeds: int
-    n_diverged: int = 0
-    is_baseline: bool = False
-    min: float | None = None
-    max: float | None = None
-    run_ids: tuple[str, ...] = ()
-
-    @property
-    def n_converged(self) -> int:
-        return self.n_seeds - self.n_diverged
-
-
-# model -> swept key -> rows by increasing value (numbers) or in params order (labels)
-Summary = dict[str, dict[str, list[SweepRow]]]
-
+from scratchnet.study.analysis import (NOISE_FACTOR, SweepRow, Verdict, is_number, judge, noise_threshold, ordered,
+                                       row_of)
+from scratchnet.study.params import BASELINE, REGISTRY, ablation_entries, parse_entry
+from scratchnet.study.reproduction import Comparison, Distance, compare, distance
 
 # ---------------------------------------------------------------------------------- formatting
-# The one way numbers are written for people (tables, prose, the stage's line); CSVs keep
-# full precision for machines.
+# The one way numbers are written for people (tables, prose, the stage's line).
 
 
 def value_text(value) -> str:
-    """A hyper-parameter value: 0.001, 128, 1 (for 1.0), 'he'; None as a dash."""
+    """A hyper-parameter value: 0.001, 128, 1 (for 1.0), 'he', [512, 256]; None as a dash."""
     if value is None:
         return "—"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    return f"{value:g}"
+    return f"{value:g}" if is_number(value) else str(value)
 
 
 def acc_text(x: float | None) -> str:
@@ -90,7 +63,47 @@ def pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-# ---------------------------------------------------------------------------------- reading
+def points(diff: float) -> str:
+    """A difference of accuracies in percentage points, signed: '+0.06 pt'."""
+    return f"{100 * diff:+.2f} pt"
+
+
+# ---------------------------------------------------------------------------------- the summary
+
+
+@dataclass(frozen=True)
+class Sweep:
+    param: str
+    rows: list[SweepRow]  # by increasing value (numbers) or in params order (labels)
+    verdict: Verdict
+    study: Comparison | None  # None: the study has no table for this sweep
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    name: str
+    title: str
+    part: str | None  # its part of the study (the registry's); None: a model the study did not have
+    test_acc: float | None  # the train stage's baseline run; None: it diverged
+    baseline: SweepRow  # the baseline over the ablation seeds
+    study_test_acc: float | None  # None: the study did not have this model
+    diff: float | None  # test_acc − study_test_acc
+    noise: float | None  # noise_threshold(baseline.std), with >= 2 converged seeds
+    within_noise: bool | None  # |diff| <= noise
+    sweeps: dict[str, Sweep]  # in params order
+    study: dict | None  # the study's baseline hyper-parameters and ablation_epochs
+
+
+@dataclass(frozen=True)
+class Summary:
+    noise_factor: float
+    models: dict[str, ModelSummary]  # params["models"], in order
+    distance: Distance
+    study: dict  # the study's title, source, fit and attack numbers
+
+    def sweeps(self):
+        """(model, Sweep) for every sweep of every model."""
+        return [(m, s) for m, ms in self.models.items() for s in ms.sweeps.values()]
 
 
 def read_result(rel: Path, root: Path = Path(".")) -> dict:
@@ -104,123 +117,139 @@ def read_result(rel: Path, root: Path = Path(".")) -> dict:
 def ablation_results(params: dict, root: Path = Path(".")) -> dict[str, dict[str, dict]]:
     """model -> entry -> the ablate stage's JSON for it (all seeds inside)."""
     return {model: {entry: read_result(layout.ablate_run(model, entry), root) for entry in ablation_entries(params, model)}
-            for model in MODELS}
+            for model in params["models"]}
 
 
-# ---------------------------------------------------------------------------------- the summary
+def model_sweeps(params: dict, model: str, results: dict[str, dict]) -> dict[str, list[SweepRow]]:
+    """Per swept key (in params order) the baseline's row and one row per value of that key."""
+    sweeps: dict[str, list[SweepRow]] = {}
+    base = results[BASELINE]["seeds"]
+    for entry in ablation_entries(params, model):
+        key, value = parse_entry(params, model, entry)
+        if key is not None:
+            sweeps.setdefault(key, [row_of(params[model][key], base, True)])
+            sweeps[key].append(row_of(value, results[entry]["seeds"]))
+    return {key: ordered(rows) for key, rows in sweeps.items()}
 
 
-def _row(value, is_baseline: bool, records: list[dict]) -> SweepRow:
-    accs = [r["test_acc"] for r in records if not r["diverged"] and r["test_acc"] is not None]
-    mean, std = summarise(records)
-    return SweepRow(
-        value=value,
-        mean=mean,
-        std=std,
-        n_seeds=len(records),
-        n_diverged=sum(1 for r in records if r["diverged"]),
-        is_baseline=is_baseline,
-        min=min(accs) if accs else None,
-        max=max(accs) if accs else None,
-        run_ids=tuple(str(r["mlflow_run_id"]) for r in records),
-    )
+def build_summary(params: dict, results: dict[str, dict[str, dict]], train: dict[str, dict], study: dict) -> Summary:
+    """results: ablation_results; train: model -> its train stage's run JSON; study: load_study."""
+    models, distance_sweeps = {}, []
+    for model in params["models"]:
+        theirs = study.get(model) or {}
+        tables = theirs.get("ablations", {})
+        sweeps = {}
+        for param, rows in model_sweeps(params, model, results[model]).items():
+            verdict = judge(rows)
+            comparison = compare(model, param, rows, verdict, tables[param]) if param in tables else None
+            sweeps[param] = Sweep(param, rows, verdict, comparison)
+        distance_sweeps += [(model, p, t, sweeps[p].study if p in sweeps else None) for p, t in tables.items()]
+        test_acc = train[model]["seeds"][0]["test_acc"]
+        baseline = row_of(None, results[model][BASELINE]["seeds"], True)
+        study_acc = theirs.get("test_acc")
+        diff = None if test_acc is None or study_acc is None else test_acc - study_acc
+        noise = noise_threshold(baseline.std) if baseline.n_converged >= 2 else None
+        kind = REGISTRY[model]
+        models[model] = ModelSummary(
+            model, kind.title, kind.part, test_acc, baseline, study_acc, diff, noise,
+            None if diff is None or noise is None else abs(diff) <= noise, sweeps,
+            {k: theirs[k] for k in ("baseline", "ablation_epochs") if k in theirs} if theirs else None)
+    return Summary(NOISE_FACTOR, models, distance(distance_sweeps),
+                   {k: study[k] for k in ("title", "source", "fit", "attack") if k in study})
 
 
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+# ------------------------------------------------------------------------------ JSON, typed
 
 
-def ordered(rows: list[SweepRow]) -> list[SweepRow]:
-    """Rows by increasing value when every value is a number; else as given."""
-    if all(is_number(r.value) for r in rows):
-        return sorted(rows, key=lambda r: float(r.value))
-    return list(rows)
+def _typed(tp, data):
+    """`data` (as json.load gives it) as the type `tp`: dataclasses, lists, tuples, dicts, unions."""
+    if data is None:
+        return None
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        classes = [a for a in args if dataclasses.is_dataclass(a)]
+        return _typed(classes[0], data) if classes else data
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        return tp(**{f.name: _typed(hints[f.name], data[f.name]) for f in dataclasses.fields(tp)})
+    if origin in (list, tuple):
+        return origin(_typed(args[0], x) for x in data)
+    if origin is dict:
+        return {k: _typed(args[1], v) for k, v in data.items()}
+    return data
 
 
-def summarize(params: dict, results: dict[str, dict[str, dict]]) -> Summary:
-    """The typed summary of `ablation_results`: per model, per swept key (in params order),
-    the baseline's row and one row per value of that key."""
-    summary: Summary = {}
-    for model in MODELS:
-        sweeps: dict[str, list[SweepRow]] = {}
-        base = results[model][BASELINE]["seeds"]
-        for entry in ablation_entries(params, model):
-            key, value = parse_entry(params, model, entry)
-            if key is None:
-                continue
-            if key not in sweeps:
-                sweeps[key] = [_row(params[model][key], True, base)]
-            sweeps[key].append(_row(value, False, results[model][entry]["seeds"]))
-        summary[model] = {key: ordered(rows) for key, rows in sweeps.items()}
-    return summary
+def summary_to_json(summary: Summary) -> dict:
+    return dataclasses.asdict(summary)
+
+
+def summary_from_json(data: dict) -> Summary:
+    """The inverse of summary_to_json. Raises KeyError/TypeError on a malformed document."""
+    if not isinstance(data, dict):
+        raise TypeError("the summary must be a JSON object")
+    return _typed(Summary, data)
+
+
+# ------------------------------------------------------------------------------ tables, metrics
+
+RUN_COLUMNS = ["model", "run", "param", "value", "seed", "test_acc", "final_val_acc", "diverged",
+               "diverged_epoch", "key"]
+SUMMARY_COLUMNS = ["model", "param", "value", "is_baseline", "n_seeds", "test_acc_mean", "test_acc_std",
+                   "n_diverged"]
 
 
 def runs_frame(results: dict[str, dict[str, dict]]) -> pd.DataFrame:
-    """One row per (model, entry, seed): the raw numbers, with MLflow run ids."""
+    """One row per (model, entry, seed): the raw numbers, each run named by its run key."""
     rows = [{"model": model, "run": entry, "param": result["param"], "value": result["value"],
-             **{k: rec[k] for k in RUN_COLUMNS[4:]}}
+             **{k: rec.get(k) for k in RUN_COLUMNS[4:]}}
             for model, by_entry in results.items() for entry, result in by_entry.items()
             for rec in result["seeds"]]
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
 def summary_frame(summary: Summary) -> pd.DataFrame:
-    """The summary as layout.ABLATION_SUMMARY_CSV's table: one row per (model, param, value)."""
-    rows = [[model, param, r.value, r.is_baseline, r.n_seeds, r.mean, r.std, r.min, r.max,
-             r.n_diverged, ";".join(r.run_ids)]
-            for model, sweeps in summary.items() for param, rows in sweeps.items() for r in rows]
+    """The rows as layout.ABLATION_SUMMARY_CSV's table: one row per (model, param, value)."""
+    rows = [[model, sweep.param, r.value, r.is_baseline, r.n_seeds, r.mean, r.std, r.n_diverged]
+            for model, sweep in summary.sweeps() for r in sweep.rows]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-
-
-def summary_from_frame(frame: pd.DataFrame) -> Summary:
-    """The inverse of summary_frame, for a table read back with pandas (a finished run's
-    layout.ABLATION_SUMMARY_CSV, as bench/reproduction_distance.py reads it)."""
-    def number(x):
-        return None if pd.isna(x) else float(x)
-
-    def value(x):
-        return int(x) if isinstance(x, float) and x.is_integer() else x
-
-    summary: Summary = {}
-    for r in frame.itertuples(index=False):
-        ids = "" if pd.isna(r.mlflow_run_ids) else str(r.mlflow_run_ids)
-        row = SweepRow(value(r.value), number(r.test_acc_mean), number(r.test_acc_std), int(r.n_seeds),
-                       int(r.n_diverged), bool(r.is_baseline), number(r.test_acc_min), number(r.test_acc_max),
-                       tuple(i for i in ids.split(";") if i))
-        summary.setdefault(r.model, {}).setdefault(r.param, []).append(row)
-    return summary
-
-
-def summary_to_json(summary: Summary) -> dict:
-    """The typed summary as JSON (layout.ABLATION_SUMMARY_JSON): numbers stay numbers, a
-    diverged mean stays null, so the report reads back exactly what evaluate computed."""
-    return {model: {param: [dataclasses.asdict(r) for r in rows] for param, rows in sweeps.items()}
-            for model, sweeps in summary.items()}
-
-
-def summary_from_json(data: dict) -> Summary:
-    """The inverse of summary_to_json. Raises KeyError/TypeError on a malformed document."""
-    return {model: {param: [SweepRow(**{**r, "run_ids": tuple(r["run_ids"])}) for r in rows]
-                    for param, rows in sweeps.items()}
-            for model, sweeps in data.items()}
 
 
 def markdown_tables(summary: Summary) -> str:
     """One Markdown table per sweep: value | test accuracy mean ± std | seeds | diverged."""
     parts = []
-    for model, sweeps in summary.items():
-        for param, rows in sweeps.items():
-            table = pd.DataFrame({
-                param: [value_text(r.value) + (" (baseline)" if r.is_baseline else "") for r in rows],
-                "test acc (mean ± std)": [mean_std_text(r.mean, r.std) for r in rows],
-                "seeds": [r.n_seeds for r in rows],
-                "diverged": [r.n_diverged for r in rows],
-            })
-            parts.append(f"### {model}: {param}\n\n{table.to_markdown(index=False)}\n")
+    for model, sweep in summary.sweeps():
+        table = pd.DataFrame({
+            sweep.param: [value_text(r.value) + (" (baseline)" if r.is_baseline else "") for r in sweep.rows],
+            "test acc (mean ± std)": [mean_std_text(r.mean, r.std) for r in sweep.rows],
+            "seeds": [r.n_seeds for r in sweep.rows],
+            "diverged": [r.n_diverged for r in sweep.rows],
+        })
+        parts.append(f"### {model}: {sweep.param}\n\n{table.to_markdown(index=False)}\n")
     return "\n".join(parts)
 
 
-def baseline_row(result: dict) -> SweepRow:
-    """The baseline over the ablation seeds (the centre row of every sweep of its model), from
-    its ablate JSON (`ablation_results(...)[model]["baseline"]`)."""
-    return _row(None, True, result["seeds"])
+def headline_metrics(summary: Summary) -> dict:
+    """The study's few numbers for `dvc metrics show` and `dvc exp show` (metrics/study.json):
+    `acc.<model>`, each baseline's test accuracy; `gap`, the mean |ours − study| over every
+    compared ablation entry (fraction of 1; None when none is compared); `agree`, how many sweeps
+    agree with the study's best value. Short names, so `dvc exp show --only-changed` fits 120
+    columns beside the params an experiment changed."""
+    def rounded(value: float | None) -> float | None:
+        # 4 decimals (0.01 of a point) is finer than any seed noise, and keeps the table narrow
+        return None if value is None else round(value, 4)
+
+    return {"acc": {model: rounded(m.test_acc) for model, m in summary.models.items()},
+            "gap": rounded(summary.distance.mean_abs), "agree": summary.distance.agree_best}
+
+
+def summary_line(summary: Summary) -> str:
+    """The evaluate stage's one line in `dvc repro`'s output (the tables are in its files)."""
+    dist = summary.distance
+    accs = ", ".join(f"{m} {'diverged' if s.test_acc is None else pct(s.test_acc)}" for m, s in summary.models.items())
+    if dist.mean_abs is None:
+        return f"test accuracy {accs}; no entry to compare with the study"
+    worst = dist.worst
+    return (f"test accuracy {accs}; vs the study: mean |diff| {100 * dist.mean_abs:.2f} pt over "
+            f"{dist.compared} entries, worst {points(worst.diff)} ({worst.model} "
+            f"{worst.param}={value_text(worst.value)}), {len(dist.beyond_noise)} beyond noise, "
+            f"{dist.agree_best} of {dist.sweeps} sweeps agree on the best value")

@@ -89,7 +89,7 @@ STUDY_METRICS = METRICS_DIR / "study.json"  # evaluate: acc.<model>, gap, agree
 
 ABLATION_RUNS_CSV = EVALUATE_DIR / "ablation_runs.csv"  # one row per (model, param, value, seed)
 ABLATION_SUMMARY_CSV = EVALUATE_DIR / "ablation_summary.csv"  # one row per (model, param, value)
-ABLATION_SUMMARY_JSON = EVALUATE_DIR / "ablation_summary.json"  # the same, typed: what the report reads
+ABLATION_SUMMARY_JSON = EVALUATE_DIR / "ablation_summary.json"  # evaluation.Summary: what the report reads
 ABLATION_TABLES_MD = EVALUATE_DIR / "ablation_tables.md"
 SWEEP_PLOTS_DIR = EVALUATE_DIR / "sweeps"  # <model>.<param>.csv: value, test_acc_mean, test_acc_std, is_baseline
 

@@ -19,9 +19,11 @@ from typing import Any, Callable
 
 import yaml
 
+from scratchnet.attacks import NORMS, TARGET_RULES
 from scratchnet.errors import UserError
+from scratchnet.nn.init import INITS
+from scratchnet.nn.normalize import METHODS
 
-MODELS = ("softmax", "twolayer")
 BASELINE = "baseline"
 
 
@@ -121,79 +123,107 @@ def mapping(describe: str):
     return Rule(check, describe)
 
 
-def _model_section(**extra: Rule) -> dict:
+# ------------------------------------------------------------------------------ the model registry
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """A model the study can train, declared once. params.yaml's `models` lists the ones a study
+    runs, each with its section (TRAINING keys plus `arch`), `train.epochs.<name>`,
+    `ablate.epochs.<name>` and `ablate.<name>`; the stages, dvc.yaml (`foreach: ${models}`), the
+    sweep's scheduling and the report loop over that list."""
+
+    name: str  # its params.yaml section, results folder and MLflow tag
+    kind: str  # scratchnet.nn.build_model's kind
+    title: str  # how the report names it
+    arch: dict[str, Rule]  # the architecture keys of its section, each validated
+    width: Callable[[dict], float]  # multiply-adds per example per input feature (sweep.cost)
+    part: str | None = None  # its part of the study's report; None: a model the study did not have
+
+
+def _mlp_width(config: dict) -> float:
+    sizes = [*config["hidden_dims"], 10]
+    return sizes[0] + sum(a * b for a, b in zip(sizes, sizes[1:])) / 3072
+
+
+REGISTRY: dict[str, ModelKind] = {m.name: m for m in (
+    ModelKind("softmax", "softmax", "softmax classifier", {}, lambda c: 10, "Part 2: softmax classifier"),
+    ModelKind("twolayer", "twolayer", "two-layer network", {"hidden_dim": integer(1)},
+              lambda c: 10 + c["hidden_dim"], "Part 3: two-layer network"),
+    ModelKind("mlp", "mlp", "multi-layer network", {"hidden_dims": list_of(integer(1))}, _mlp_width),
+)}
+MODELS = tuple(REGISTRY)  # every kind there is; a study runs params["models"]
+
+TRAINING = {  # the keys every model section has besides its architecture
+    "normalize": choice(*METHODS),
+    "lr": real(0, low_open=True),
+    "lr_decay": real(0, 1, low_open=True),
+    "batch_size": integer(1),
+    "reg": real(0),
+    "init": choice(*INITS),
+    "init_scale": real(0, low_open=True),
+}
+
+
+def model_schema(model: str) -> dict[str, Rule]:
+    return {**REGISTRY[model].arch, **TRAINING}
+
+
+def schema(models: list[str]) -> dict:
+    """The description of a params.yaml that runs `models`."""
+    per_model = lambda rule: {model: rule for model in models}  # noqa: E731
     return {
-        **extra,
-        "normalize": choice("mean", "mean_std"),
-        "lr": real(0, low_open=True),
-        "lr_decay": real(0, 1, low_open=True),
-        "batch_size": integer(1),
-        "reg": real(0),
-        "init": choice("gaussian", "he"),
-        "init_scale": real(0, low_open=True),
-    }
-
-
-def _per_model(rule: Rule) -> dict:
-    return {model: rule for model in MODELS}
-
-
-
-SCHEMA: dict = {
-    "data": {
-        "source": text(),
-        "timeout": real(0, low_open=True),
-    },
-    "preprocess": {
-        "val_size": integer(1),
-        "train_limit": integer(1, optional=True),
-        "test_limit": integer(1, optional=True),
-        "seed": integer(0),
-    },
-    "fit": {
-        "lr": real(0, low_open=True),
-        "steps": integer(1),
-        "num_points": integer(2),
-        "degree": integer(1),
-        "noise": real(0),
-        "seed": integer(0),
-    },
-    "softmax": _model_section(),
-    "twolayer": _model_section(hidden_dim=integer(1)),
-    "train": {
-        "seed": integer(0),
-        "epochs": _per_model(integer(1)),
-    },
-    "ablate": {
-        "seeds": list_of(integer(0), unique=True),
-        "epochs": _per_model(integer(1)),
-        # Each model's sweeps; their keys and values are checked against its section in _check_ablations.
-        **_per_model(mapping("a mapping of sweeps, `key: [value, ...]` (or {} for none)")),
-    },
-    "attack": {
-        "example": {
-            "true_class": text(),
-            "target_class": text(),
-            "norm": choice("l2", "linf"),
-            "epsilon": real(0),
-            "steps": integer(1),
+        "models": list_of(choice(*MODELS), unique=True),
+        "data": {
+            "source": text(),
+            "timeout": real(0, low_open=True),
         },
-        "sweep": {
-            "sample_size": integer(1),
+        "preprocess": {
+            "val_size": integer(1),
+            "train_limit": integer(1, optional=True),
+            "test_limit": integer(1, optional=True),
             "seed": integer(0),
-            "target": choice("next", "random"),
+        },
+        "fit": {
+            "lr": real(0, low_open=True),
             "steps": integer(1),
-            "step_fraction": real(0, low_open=True),
-            "epsilons": {
-                "linf": list_of(real(0), unique=True),
-                "l2": list_of(real(0), unique=True),
+            "num_points": integer(2),
+            "degree": integer(1),
+            "noise": real(0),
+            "seed": integer(0),
+        },
+        **{model: model_schema(model) for model in models},
+        "train": {
+            "seed": integer(0),
+            "epochs": per_model(integer(1)),
+        },
+        "ablate": {
+            "seeds": list_of(integer(0), unique=True),
+            "epochs": per_model(integer(1)),
+            # Each model's sweeps; their keys and values are checked against its section in _check_ablations.
+            **per_model(mapping("a mapping of sweeps, `key: [value, ...]` (or {} for none)")),
+        },
+        "attack": {
+            "example": {
+                "true_class": text(),
+                "target_class": text(),
+                "norm": choice(*NORMS),
+                "epsilon": real(0),
+                "steps": integer(1),
+            },
+            "sweep": {
+                "sample_size": integer(1),
+                "seed": integer(0),
+                "target": choice(*TARGET_RULES),
+                "steps": integer(1),
+                "step_fraction": real(0, low_open=True),
+                "epsilons": {norm: list_of(real(0), unique=True) for norm in NORMS},
             },
         },
-    },
-    "tracking": {
-        "experiment": text(),
-    },
-}
+        "tracking": {
+            "experiment": text(),
+        },
+    }
 
 
 def _validate(node: Any, schema: Any, where: str) -> Any:
@@ -246,7 +276,7 @@ def parse_entry(params: dict, model: str, entry: str) -> tuple[str | None, Any]:
     key = key.strip()
     if not sep or not raw.strip():
         raise ParamsError(f"params: {where} must be 'baseline' or 'key=value' (e.g. 'lr=0.01')")
-    section = SCHEMA[model]
+    section = model_schema(model)
     if key not in section:
         raise ParamsError(
             f"params: {where} changes unknown key {key!r}; keys of {model}: {', '.join(section)}"
@@ -270,8 +300,8 @@ def ablation_entries(params: dict, model: str) -> list[str]:
 
 def _check_ablations(params: dict) -> None:
     """Each sweep names a key of its model's section and lists valid, distinct values."""
-    for model in MODELS:
-        section = SCHEMA[model]
+    for model in params["models"]:
+        section = model_schema(model)
         checked = {}
         for key, values in params["ablate"][model].items():
             where = f"ablate.{model}.{key}"
@@ -291,7 +321,9 @@ def _check_ablations(params: dict) -> None:
 
 def validate(raw: Any) -> dict:
     """Checks a params mapping (as read from YAML); returns it with numbers normalised."""
-    params = _validate(raw, SCHEMA, "")
+    models = raw.get("models") if isinstance(raw, dict) else None
+    models = _validate(models, schema([])["models"], "models")
+    params = _validate(raw, schema(models), "")
     _check_ablations(params)
     return params
 
@@ -311,10 +343,8 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 def model_config(params: dict, model: str) -> dict:
     """The architecture part of a model section, as `scratchnet.nn.build_model` takes it."""
     section = params[model]
-    config = {"kind": model, "init": section["init"], "init_scale": section["init_scale"]}
-    if "hidden_dim" in section:
-        config["hidden_dim"] = section["hidden_dim"]
-    return config
+    return {"kind": REGISTRY[model].kind, "init": section["init"], "init_scale": section["init_scale"],
+            **{key: section[key] for key in REGISTRY[model].arch}}
 
 
 def run_config(params: dict, model: str, entry: str, epochs: int) -> dict:

@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from scratchnet.errors import UserError
+from scratchnet.study.params import REGISTRY
 from scratchnet.study.cache import RunCache, code_hash, run_key
 from scratchnet.study.runs import RunSpec, here, train_run
 
@@ -50,14 +51,14 @@ def cost(spec: RunSpec, train_size: int) -> float:
 
         epochs x N x (width + 40 + 1000 / batch_size)
 
-    width: multiply-adds per example per input feature (10 classes for softmax; hidden_dim + 10
-    for the two-layer net). The constant 40 is the per-example work that does not grow with the
+    width: multiply-adds per example per input feature, as the model's registry entry states it
+    (params.REGISTRY: 10 classes for softmax; hidden_dim + 10 for the two-layer net). The constant 40 is the per-example work that does not grow with the
     width (gathering the batch, softmax, accuracy); 1000 / batch_size the per-step overhead
     spread over the batch. Calibrated so the two baselines' measured epochs (softmax 0.27 s,
     two-layer 0.80 s, single-threaded) come out about 1 : 3.
     """
     config = spec.config
-    width = 10 + config.get("hidden_dim", 0) if spec.model == "twolayer" else 10
+    width = REGISTRY[spec.model].width(config)
     return config["epochs"] * train_size * (width + 40 + 1000 / config["batch_size"])
 
 

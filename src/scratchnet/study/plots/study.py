@@ -109,6 +109,9 @@ def sweep_figure(
     accuracy} of the study's table, drawn as crosses. baseline: the baseline's value, marked.
     """
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if not numeric:  # labels, or lists (an MLP's hidden sizes): drawn by their text
+        values, baseline = [str(v) for v in values], None if baseline is None else str(baseline)
+        study = study and {str(v): a for v, a in study.items()}
     position = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
     fig = Figure(figsize=(6, 3.8), dpi=100, layout="constrained")
     ax = fig.add_subplot()

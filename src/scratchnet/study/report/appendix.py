@@ -1,127 +1,102 @@
-"""The appendix: where the data came from, the code, params and machine, how long each stage
-took, and the MLflow runs behind every table. Kept after the results: a reader wants the answer
-first, and these pages when checking it."""
+"""The appendix: where the data came from, the params and the numerical environment, and how to
+find the MLflow runs behind every table. Kept after the results: a reader wants the answer
+first, and these pages when checking it. Nothing here describes the run itself (no time, host,
+pid or run id): MLflow holds those, found by each run's deterministic run key."""
 
 from __future__ import annotations
 
-from scratchnet.study.params import MODELS
-from scratchnet.study.report.artifacts import Artifacts
+import numpy as np
+from threadpoolctl import threadpool_info
+
+from scratchnet.study.identity import config_hash
+from scratchnet.study.report import PART_TITLES, Artifacts
 from scratchnet.study.report.document import Block, Code, Heading, Paragraph, Table
-from scratchnet.study.report.environment import Environment
-from scratchnet.study.report.text import MODEL_NAMES, PART_TITLES, counts_table, duration, kv_table, scalar_items
+from scratchnet.study.report.sections import kv_table
+
+# Provenance fields about the fetch itself, not the data (its duration, a network error's text)
+RUN_FACTS = ("counts", "seconds", "reason", "started", "ended")
 
 
-def stage_times(art: Artifacts) -> list[tuple[str, str, float | None]]:
-    rows = [
-        ("fetch", "download or read and verify CIFAR-10", art.provenance.get("seconds")),
-        ("preprocess", "split, normalise, store arrays", art.processed.get("seconds")),
-        ("fit", "part 1: gradient descent on a least-squares fit", art.fit.get("seconds")),
-    ]
-    for model, res in art.models.items():
-        rows.append((f"train {model}", f"baseline, {res.train['config'].get('epochs', '?')} epochs",
-                     res.train.get("seconds")))
-    for model, res in art.models.items():
-        n_seeds = max((len(a["seeds"]) for a in res.ablations.values()), default=0)
-        total = sum(a.get("seconds") or 0.0 for a in res.ablations.values())
-        rows.append((f"ablate {model}", f"{len(res.ablations)} values × {n_seeds} seeds (summed)", total))
-    example = art.attack.example
-    rows.append(("attack", "fooling image and success-vs-epsilon sweep" if example else "not run",
-                 example.get("seconds") if example else None))
-    return rows
+def numerics() -> dict[str, str]:
+    """What decides float32 results besides the code: NumPy's version and the BLAS library."""
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return {"NumPy": np.__version__,
+            "BLAS": ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')})"
+                              for i in blas) or "none found"}
 
 
-def provenance(art: Artifacts, env: Environment) -> list[Block]:
-    prov = art.provenance
+def counts_table(counts, per_class: bool = True) -> Table | None:
+    """{split: n} or {split: {class: n}} as a table (a row per class, or per split with the
+    smallest and largest class); None for any other shape."""
+    if not isinstance(counts, dict) or not counts:
+        return None
+    if all(isinstance(v, (int, float)) for v in counts.values()):
+        return Table(["split", "examples"], [[str(k), str(v)] for k, v in counts.items()])
+    if not all(isinstance(v, dict) and v for v in counts.values()):
+        return None
+    if not per_class:
+        return Table(["split", "examples", "per class (min – max)"],
+                     [[s, str(sum(c.values())), f"{min(c.values())} – {max(c.values())}"] for s, c in counts.items()])
+    splits = list(counts)
+    classes = list(dict.fromkeys(c for s in splits for c in counts[s]))
+    rows = [[c] + [str(counts[s].get(c, 0)) for s in splits] for c in classes]
+    rows.append(["**total**"] + [f"**{sum(counts[s].values())}**" for s in splits])
+    return Table(["class"] + splits, rows)
+
+
+def provenance(art: Artifacts) -> list[Block]:
+    prov, meta = art.provenance, art.processed
     blocks: list[Block] = [Heading(2, PART_TITLES["provenance"])]
-    dataset = prov.get("dataset", "CIFAR-10")
-    where = prov.get("location", prov.get("source", "an unnamed source"))
     fmt = prov.get("format")
     blocks.append(Paragraph(
-        f"**Data.** {dataset}, read from `{where}`" + (f" ({fmt} format)" if fmt else "") + "."
+        f"**Data.** {prov.get('dataset', 'CIFAR-10')}, read from `{prov.get('location', prov.get('source', 'an unnamed source'))}`"
+        + (f" ({fmt} format)" if fmt else "") + "."
         + (f" sha256 `{prov['sha256']}`." if prov.get("sha256") else "")
-        + (f" md5 `{prov['md5']}`." if prov.get("md5") else "")
-    ))
+        + (f" md5 `{prov['md5']}`." if prov.get("md5") else "")))
     if prov.get("fell_back") is True:
-        blocks.append(Paragraph(
-            "**The official CIFAR-10 release was not used**: the fetch fell back to the bundled "
-            f"mirror. Reason given: {prov.get('reason') or 'none recorded'}."
-        ))
+        blocks.append(Paragraph("**The official CIFAR-10 release was not used**: the fetch fell back to the bundled "
+                                "mirror (the fetch stage's console output says why)."))
     elif "fell_back" in prov:
         blocks.append(Paragraph("The official release was used (no fallback to the bundled mirror)."))
-    blocks.append(kv_table(scalar_items(prov, skip=("counts", "seconds")), header=("provenance field", "value")))
+    blocks.append(kv_table([(k, v) for k, v in prov.items() if k not in RUN_FACTS and not isinstance(v, (dict, list))],
+                           header=("provenance field", "value")))
     table = counts_table(prov.get("counts"))
     if table:
         blocks += [Paragraph("Examples per class in the fetched dataset:"), table]
-
-    meta = art.processed
     limits = [f"`{k}` = {meta[k]}" for k in ("train_limit", "test_limit") if meta.get(k) is not None]
     blocks.append(Paragraph(
         "**Preprocessing.** The splits are stored as uint8 pixels with the training split's "
         "per-pixel mean and standard deviation; each model scales its own mini-batches ("
-        + ", ".join(f"{m} `{art.params[m]['normalize']}`" for m in MODELS)
+        + ", ".join(f"{m} `{art.params[m]['normalize']}`" for m in art.summary.models)
         + f"); validation split drawn with seed {meta.get('seed', '?')}."
-        + (f" **A reduced run**: {', '.join(limits)}." if limits else "")
-    ))
+        + (f" **A reduced run**: {', '.join(limits)}." if limits else "")))
     table = counts_table(meta.get("counts"), per_class=False)
     if table:
         blocks.append(table)
-
-    blocks.append(Paragraph("**Code, parameters, machine.**"))
+    blocks.append(Paragraph("**Parameters and numerical environment** (float32 results can differ between BLAS "
+                            "libraries and CPU families; the runs' MLflow tags name the same):"))
     blocks.append(Table(["item", "value"], [
-        ["git commit", f"`{env.commit}`"],
-        ["params hash", f"`{env.params_hash}` (the `scratchnet.params_hash` tag of every MLflow run)"],
-        ["report built", env.date],
-        *[[k, v] for k, v in env.machine.items()],
-    ], align="ll"))
-
+        ["params hash", f"`{config_hash(art.params)}` (the `scratchnet.params_hash` tag of every MLflow run)"],
+        *[[k, v] for k, v in numerics().items()]], align="ll"))
     return blocks
-
-
-def timings(art: Artifacts) -> list[Block]:
-    times = stage_times(art)
-    total = sum(s for _, _, s in times if s is not None)
-    return [
-        Paragraph("**How long each stage took** (from the `seconds` each stage records):"),
-        Table(["stage", "work", "time"],
-              [[f"`{s}`", w, duration(t)] for s, w, t in times] + [["**total**", "", f"**{duration(total)}**"]],
-              align="llr"),
-    ]
 
 
 def mlflow_section(art: Artifacts) -> list[Block]:
-    runs = [res.train for res in art.models.values()]
-    runs += [a for res in art.models.values() for a in res.ablations.values()]
-    experiments = list(dict.fromkeys(str(r["mlflow_experiment_id"]) for r in runs))
-    uris = list(dict.fromkeys(str(r["tracking_uri"]) for r in runs))
-    blocks: list[Block] = [
-        Heading(2, PART_TITLES["mlflow"]),
-        Paragraph(f"Every training run above was logged to MLflow: experiment "
-                  f"{', '.join(f'`{e}`' for e in experiments)} in the store "
-                  f"{', '.join(f'`{u}`' for u in uris)}. Each table lists its run ids beneath it; the runs of "
-                  "one sweep are children of one parent run, so the UI shows and compares them together."),
-        Paragraph("To open them:"),
-    ]
-    commands = []
-    for uri in uris:
-        if uri.startswith(("http://", "https://")):
-            commands.append("# a tracking server: open it in a browser\n"
-                            f"{uri.rstrip('/')}/#/experiments/{experiments[0]}")
-        else:
-            commands.append(f"mlflow ui --backend-store-uri {uri}\n"
-                            f"# then open http://127.0.0.1:5000/#/experiments/{experiments[0]}\n"
-                            f"# one run: http://127.0.0.1:5000/#/experiments/{experiments[0]}/runs/<run id>")
-    blocks.append(Code("\n".join(commands)))
+    experiment = art.params["tracking"]["experiment"]
     rows = []
-    for model, res in art.models.items():
-        ids = [s.get("mlflow_run_id") for s in res.train["seeds"] if s.get("mlflow_run_id")]
-        rows.append([f"{MODEL_NAMES[model]} baseline (curve, test accuracy)", "—",
-                     ", ".join(f"`{i}`" for i in ids)])
-        for param, sweep in res.sweeps.items():
-            entries = [a for a in res.ablations.values() if a.get("param") == param]
-            parents = list(dict.fromkeys(a["mlflow_parent_run_id"] for a in entries
-                                         if a.get("mlflow_parent_run_id")))
-            n = sum(len(r.run_ids) for r in sweep)
-            rows.append([f"{MODEL_NAMES[model]} sweep `{param}`", ", ".join(f"`{p}`" for p in parents) or "—",
-                         f"{n} runs (listed under its table)"])
-    blocks.append(Table(["table", "parent run", "runs"], rows, align="lll"))
-    return blocks
+    for model, m in art.summary.models.items():
+        rows.append([f"{m.title} baseline (curve, test accuracy)", f"`{art.train[model]['seeds'][0].get('key')}`"])
+        rows += [[f"{m.title} sweep `{s.param}`",
+                  f"{sum(r.n_seeds for r in s.rows)} runs, tag `scratchnet.in_sweep.{model}.{s.param}` = `true`"]
+                 for s in m.sweeps.values()]
+    return [
+        Heading(2, PART_TITLES["mlflow"]),
+        Paragraph(f"Every training run above is logged to MLflow, experiment `{experiment}` (the store "
+                  "`MLFLOW_TRACKING_URI` names, by default `mlflow.db` in the project). A run is named by its "
+                  "run key (what it computed, as a hash: the same key on every machine), its tag "
+                  "`scratchnet.run_key`; the runs of one sweep carry its `scratchnet.in_sweep.<model>.<key>` tag, "
+                  "so the UI shows and compares them together."),
+        Paragraph("To open them: `make ui` starts the UI and prints one address per sweep; a search for one run:"),
+        Code("tags.\"scratchnet.run_key\" = '<run key>'"),
+        Table(["table", "MLflow runs"], rows, align="ll"),
+    ]

@@ -1,8 +1,9 @@
-"""The study's four parts, each a plain function from the artifacts to a list of blocks.
+"""The report's sections, each a plain function from the artifacts to a list of blocks.
 
-Every sentence that interprets a result is assembled here from the numbers it talks about
-(through `analysis` and `reproduction`), never written in advance: change the numbers and the
-sentences change. Figures are blocks like any other; the report collects them from the blocks.
+Every sentence that interprets a result renders a number or a verdict of the evaluate stage's
+summary (`evaluation.Summary`), never computes one: the glance table and a sweep's section print
+the same agreement, the same noise verdict, the same trend. Figures are blocks like any other;
+the report collects them from the blocks.
 """
 
 from __future__ import annotations
@@ -10,14 +11,211 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from scratchnet.study import analysis, layout
-from scratchnet.study.evaluation import SweepRow
+from scratchnet.study import layout
+from scratchnet.study.analysis import NOISE_RULE, Verdict, describe_trend, same_value
+from scratchnet.study.evaluation import ModelSummary, Summary, Sweep, acc_text, mean_std_text, pct, points, value_text
+from scratchnet.study.params import entry_name
+from scratchnet.study.plots import png_bytes
 from scratchnet.study.plots import study as plots
-from scratchnet.study.report.artifacts import Artifacts, ModelResults
+from scratchnet.study.report import PART_TITLES, TITLE, Artifacts
 from scratchnet.study.report.document import Block, Bullets, Figure, FigureRow, Heading, Paragraph, Table
-from scratchnet.study.report.text import (MODEL_NAMES, PART_TITLES, acc_text, figure, kv_table, mean_std_text,
-                                          pct, safe_name, scalar_items, signed, value_text)
-from scratchnet.study.reproduction import same_value, study_rows
+from scratchnet.study.reproduction import Comparison, Distance, Entry
+
+
+def figure(name: str, fig, caption: str) -> Figure:
+    """A matplotlib figure as the report's figure block, rendered to PNG once."""
+    return Figure(name, png_bytes(fig), caption)
+
+
+def kv_table(pairs, header=("key", "value")) -> Table:
+    return Table(list(header), [[f"`{k}`", value_text(v)] for k, v in pairs], align="ll")
+
+
+def yes_no(flag: bool | None, yes: str = "yes", no: str = "no") -> str:
+    return "—" if flag is None else yes if flag else no
+
+
+def part_title(m: ModelSummary) -> str:
+    return m.part or f"Beyond the study: {m.title}"
+
+
+def entry_label(e: Entry) -> str:
+    """How the report names one entry of the study's tables: 'softmax `lr=0.05`'."""
+    return f"{e.model} `{e.param}={value_text(e.value)}`"
+
+
+# The words of each verdict, one function each: the glance table and the sections both call them.
+
+def effect_words(v: Verdict) -> str:
+    return ("all diverged" if v.best is None else "no noise estimate" if v.within_noise is None
+            else "within noise" if v.within_noise else "beyond noise")
+
+
+def agreement_sentence(c: Comparison) -> str:
+    if c.best_agrees is None:
+        return "Fewer than two values with a result are shared with the study: no claim on the best value."
+    if c.best_agrees:
+        return (f"Ours agrees with the study on the best value (over the shared values ours is best at "
+                f"{value_text(c.ours_best)}, the study at {value_text(c.study_best)}: the same, or within our noise).")
+    return (f"Ours finds a different best value: {value_text(c.ours_best)} where the study has "
+            f"{value_text(c.study_best)}, beyond our noise.")
+
+
+# ------------------------------------------------------------------------------ the opening
+
+
+def distance_sentence(dist: Distance) -> str:
+    """The reproduction in one sentence: mean and worst distance, noise, agreement."""
+    if dist.mean_abs is None:
+        return "No ablation entry of the study has a result here to compare with."
+    total = len(dist.entries)
+    over = (f"Over the study's {total} ablation entries" if dist.compared == total
+            else f"Over the {dist.compared} of the study's {total} ablation entries that have a result here")
+    n = len(dist.beyond_noise)
+    text = (f"{over}, ours is on average **{100 * dist.mean_abs:.2f} points** from the study's test "
+            f"accuracy (worst: {entry_label(dist.worst)}, {points(dist.worst.diff)}); "
+            f"{n} {'differs' if n == 1 else 'differ'} by more than our seed noise. "
+            f"**{dist.agree_best} of {dist.sweeps} sweeps** agree with the study on the best "
+            f"value (or are within our noise of it), {dist.agree_trend} on the trend's direction.")
+    if dist.diverged:
+        text += " **Diverged here where the study trained**: " + ", ".join(entry_label(e) for e in dist.diverged) + "."
+    return text
+
+
+def baseline_noise_words(m: ModelSummary, factor: float) -> str:
+    if m.diff is None:
+        return "—"
+    if m.within_noise is None:
+        return "no noise estimate"
+    return f"{'within' if m.within_noise else 'beyond'} noise ({factor:g} × std = {100 * m.noise:.2f} pt)"
+
+
+def baselines_table(summary: Summary) -> Table:
+    rows = [[m.title, "diverged" if m.test_acc is None else pct(m.test_acc),
+             f"{mean_std_text(m.baseline.mean, m.baseline.std)} ({m.baseline.n_seeds} seeds)",
+             "—" if m.study_test_acc is None else pct(m.study_test_acc),
+             "—" if m.diff is None else points(m.diff), baseline_noise_words(m, summary.noise_factor)]
+            for m in summary.models.values()]
+    return Table(["baseline", "ours: test acc", "ours over seeds (ablation epochs)", "study", "ours − study",
+                  "vs our seed noise"], rows, align="llrrrl")
+
+
+def verdicts_table(summary: Summary) -> Table:
+    """One row per sweep: our best value, the noise verdict, the study's best, agreement."""
+    rows = []
+    for model, s in summary.sweeps():
+        best, theirs = s.verdict.best, s.study.study.best if s.study else None
+        rows.append([f"{model} `{s.param}`",
+                     "—" if best is None else f"{value_text(best.value)} ({acc_text(best.mean)})",
+                     effect_words(s.verdict),
+                     "—" if theirs is None else f"{value_text(theirs.value)} ({acc_text(theirs.mean)})",
+                     yes_no(s.study and s.study.best_agrees), yes_no(s.study and s.study.trend_agrees)])
+    return Table(["sweep", "our best (mean)", "our effect", "study's best", "same best", "same trend"],
+                 rows, align="llllll")
+
+
+def success_at(sweep: list[dict], norm: str, mode: str, epsilon: float) -> dict | None:
+    """The sweep's row at the smallest budget of the grid at or above `epsilon`; None if none."""
+    rows = sorted((r for r in sweep if r["norm"] == norm and r["mode"] == mode), key=lambda r: r["epsilon"])
+    return next((r for r in rows if r["epsilon"] >= epsilon), None)
+
+
+def attack_sentence(art: Artifacts) -> str:
+    ex, study = art.attack.example, art.summary.study.get("attack", {})
+    if ex is None:
+        return "**Attack**: not run (`dvc repro attack`)."
+    steps = int(ex["steps"])
+    text = (f"**Attack**: one {ex['true_class']} test image pushed toward {ex['target_class']} by {steps} "
+            f"targeted step{'s' if steps != 1 else ''} (L2 = {float(ex['l2']):.1f} pixel units; the study's: "
+            f"{study.get('l2', '?')}) is now classified as {ex['pred_after']}: "
+            + ("**fooled**." if ex["fooled"] else "**not fooled**."))
+    at = None
+    if art.attack.sweep is not None and study.get("l2") is not None:
+        at = success_at(art.attack.sweep, "l2", "targeted", float(study["l2"]))
+    if at is not None:
+        text += (f" At the study's budget (L2 ε = {at['epsilon']:g}, the grid's first at or above "
+                 f"{float(study['l2']):g}) the targeted attack fools {pct(at['success_rate'])} of {at['n']} test images.")
+    return text
+
+
+def entries_table(dist: Distance) -> Table:
+    """One row per entry of the sweeps this run trained (whole untrained sweeps are listed apart)."""
+    rows = [[e.model, f"`{e.param}`", value_text(e.value),
+             "not trained" if e.ours is None else mean_std_text(e.ours.mean, e.ours.std),
+             acc_text(e.study), "—" if e.diff is None else points(e.diff),
+             "diverged" if e.diverged else yes_no(e.beyond_noise, "**beyond**", "within")]
+            for e in dist.entries if e.diff is not None or e.diverged or e in dist.missing]
+    return Table(["model", "sweep", "value", "ours (mean ± std)", "study", "ours − study", "vs noise"], rows,
+                 align="lllrrrl")
+
+
+def free_choices(params: dict, summary: Summary) -> str:
+    """What the study does not state, as this run chose it (params.yaml)."""
+    parts = [f"{m.title}: input scaling `{params[name]['normalize']}`, initialisation `{params[name]['init']}`"
+             + (f" (scale {value_text(params[name]['init_scale'])})" if params[name]["init"] != "he" else "")
+             for name, m in summary.models.items()]
+    return ("**Free choices.** The study states neither its input scaling nor its initialisation; this run "
+            "uses " + "; ".join(parts) + ". They are set once per model for all its entries (never per entry); "
+            "the alternatives tried and their distances are in `bench/RESULTS.md`, measured with "
+            "`bench/reproduction_distance.py`.")
+
+
+def opening(art: Artifacts) -> list[Block]:
+    """The title, the answer ("Results at a glance") and the distance from the study."""
+    summary, dist = art.summary, art.summary.distance
+    shown = [e for e in dist.entries if e.diff is not None]
+    fig = plots.reproduction_figure([e.study for e in shown], [e.ours.mean for e in shown],
+                                    [e.ours.std or 0.0 for e in shown], [e.model for e in shown],
+                                    [e.beyond_noise is True for e in shown])
+    items = []
+    if dist.mean_abs is not None:
+        items.append(f"Mean |ours − study| over {dist.compared} entries: **{100 * dist.mean_abs:.2f} pt**; "
+                     f"worst {entry_label(dist.worst)}: {points(dist.worst.diff)}.")
+    items.append(f"Beyond our noise: {len(dist.beyond_noise)} of {dist.compared}"
+                 + (": " + ", ".join(f"{entry_label(e)} ({points(e.diff)})" for e in dist.beyond_noise)
+                    if dist.beyond_noise else "") + ".")
+    items.append("Diverged here where the study trained: "
+                 + (", ".join(entry_label(e) for e in dist.diverged) if dist.diverged else "none") + ".")
+    if dist.untrained_sweeps:
+        items.append("Sweeps of the study not run here (`ablate` in params.yaml): " + ", ".join(dist.untrained_sweeps) + ".")
+    if dist.missing:
+        items.append("Values of the study not trained here: " + ", ".join(entry_label(e) for e in dist.missing) + ".")
+    items.append(f"Sweeps agreeing with the study on the best value (or within our noise of it): "
+                 f"{dist.agree_best} of {dist.sweeps}; on the trend's direction: {dist.agree_trend} of {dist.sweeps}.")
+    compared = [(m, s) for m, s in summary.sweeps() if s.study is not None]
+    return [
+        Heading(1, TITLE),
+        Paragraph(f"A reproduction of the study “{summary.study['title'].strip()}” (its text: "
+                  f"`reference/study-report.txt`; its numbers as data: `{layout.STUDY_NUMBERS}`). Rebuilt by "
+                  "the `report` stage from the pipeline's artifacts: every number and every sentence of "
+                  "interpretation below is the evaluate stage's summary (`"
+                  f"{layout.ABLATION_SUMMARY_JSON}`) rendered. Edit `params.yaml` and run `dvc repro` to "
+                  "rebuild it; do not edit it by hand."),
+        Heading(2, PART_TITLES["glance"]),
+        Paragraph(distance_sentence(dist)),
+        baselines_table(summary),
+        verdicts_table(summary),
+        Paragraph(attack_sentence(art)),
+        figure("reproduction.png", fig,
+               "Every ablation entry of the study: its test accuracy (x) against ours (y, mean ± std over seeds). "
+               "On the diagonal ours equals the study's; hollow markers differ by more than our seed noise."),
+        Heading(2, PART_TITLES["distance"]),
+        Paragraph("Every row of the study's ablation tables (each includes the baseline's value) beside ours. "
+                  "The study ran each value once, so its number carries about one seed's noise: an entry is "
+                  f"**beyond noise** when |ours − study| exceeds {summary.noise_factor:g} × our pooled seed std "
+                  "over its sweep. **The one agreement rule** (this table, the glance table and every sweep's "
+                  "section print the same verdict): a sweep agrees on the best value when, over the values both "
+                  "tables have, our best is the study's or our mean at the study's best is within that noise of "
+                  "our best; it agrees on the trend when both rise, fall, peak (at the same value) or dip alike."),
+        Bullets(items),
+        entries_table(dist),
+        Table(["model", "sweep", "our best", "study's best", "agree", "our trend", "study's trend", "agree"],
+              [[m, f"`{s.param}`", value_text(s.study.ours_best), value_text(s.study.study_best),
+                yes_no(s.study.best_agrees), s.study.ours_trend.kind, s.study.study_trend.kind,
+                yes_no(s.study.trend_agrees)] for m, s in compared], align="llrrllll"),
+        Paragraph(free_choices(art.params, summary)),
+    ]
+
 
 # -------------------------------------------------------------------------------------- part 1
 
@@ -51,10 +249,10 @@ def fit_section(art: Artifacts) -> list[Block]:
     blocks: list[Block] = [Heading(2, PART_TITLES["fit"])]
     if problem.get("description"):
         blocks.append(Paragraph(f"**Problem.** {problem['description']}"))
-    pairs = scalar_items(problem, skip=("description",))
+    pairs = [(k, v) for k, v in problem.items() if k != "description" and not isinstance(v, (dict, list))]
     if pairs:
         blocks.append(kv_table(pairs, header=("problem parameter", "value")))
-    blocks.append(Paragraph(fit_sentences(fit, art.study.get("fit", {}).get("lr"))))
+    blocks.append(Paragraph(fit_sentences(fit, art.summary.study.get("fit", {}).get("lr"))))
     lr = float(fit["lr"])
     fig = plots.fit_figure([float(x) for x in fit["losses"]], float(fit["optimum_loss"]), lr,
                            x=fit.get("x"), y=fit.get("y"), fitted=fit.get("fitted"),
@@ -64,7 +262,7 @@ def fit_section(art: Artifacts) -> list[Block]:
     return blocks
 
 
-# ----------------------------------------------------------------------------------- parts 2, 3
+# ----------------------------------------------------------------------------------- the models
 
 
 def stale_params(params: dict, model: str, config: dict) -> list[str]:
@@ -74,30 +272,10 @@ def stale_params(params: dict, model: str, config: dict) -> list[str]:
             for k in now if k in config and not same_value(now[k], config[k])]
 
 
-def hyper_parameters(art: Artifacts, model: str) -> list[Block]:
-    res = art.models[model]
-    config = res.train["config"]
-    study = art.study[model]["baseline"]
-    keys = list(dict.fromkeys([*config, *study]))
-    rows = [[f"`{k}`", value_text(config.get(k)), value_text(study.get(k))] for k in keys]
-    blocks: list[Block] = [
-        Paragraph(f"**Baseline hyper-parameters** (seed {res.train['seeds'][0].get('seed', '?')}; "
-                  f"the ablations below ran {art.params['ablate']['epochs'][model]} epochs each, "
-                  f"the study's {art.study[model].get('ablation_epochs', '?')}):"),
-        Table(["hyper-parameter", "ours", "study"], rows, align="lrr"),
-    ]
-    stale = stale_params(art.params, model, config)
-    if stale:
-        blocks.append(Paragraph("**params.yaml differs from the trained baseline**: " + "; ".join(stale)
-                                + ". Run `dvc repro` to retrain."))
-    return blocks
-
-
-def curve_sentences(curve: list[dict], seeds: list[dict]) -> str:
+def curve_sentences(curve: list[dict], record: dict) -> str:
     """The baseline's last epoch, train-validation gap, best epoch, lr schedule, divergence."""
-    diverged = next((s for s in seeds if s.get("diverged")), None)
     if not curve:
-        return f"**The baseline run diverged** in epoch {diverged.get('diverged_epoch') if diverged else '?'}: no epoch completed."
+        return f"**The baseline run diverged** in epoch {record.get('diverged_epoch', '?')}: no epoch completed."
     last = curve[-1]
     best = max(curve, key=lambda r: r["val_acc"])
     gap = last["train_acc"] - last["val_acc"]
@@ -109,186 +287,146 @@ def curve_sentences(curve: list[dict], seeds: list[dict]) -> str:
     if first_lr is not None and last_lr is not None:
         text += (f" The learning rate stayed at {first_lr:.3g}." if same_value(first_lr, last_lr)
                  else f" The learning rate went from {first_lr:.3g} to {last_lr:.3g}.")
-    if diverged:
-        text += f" **The baseline run diverged** in epoch {diverged.get('diverged_epoch')}."
+    if record.get("diverged"):
+        text += f" **The baseline run diverged** in epoch {record.get('diverged_epoch')}."
     return text
 
 
-def curve_blocks(res: ModelResults, model: str) -> list[Block]:
-    curve = res.curve
-    blocks: list[Block] = []
-    if curve:
-        fig = plots.curve_figure([r["epoch"] for r in curve], [r["train_acc"] for r in curve],
-                                 [r["val_acc"] for r in curve], f"{MODEL_NAMES[model]}: accuracy per epoch")
-        blocks.append(figure(f"curve_{model}.png", fig,
-                             f"{MODEL_NAMES[model]}: train and validation accuracy after each epoch (baseline run)."))
-    return blocks + [Paragraph(curve_sentences(curve, res.train["seeds"]))]
-
-
-def accuracy_sentences(ours: float | None, study: float, seeds: SweepRow, epochs: int) -> str:
+def accuracy_sentences(m: ModelSummary, epochs: int, factor: float) -> str:
     """The baseline's test accuracy against the study's, and whether the gap is within our seed noise."""
-    if ours is None:
-        return f"**Test accuracy**: none — the baseline run diverged. The study reported {pct(study)}."
-    diff = ours - study
-    text = (f"**Test accuracy: {pct(ours)}** (baseline run); the study reported {pct(study)}: ours is "
-            f"{abs(100 * diff):.2f} percentage points {'above' if diff > 0 else 'below' if diff < 0 else 'equal to'} it.")
-    if seeds.mean is not None and seeds.n_converged > 1:
-        noise = analysis.NOISE_FACTOR * seeds.std
-        text += (f" Over {seeds.n_converged} seeds the baseline ({epochs} epochs) gives {pct(seeds.mean)} ± "
-                 f"{100 * seeds.std:.2f} points: the difference from the study is "
-                 + ("within noise" if abs(diff) <= noise else "larger than the noise")
-                 + f" ({abs(100 * diff):.2f} vs {analysis.NOISE_FACTOR:g} × std = {100 * noise:.2f} points).")
+    if m.test_acc is None:
+        return ("**Test accuracy**: none — the baseline run diverged."
+                + ("" if m.study_test_acc is None else f" The study reported {pct(m.study_test_acc)}."))
+    text = f"**Test accuracy: {pct(m.test_acc)}** (baseline run)"
+    if m.diff is None:
+        return text + "; the study did not have this model."
+    text += (f"; the study reported {pct(m.study_test_acc)}: ours is {abs(100 * m.diff):.2f} percentage points "
+             f"{'above' if m.diff > 0 else 'below' if m.diff < 0 else 'equal to'} it.")
+    if m.within_noise is not None:
+        text += (f" Over {m.baseline.n_converged} seeds the baseline ({epochs} epochs) gives {pct(m.baseline.mean)} ± "
+                 f"{100 * m.baseline.std:.2f} points: the difference from the study is "
+                 + ("within noise" if m.within_noise else "larger than the noise")
+                 + f" ({abs(100 * m.diff):.2f} vs {factor:g} × std = {100 * m.noise:.2f} points).")
     return text
 
 
-def diverged_seeds(res: ModelResults, param: str) -> list[str]:
-    """'`lr=0.05` seed 1 (epoch 3)' for every diverged seed of this sweep and of the baseline."""
-    names = []
-    for entry, result in res.ablations.items():
-        if result.get("param") == param or result.get("param") is None:
-            for s in result["seeds"]:
-                if s.get("diverged"):
-                    epoch = s.get("diverged_epoch")
-                    names.append(f"`{entry}` seed {s['seed']}" + (f" (epoch {epoch})" if epoch is not None else ""))
-    return names
-
-
-def verdict_sentences(param: str, rows: list[SweepRow]) -> list[str]:
+def verdict_sentences(param: str, v: Verdict, factor: float) -> list[str]:
     """Our sweep on its own: best and worst value, the noise verdict, the trend."""
-    verdict = analysis.judge(rows)
-    if verdict.best is None:
+    if v.best is None:
         return ["Every run of this sweep diverged; there is nothing to compare."]
-    best, worst = verdict.best, verdict.worst
-    if verdict.spread == 0:
-        items = [f"Every value gives the same mean test accuracy, {acc_text(best.mean)}."]
+    if v.spread == 0:
+        items = [f"Every value gives the same mean test accuracy, {acc_text(v.best.mean)}."]
     else:
-        items = [f"Best: `{param}={value_text(best.value)}` with {mean_std_text(best.mean, best.std)}; "
-                 f"worst: `{param}={value_text(worst.value)}` with {mean_std_text(worst.mean, worst.std)}."]
-    threshold = None if verdict.pooled_std is None else analysis.NOISE_FACTOR * verdict.pooled_std
-    if verdict.within_noise is None:
-        items.append(f"The means span {verdict.spread:.4f}, but with fewer than two converged seeds per value "
+        tied = f" (tied with {v.ties - 1} other value(s))" if v.ties > 1 else ""
+        items = [f"Best: `{param}={value_text(v.best.value)}` with {mean_std_text(v.best.mean, v.best.std)}{tied}; "
+                 f"worst: `{param}={value_text(v.worst.value)}` with {mean_std_text(v.worst.mean, v.worst.std)}."]
+    if v.within_noise is None:
+        items.append(f"The means span {v.spread:.4f}, but with fewer than two converged seeds per value "
                      "there is no seed-to-seed noise estimate, so no claim is made on whether the spread is real.")
-    elif verdict.within_noise:
-        items.append(f"**Within noise**: the means span {verdict.spread:.4f}, not more than "
-                     f"{analysis.NOISE_FACTOR:g} × the pooled seed std ({analysis.NOISE_FACTOR:g} × "
-                     f"{verdict.pooled_std:.4f} = {threshold:.4f}); this sweep shows no effect of `{param}` "
-                     "that seed-to-seed variation could not produce.")
     else:
-        items.append(f"**Beyond noise**: the means span {verdict.spread:.4f}, more than "
-                     f"{analysis.NOISE_FACTOR:g} × the pooled seed std ({analysis.NOISE_FACTOR:g} × "
-                     f"{verdict.pooled_std:.4f} = {threshold:.4f}); `{param}` matters here.")
-    phrase = analysis.describe_trend(verdict.trend, param, value_text)
-    items.append("Trend: " + phrase + (" — but within noise." if verdict.within_noise else "."))
+        rule = f"{factor:g} × the pooled seed std ({factor:g} × {v.pooled_std:.4f} = {v.noise:.4f})"
+        items.append(f"**Within noise**: the means span {v.spread:.4f}, not more than {rule}; this sweep shows no "
+                     f"effect of `{param}` that seed-to-seed variation could not produce." if v.within_noise else
+                     f"**Beyond noise**: the means span {v.spread:.4f}, more than {rule}; `{param}` matters here.")
+    items.append("Trend: " + describe_trend(v.trend, param, value_text)
+                 + (" — but within noise." if v.within_noise else "."))
     return items
 
 
-def diverged_sentence(names: list[str]) -> str:
+def diverged_sentence(sweep: Sweep) -> str:
+    names = [f"`{'baseline' if r.is_baseline else entry_name(sweep.param, r.value)}` seed {d.seed}"
+             + (f" (epoch {d.epoch})" if d.epoch is not None else "") for r in sweep.rows for d in r.diverged]
     return "Diverged runs: " + ", ".join(names) + "." if names else "No run of this sweep diverged."
 
 
-def study_sentences(param: str, rows: list[SweepRow], theirs: list[SweepRow], conclusion: str | None) -> list[str]:
-    """Our sweep against the study's table: best value, mean difference, the study's spread
+def study_sentences(param: str, c: Comparison | None) -> list[str]:
+    """Our sweep against the study's table: agreement, mean difference, the study's spread
     against our noise, values only the study ran, its own conclusion."""
-    if not theirs:
+    if c is None:
         return [f"The study has no table for `{param}`."]
-    verdict, study_verdict = analysis.judge(rows), analysis.judge(theirs)
-    tops = [r for r in rows if verdict.best is not None and r.mean == verdict.best.mean]  # ties share the best
-    agree = any(same_value(study_verdict.best.value, r.value) for r in tops)
-    items = [
-        f"The study's table: best `{param}={value_text(study_verdict.best.value)}` "
-        f"({acc_text(study_verdict.best.mean)}); {analysis.describe_trend(study_verdict.trend, param, value_text)}. "
-        + ("Ours has no result to compare." if not tops else
-           "Ours has no single best value." if len(tops) > 1 and not agree else
-           "Ours agrees on the best value." if agree else "Ours finds a different best value.")
-    ]
-    shared = [(r, t) for r in rows for t in theirs if same_value(r.value, t.value) and r.mean is not None]
-    if shared:
-        diffs = [r.mean - t.mean for r, t in shared]
-        mean_diff = sum(diffs) / len(diffs)
-        items.append(f"On the {len(shared)} value(s) both tables share, ours is on average {abs(mean_diff):.4f} "
-                     f"{'above' if mean_diff > 0 else 'below' if mean_diff < 0 else 'equal to'} the study "
-                     f"(differences from {min(diffs):+.4f} to {max(diffs):+.4f}).")
-    if verdict.pooled_std is not None:
-        threshold = analysis.NOISE_FACTOR * verdict.pooled_std
-        items.append(
-            f"The study's values span {study_verdict.spread:.4f} from one run per value; against our seed "
-            f"noise ({threshold:.4f}) that spread is " + ("within noise." if study_verdict.spread <= threshold
-                                                          else "larger than noise."))
-    only = [t for t in theirs if not any(same_value(t.value, r.value) for r in rows)]
+    v = c.study
+    items = [f"The study's table: best `{param}={value_text(v.best.value)}` ({acc_text(v.best.mean)}); "
+             f"{describe_trend(v.trend, param, value_text)}. " + agreement_sentence(c)]
+    shared = [e for e in c.entries if e.diff is not None]
+    if c.mean_diff is not None:
+        items.append(f"On the {len(shared)} value(s) both tables share, ours is on average {abs(c.mean_diff):.4f} "
+                     f"{'above' if c.mean_diff > 0 else 'below' if c.mean_diff < 0 else 'equal to'} the study "
+                     f"(differences from {min(e.diff for e in shared):+.4f} to {max(e.diff for e in shared):+.4f}).")
+    if v.within_noise is not None:
+        items.append(f"The study's values span {v.spread:.4f} from one run per value; against our seed noise "
+                     f"({v.noise:.4f}) that spread is " + ("within noise." if v.within_noise else "larger than noise."))
+    only = [e for e in c.entries if e.ours is None]
     if only:
         items.append("The study also reported " + ", ".join(
-            f"`{param}={value_text(t.value)}` ({acc_text(t.mean)})" for t in only) + ", not trained here.")
-    if conclusion:
-        items.append(f"The study concluded: “{conclusion.strip()}”")
+            f"`{param}={value_text(e.value)}` ({acc_text(e.study)})" for e in only) + ", not trained here.")
+    if c.conclusion:
+        items.append(f"The study concluded: “{c.conclusion.strip()}”")
     return items
 
 
-def sweep_table(param: str, rows: list[SweepRow], theirs: list[SweepRow]) -> Table:
-    """value | ours mean ± std | n seeds | study | ours − study, by increasing value."""
+def sweep_blocks(art: Artifacts, model: str, sweep: Sweep) -> list[Block]:
+    m, param, rows = art.summary.models[model], sweep.param, sweep.rows
+    entries = sweep.study.entries if sweep.study else []
     body = []
     for r in rows:
-        study = next((t.mean for t in theirs if same_value(t.value, r.value)), None)
-        body.append([
-            value_text(r.value) + (" (baseline)" if r.is_baseline else ""),
-            mean_std_text(r.mean, r.std),
-            str(r.n_seeds) + (f" ({r.n_diverged} diverged)" if r.n_diverged else ""),
-            acc_text(study),
-            signed(r.mean - study) if study is not None and r.mean is not None else "—",
-        ])
-    return Table([param, "ours: test acc mean ± std", "n seeds", "study", "ours − study"], body)
-
-
-def mlflow_pointer(res: ModelResults, param: str, rows: list[SweepRow]) -> list[Block]:
-    entries = [a for a in res.ablations.values() if a.get("param") in (param, None)]
-    parents = list(dict.fromkeys(a["mlflow_parent_run_id"] for a in entries if a.get("mlflow_parent_run_id")))
-    experiments = list(dict.fromkeys(str(a["mlflow_experiment_id"]) for a in entries))
-    items = [f"`{param}={value_text(r.value)}`{' (baseline)' if r.is_baseline else ''}: "
-             + (", ".join(f"`{i}`" for i in r.run_ids) or "no run ids recorded") for r in rows]
-    return [
-        Paragraph(f"MLflow runs behind this table (experiment {', '.join(f'`{e}`' for e in experiments)}; "
-                  f"grouped under parent run(s) {', '.join(f'`{p}`' for p in parents) or 'none'}):"),
-        Bullets(items),
-    ]
-
-
-def sweep_blocks(art: Artifacts, model: str, param: str) -> list[Block]:
-    res = art.models[model]
-    rows = res.sweeps[param]
-    theirs = study_rows(art.study, model, param)
-    conclusion = (art.study[model]["ablations"].get(param) or {}).get("conclusion")
+        e = next((e for e in entries if same_value(e.value, r.value)), None)
+        body.append([value_text(r.value) + (" (baseline)" if r.is_baseline else ""), mean_std_text(r.mean, r.std),
+                     str(r.n_seeds) + (f" ({r.n_diverged} diverged)" if r.n_diverged else "")]
+                    + ([] if m.study is None else
+                       [acc_text(e and e.study), "—" if e is None or e.diff is None else f"{e.diff:+.4f}"]))
+    header = [param, "ours: test acc mean ± std", "n seeds"] + ([] if m.study is None else ["study", "ours − study"])
     fig = plots.sweep_figure(
         param, [r.value for r in rows], [r.mean for r in rows], [r.std for r in rows],
         baseline=next((r.value for r in rows if r.is_baseline), None),
-        study={t.value: t.mean for t in theirs} or None,
-        title=f"{MODEL_NAMES[model]}: test accuracy vs {param}",
-    )
+        study={e.value: e.study for e in entries} or None, title=f"{m.title}: test accuracy vs {param}")
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in param)
     return [
-        Heading(3, f"{MODEL_NAMES[model]}: `{param}`"),
-        sweep_table(param, rows, theirs),
-        Bullets(verdict_sentences(param, rows) + [diverged_sentence(diverged_seeds(res, param))]
-                + study_sentences(param, rows, theirs, conclusion)),
-        figure(f"sweep_{model}_{safe_name(param)}.png", fig,
-               f"{MODEL_NAMES[model]}: test accuracy (mean ± std over seeds) vs {param}, "
-               "with the study's numbers as crosses."),
-        *mlflow_pointer(res, param, rows),
+        Heading(3, f"{m.title}: `{param}`"),
+        Table(header, body),
+        Bullets(verdict_sentences(param, sweep.verdict, art.summary.noise_factor) + [diverged_sentence(sweep)]
+                + (study_sentences(param, sweep.study) if m.study is not None else [])),
+        figure(f"sweep_{model}_{safe}.png", fig, f"{m.title}: test accuracy (mean ± std over seeds) vs {param}"
+               + (", with the study's numbers as crosses." if entries else ".")),
+        Paragraph(f"In MLflow: the runs of this table carry the tag `scratchnet.in_sweep.{model}.{param}` = `true` "
+                  "(`make ui` prints the address that lists them)."),
     ]
 
 
 def model_section(art: Artifacts, model: str) -> list[Block]:
-    res = art.models[model]
-    blocks: list[Block] = [Heading(2, PART_TITLES[model]), *hyper_parameters(art, model), *curve_blocks(res, model)]
-    blocks.append(Paragraph(accuracy_sentences(res.train["test_acc_mean"], float(art.study[model]["test_acc"]),
-                                                    res.baseline, art.params["ablate"]["epochs"][model])))
-    blocks.append(Heading(3, f"{MODEL_NAMES[model]}: ablations"))
-    if not res.sweeps:
+    m, run, params = art.summary.models[model], art.train[model], art.params
+    record, config = run["seeds"][0], run["config"]
+    epochs = params["ablate"]["epochs"][model]
+    study = (m.study or {}).get("baseline", {})
+    keys = list(dict.fromkeys([*config, *study]))
+    blocks: list[Block] = [
+        Heading(2, part_title(m)),
+        Paragraph(f"**Baseline hyper-parameters** (seed {record.get('seed', '?')}; the ablations below ran "
+                  f"{epochs} epochs each" + ("" if m.study is None else
+                                             f", the study's {m.study.get('ablation_epochs', '?')}") + "):"),
+        Table(["hyper-parameter", "ours"] + ([] if m.study is None else ["study"]),
+              [[f"`{k}`", value_text(config.get(k))] + ([] if m.study is None else [value_text(study.get(k))])
+               for k in keys], align="lrr" if m.study else "lr"),
+    ]
+    stale = stale_params(params, model, config)
+    if stale:
+        blocks.append(Paragraph("**params.yaml differs from the trained baseline**: " + "; ".join(stale)
+                                + ". Run `dvc repro` to retrain."))
+    curve = record["history"]
+    if curve:
+        fig = plots.curve_figure([r["epoch"] for r in curve], [r["train_acc"] for r in curve],
+                                 [r["val_acc"] for r in curve], f"{m.title}: accuracy per epoch")
+        blocks.append(figure(f"curve_{model}.png", fig,
+                             f"{m.title}: train and validation accuracy after each epoch (baseline run)."))
+    blocks += [Paragraph(curve_sentences(curve, record)),
+               Paragraph(accuracy_sentences(m, epochs, art.summary.noise_factor)),
+               Heading(3, f"{m.title}: ablations")]
+    if not m.sweeps:
         blocks.append(Paragraph("No ablation sweep is configured for this model (`ablate` in params.yaml)."))
     blocks.append(Paragraph(
         f"One hyper-parameter is changed from the baseline at a time; each value is trained with "
-        f"{len(art.params['ablate']['seeds'])} seed(s) for {art.params['ablate']['epochs'][model]} epochs. "
-        f"Reading rule: {analysis.NOISE_RULE}."
-    ))
-    for param in res.sweeps:
-        blocks += sweep_blocks(art, model, param)
+        f"{len(params['ablate']['seeds'])} seed(s) for {epochs} epochs. Reading rule: {NOISE_RULE}."))
+    for sweep in m.sweeps.values():
+        blocks += sweep_blocks(art, model, sweep)
     return blocks
 
 
@@ -321,20 +459,13 @@ def attack_example(example: dict, study: dict) -> list[Block]:
     l2, linf = float(example["l2"]), float(example["linf"])
     norms = (f"The perturbation measures L2 = {l2:.2f} and L∞ = {linf:.2f} in pixel units on [0, 255] over "
              f"all 3 × 32 × 32 values (an average of {l2 / math.sqrt(3072):.2f} per value).")
-    study_l2 = study.get("l2")
-    if study_l2 is not None:
-        norms += (f" The study's single step moved its image by L2 = {study_l2:g}; ours is "
-                  f"{l2 / float(study_l2):.2f} × that.")
+    if study.get("l2") is not None:
+        norms += (f" The study's single step moved its image by L2 = {study['l2']:g}; ours is "
+                  f"{l2 / float(study['l2']):.2f} × that.")
     classes = list(dict.fromkeys([*before, *after]))
     rows = [[f"{c}" + (" (true)" if c == true else " (target)" if c == target else ""),
              f"{before.get(c, float('nan')):.4f}", f"{after.get(c, float('nan')):.4f}"] for c in classes]
     return [Paragraph(text), Paragraph(norms), Table(["class", "p before", "p after"], rows)]
-
-
-def success_at(sweep: list[dict], norm: str, mode: str, epsilon: float) -> dict | None:
-    """The sweep's row at the smallest budget of the grid at or above `epsilon`; None if none."""
-    rows = sorted((r for r in sweep if r["norm"] == norm and r["mode"] == mode), key=lambda r: r["epsilon"])
-    return next((r for r in rows if r["epsilon"] >= epsilon), None)
 
 
 def success_sentences(sweep: list[dict], study: dict) -> list[str]:
@@ -352,41 +483,16 @@ def success_sentences(sweep: list[dict], study: dict) -> list[str]:
             text = (f"{norm}, {mode}: half of the images are fooled from ε = {reach[0.5]:g}, "
                     + (f"90% from ε = {reach[0.9]:g}" if reach[0.9] is not None else "90% at no ε of the grid"))
         text += f"; at the largest budget ε = {top['epsilon']:g}, {pct(top['success_rate'])} of {top['n']} images."
-        study_l2 = study.get("l2")
-        at = success_at(rows, "l2", mode, float(study_l2)) if norm == "l2" and study_l2 is not None else None
+        at = success_at(rows, "l2", mode, float(study["l2"])) if norm == "l2" and study.get("l2") is not None else None
         if at is not None:
             text += (f" At ε = {at['epsilon']:g}, the smallest budget of the grid at or above "
-                     f"the study's L2 ({float(study_l2):g}), {pct(at['success_rate'])} are fooled.")
+                     f"the study's L2 ({float(study['l2']):g}), {pct(at['success_rate'])} are fooled.")
         items.append(text)
     return items
 
 
-def attack_images(attack) -> list[Block]:
-    captions = {"original": "original", "adversarial": "adversarial", "difference": "difference (amplified)"}
-    images = [Figure(f"attack_{name}.png", attack.images[name], captions.get(name, name))
-              for name in layout.ATTACK_IMAGES if name in attack.images]
-    blocks: list[Block] = [FigureRow(images)] if images else []
-    absent = [str(layout.ATTACK_IMAGES[n]) for n in layout.ATTACK_IMAGES if n not in attack.images]
-    if absent:
-        blocks.append(Paragraph("Missing image(s): " + ", ".join(f"`{a}`" for a in absent) + "."))
-    return blocks
-
-
-def attack_sweep_blocks(attack, study: dict) -> list[Block]:
-    if attack.sweep is None:
-        return [Paragraph(f"The sweep's table `{layout.ATTACK_SWEEP_CSV}` is missing.")]
-    rows = sorted(attack.sweep, key=lambda r: (r["norm"], r["mode"], r["epsilon"]))
-    return [
-        Table(["norm", "mode", "ε (pixels)", "success rate", "median L2 of successes", "n"],
-              [[r["norm"], r["mode"], f"{r['epsilon']:g}", pct(r["success_rate"]),
-                "—" if r["median_l2"] is None else f"{r['median_l2']:.2f}", str(r["n"])] for r in rows],
-              align="llrrrr"),
-        Bullets(success_sentences(rows, study)),
-    ]
-
-
 def attack_section(art: Artifacts) -> list[Block]:
-    attack, study = art.attack, art.study.get("attack", {})
+    attack, study = art.attack, art.summary.study.get("attack", {})
     blocks: list[Block] = [Heading(2, PART_TITLES["attack"])]
     if attack.example is None and attack.sweep is None and not attack.images:
         return blocks + [Paragraph(
@@ -395,9 +501,23 @@ def attack_section(art: Artifacts) -> list[Block]:
     blocks.append(Heading(3, "The fooling image"))
     blocks += (attack_example(attack.example, study) if attack.example is not None else
                [Paragraph(f"The example's record `{layout.ATTACK_EXAMPLE}` is missing.")])
-    blocks += attack_images(attack)
+    captions = {"original": "original", "adversarial": "adversarial", "difference": "difference (amplified)"}
+    images = [Figure(f"attack_{n}.png", attack.images[n], captions.get(n, n)) for n in layout.ATTACK_IMAGES
+              if n in attack.images]
+    blocks += [FigureRow(images)] if images else []
+    absent = [str(layout.ATTACK_IMAGES[n]) for n in layout.ATTACK_IMAGES if n not in attack.images]
+    if absent:
+        blocks.append(Paragraph("Missing image(s): " + ", ".join(f"`{a}`" for a in absent) + "."))
     blocks.append(Heading(3, "Success rate vs ε"))
-    blocks += attack_sweep_blocks(attack, study)
+    if attack.sweep is None:
+        blocks.append(Paragraph(f"The sweep's table `{layout.ATTACK_SWEEP_CSV}` is missing."))
+    else:
+        rows = sorted(attack.sweep, key=lambda r: (r["norm"], r["mode"], r["epsilon"]))
+        blocks += [Table(["norm", "mode", "ε (pixels)", "success rate", "median L2 of successes", "n"],
+                         [[r["norm"], r["mode"], f"{r['epsilon']:g}", pct(r["success_rate"]),
+                           "—" if r["median_l2"] is None else f"{r['median_l2']:.2f}", str(r["n"])] for r in rows],
+                         align="llrrrr"),
+                   Bullets(success_sentences(rows, study))]
     if attack.success_png is not None:
         blocks.append(Figure("attack_success_vs_epsilon.png", attack.success_png,
                              "Fraction of correctly classified test images fooled, against the budget ε."))
