@@ -2,12 +2,13 @@
 
     .venv/bin/python bench/reproduction_distance.py [PROJECT ...]
 
-PROJECT: a project folder after `dvc repro` (it reads PROJECT/results/evaluate/ablation_summary.csv),
+PROJECT: a project folder after `dvc repro` (it reads the evaluate stage's summary,
+PROJECT/results/evaluate/ablation_summary.json),
 default the current folder. For each, prints the per-entry table (ours mean ± std over seeds,
 the study, the difference in points, the noise verdict) and the sweeps' agreement; with several
 projects (say, one per alternative setting tried), a last table compares them one line each.
-The numbers are `scratchnet.study.reproduction.distance`, the computation the evaluate stage
-and the report use, against this repository's reference/study_numbers.yaml.
+The numbers are the summary's (`scratchnet.study.reproduction.distance`, computed once by the
+evaluate stage against reference/study_numbers.yaml); this script only prints them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from scratchnet.files import read_json  # noqa: E402
 from scratchnet.study import evaluation, layout, reproduction  # noqa: E402
 
 
@@ -33,11 +33,12 @@ def entries_table(dist: reproduction.Distance) -> str:
     return "\n".join(lines)
 
 
-def sweeps_table(dist: reproduction.Distance) -> str:
+def sweeps_table(summary: evaluation.Summary) -> str:
     lines = ["| model | sweep | our best | study's best | best agrees | our trend | study's trend |", "| --- | --- | ---: | ---: | --- | --- | --- |"]
-    for s in dist.sweeps:
-        lines.append(f"| {s.model} | {s.param} | {evaluation.value_text(s.ours_best)} | "
-                     f"{evaluation.value_text(s.study_best)} | {s.best_agrees} | {s.ours_trend.kind} | {s.study_trend.kind} |")
+    for model, sweep in summary.sweeps():
+        if (c := sweep.study) is not None:
+            lines.append(f"| {model} | {sweep.param} | {evaluation.value_text(c.ours_best)} | "
+                         f"{evaluation.value_text(c.study_best)} | {c.best_agrees} | {c.ours_trend.kind} | {c.study_trend.kind} |")
     return "\n".join(lines)
 
 
@@ -46,21 +47,20 @@ def headline(name: str, dist: reproduction.Distance) -> str:
     if dist.mean_abs is None:
         return f"| {name} | — | — | — | {len(dist.diverged)} | 0, 0 |"
     w = dist.worst
-    return (f"| {name} | {100 * dist.mean_abs:.2f} pt over {len(dist.compared)} | {100 * w.diff:+.2f} pt "
+    return (f"| {name} | {100 * dist.mean_abs:.2f} pt over {dist.compared} | {100 * w.diff:+.2f} pt "
             f"({w.model} {w.param}={evaluation.value_text(w.value)}) | {len(dist.beyond_noise)} | {len(dist.diverged)} | "
-            f"{dist.sweeps_agreeing_best} of {len(dist.sweeps)}, {dist.sweeps_agreeing_trend} of {len(dist.sweeps)} |")
+            f"{dist.agree_best} of {dist.sweeps}, {dist.agree_trend} of {dist.sweeps} |")
 
 
 def main(projects: list[str]) -> None:
-    study = reproduction.load_study(ROOT / layout.STUDY_NUMBERS)
     rows = []
     for project in projects or ["."]:
-        path = Path(project) / layout.ABLATION_SUMMARY_CSV
+        path = Path(project) / layout.ABLATION_SUMMARY_JSON
         if not path.exists():
             sys.exit(f"reproduction_distance: {path} is missing; run `dvc repro evaluate` in {project} first")
-        dist = reproduction.distance(evaluation.summary_from_frame(pd.read_csv(path)), study)
-        print(f"## {path}\n\n{entries_table(dist)}\n\n{sweeps_table(dist)}\n")
-        rows.append(headline(project, dist))
+        summary = evaluation.summary_from_json(read_json(path))
+        print(f"## {path}\n\n{entries_table(summary.distance)}\n\n{sweeps_table(summary)}\n")
+        rows.append(headline(project, summary.distance))
     print("| run | mean abs(ours − study) | worst | beyond noise | diverged | sweeps agreeing (best, trend) |")
     print("| --- | ---: | --- | ---: | ---: | --- |")
     print("\n".join(rows))

@@ -5,7 +5,8 @@ import copy
 import pytest
 import yaml
 
-from scratchnet.study.params import ParamsError, ablation_entries, load_params, parse_entry, run_config, validate
+from scratchnet.study.params import (REGISTRY, ParamsError, ablation_entries, load_params, model_config, model_schema,
+                                     parse_entry, run_config, schema, validate)
 
 
 @pytest.fixture
@@ -106,3 +107,68 @@ def test_an_entry_changes_one_key_of_the_baseline(raw):
     assert parse_entry(params, "twolayer", "hidden_dim=50") == ("hidden_dim", 50)
     config = run_config(params, "twolayer", "hidden_dim=50", epochs=7)
     assert config == {**params["twolayer"], "hidden_dim": 50, "epochs": 7}
+
+
+# ------------------------------------------------------------------------------ the model registry
+
+MLP = {"hidden_dims": [32, 16], "normalize": "mean", "lr": 0.05, "lr_decay": 0.9, "batch_size": 64,
+       "reg": 0.0, "init": "he", "init_scale": 0.001}
+
+
+def with_mlp(raw):
+    raw["models"].append("mlp")
+    raw["mlp"] = dict(MLP)
+    raw["train"]["epochs"]["mlp"] = 3
+    raw["ablate"]["epochs"]["mlp"] = 3
+    raw["ablate"]["mlp"] = {"hidden_dims": [[64], [32, 32, 16]], "lr": [0.01]}
+    return raw
+
+
+def test_a_registered_model_runs_once_listed_in_models_with_its_sections(raw):
+    params = validate(with_mlp(raw))
+    assert params["models"] == ["softmax", "twolayer", "mlp"]
+    assert ablation_entries(params, "mlp") == ["baseline", "hidden_dims=[64]", "hidden_dims=[32, 32, 16]", "lr=0.01"]
+    assert parse_entry(params, "mlp", "hidden_dims=[64]") == ("hidden_dims", [64])
+    assert model_config(params, "mlp") == {"kind": "mlp", "init": "he", "init_scale": 0.001, "hidden_dims": [32, 16]}
+
+
+def test_a_model_section_is_checked_by_its_registry_entry(raw):
+    raw = with_mlp(raw)
+    raw["mlp"]["hidden_dims"] = [32, 0]
+    with pytest.raises(ParamsError, match=r"mlp.hidden_dims is \[32, 0\]; expected a list of at least 1 items, each a whole number >= 1"):
+        validate(raw)
+
+
+def test_a_model_not_listed_in_models_has_no_section(raw):
+    raw["mlp"] = dict(MLP)
+    with pytest.raises(ParamsError, match="unknown key mlp"):
+        validate(raw)
+    raw = yaml.safe_load(open("params.yaml"))
+    raw["models"] = ["softmax", "resnet"]
+    with pytest.raises(ParamsError, match=r"models is \['softmax', 'resnet'\]; expected a list .* one of 'softmax', 'twolayer', 'mlp'"):
+        validate(raw)
+
+
+def test_allowed_values_come_from_the_code_that_defines_them(raw):
+    from scratchnet.attacks import NORMS, TARGET_RULES
+    from scratchnet.nn.init import INITS
+    from scratchnet.nn.normalize import METHODS
+
+    section = model_schema("softmax")
+    assert f"one of {', '.join(repr(m) for m in METHODS)}" == section["normalize"].describe
+    assert f"one of {', '.join(repr(i) for i in INITS)}" == section["init"].describe
+    attack = schema(["softmax"])["attack"]
+    assert set(attack["sweep"]["epsilons"]) == set(NORMS)
+    assert attack["sweep"]["target"].describe == f"one of {', '.join(repr(t) for t in TARGET_RULES)}"
+
+
+def test_the_sweeps_cost_model_asks_the_registry():
+    from scratchnet.study.runs import RunSpec
+    from scratchnet.study.sweep import cost
+
+    config = {"epochs": 1, "batch_size": 1000}
+    assert cost(RunSpec("softmax", "baseline", config, 0), 1) == 10 + 40 + 1
+    assert cost(RunSpec("twolayer", "baseline", {**config, "hidden_dim": 100}, 0), 1) == 110 + 40 + 1
+    wide = cost(RunSpec("mlp", "baseline", {**config, "hidden_dims": [100, 100]}, 0), 1)
+    assert wide == pytest.approx(100 + (100 * 100 + 100 * 10) / 3072 + 40 + 1)
+    assert set(REGISTRY) >= {"softmax", "twolayer", "mlp"}

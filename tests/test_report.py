@@ -294,13 +294,13 @@ def test_diverged_runs_are_named_in_their_sweep(built):
 
 
 def test_each_table_points_to_its_mlflow_runs_by_tag_and_run_key(built):
-    root, report = built
-    text = section_text(report.markdown, "### softmax classifier: `reg`")
-    assert "the runs of this table carry the tag `scratchnet.in_sweep.softmax.reg` = `true`" in text
+    _, report = built
+    tag = "tag `scratchnet.in_sweep.softmax.reg` = `true`"
+    assert f"the runs of this table carry the {tag}" in section_text(report.markdown, "### softmax classifier: `reg`")
     mlflow = section_text(report.markdown, f"## {PART_TITLES['mlflow']}")
     assert "`make ui`" in mlflow and "tags.\"scratchnet.run_key\" = '<run key>'" in mlflow
     assert "| softmax classifier baseline (curve, test accuracy) | `softmax-train-baseline-0` |" in mlflow
-    assert "| softmax classifier sweep `reg` | 9 runs, tag `scratchnet.in_sweep.softmax.reg` = `true` |" in mlflow
+    assert f"| softmax classifier sweep `reg` | 9 runs, {tag} |" in mlflow
 
 
 def test_attack_section_shows_images_norms_probabilities_and_success(built):
