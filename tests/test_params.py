@@ -143,6 +143,8 @@ def test_a_model_not_listed_in_models_has_no_section(raw):
     raw["mlp"] = dict(MLP)
     with pytest.raises(ParamsError, match="unknown key mlp"):
         validate(raw)
+    with pytest.raises(ParamsError, match=r"mlp is not in models \(softmax, twolayer\)"):
+        run_config(load_params("params.yaml"), "mlp", "baseline", epochs=1)  # `train.py mlp` before adding it
     raw = yaml.safe_load(open("params.yaml"))
     raw["models"] = ["softmax", "resnet"]
     with pytest.raises(ParamsError, match=r"models is \['softmax', 'resnet'\]; expected a list .* one of 'softmax', 'twolayer', 'mlp'"):

@@ -39,66 +39,41 @@ class Rule:
     describe: str
 
 
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError
-    if not math.isfinite(value):
-        raise ValueError
-    return float(value)
+def _rule(describe: str, ok: Callable[[Any], Any], convert: Callable[[Any], Any] = lambda v: v) -> Rule:
+    def check(value):
+        if not ok(value):
+            raise ValueError
+        return convert(value)
+
+    return Rule(check, describe)
 
 
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError
-    return value
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def real(low: float | None = None, high: float | None = None, *, low_open=False, high_open=False):
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
-    describe = f"a number in {lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
-
-    def check(value):
-        x = _number(value)
-        if low is not None and (x < low or (low_open and x == low)):
-            raise ValueError
-        if high is not None and (x > high or (high_open and x == high)):
-            raise ValueError
-        return x
-
-    return Rule(check, describe)
+    lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+    return _rule(f"a number in {lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}",
+                 lambda v: _is_number(v) and (low is None or v > low or (not low_open and v == low))
+                 and (high is None or v < high or (not high_open and v == high)), float)
 
 
 def integer(low: int = 0, optional: bool = False):
-    describe = f"a whole number >= {low}" + (" or null" if optional else "")
-
-    def check(value):
-        if value is None and optional:
-            return None
-        x = _integer(value)
-        if x < low:
-            raise ValueError
-        return x
-
-    return Rule(check, describe)
+    return _rule(f"a whole number >= {low}" + (" or null" if optional else ""),
+                 lambda v: (optional and v is None) or (isinstance(v, int) and not isinstance(v, bool) and v >= low))
 
 
 def choice(*options: str):
-    def check(value):
-        if value not in options:
-            raise ValueError
-        return value
-
-    return Rule(check, "one of " + ", ".join(repr(o) for o in options))
+    return _rule("one of " + ", ".join(repr(o) for o in options), lambda v: v in options)
 
 
 def text():
-    def check(value):
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError
-        return value
+    return _rule("a non-empty string", lambda v: isinstance(v, str) and v.strip())
 
-    return Rule(check, "a non-empty string")
+
+def mapping(describe: str):
+    return _rule(describe, lambda v: isinstance(v, dict))
 
 
 def list_of(rule: Rule, *, min_len: int = 1, unique: bool = False):
@@ -112,15 +87,6 @@ def list_of(rule: Rule, *, min_len: int = 1, unique: bool = False):
 
     extra = ", no repeats" if unique else ""
     return Rule(check, f"a list of at least {min_len} items, each {rule.describe}{extra}")
-
-
-def mapping(describe: str):
-    def check(value):
-        if not isinstance(value, dict):
-            raise ValueError
-        return value
-
-    return Rule(check, describe)
 
 
 # ------------------------------------------------------------------------------ the model registry
@@ -349,6 +315,8 @@ def model_config(params: dict, model: str) -> dict:
 
 def run_config(params: dict, model: str, entry: str, epochs: int) -> dict:
     """Every hyper-parameter of one run: the model's baseline with `entry` applied."""
+    if model not in params["models"]:
+        raise ParamsError(f"params: {model} is not in models ({', '.join(params['models'])}); add it with its sections")
     config = copy.deepcopy(params[model])
     key, value = parse_entry(params, model, entry)
     if key is not None:
