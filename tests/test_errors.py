@@ -92,7 +92,7 @@ def test_every_stage_answers_a_wrong_command_line_with_its_usage(tmp_path, name)
 
 def test_a_model_name_that_is_not_a_model_is_a_usage_error(tmp_path):
     line = one_line(stage(project(tmp_path), "train", "resnet"))
-    assert line.endswith("train.py softmax|twolayer (got: resnet)")
+    assert line.endswith("train.py softmax|twolayer|mlp (got: resnet)")  # the registry's models
 
 
 def test_scratchnet_debug_shows_the_traceback_of_a_user_error(tmp_path):

@@ -65,7 +65,7 @@ def integer(low: int = 0, optional: bool = False):
 
 
 def choice(*options: str):
-    return _rule("one of " + ", ".join(repr(o) for o in options), lambda v: v in options)
+    return _rule("one of " + ", ".join(repr(o) for o in sorted(options)), lambda v: v in options)
 
 
 def text():

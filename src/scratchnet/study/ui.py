@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from scratchnet.errors import UserError
-from scratchnet.study.params import load_params, sweeps
+from scratchnet.study.params import MODELS, load_params, sweeps
 from scratchnet.study.tracking import IN_SWEEP, TEST_ACC, tracking_uri
 
 HOST = "127.0.0.1"  # the UI shows every run: only this machine may reach it
@@ -44,7 +44,8 @@ def sweep_url(base: str, experiment_id: str, sweep: str) -> str:
 
 def sweep_urls(base: str, experiment_id: str, params: dict) -> dict[str, str]:
     """sweep_url for every sweep params.yaml's ablate section lists, by `<model>.<key>`."""
-    names = [f"{model}.{key}" for model in params["models"] for key in sweeps(params, model)]
+    names = [f"{model}.{key}" for model in MODELS if model in params["ablate"]
+             for key in sweeps(params, model)]
     return {name: sweep_url(base, experiment_id, name) for name in names}
 
 
