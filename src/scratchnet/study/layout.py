@@ -10,7 +10,8 @@ DVC reads no Python), and `tests/test_layout.py` checks that the two agree.
     results/train/<m>/   train:       run.json, history.csv (the curve `dvc plots` and the report
                                       draw); models/<m>.npz
     results/ablate/<m>/  ablate:      <run>.json, one per ablation value (all seeds inside)
-    results/evaluate/    evaluate:    tables (CSV + Markdown), plot data
+    results/evaluate/    evaluate:    the summary (every number and verdict; the report renders it),
+                                      tables (CSV + Markdown), plot data
     results/attack/      attack:      example.json, sweep.csv, three PNGs
     metrics/             evaluate:    study.json; attack: attack.json. The headline numbers
                                       (`dvc metrics show`), small and kept in git (cache: false)
@@ -83,7 +84,7 @@ METRICS_DIR = Path("metrics")  # short paths: `dvc metrics show` prints each as 
 
 
 # The headline numbers (`dvc metrics show`, `dvc exp show`): few, with names unique across the
-# files, so DVC prints them without a path prefix (reproduction.headline_metrics, attacks.headline).
+# files, so DVC prints them without a path prefix (evaluation.headline_metrics, attacks.headline).
 STUDY_METRICS = METRICS_DIR / "study.json"  # evaluate: acc.<model>, gap, agree
 
 
