@@ -51,9 +51,10 @@ def cost(spec: RunSpec, train_size: int) -> float:
 
         epochs x N x (width + 40 + 1000 / batch_size)
 
-    width: multiply-adds per example per input feature, as the model's registry entry states it
-    (params.REGISTRY: 10 classes for softmax; hidden_dim + 10 for the two-layer net). The constant 40 is the per-example work that does not grow with the
-    width (gathering the batch, softmax, accuracy); 1000 / batch_size the per-step overhead
+    width: multiply-adds per example per input feature, from the model's registry entry
+    (params.REGISTRY: 10 classes for softmax; hidden_dim + 10 for the two-layer net). The constant
+    40 is the per-example work that does not grow with the width (gathering the batch, softmax,
+    accuracy); 1000 / batch_size the per-step overhead
     spread over the batch. Calibrated so the two baselines' measured epochs (softmax 0.27 s,
     two-layer 0.80 s, single-threaded) come out about 1 : 3.
     """
