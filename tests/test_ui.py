@@ -43,3 +43,14 @@ def test_a_project_that_never_ran_is_told_to_run_and_gets_no_empty_store(tmp_pat
     with pytest.raises(UserError, match=f"no MLflow store {store} yet: run the study first"):
         experiment_id(f"sqlite:///{store}", "scratchnet")
     assert not store.exists()
+
+
+def test_make_ui_says_so_when_the_server_exits_before_it_answers():
+    import subprocess
+    import sys
+
+    from scratchnet.study.ui import wait_until_answers
+
+    server = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(UserError, match="mlflow ui exited with status 3 before it answered"):
+        wait_until_answers("http://127.0.0.1:9/health", server, seconds=30)

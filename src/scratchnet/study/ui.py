@@ -3,9 +3,10 @@
     python -m scratchnet.study.ui [--port 5000]
 
 MLflow 3 opens an experiment on its GenAI overview (trace, latency and token panels, all empty
-for this study); the runs table is `#/experiments/<id>/runs`, so this prints that URL first and
-then becomes `mlflow ui` on 127.0.0.1 (Ctrl-C stops it). With MLFLOW_TRACKING_URI pointing at
-a shared server, there is no UI to start: it prints that server's runs URL and exits.
+for this study); the runs table is `#/experiments/<id>/runs`, so this starts `mlflow ui` on
+127.0.0.1 and, once the server answers (its /health), prints that URL first (Ctrl-C stops it).
+With MLFLOW_TRACKING_URI pointing at a shared server, there is no UI to start: it prints that
+server's runs URL and exits.
 
 It also prints one URL per sweep of params.yaml: the runs table searched for that sweep's runs
 with its baseline (the `in_sweep` tag; tracking.sweep_tags) and sorted by test accuracy, best
@@ -16,8 +17,11 @@ is the view that puts it beside the values it is compared with.
 from __future__ import annotations
 
 import argparse
-import os
+import signal
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -75,6 +79,40 @@ def experiment_id(uri: str, name: str) -> str:
     return experiment.experiment_id
 
 
+def wait_until_answers(url: str, server: subprocess.Popen, seconds: float = 180) -> None:
+    """Returns once `url` answers 200; UserError if the server exits or stays silent."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise UserError(f"mlflow ui exited with status {server.returncode} before it answered "
+                            f"(its message is above; a port in use? PORT=5001 make ui)")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise UserError(f"mlflow ui did not answer {url} within {seconds:.0f} s")
+
+
+def serve(uri: str, port: int, text: str) -> int:
+    """Runs `mlflow ui` on the store at `uri` and prints `text` once it answers; returns its
+    exit status. Ctrl-C reaches the server too (one process group); a kill stops it."""
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                               "--host", HOST, "--port", str(port), "--workers", "1"])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        wait_until_answers(f"http://{HOST}:{port}/health", server)
+        print(text, flush=True)
+        return server.wait()
+    except KeyboardInterrupt:
+        return server.wait()
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="make ui", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=5000)
@@ -84,13 +122,10 @@ def main(argv: list[str] | None = None) -> None:
     found = experiment_id(uri, params["tracking"]["experiment"])
     served = uri.startswith(("http://", "https://"))
     base = uri if served else f"http://{HOST}:{args.port}"
-    print(("" if served else f"MLflow UI on {uri}\n") + addresses(base, found, params)
-          + ("" if served else "\n(Ctrl-C stops it)"), flush=True)
     if served:
+        print(addresses(base, found, params), flush=True)
         return
-    # exec, not a child process: Ctrl-C and a kill reach the server itself
-    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-                              "--host", HOST, "--port", str(args.port), "--workers", "1"])
+    sys.exit(serve(uri, args.port, f"MLflow UI on {uri}\n{addresses(base, found, params)}\n(Ctrl-C stops it)"))
 
 
 if __name__ == "__main__":
