@@ -38,6 +38,9 @@ def plots_page(project: Path) -> None:
 def study(tiny_project, first_repro, tmp_path_factory) -> Path:
     project = tmp_path_factory.mktemp("newcomer") / "study"
     shutil.copytree(tiny_project, project, symlinks=True)
+    # a fresh MLflow store: a copied one keeps its artifacts in the original project
+    (project / "mlflow.db").unlink(missing_ok=True)
+    shutil.rmtree(project / "mlruns", ignore_errors=True)
     plots_page(project)
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "the tiny study, run"], project)

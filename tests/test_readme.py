@@ -49,8 +49,8 @@ def test_the_quoted_error_line_is_the_one_a_bad_batch_size_gives():
     params["twolayer"]["batch_size"] = 0
     with pytest.raises(ParamsError) as error:
         validate(params)
-    assert stage_line == f"train: {error.value}"
-    assert dvc_line.startswith("ERROR: failed to reproduce 'train@twolayer'")  # as tests/test_newcomer_e2e.py sees it
+    assert stage_line == f"source: {error.value}"  # every stage checks all of params.yaml first
+    assert dvc_line.startswith("ERROR: failed to reproduce 'source'")  # as tests/test_newcomer_e2e.py sees it
 
 
 def test_a_batch_size_of_0_in_a_sweep_is_refused_naming_the_value():

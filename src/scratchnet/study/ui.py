@@ -12,11 +12,19 @@ It also prints one URL per sweep of params.yaml: the runs table searched for tha
 with its baseline (the `in_sweep` tag; tracking.sweep_tags) and sorted by test accuracy, best
 first. A baseline centres every sweep, so it cannot be a child of each sweep's parent run; this
 is the view that puts it beside the values it is compared with.
+
+Every URL opens with `test_acc` and `val_acc` as columns of the table. The UI keeps its search
+and sort in its URL but its columns in the browser's storage; what carries both is a saved
+view (the UI's *Save view*): an experiment tag `mlflow.sharedViewState.<key>` holding the
+view's state, opened by `viewStateShareKey=<key>` in the URL (the UI then ignores search or
+sort in the URL, so a view's URL has none). `make ui` saves one view for the study's runs and
+one per sweep before it starts the server.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import subprocess
 import sys
@@ -30,6 +38,12 @@ from scratchnet.study.params import MODELS, load_params, sweeps
 from scratchnet.study.tracking import IN_SWEEP, TEST_ACC, tracking_uri
 
 HOST = "127.0.0.1"  # the UI shows every run: only this machine may reach it
+VIEW_TAG = "mlflow.sharedViewState."  # the MLflow UI's saved views: one experiment tag each
+# The table's columns besides run name and times (the UI's keys, `<type>.`<name>``): what a user
+# compares, in place of the UI's default Source, Models and Dataset, so that they fit beside the
+# UI's assistant panel.
+COLUMNS = (f"metrics.`{TEST_ACC}`", "metrics.`val_acc`")
+RUNS_VIEW = "scratchnet.runs"
 
 
 def runs_url(base: str, experiment_id: str) -> str:
@@ -38,12 +52,32 @@ def runs_url(base: str, experiment_id: str) -> str:
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
+def view_state(search: str = "") -> dict:
+    """A saved view's state: the runs `search` finds, best test accuracy first, with COLUMNS."""
+    return {"searchFilter": search, "orderByKey": f"metrics.`{TEST_ACC}`", "orderByAsc": False,
+            "selectedColumns": list(COLUMNS)}
+
+
+def sweep_view(sweep: str) -> tuple[str, dict]:
+    """(key, state) of the view of one sweep (`<model>.<key>`) with its baseline."""
+    return f"scratchnet.sweep.{sweep}", view_state(f"tags.`{IN_SWEEP}{sweep}` = 'true'")
+
+
+def views(params: dict) -> dict[str, dict]:
+    """Every view `make ui` saves, by key: the study's runs, then each sweep of params.yaml."""
+    named = [sweep_view(f"{model}.{key}") for model in MODELS for key in sweeps(params, model)]
+    return {RUNS_VIEW: view_state(), **dict(named)}
+
+
+def view_url(base: str, experiment_id: str, key: str) -> str:
+    """The runs table as the saved view `key` shows it."""
+    return f"{runs_url(base, experiment_id)}&{urlencode({'viewStateShareKey': key})}"
+
+
 def sweep_url(base: str, experiment_id: str, sweep: str) -> str:
     """The runs table showing one sweep (`<model>.<key>`) with its baseline, best test accuracy
-    first: the search and sort the UI keeps in its URL (`searchFilter`, `orderByKey`)."""
-    query = {"searchFilter": f"tags.`{IN_SWEEP}{sweep}` = 'true'",
-             "orderByKey": f"metrics.`{TEST_ACC}`", "orderByAsc": "false"}
-    return f"{runs_url(base, experiment_id)}&{urlencode(query)}"
+    first, test_acc and val_acc as columns: its saved view (save_views)."""
+    return view_url(base, experiment_id, sweep_view(sweep)[0])
 
 
 def sweep_urls(base: str, experiment_id: str, params: dict) -> dict[str, str]:
@@ -52,9 +86,22 @@ def sweep_urls(base: str, experiment_id: str, params: dict) -> dict[str, str]:
     return {name: sweep_url(base, experiment_id, name) for name in names}
 
 
+def save_views(uri: str, experiment_id: str, params: dict) -> None:
+    """Saves `views(params)` as the UI's saved views of the experiment (its tags), as the UI's
+    *Save view* writes them: {name, createdAt, updatedAt, state: the state as JSON text}."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    now = int(time.time() * 1000)
+    for key, state in views(params).items():
+        name = "scratchnet: every run" if key == RUNS_VIEW else f"scratchnet: {key.split('.', 2)[2]}"
+        envelope = {"name": name, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
+        client.set_experiment_tag(experiment_id, VIEW_TAG + key, json.dumps(envelope))
+
+
 def addresses(base: str, experiment_id: str, params: dict) -> str:
     """What `make ui` prints: the runs table's URL, then each sweep's (sweep_urls)."""
-    lines = [f"Runs of the study: {runs_url(base, experiment_id)}"]
+    lines = [f"Runs of the study: {view_url(base, experiment_id, RUNS_VIEW)}"]
     links = sweep_urls(base, experiment_id, params)
     if links:
         width = max(map(len, links))
@@ -122,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     found = experiment_id(uri, params["tracking"]["experiment"])
     served = uri.startswith(("http://", "https://"))
     base = uri if served else f"http://{HOST}:{args.port}"
+    save_views(uri, found, params)
     if served:
         print(addresses(base, found, params), flush=True)
         return
