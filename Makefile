@@ -5,12 +5,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The page `dvc plots show` fills (.dvc/config plots.html_template), with Vega inlined: offline.
+PLOTS_PAGE := .dvc/plots/page.html
 
 .PHONY: run test ui venv bench clean
 
 PORT ?= 5000
 
-run: $(STAMP)
+run: $(STAMP) $(PLOTS_PAGE)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: $(STAMP)
@@ -19,7 +21,10 @@ test: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/python -m scratchnet.study.ui --port $(PORT)
 
-venv: $(STAMP)
+venv: $(STAMP) $(PLOTS_PAGE)
+
+$(PLOTS_PAGE): $(STAMP)
+	$(BIN)/python -m scratchnet.study.plots.offline $@
 
 # uv installs the ~150 packages of dvc + mlflow in seconds where pip takes ~2 min; where uv
 # cannot be had, pip does the same install. --compile-bytecode as pip does: without .pyc files

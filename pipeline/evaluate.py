@@ -2,21 +2,11 @@
 from the study, and writes it all as one summary, with the tables, the headline metrics and the
 sweeps' plot data rendered from it. Prints one line."""
 
-from scratchnet.files import write_csv, write_json, write_text
+from scratchnet.files import write_json, write_text
 from scratchnet.study import evaluation, layout, reproduction
 from scratchnet.study.cli import stage_main
 from scratchnet.study.params import load_params
-
-
-def write_sweep_plots(summary: evaluation.Summary) -> None:
-    """layout.sweep_plot_data per sweep, what `dvc plots` draws."""
-    # A declared DVC output even when no value differs from its baseline (no sweep to draw).
-    layout.SWEEP_PLOTS_DIR.mkdir(parents=True, exist_ok=True)
-    for model, sweep in summary.sweeps():
-        write_csv(layout.sweep_plot_data(model, sweep.param),
-                  [{"value": r.value, "test_acc_mean": r.mean, "test_acc_std": r.std,
-                    "is_baseline": r.is_baseline} for r in sweep.rows],
-                  ("value", "test_acc_mean", "test_acc_std", "is_baseline"))
+from scratchnet.study.plots.dvc_data import write_sweep_plots
 
 
 def main() -> None:

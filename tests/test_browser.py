@@ -125,8 +125,8 @@ def mlflow_ui(ui_printed):
 def test_make_ui_prints_the_url_of_the_runs_table_which_lists_the_sweeps(browser, mlflow_ui, tiny_project):
     client, runs = mlflow_runs(tiny_project)
     experiment_id = runs[0].info.experiment_id
-    assert re.fullmatch(rf"http://127\.0\.0\.1:\d+/#/experiments/{experiment_id}/runs\?workflowType=machine_learning",
-                        mlflow_ui)
+    assert re.fullmatch(rf"http://127\.0\.0\.1:\d+/#/experiments/{experiment_id}/runs\?workflowType=machine_learning"
+                        r"&viewStateShareKey=scratchnet\.runs", mlflow_ui)
     parents = sorted({r.info.run_name for r in runs if r.data.tags.get("scratchnet.stage") == "ablate-sweep"})
     assert parents  # the tiny study has sweeps
     watched = Watched(browser)
@@ -136,6 +136,9 @@ def test_make_ui_prints_the_url_of_the_runs_table_which_lists_the_sweeps(browser
         watched.page.get_by_role("link", name="Models", exact=True).wait_for(timeout=60_000)
         for name in parents:
             watched.page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
+        # what a user compares is a column of the table, from the printed address alone
+        for metric in ("test_acc", "val_acc"):
+            watched.page.get_by_role("columnheader").filter(has_text=metric).first.wait_for(timeout=60_000)
         watched.screenshot("mlflow-runs.png")
     finally:
         watched.close()

@@ -92,11 +92,11 @@ ABLATION_RUNS_CSV = EVALUATE_DIR / "ablation_runs.csv"  # one row per (model, pa
 ABLATION_SUMMARY_CSV = EVALUATE_DIR / "ablation_summary.csv"  # one row per (model, param, value)
 ABLATION_SUMMARY_JSON = EVALUATE_DIR / "ablation_summary.json"  # evaluation.Summary: what the report reads
 ABLATION_TABLES_MD = EVALUATE_DIR / "ablation_tables.md"
-SWEEP_PLOTS_DIR = EVALUATE_DIR / "sweeps"  # <model>.<param>.csv: value, test_acc_mean, test_acc_std, is_baseline
+SWEEP_PLOTS_DIR = EVALUATE_DIR / "sweeps"  # <model>.<param>.json: value, test_acc_mean, test_acc_std, is_baseline
 
 
 def sweep_plot_data(model: str, param: str) -> Path:
-    return SWEEP_PLOTS_DIR / f"{model}.{param}.csv"
+    return SWEEP_PLOTS_DIR / f"{model}.{param}.json"
 
 
 

@@ -225,7 +225,7 @@ def _coerce(section: dict, key: str, value: Any, where: str) -> Any:
             value = int(value)  # 128.0 for a whole-number key is 128
         return section[key].check(value)
     except (ValueError, TypeError):
-        raise ParamsError(f"params: {where}: {key} must be {section[key].describe}") from None
+        raise ParamsError(f"params: {where}: {key} must be {section[key].describe}; got {value!r}") from None
 
 
 def entry_name(key: str, value: Any) -> str:

@@ -214,7 +214,7 @@ class DaskExecutor:
                 "Start it (`dask scheduler`) and its workers, or unset SCRATCHNET_EXECUTOR to "
                 "train on this machine.") from None
         workers = len(self._client.scheduler_info()["workers"])
-        self.where = f"Dask cluster {self.address} ({workers} workers)"
+        self.where = f"Dask cluster {self.address} ({workers} worker{'' if workers == 1 else 's'})"
         self._data = self._client.scatter(self.splits, broadcast=True, hash=False)
         self._token = uuid.uuid4().hex  # names this sweep's data in the workers' aligned copy
         return self

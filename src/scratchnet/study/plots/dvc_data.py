@@ -1,0 +1,36 @@
+"""The data `dvc plots show` draws for each sweep: one file per sweep, so a sweep added in
+params.yaml is drawn with no edit to dvc.yaml.
+
+dvc.yaml's `plots:` names the folder (results/evaluate/sweeps/), not the files: DVC draws every
+file in it with the `sweep` template (.dvc/plots/sweep.json), which titles each chart from its
+file name, `<model>.<key>.json`. Only the sweeps of the summary are written, so a sweep that is
+not run is not drawn. Each file is a list of rows with the numbers as JSON numbers:
+
+    [{"value": 0.01, "test_acc_mean": 0.52, "test_acc_std": 0.004, "is_baseline": false}, ...]
+
+(test_acc_mean and test_acc_std are null where every seed diverged). A sweep of labels
+(`init: [gaussian]`) has no numeric axis to draw on: it is in the report's tables and figures,
+not here.
+"""
+
+from __future__ import annotations
+
+from scratchnet.files import write_json
+from scratchnet.study import layout
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def write_sweep_plots(summary) -> None:
+    """Writes layout.sweep_plot_data(model, key) for every numeric sweep of the evaluation
+    summary (its rows: value, mean, std, is_baseline)."""
+    # A declared DVC output even when no sweep is run.
+    layout.SWEEP_PLOTS_DIR.mkdir(parents=True, exist_ok=True)
+    for model, sweep in summary.sweeps():
+        if not all(_is_number(r.value) for r in sweep.rows):
+            continue
+        write_json(layout.sweep_plot_data(model, sweep.param),
+                   [{"value": r.value, "test_acc_mean": r.mean, "test_acc_std": r.std,
+                     "is_baseline": r.is_baseline} for r in sweep.rows])
