@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import yaml
 
+from scratchnet.attacks import NORMS, TARGET_RULES
 from scratchnet.errors import UserError
 
 MODELS = ("softmax", "twolayer")
@@ -99,6 +100,15 @@ def text():
     return Rule(check, "a non-empty string")
 
 
+def boolean():
+    def check(value):
+        if not isinstance(value, bool):
+            raise ValueError
+        return value
+
+    return Rule(check, "true or false")
+
+
 def list_of(rule: Rule, *, min_len: int = 1, unique: bool = False):
     def check(value):
         if not isinstance(value, list) or len(value) < min_len:
@@ -174,21 +184,29 @@ SCHEMA: dict = {
         "example": {
             "true_class": text(),
             "target_class": text(),
-            "norm": choice("l2", "linf"),
+            "norm": choice(*NORMS),
             "epsilon": real(0),
             "steps": integer(1),
         },
         "sweep": {
             "sample_size": integer(1),
             "seed": integer(0),
-            "target": choice("next", "random"),
+            "target": choice(*TARGET_RULES),
             "steps": integer(1),
             "step_fraction": real(0, low_open=True),
-            "epsilons": {
-                "linf": list_of(real(0), unique=True),
-                "l2": list_of(real(0), unique=True),
-            },
+            "epsilons": {norm: list_of(real(0), unique=True) for norm in NORMS},
         },
+    },
+    # Every trained run's robustness (attacks.robustness, study.attack_study.run_robustness).
+    "robustness": {
+        "enabled": boolean(),
+        "sample_size": integer(1),
+        "seed": integer(0),
+        "norm": choice(*NORMS),
+        "budget": real(0, low_open=True),
+        "grid": list_of(real(0, low_open=True), unique=True),
+        "steps": integer(1),
+        "step_fraction": real(0, low_open=True),
     },
     "tracking": {
         "experiment": text(),
