@@ -126,7 +126,8 @@ def example_sentence(record: dict) -> str:
     if record["shown"] == "first fooled":
         before = record["before"]
         came = ("the first correctly classified one" if before == 0 else
-                f"{before} correctly classified {true} image{'s' if before != 1 else ''} come before it")
+                f"1 correctly classified {true} image comes before it" if before == 1 else
+                f"{before} correctly classified {true} images come before it")
         text += (f" The first, test image {record['index']} ({came}), goes from {_image(record, 'pred_before')} "
                  f"to {_image(record, 'pred_after')}.")
         if before == 0:
