@@ -36,7 +36,7 @@ DEFAULT_ROOT = Path(".scratchnet/runs")
 
 # The numeric library: a change to any of these files may change a trained network's numbers.
 _PACKAGE = Path(scratchnet.__file__).parent
-CODE_PATHS = ("nn", "training.py", "data/preprocess.py", "attacks.py", "study/attack_study.py")
+CODE_PATHS = ("nn", "training.py", "data/preprocess.py", "attacks.py")
 
 
 def cache_root() -> Path:
