@@ -302,3 +302,16 @@ def test_a_norm_added_to_the_registry_is_attacked_with_and_drawn_as_its_own_curv
     (line,) = [line for line in toy.get_lines() if line.get_label().startswith("untargeted")]
     np.testing.assert_array_equal(line.get_ydata(), sweeps[1].success_rate)
     assert "L2/2" in toy.get_xlabel()
+
+
+def test_dvc_yaml_draws_every_registered_norms_success_curve():
+    # DVC's plots section has no loop: a norm added to the registry needs its line there, and
+    # this test says so (the PNG figure, params and the sweep need nothing more).
+    from pathlib import Path
+
+    from scratchnet.study import layout
+
+    plots = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["plots"]
+    drawn = {path for plot in plots for spec in plot.values() if isinstance(spec, dict)
+             for path in (spec.get("y") or {})}
+    assert {str(layout.attack_plot_data(norm)) for norm in NORMS} <= drawn

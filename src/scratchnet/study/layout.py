@@ -83,7 +83,7 @@ METRICS_DIR = Path("metrics")  # short paths: `dvc metrics show` prints each as 
 
 
 # The headline numbers (`dvc metrics show`, `dvc exp show`): few, with names unique across the
-# files, so DVC prints them without a path prefix (reproduction.headline_metrics, attacks.headline).
+# files, so DVC prints them without a path prefix (reproduction.headline_metrics, attack_study.AttackStudy.headline).
 STUDY_METRICS = METRICS_DIR / "study.json"  # evaluate: acc.<model>, gap, agree
 
 
@@ -102,7 +102,7 @@ def sweep_plot_data(model: str, param: str) -> Path:
 ATTACK_DIR = RESULTS / "attack"
 ATTACK_EXAMPLE = ATTACK_DIR / "example.json"
 ATTACK_SWEEP_CSV = ATTACK_DIR / "sweep.csv"
-ATTACK_METRICS = METRICS_DIR / "attack.json"  # attack: fooled
+ATTACK_METRICS = METRICS_DIR / "attack.json"  # attack: fooled, example
 ATTACK_IMAGES = {name: ATTACK_DIR / f"{name}.png" for name in ("original", "adversarial", "difference")}
 ATTACK_SUCCESS_PLOT = ATTACK_DIR / "success_vs_epsilon.png"
 ATTACK_PLOTS_DIR = ATTACK_DIR / "plots"  # <norm>.csv: epsilon, targeted, untargeted (for `dvc plots`)
