@@ -210,9 +210,7 @@ def test_dvc_metrics_show_lists_the_headline_numbers(tiny_project, first_repro):
     with (tiny_project / "results/attack/sweep.csv").open() as f:
         (at_91,) = [r for r in csv.DictReader(f)
                     if (r["norm"], float(r["epsilon"]), r["mode"]) == ("l2", 91.0, "targeted")]
-    example = json.loads((tiny_project / "results/attack/example.json").read_text())
-    assert data["metrics/attack.json"]["data"] == {"fooled": round(float(at_91["success_rate"]), 4),
-                                                   "example": round(example["share"], 4)}
+    assert data["metrics/attack.json"]["data"] == {"fooled": round(float(at_91["success_rate"]), 4)}
 
 
 def test_dvc_metrics_show_fits_a_terminal(tiny_project, first_repro):
