@@ -102,7 +102,7 @@ def sweep_plot_data(model: str, param: str) -> Path:
 ATTACK_DIR = RESULTS / "attack"
 ATTACK_EXAMPLE = ATTACK_DIR / "example.json"
 ATTACK_SWEEP_CSV = ATTACK_DIR / "sweep.csv"
-ATTACK_METRICS = METRICS_DIR / "attack.json"  # attack: fooled, example
+ATTACK_METRICS = METRICS_DIR / "attack.json"  # attack: fooled
 ATTACK_IMAGES = {name: ATTACK_DIR / f"{name}.png" for name in ("original", "adversarial", "difference")}
 ATTACK_SUCCESS_PLOT = ATTACK_DIR / "success_vs_epsilon.png"
 ATTACK_PLOTS_DIR = ATTACK_DIR / "plots"  # <norm>.csv: epsilon, targeted, untargeted (for `dvc plots`)
