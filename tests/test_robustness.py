@@ -315,3 +315,19 @@ def test_dvc_yaml_draws_every_registered_norms_success_curve():
     drawn = {path for plot in plots for spec in plot.values() if isinstance(spec, dict)
              for path in (spec.get("y") or {})}
     assert {str(layout.attack_plot_data(norm)) for norm in NORMS} <= drawn
+
+
+def test_the_figure_of_the_first_fooled_image_says_how_many_correct_images_came_before_it():
+    from scratchnet.study.plots import example_figures
+
+    model = trained_network()
+    x, y = splits()["test"]
+    found = attack_class(model, x.reshape(-1, 32, 32, 3), y, true_label=TRUCK, target_label=AUTOMOBILE,
+                         norm="l2", epsilon=200.0, steps=1)
+    names = [f"c{i}" for i in range(10)]
+    title = example_figures(found.first_fooled, names, before=found.before)["original"].axes[0].get_title()
+    assert title == (f"test image {found.first_fooled.index}: c9\npredicted c9 "
+                     f"(p = {found.first_fooled.probs_before[TRUCK]:.2f})\nfirst fooled; {found.before} "
+                     "correct before it were not")
+    plain = example_figures(found.first_correct, names)["original"].axes[0].get_title()
+    assert "fooled" not in plain  # the study's image, shown alone, as before

@@ -51,8 +51,8 @@ def example_figures(example: FoolingExample, class_names: list[str], *,
     fig, ax = _image_figure()
     _show_pixels(ax, original)
     p = example.probs_before[example.pred_before]
-    preceded = ("" if before is None else
-                f"\nthe first fooled: the {before} correct before it were not")
+    preceded = ("" if before is None else "\nthe first correct one, and fooled" if before == 0 else
+                f"\nfirst fooled; {before} correct before it {'was' if before == 1 else 'were'} not")
     ax.set_title(
         f"test image {example.index}: {names[example.true_label]}\n"
         f"predicted {names[example.pred_before]} (p = {p:.2f}){preceded}",
