@@ -27,7 +27,8 @@ def main() -> None:
     splits = load_splits()
     train_size = len(splits["train"][1])
     epochs = params["ablate"]["epochs"]
-    specs = [RunSpec(model, entry, run_config(params, model, entry, epochs[model]), seed)
+    specs = [RunSpec(model, entry, run_config(params, model, entry, epochs[model]), seed,
+                     params["robustness"])
              for model in params["models"] for entry in ablation_entries(params, model)
              for seed in params["ablate"]["seeds"]]
     log = SweepLog(params, read_json(layout.PROVENANCE), train_size)

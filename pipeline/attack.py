@@ -4,8 +4,9 @@
 
 Reads the baseline network (models/twolayer.npz, which carries its input scaling), the raw test
 images (data/raw/cifar10.npz) and params `attack`. Writes results/attack/: the study's example
-(example.json and its three images), the success-vs-epsilon tables and figure, and the headline
-numbers (metrics.json); logs one MLflow run with every sweep's curve.
+run on every correctly classified test image of its class (example.json, and the three images
+of the first one it fools), the success-vs-epsilon tables and figure, and the headline numbers
+(metrics/attack.json); logs one MLflow run with every sweep's curve.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from scratchnet.attacks import SWEEP_COLUMNS, attack_study
 from scratchnet.data import load_raw
 from scratchnet.files import read_json, write_bytes, write_csv, write_json
 from scratchnet.nn import load_model
 from scratchnet.study import layout
+from scratchnet.study.attack_study import SWEEP_COLUMNS, attack_study, class_record
 from scratchnet.study.identity import config_hash
 from scratchnet.study.params import ParamsError, load_params
 from scratchnet.study.plots import example_figures, png_bytes, success_figure
@@ -54,8 +55,9 @@ def run(attack: dict) -> AttackOutputs:
         target_label=class_index(names, spec["target_class"], "example.target_class"),
         example=spec, sweep=attack["sweep"], log=lambda line: print(line, flush=True),
     )
-    write_json(layout.ATTACK_EXAMPLE, {**study.example.record(names), "seconds": time.perf_counter() - started})
-    for name, fig in example_figures(study.example, names).items():
+    write_json(layout.ATTACK_EXAMPLE, class_record(study.example, names))
+    shown = study.example.first_fooled or study.example.first_correct
+    for name, fig in example_figures(shown, names, before=study.example.before).items():
         write_bytes(layout.ATTACK_IMAGES[name], png_bytes(fig))
     write_csv(layout.ATTACK_SWEEP_CSV, study.rows(), SWEEP_COLUMNS)
     for norm in attack["sweep"]["epsilons"]:  # one table per norm, so `dvc plots` draws it as lines
@@ -63,7 +65,8 @@ def run(attack: dict) -> AttackOutputs:
     marks = {spec["norm"]: (spec["epsilon"], f"study's example (epsilon {spec['epsilon']:g})")}
     write_bytes(layout.ATTACK_SUCCESS_PLOT, png_bytes(success_figure(study.sweeps, marks=marks)))
     write_json(layout.ATTACK_METRICS, study.headline())
-    print(f"attack: example L2 = {study.example.l2:.1f}, fooled = {study.example.fooled}; "
+    print(f"attack: {study.example.fooled_count} of {study.example.n} fooled by the example's attack, "
+          f"the first test image {shown.index} (L2 = {shown.l2:.1f}, fooled = {shown.fooled}); "
           f"{study.sample.size} images swept; {time.perf_counter() - started:.1f} s")
     return AttackOutputs(
         params={k: str(v) for k, v in flatten(attack).items()},

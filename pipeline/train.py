@@ -12,6 +12,7 @@ import numpy as np
 
 from scratchnet.files import read_json, write_json
 from scratchnet.study import layout
+from scratchnet.study.attack_study import robustness_key
 from scratchnet.study.cache import RunCache, code_hash, project_data_identity, run_key
 from scratchnet.study.identity import config_hash
 from scratchnet.study.params import MODELS, load_params, run_config
@@ -36,8 +37,10 @@ def main(model_name: str) -> None:
     meta = read_json(layout.PROCESSED_META)
     splits = load_splits()
 
-    record, model = fit_seed(model_name, config, seed, splits, desc=f"{model_name} baseline")
-    record.update(key=run_key(model_name, config, seed, project_data_identity(params), code_hash()),
+    record, model = fit_seed(model_name, config, seed, splits, desc=f"{model_name} baseline",
+                             robustness=params["robustness"])
+    record.update(key=run_key(model_name, config, seed, project_data_identity(params), code_hash(),
+                              robustness_key(params["robustness"])),
                   worker=here())
     RunCache().put(record)
     model.save(layout.model_path(model_name),

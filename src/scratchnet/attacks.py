@@ -13,28 +13,95 @@ Shapes: `images` is (N, ...) pixels in [0, 255] (e.g. (N, 32, 32, 3) uint8 or fl
 trailing dimensions flatten, in the training order (HWC), to the model's D = 3072 inputs.
 Norms of a perturbation are taken over those D values of one image.
 
-Beyond the single example, `robustness_sweep` runs PGD over a grid of epsilons on a sample of
-correctly classified images and records, per image, whether each epsilon fooled it and how
-large (in L2) the fooling perturbation was.
+An attack norm is declared once, in NORMS (register_norm): its steepest step, its projection,
+and the names a figure or a sentence gives it. PGD, the sweeps, params validation and the
+figures loop over that registry.
+
+Beyond one image: `attack_class` runs the study's example on every correctly classified image
+of a class (how often does the study's step fool one?), `robustness_sweep` runs PGD over a grid
+of budgets on a sample, and `robustness` condenses one trained network's robustness into a few
+numbers, on a sample of test images fixed by a seed whatever the network.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import math
+from typing import Callable
 
 import numpy as np
 
-NORMS = ("l2", "linf")
-SWEEP_COLUMNS = ("norm", "epsilon", "mode", "success_rate", "median_l2", "n")  # SweepResult.rows()
 TARGET_RULES = ("next", "random")
 PIXEL_MIN, PIXEL_MAX = 0.0, 255.0
 
 
-def _check_norm(norm: str) -> None:
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+def row_norms(a: np.ndarray) -> np.ndarray:
+    """(N, D) -> (N,) L2 norm of each row, in one pass without an (N, D) temporary."""
+    return np.sqrt(np.einsum("ij,ij->i", a, a))
+
+
+# --------------------------------------------------------------------------------------------
+# Attack norms: declared once
+
+
+@dataclass(frozen=True)
+class Norm:
+    """An attack norm, in pixel units over the D values of one image.
+
+    steepest(grad (N, D)) -> (N, D): the unit-norm step that increases a linear function with
+        gradient `grad` fastest, per row; a row whose gradient is exactly zero gets zeros.
+    project(delta (N, D), epsilon) -> (N, D): the nearest perturbations of norm <= epsilon.
+    title: a figure panel's title; label: its symbol in axis labels and sentences ("L2").
+    """
+
+    name: str
+    steepest: Callable[[np.ndarray], np.ndarray]
+    project: Callable[[np.ndarray, float], np.ndarray]
+    title: str
+    label: str
+
+
+NORMS: dict[str, Norm] = {}  # name -> Norm, in the order figures and tables show them
+
+
+def register_norm(norm: Norm) -> Norm:
+    """Adds (or replaces) an attack norm; every loop over NORMS then includes it."""
+    NORMS[norm.name] = norm
+    return norm
+
+
+def _l2_steepest(grad: np.ndarray) -> np.ndarray:
+    length = row_norms(grad)
+    inverse = np.divide(1.0, length, out=np.zeros_like(length), where=length > 0)
+    return grad * inverse[:, None]
+
+
+def _l2_project(delta: np.ndarray, epsilon: float) -> np.ndarray:
+    length = row_norms(delta)
+    shrink = np.minimum(1.0, np.divide(epsilon, length, out=np.ones_like(length), where=length > 0))
+    return delta * shrink[:, None]
+
+
+register_norm(Norm("l2", _l2_steepest, _l2_project, title="L2 ball (normalised steps)", label="L2"))
+# L-inf: every pixel moves by the full step (sign of the gradient); projecting clips each pixel.
+register_norm(Norm("linf", np.sign, lambda delta, epsilon: np.clip(delta, -epsilon, epsilon),
+                   title="L∞ ball (sign steps)", label="L∞"))
+
+
+def _norm(name: str) -> Norm:
+    if name not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {name!r}")
+    return NORMS[name]
+
+
+def steepest_direction(grad: np.ndarray, norm: str) -> np.ndarray:
+    """grad: (N, D) -> (N, D) the unit step of `norm` that increases the linear function fastest
+    (L-inf: sign(grad); L2: grad / ||grad||_2 per row). A zero gradient gives zeros, not NaN."""
+    return _norm(norm).steepest(grad)
+
+
+def project(delta: np.ndarray, norm: str, epsilon: float) -> np.ndarray:
+    """delta: (N, D) perturbations -> the nearest perturbations with norm <= epsilon, per row."""
+    return _norm(norm).project(delta, epsilon)
 
 
 def _flat(images: np.ndarray) -> np.ndarray:
@@ -50,35 +117,6 @@ def _flat_pixels(images: np.ndarray) -> np.ndarray:
             f"images must be finite pixels in [0, 255]; got values in [{x.min()}, {x.max()}]"
         )
     return x
-
-
-def row_norms(a: np.ndarray) -> np.ndarray:
-    """(N, D) -> (N,) L2 norm of each row, in one pass without an (N, D) temporary."""
-    return np.sqrt(np.einsum("ij,ij->i", a, a))
-
-
-def steepest_direction(grad: np.ndarray, norm: str) -> np.ndarray:
-    """The unit-norm step that increases a linear function with gradient `grad` fastest.
-
-    grad: (N, D). L-inf: sign(grad) (every pixel moves by the full step); L2: grad / ||grad||_2
-    per row. A row whose gradient is exactly zero gets no direction (zeros) rather than NaN.
-    """
-    _check_norm(norm)
-    if norm == "linf":
-        return np.sign(grad)
-    length = row_norms(grad)
-    inverse = np.divide(1.0, length, out=np.zeros_like(length), where=length > 0)
-    return grad * inverse[:, None]
-
-
-def project(delta: np.ndarray, norm: str, epsilon: float) -> np.ndarray:
-    """delta: (N, D) perturbations -> the nearest perturbations with norm <= epsilon, per row."""
-    _check_norm(norm)
-    if norm == "linf":
-        return np.clip(delta, -epsilon, epsilon)
-    length = row_norms(delta)
-    shrink = np.minimum(1.0, np.divide(epsilon, length, out=np.ones_like(length), where=length > 0))
-    return delta * shrink[:, None]
 
 
 def perturbation_norms(original: np.ndarray, adversarial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +142,7 @@ def pgd(
 
     images: (N, ...) pixels in [0, 255]. labels: (N,) int, the target classes when `targeted`
     (each step descends the loss toward them) or the true classes otherwise (each step ascends
-    their loss). epsilon, step_size: pixel units of `norm` ("l2" or "linf").
+    their loss). epsilon, step_size: pixel units of `norm` (a name in NORMS).
 
     Each step moves by `step_size` along the steepest direction for `norm`, projects back onto
     the epsilon-ball around the image, then clips to [0, 255]. Clipping after projecting keeps
@@ -114,7 +152,7 @@ def pgd(
 
     Returns (N, ...) float64 adversarial images in [0, 255], the shape of `images`.
     """
-    _check_norm(norm)
+    ball = _norm(norm)
     if epsilon < 0 or step_size < 0 or steps < 0:
         raise ValueError(
             f"epsilon, step_size and steps must be >= 0; got {epsilon}, {step_size}, {steps}"
@@ -129,14 +167,14 @@ def pgd(
     sign = -1.0 if targeted else 1.0
     for _ in range(steps):
         grad = model.input_gradient(x, labels)  # (N, D) d loss_i / d pixels, the model's dtype
-        x += (sign * step_size) * steepest_direction(grad, norm)
-        np.add(x0, project(x - x0, norm, epsilon), out=x)
+        x += (sign * step_size) * ball.steepest(grad)
+        np.add(x0, ball.project(x - x0, epsilon), out=x)
         np.clip(x, PIXEL_MIN, PIXEL_MAX, out=x)
     return x.reshape(np.shape(images))
 
 
 # --------------------------------------------------------------------------------------------
-# The study's example: one image, one target
+# The study's example: one targeted attack, on one image or on every image of a class
 
 
 def first_correct(predictions: np.ndarray, labels: np.ndarray, cls: int) -> int:
@@ -177,27 +215,31 @@ class FoolingExample:
         """adversarial - original, signed pixel units."""
         return self.adversarial - self.original
 
-    def record(self, class_names: list[str]) -> dict:
-        """The JSON record of layout.ATTACK_EXAMPLE (classes by name; norms in pixel units)."""
-        names = [str(c) for c in class_names]
-        return {
-            "index": self.index,
-            "true_class": names[self.true_label],
-            "target_class": names[self.target_label],
-            "norm": self.norm,
-            "epsilon": self.epsilon,
-            "steps": self.steps,
-            "step_size": self.step_size,
-            "l2": self.l2,
-            "linf": self.linf,
-            "probs_before": dict(zip(names, map(float, self.probs_before))),
-            "probs_after": dict(zip(names, map(float, self.probs_after))),
-            "pred_before": names[self.pred_before],
-            "pred_after": names[self.pred_after],
-            "fooled": self.fooled,
-            "pred_after_uint8": names[self.pred_after_uint8],
-            "fooled_after_uint8": self.pred_after_uint8 == self.target_label,
-        }
+
+def _targeted(model, originals: np.ndarray, target_label: int, norm: str, epsilon: float, steps: int):
+    """`steps` targeted steps of epsilon / steps on (B, ...) float64 pixel images ->
+    (adversarial (B, ...), probs_before (B, C), probs_after (B, C)). Steps of epsilon / steps
+    add up to exactly the budget along a straight path; steps=1 is the study's single step."""
+    adversarial = pgd(model, originals, np.full(len(originals), target_label), norm=norm,
+                      epsilon=epsilon, steps=steps, step_size=epsilon / steps, targeted=True)
+    probs = model.probabilities(_flat(np.concatenate([originals, adversarial])))
+    return adversarial, probs[:len(originals)], probs[len(originals):]
+
+
+def _example(model, index, original, adversarial, probs_before, probs_after, *, true_label,
+             target_label, norm, epsilon, steps) -> FoolingExample:
+    """The FoolingExample of one attacked image (original, adversarial: one image's pixels)."""
+    l2, linf = perturbation_norms(original[None], adversarial[None])
+    rounded = np.round(adversarial)[None]  # what a PNG of the adversarial image holds
+    return FoolingExample(
+        index=int(index), true_label=int(true_label), target_label=int(target_label), norm=norm,
+        epsilon=float(epsilon), steps=int(steps), step_size=float(epsilon / steps),
+        original=original, adversarial=adversarial, l2=float(l2[0]), linf=float(linf[0]),
+        probs_before=np.asarray(probs_before, dtype=np.float64),
+        probs_after=np.asarray(probs_after, dtype=np.float64),
+        pred_before=int(np.argmax(probs_before)), pred_after=int(np.argmax(probs_after)),
+        pred_after_uint8=int(model.predict(_flat(rounded))[0]),
+    )
 
 
 def fooling_example(
@@ -211,38 +253,87 @@ def fooling_example(
     epsilon: float,
     steps: int,
 ) -> FoolingExample:
-    """Targeted PGD on one image (e.g. (32, 32, 3) pixels), `steps` steps of epsilon / steps.
-
-    Steps of epsilon / steps add up to exactly the budget along a straight path; with steps=1
-    it is the study's single step of size epsilon.
-    """
+    """Targeted PGD on one image (e.g. (32, 32, 3) pixels), `steps` steps of epsilon / steps."""
     original = np.asarray(image, dtype=np.float64)[None]
-    step_size = epsilon / steps
-    adversarial = pgd(
-        model, original, [target_label], norm=norm, epsilon=epsilon, steps=steps,
-        step_size=step_size, targeted=True,
-    )
-    l2, linf = perturbation_norms(original, adversarial)
-    probs = model.probabilities(_flat(np.concatenate([original, adversarial])))
-    rounded = np.round(adversarial)  # what a PNG of the adversarial image holds
-    return FoolingExample(
-        index=int(index),
-        true_label=int(true_label),
-        target_label=int(target_label),
-        norm=norm,
-        epsilon=float(epsilon),
-        steps=int(steps),
-        step_size=float(step_size),
-        original=original[0],
-        adversarial=adversarial[0],
-        l2=float(l2[0]),
-        linf=float(linf[0]),
-        probs_before=np.asarray(probs[0], dtype=np.float64),
-        probs_after=np.asarray(probs[1], dtype=np.float64),
-        pred_before=int(np.argmax(probs[0])),
-        pred_after=int(np.argmax(probs[1])),
-        pred_after_uint8=int(model.predict(_flat(rounded))[0]),
-    )
+    adversarial, before, after = _targeted(model, original, target_label, norm, epsilon, steps)
+    return _example(model, index, original[0], adversarial[0], before[0], after[0],
+                    true_label=true_label, target_label=target_label, norm=norm, epsilon=epsilon,
+                    steps=steps)
+
+
+@dataclass(frozen=True)
+class ClassAttack:
+    """The study's example on a whole class: one targeted attack (one norm, budget and step
+    count) on every correctly classified image of the true class, in test order.
+
+    indices[k]: the test index of the k-th correctly classified image of the class; fooled[k]:
+    whether the attack made the network predict the target class. first_correct is the
+    attack on indices[0] (the study's image); first_fooled the attack on the first image it
+    fooled, `before` images after the first correct one (None when it fooled none).
+    """
+
+    true_label: int
+    target_label: int
+    norm: str
+    epsilon: float
+    steps: int
+    indices: np.ndarray  # (M,) int64, ascending
+    fooled: np.ndarray  # (M,) bool
+    first_correct: FoolingExample
+    first_fooled: FoolingExample | None
+
+    @property
+    def n(self) -> int:
+        return int(self.indices.size)
+
+    @property
+    def fooled_count(self) -> int:
+        return int(self.fooled.sum())
+
+    @property
+    def share(self) -> float:
+        """The fraction of the class's correctly classified images that the attack fools."""
+        return self.fooled_count / self.n
+
+    @property
+    def before(self) -> int | None:
+        """How many correctly classified images of the class precede the first fooled one
+        (none of them fooled); None when none is fooled."""
+        return None if self.first_fooled is None else int(np.argmax(self.fooled))
+
+
+def attack_class(model, images: np.ndarray, labels: np.ndarray, *, true_label: int,
+                 target_label: int, norm: str, epsilon: float, steps: int,
+                 batch_size: int = 500) -> ClassAttack:
+    """`steps` targeted steps of epsilon / steps (pixel units of `norm`) toward `target_label`
+    on every image of `true_label` that the model classifies correctly, `batch_size` at a time.
+
+    images: (N, ...) pixels in [0, 255] (e.g. the (N, 32, 32, 3) uint8 test set); labels: (N,).
+    Raises ValueError when the model classifies no image of the class correctly. The examples
+    are taken from the batched attack itself (not recomputed), so they agree with `fooled`.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = model.predict(_flat(images))
+    indices = np.flatnonzero((labels == true_label) & (predictions == true_label))
+    if indices.size == 0:
+        raise ValueError(f"no image of class {true_label} is classified correctly; nothing to attack")
+    fooled = np.zeros(indices.size, dtype=bool)
+    found: dict[str, FoolingExample] = {}
+    spec = dict(true_label=true_label, target_label=target_label, norm=norm, epsilon=epsilon, steps=steps)
+    for start in range(0, indices.size, batch_size):
+        part = indices[start:start + batch_size]
+        originals = np.asarray(images[part], dtype=np.float64)
+        adversarial, before, after = _targeted(model, originals, target_label, norm, epsilon, steps)
+        fooled[start:start + len(part)] = after.argmax(axis=1) == target_label
+        wanted = {"first_correct": 0} if start == 0 else {}
+        hits = np.flatnonzero(fooled[start:start + len(part)])
+        if "first_fooled" not in found and hits.size:
+            wanted["first_fooled"] = int(hits[0])
+        for name, k in wanted.items():
+            found[name] = _example(model, part[k], originals[k], adversarial[k], before[k], after[k], **spec)
+    return ClassAttack(true_label=int(true_label), target_label=int(target_label), norm=norm,
+                       epsilon=float(epsilon), steps=int(steps), indices=indices, fooled=fooled,
+                       first_correct=found["first_correct"], first_fooled=found.get("first_fooled"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,33 +437,6 @@ class SweepResult:
         inf when more than half are never fooled within the grid."""
         return float(np.median(self.min_epsilon)) if self.n else float("nan")
 
-    def metrics(self) -> dict[str, float | None]:
-        """The DVC/MLflow metrics of this sweep: success_eps_<epsilon> for each epsilon, the
-        median minimal epsilon and the median smallest L2 of the fooled images; None where a
-        value is not finite (JSON has no NaN or inf)."""
-        def finite(value) -> float | None:
-            return float(value) if math.isfinite(value) else None
-
-        section = {f"success_eps_{np.format_float_positional(e, trim='-')}": finite(r)
-                   for e, r in zip(self.epsilons, self.success_rate)}
-        section["median_min_epsilon"] = finite(self.median_min_epsilon)
-        section["median_l2"] = finite(self.median_l2[-1])  # at the largest budget: every fooled image
-        return section
-
-    def rows(self) -> list[dict]:
-        """One row per epsilon: norm, epsilon, mode, success_rate, median_l2, n (layout.ATTACK_SWEEP_CSV)."""
-        return [
-            {
-                "norm": self.norm,
-                "epsilon": float(eps),
-                "mode": self.mode,
-                "success_rate": float(rate),
-                "median_l2": float(l2),
-                "n": self.n,
-            }
-            for eps, rate, l2 in zip(self.epsilons, self.success_rate, self.median_l2)
-        ]
-
 
 def robustness_sweep(
     model,
@@ -391,7 +455,7 @@ def robustness_sweep(
     images: (N, ...) pixels in [0, 255]; labels: (N,) targets if `targeted`, else true classes.
     Batches of `batch_size` images bound the memory of the float64 copies: (batch, D) each.
     """
-    _check_norm(norm)
+    _norm(norm)
     eps = np.sort(np.asarray(epsilons, dtype=np.float64).reshape(-1))
     if eps.size == 0 or eps[0] < 0:
         raise ValueError(f"epsilons must be a non-empty list of numbers >= 0; got {list(epsilons)}")
@@ -414,82 +478,52 @@ def robustness_sweep(
 
 
 # --------------------------------------------------------------------------------------------
-# The attack stage's work: the study's example, then the sweeps, and their headline numbers
+# One trained network's robustness, in a few numbers
 
 
-@dataclass(frozen=True)
-class AttackStudy:
-    """What the attack stage reports. Images in pixel units; classes as indices."""
-
-    test_acc: float  # the attacked model on every test image
-    example: FoolingExample
-    sample: np.ndarray  # (n,) indices of the swept test images
-    sweeps: list[SweepResult]  # per norm in params order: targeted, then untargeted
-    headline_budget: tuple[str, float]  # (norm, epsilon) of the study's example
-
-    def headline(self) -> dict:
-        """The attack's one number for `dvc metrics show` and `dvc exp show`: `fooled`, the
-        targeted success rate on the sample at the study's budget (the example's norm and
-        epsilon, which joins that norm's grid), to 4 decimals; None when nothing was sampled or
-        that norm is not swept. Whether the example itself was fooled is in example.json; every
-        curve is in the sweep CSVs and the MLflow run (details())."""
-        norm, epsilon = self.headline_budget
-        rates = [float(s.success_rate[list(s.epsilons).index(epsilon)])
-                 for s in self.sweeps if s.targeted and s.norm == norm]
-        return {"fooled": round(rates[0], 4) if rates and not math.isnan(rates[0]) else None}
-
-    def rows(self) -> list[dict]:
-        """Every sweep's rows (SweepResult.rows, SWEEP_COLUMNS), in sweep order."""
-        return [row for sweep in self.sweeps for row in sweep.rows()]
-
-    def details(self) -> dict:
-        """Every number, for the MLflow run (the DVC metrics file keeps only the headline):
-        test_acc, sample_size, the example's, and each sweep's metrics (SweepResult.metrics,
-        the full curves) by mode and norm."""
-        ex = self.example
-        out: dict = {"test_acc": self.test_acc, "sample_size": int(self.sample.size),
-                     "example": {"fooled": ex.fooled, "l2": ex.l2, "linf": ex.linf,
-                                 "confidence": float(ex.probs_after[ex.target_label])}}
-        for sweep in self.sweeps:
-            out.setdefault(sweep.mode, {})[sweep.norm] = sweep.metrics()
-        return out
-
-    def plot_rows(self, norm: str) -> list[dict]:
-        """[{epsilon, targeted, untargeted}] success rates of one norm, one row per epsilon."""
-        by_mode = {s.mode: s for s in self.sweeps if s.norm == norm}
-        return [{"epsilon": float(e), "targeted": float(t), "untargeted": float(u)} for e, t, u in
-                zip(by_mode["targeted"].epsilons, by_mode["targeted"].success_rate,
-                    by_mode["untargeted"].success_rate)]
+def robustness_sample(num_images: int, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of `size` of `num_images` test images (all if fewer), drawn by `seed`
+    alone: every network is measured on the same images, each counting those it gets right."""
+    if size >= num_images:
+        return np.arange(num_images)
+    return np.sort(np.random.default_rng(seed).choice(num_images, size=size, replace=False))
 
 
-def attack_study(model, images: np.ndarray, labels: np.ndarray, *, true_label: int,
-                 target_label: int, example: dict, sweep: dict, log=print) -> AttackStudy:
-    """The study's example and the robustness sweeps against `model`, on test images.
+def robustness(model, images: np.ndarray, labels: np.ndarray, *, sample_size: int, seed: int,
+               norm: str, budget: float, grid, steps: int, step_fraction: float) -> dict:
+    """How hard one trained network is to fool, on a seeded sample of test images.
 
-    images: (N, 32, 32, 3) uint8 test pixels; labels: (N,) int64 classes. example, sweep:
-    params.yaml's attack.example and attack.sweep sections (example: norm, epsilon, steps;
-    sweep: sample_size, seed, target, steps, step_fraction, epsilons {norm: [pixel units]}).
-    The example's epsilon joins its norm's sweep grid, so success at the study's budget is
-    measured rather than read off a neighbouring epsilon. log(line) reports each sweep.
+    images: (N, ...) test pixels in [0, 255] (e.g. (N, 3072) uint8); labels: (N,).
+    The sample (robustness_sample) does not depend on the model; of its images, the n the model
+    classifies correctly are attacked, each toward a target class fixed by `seed`
+    (choose_targets "random"), by PGD of `steps` steps of step_fraction * epsilon (pixel units
+    of `norm`). Returns, as plain numbers:
+      n             the sample's correctly classified images;
+      targeted      the share of them that targeted PGD with budget `budget` fools;
+      untargeted    the share that untargeted PGD with that budget moves off the true class;
+      median_budget the median over them of the smallest budget of `grid` (`budget` joins it)
+                    whose targeted PGD fools the image: the budget that fools half.
+    A share is None when n = 0; median_budget is None when half or more resist every budget.
+    Cost: (len(grid with budget) + 1) * steps input gradients of n images.
     """
-    predictions = model.predict(_flat(images))
-    index = first_correct(predictions, labels, true_label)
-    found = fooling_example(model, images[index], true_label, target_label, index=index,
-                            norm=example["norm"], epsilon=example["epsilon"], steps=example["steps"])
-    sample = sample_correct(predictions, labels, sweep["sample_size"], sweep["seed"])
-    targets = choose_targets(labels[sample], sweep["target"], model.num_classes, sweep["seed"])
-    sweeps = []
-    for norm, grid in sweep["epsilons"].items():
-        extra = [float(example["epsilon"])] if norm == example["norm"] else []
-        for targeted in (True, False):
-            result = robustness_sweep(
-                model, images[sample], targets if targeted else labels[sample], norm=norm,
-                epsilons=sorted(set(grid) | set(extra)), steps=sweep["steps"],
-                step_fraction=sweep["step_fraction"], targeted=targeted,
-            )
-            sweeps.append(result)
-            rates = ", ".join(f"{e:g}: {r:.2f}" for e, r in zip(result.epsilons, result.success_rate))
-            log(f"attack: {result.mode} {norm} success by epsilon {{{rates}}}")
-    return AttackStudy(test_acc=float(np.mean(predictions == labels)), example=found, sample=sample,
-                       sweeps=sweeps,
-                       headline_budget=(example["norm"], float(example["epsilon"])))
+    sample = robustness_sample(len(images), sample_size, seed)
+    y = np.asarray(labels[sample], dtype=np.int64)
+    targets = choose_targets(y, "random", model.num_classes, seed)  # per sample image, not per model
+    x = np.asarray(images[sample])
+    correct = model.predict(_flat(x)) == y
+    n = int(correct.sum())
+    if n == 0:
+        return {"n": 0, "targeted": None, "untargeted": None, "median_budget": None}
+    x, y, targets = x[correct], y[correct], targets[correct]
+    grid = sorted({float(e) for e in grid} | {float(budget)})
+    swept = robustness_sweep(model, x, targets, norm=norm, epsilons=grid, steps=steps,
+                             step_fraction=step_fraction, targeted=True)
+    away = robustness_sweep(model, x, y, norm=norm, epsilons=[budget], steps=steps,
+                            step_fraction=step_fraction, targeted=False)
+    median = swept.median_min_epsilon
+    return {
+        "n": n,
+        "targeted": float(swept.raw_success_rate[grid.index(float(budget))]),
+        "untargeted": float(away.raw_success_rate[0]),
+        "median_budget": median if np.isfinite(median) else None,
+    }

@@ -36,7 +36,7 @@ DEFAULT_ROOT = Path(".scratchnet/runs")
 
 # The numeric library: a change to any of these files may change a trained network's numbers.
 _PACKAGE = Path(scratchnet.__file__).parent
-CODE_PATHS = ("nn", "training.py", "data/preprocess.py")
+CODE_PATHS = ("nn", "training.py", "data/preprocess.py", "attacks.py")
 
 
 def cache_root() -> Path:
@@ -84,11 +84,13 @@ def project_data_identity(params: dict, root: Path | str = ".") -> str:
     return data_identity(provenance["arrays_sha256"], params["preprocess"], root / layout.STATS)
 
 
-def run_key(model: str, config: dict, seed: int, data: str, code: str) -> str:
+def run_key(model: str, config: dict, seed: int, data: str, code: str,
+            robustness: dict | None = None) -> str:
     """64 hex digits naming one run's numbers: model, full config (epochs included), seed,
-    data_identity, code_hash."""
+    data_identity, code_hash, and robustness (attack_study.robustness_key) only when measured."""
+    measured = {} if robustness is None else {"robustness": robustness}
     return _sha256(_canonical({"model": model, "config": config, "seed": seed, "data": data,
-                               "code": code}))
+                               "code": code, **measured}))
 
 
 class RunCache:

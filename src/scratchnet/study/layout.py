@@ -84,7 +84,7 @@ METRICS_DIR = Path("metrics")  # short paths: `dvc metrics show` prints each as 
 
 
 # The headline numbers (`dvc metrics show`, `dvc exp show`): few, with names unique across the
-# files, so DVC prints them without a path prefix (evaluation.headline_metrics, attacks.headline).
+# files, so DVC prints them without a path prefix (evaluation.headline_metrics, attack_study.AttackStudy.headline).
 STUDY_METRICS = METRICS_DIR / "study.json"  # evaluate: acc.<model>, gap, agree
 
 

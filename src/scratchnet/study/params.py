@@ -76,6 +76,10 @@ def mapping(describe: str):
     return _rule(describe, lambda v: isinstance(v, dict))
 
 
+def boolean():
+    return _rule("true or false", lambda v: isinstance(v, bool))
+
+
 def list_of(rule: Rule, *, min_len: int = 1, unique: bool = False):
     def check(value):
         if not isinstance(value, list) or len(value) < min_len:
@@ -185,6 +189,17 @@ def schema(models: list[str]) -> dict:
                 "step_fraction": real(0, low_open=True),
                 "epsilons": {norm: list_of(real(0), unique=True) for norm in NORMS},
             },
+        },
+        # Every trained run's robustness (attacks.robustness, study.attack_study.run_robustness).
+        "robustness": {
+            "enabled": boolean(),
+            "sample_size": integer(1),
+            "seed": integer(0),
+            "norm": choice(*NORMS),
+            "budget": real(0, low_open=True),
+            "grid": list_of(real(0, low_open=True), unique=True),
+            "steps": integer(1),
+            "step_fraction": real(0, low_open=True),
         },
         "tracking": {
             "experiment": text(),

@@ -23,6 +23,7 @@ from scratchnet.study import layout
 from scratchnet.files import write_csv
 from scratchnet.data import PixelStats
 from scratchnet.nn import Normalizer, build_model
+from scratchnet.study.attack_study import run_robustness
 from scratchnet.study.identity import config_hash, git_commit
 from scratchnet.study.params import model_config, parse_entry, sweeps
 from scratchnet.study.tracking import TAG, Tracker, TrackingError, dataset_tags, sweep_tags
@@ -70,6 +71,7 @@ class RunSpec:
     entry: str  # 'baseline' or 'key=value' (params.ablation_entries)
     config: dict
     seed: int
+    robustness: dict | None = None  # params `robustness`: measured after training when enabled
 
     @property
     def name(self) -> str:
@@ -80,7 +82,7 @@ class RunSpec:
 # (results/train/<m>/run.json, results/ablate/<m>/<entry>.json, under "seeds") and read by
 # evaluate and the report. run_record builds it; nothing else writes one by hand.
 RECORD_FIELDS = ("seed", "test_acc", "final_val_acc", "diverged", "diverged_epoch", "history",
-                 "seconds", "started", "ended", "key", "worker", "mlflow_run_id")
+                 "seconds", "started", "ended", "key", "worker", "mlflow_run_id", "robustness")
 
 
 def run_record(*, seed: int, result, test_acc: float | None, started: float, ended: float,
@@ -109,11 +111,12 @@ def run_record(*, seed: int, result, test_acc: float | None, started: float, end
 
 
 def fit_seed(model_name: str, config: dict, seed: int, splits: dict, *, progress: bool = True,
-             desc: str | None = None):
+             desc: str | None = None, robustness: dict | None = None):
     """Builds and trains one network from `seed` and tests it: numerics only, no tracking.
 
-    config: every hyper-parameter of the run (run_config), epochs included. Returns
-    (record, model); the record's key and worker are the caller's to fill.
+    config: every hyper-parameter of the run (run_config), epochs included. robustness: params
+    `robustness` (record["robustness"]: attack_study.run_robustness). Returns (record, model);
+    the record's key and worker are the caller's to fill.
     """
     X_train, y_train = splits["train"]
     X_val, y_val = splits["val"]
@@ -131,8 +134,10 @@ def fit_seed(model_name: str, config: dict, seed: int, splits: dict, *, progress
         progress=progress, desc=desc,
     )
     test_acc = None if result.diverged else accuracy(model, X_test, y_test)
-    return run_record(seed=seed, result=result, test_acc=test_acc, started=started,
-                      ended=time.time()), model
+    robust = run_robustness(model, (X_test, y_test), robustness, diverged=result.diverged)
+    record = run_record(seed=seed, result=result, test_acc=test_acc, started=started, ended=time.time())
+    record["robustness"] = robust
+    return record, model
 
 
 def here() -> str:
@@ -146,7 +151,8 @@ def train_run(spec: RunSpec, splits: dict, key: str, worker: str) -> dict:
     than two runs share two cores, bench/train_speed.py). The record only: workers keep no
     network."""
     with threadpool_limits(limits=1):
-        record, _ = fit_seed(spec.model, spec.config, spec.seed, splits, progress=False)
+        record, _ = fit_seed(spec.model, spec.config, spec.seed, splits, progress=False,
+                             robustness=spec.robustness)
     record.update(key=key, worker=worker)
     return record
 

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from scratchnet.errors import UserError
 from scratchnet.study.params import REGISTRY
+from scratchnet.study.attack_study import robustness_key
 from scratchnet.study.cache import RunCache, code_hash, run_key
 from scratchnet.study.runs import RunSpec, here, train_run
 
@@ -267,7 +268,8 @@ def run_sweep(specs: list[RunSpec], executor, *, cache: RunCache, data: str, tra
     fails the sweep with ExecutorError naming it. Returns {spec: record}.
     """
     code = code if code is not None else code_hash()
-    keys = {spec: run_key(spec.model, spec.config, spec.seed, data, code) for spec in specs}
+    keys = {spec: run_key(spec.model, spec.config, spec.seed, data, code, robustness_key(spec.robustness))
+            for spec in specs}
     records: dict[RunSpec, dict] = {}
     for spec in specs:
         cached = cache.get(keys[spec])

@@ -14,9 +14,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from scratchnet.attacks import FoolingExample, SweepResult
+from scratchnet.attacks import NORMS, FoolingExample, SweepResult
 
-NORM_TITLES = {"linf": "L∞ ball (sign steps)", "l2": "L2 ball (normalised steps)"}
 MODE_STYLES = {"targeted": dict(marker="o", color="C3"), "untargeted": dict(marker="s", color="C0")}
 
 
@@ -32,12 +31,15 @@ def _show_pixels(ax, image: np.ndarray) -> None:
     ax.imshow(np.clip(image, 0, 255) / 255.0, interpolation="nearest")
 
 
-def example_figures(example: FoolingExample, class_names: list[str]) -> dict[str, Figure]:
+def example_figures(example: FoolingExample, class_names: list[str], *,
+                    before: int | None = None) -> dict[str, Figure]:
     """{"original", "adversarial", "difference"} figures of one fooling example.
 
     The original and adversarial images carry the predicted class and its probability; the
     difference is (adversarial - original) per channel, amplified so that +-max|difference|
     spans the whole grey range, with mid-grey = no change, and a colour bar in pixel units.
+    before: how many correctly classified images of its class came before it, none fooled
+    (attacks.ClassAttack.before); stated under the original when given.
     """
     names = [str(c) for c in class_names]
     shape = (32, 32, 3)
@@ -49,9 +51,11 @@ def example_figures(example: FoolingExample, class_names: list[str]) -> dict[str
     fig, ax = _image_figure()
     _show_pixels(ax, original)
     p = example.probs_before[example.pred_before]
+    preceded = ("" if before is None else "\nthe first correct one, and fooled" if before == 0 else
+                f"\nfirst fooled; {before} correct before it {'was' if before == 1 else 'were'} not")
     ax.set_title(
         f"test image {example.index}: {names[example.true_label]}\n"
-        f"predicted {names[example.pred_before]} (p = {p:.2f})",
+        f"predicted {names[example.pred_before]} (p = {p:.2f}){preceded}",
         fontsize=9,
     )
     figures["original"] = fig
@@ -87,14 +91,16 @@ def example_figures(example: FoolingExample, class_names: list[str]) -> dict[str
 
 
 def success_figure(sweeps: list[SweepResult], *, marks: dict[str, tuple[float, str]] | None = None) -> Figure:
-    """Success rate vs epsilon: one panel per norm, a line per mode (targeted, untargeted).
+    """Success rate vs epsilon: one panel per norm (every norm of `sweeps`, in the registry's
+    order, titled from it), a line per mode (targeted, untargeted).
 
     An image counts as fooled at epsilon when some budget <= epsilon fooled it (SweepResult).
     `marks`: {norm: (epsilon, label)} draws a dotted reference line, e.g. the study's L2 = 91.
     The epsilon axis is linear up to the smallest non-zero epsilon and logarithmic beyond, which
     suits doubling grids that start at 0.
     """
-    norms = [n for n in ("linf", "l2") if any(s.norm == n for s in sweeps)]
+    present = {s.norm for s in sweeps}  # registered norms in NORMS's order, then any other
+    norms = [n for n in NORMS if n in present] + sorted(present - set(NORMS))
     fig = Figure(figsize=(4.2 * len(norms), 3.6), dpi=100, layout="constrained")
     axes = fig.subplots(1, len(norms), squeeze=False)[0]
     for ax, norm in zip(axes, norms):
@@ -114,8 +120,8 @@ def success_figure(sweeps: list[SweepResult], *, marks: dict[str, tuple[float, s
             x, label = marks[norm]
             ax.axvline(x, color="0.4", linestyle=":", label=label)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(NORM_TITLES.get(norm, norm), fontsize=10)
-        ax.set_xlabel(f"epsilon ({'L∞' if norm == 'linf' else 'L2'}, pixel units on 0-255)")
+        ax.set_title(NORMS[norm].title if norm in NORMS else norm, fontsize=10)
+        ax.set_xlabel(f"epsilon ({NORMS[norm].label if norm in NORMS else norm}, pixel units on 0-255)")
         ax.set_ylabel("fraction of images fooled")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")  # curves rise to the right: that corner is free
