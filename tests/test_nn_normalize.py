@@ -47,7 +47,9 @@ def test_an_unknown_method_is_rejected_naming_the_choices():
         Normalizer("zscore", *stats())
 
 
-@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 0.0), (np.float32, 1e-5)])
+# float64: the folded first layer (nn.layers.scaled_affine_forward) sums in another order than
+# scaling first, so equal to rounding; float32: the uncentred GEMM keeps a few bits less.
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
 def test_training_on_uint8_batches_equals_training_on_the_whole_array_normalised_first(dtype, tolerance):
     X, y = pixels(90)
     X_val, y_val = pixels(20, seed=1)
@@ -60,8 +62,9 @@ def test_training_on_uint8_batches_equals_training_on_the_whole_array_normalised
     b = train(up_front, norm.forward(X, dtype), y, norm.forward(X_val, dtype), y_val, **options)
     for k in per_batch.params:
         np.testing.assert_allclose(per_batch.params[k], up_front.params[k], rtol=tolerance, atol=tolerance)
-    if tolerance == 0.0:  # float64: the same numbers in the same order, bit for bit
-        assert a.history == b.history
+    for ra, rb in zip(a.history, b.history, strict=True):
+        assert ra.keys() == rb.keys()
+        np.testing.assert_allclose([ra[k] for k in ra], [rb[k] for k in rb], rtol=tolerance)
     assert accuracy(per_batch, X_val, y_val) == accuracy(up_front, norm.forward(X_val, dtype), y_val)
 
 
