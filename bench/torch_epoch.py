@@ -11,7 +11,8 @@ network (so PyTorch pays no per-batch scaling); each epoch then gathers `X[idx]`
 runs nn.Linear/ReLU/CrossEntropyLoss, backward and torch.optim.SGD, counts train accuracy from
 the step's scores and the loss, and ends with the validation accuracy: the work our `train`
 does per epoch. Protocol: a JSON line {"config": name, "threads": n} on stdin is answered with
-{"seconds": s} on stdout, the epoch's wall time measured here (no pipe time included).
+{"seconds": s, "cpu": c} on stdout: the epoch's wall time and this process's CPU time,
+measured here (no pipe time included).
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ def main() -> None:
         request = json.loads(line)
         torch.set_num_threads(request["threads"])
         model, opt, X, X_val, batch_size = runs[request["config"]]
+        cpu = time.process_time()
         seconds = epoch(model, opt, X, y, X_val, y_val, batch_size, gen)
-        print(json.dumps({"seconds": seconds}), flush=True)
+        print(json.dumps({"seconds": seconds, "cpu": time.process_time() - cpu}), flush=True)
 
 
 if __name__ == "__main__":
