@@ -95,6 +95,25 @@ class TorchWorker:
         self.proc.wait()
 
 
+def tables(times: dict, cpu_times: dict, threads: tuple[int, ...]) -> str:
+    best = lambda d: {k: (min(v), statistics.median(v)) for k, v in d.items() if v}  # noqa: E731
+    lines = []
+    for title, table in (("wall seconds per epoch", best(times)), ("process CPU seconds per epoch", best(cpu_times))):
+        lines += [f"\n{title}, best / median:\n",
+                  "| config | threads | before | now | torch | before / now | torch / now |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for name in CONFIGS:
+            for t in threads:
+                cell = {p: table.get((name, t, p)) for p in PATHS}
+                if not cell["now"]:
+                    continue
+                now = cell["now"][0]
+                text = " | ".join(f"{v[0]:.3f} / {v[1]:.3f}" if v else "-" for v in cell.values())
+                ratio = lambda p: f"**{cell[p][0] / now:.2f}x**" if cell[p] else "-"  # noqa: E731
+                lines.append(f"| {name} | {t} | {text} | {ratio('before')} | {ratio('torch')} |")
+    return "\n".join(lines)
+
+
 def measure(data, repeats: int, before_ref: str, torch_python: str | None, threads: tuple[int, ...]):
     X, y, X_val, y_val, stats, _ = data
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,11 +148,12 @@ def measure(data, repeats: int, before_ref: str, torch_python: str | None, threa
                             times[(name, t, path)].append(seconds)
                             cpu_times[(name, t, path)].append(cpu)
             print(f"repeat {rep}/{repeats} done, load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+            if rep:  # the tables so far, so a run stopped early still has its numbers
+                print(tables(times, cpu_times, threads), file=sys.stderr, flush=True)
         version = torch.version if torch else None
         if torch:
             torch.close()
-    best = lambda d: {k: (min(v), statistics.median(v)) for k, v in d.items() if v}  # noqa: E731
-    return best(times), best(cpu_times), version
+    return times, cpu_times, version
 
 
 def main() -> None:
@@ -153,17 +173,7 @@ def main() -> None:
           f"{blas[0].get('internal_api')} {blas[0].get('version')} ({blas[0].get('architecture')}), "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}, torch {torch_version}; "
           f"data: {data[5]}; before = {args.before}; best / median of {args.repeats}; 1-min load at start {load:.1f}")
-    for title, table in (("wall seconds per epoch", times), ("process CPU seconds per epoch", cpu_times)):
-        print(f"\n{title}, best / median:\n")
-        print("| config | threads | before | now | torch | before / now | torch / now |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for name in CONFIGS:
-            for t in threads:
-                cell = {p: table.get((name, t, p)) for p in PATHS}
-                now = cell["now"][0]
-                text = " | ".join(f"{v[0]:.3f} / {v[1]:.3f}" if v else "-" for v in cell.values())
-                ratio = lambda p: f"**{cell[p][0] / now:.2f}x**" if cell[p] else "-"  # noqa: E731
-                print(f"| {name} | {t} | {text} | {ratio('before')} | {ratio('torch')} |")
+    print(tables(times, cpu_times, threads))
 
 
 if __name__ == "__main__":
