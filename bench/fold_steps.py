@@ -44,4 +44,5 @@ with threadpool_limits(1):
     b, n = np.array(times["before"]), np.array(times["now"])
     print(f"{name}: per-epoch CPU s of the train step (gather+fwd+bwd+sgd), {len(b)} alternations of {steps} steps: "
           f"before min {b.min():.3f} median {np.median(b):.3f}; now min {n.min():.3f} median {np.median(n):.3f}; "
-          f"ratio of mins {b.min()/n.min():.3f}, of medians {np.median(b)/np.median(n):.3f}, median of paired ratios {np.median(b/n):.3f}", flush=True)
+          f"ratio of mins {b.min() / n.min():.3f}, of medians {np.median(b) / np.median(n):.3f}, "
+          f"median of paired ratios {np.median(b / n):.3f}", flush=True)
