@@ -47,3 +47,56 @@ def relu_backward(dout: np.ndarray, cache):
     """
     out = cache
     return dout * (out > 0)  # bool mask: keeps dout's dtype
+
+
+def scaled_affine_forward(xm: np.ndarray, w: np.ndarray, b: np.ndarray, scale):
+    """out = ((x - m) * s) @ w + b for raw inputs x, without ever making the scaled copy of x.
+
+    xm: (N + 1, D): the N input rows x (e.g. pixels in [0, 255], cast to w's dtype), then one
+        row holding the shift m (D,); w: (D, M); b: (M,); scale s: a Python float (the same
+        for every input) or (D,) one per input.  ->  out: (N, M); cache: (xm, w scaled, s).
+
+    Why: scaling a batch before the GEMM costs two passes over it (subtract, multiply), as much
+    memory traffic as the GEMM's own read of it. Instead, with W' = s W (row d of W times s_d),
+        ((x - m) * s) @ W = x @ W' - m @ W',
+    and one GEMM over xm gives both terms: its first N rows are x W', its last row m W'. A
+    scalar s is applied to the (N, M) result instead of to W. Precision: x is not centred
+    (pixels up to 255 where x - m is ~64), so in float32 the difference x W' - m W' keeps a
+    few bits less than the centred product; tests/test_nn_normalize.py bounds the error.
+    """
+    per_input = np.ndim(scale) > 0
+    ws = w * scale[:, None] if per_input else w
+    a = xm @ ws
+    out = a[:-1]
+    out -= a[-1]
+    if not per_input:
+        out *= scale
+    out += b
+    return out, (xm, ws, scale)
+
+
+def scaled_affine_backward(dout: np.ndarray, cache, input_grad: bool = True):
+    """Gradients of scaled_affine_forward with respect to the raw x, w and b.
+
+    dout: (N, M)  ->  dx: (N, D) (d/d raw x: the scaling's chain rule included), dw: (D, M),
+    db: (M,). input_grad=False returns dx=None, as in affine_backward.
+    The weight gradient ((x - m) * s)^T dout = s * (x^T dout - m^T (1^T dout)) is one GEMM of
+    xm^T with g = [dout; -(1^T dout)] (N + 1, M): the shift's rank-one correction rides in
+    its last row, as in the forward. A scalar s is folded into g (an (N, M) pass); a per-input
+    s scales the rows of dw.
+    """
+    xm, ws, scale = cache
+    per_input = np.ndim(scale) > 0
+    g = np.empty((len(dout) + 1, dout.shape[1]), dout.dtype)
+    if per_input:
+        g[:-1] = dout
+    else:
+        np.multiply(dout, scale, out=g[:-1])
+    np.sum(g[:-1], axis=0, out=g[-1])
+    np.negative(g[-1], out=g[-1])
+    dw = xm.T @ g
+    if per_input:
+        dw *= scale[:, None]
+    dx = g[:-1] @ ws.T if input_grad else None  # dout W'^T, or s dout W^T
+    db = dout.sum(axis=0)
+    return dx, dw, db

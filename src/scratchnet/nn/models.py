@@ -6,8 +6,9 @@
 
 Build one with `build_model(config, ...)`, save it with `model.save(path)`, get it back with
 `load_model(path)` (the one way to load; `build_model.load` is gone). Given a `Normalizer`
-(nn/normalize.py), a network takes raw pixels and scales each batch itself, and its file
-carries that scaling. The loss is the mean softmax
+(nn/normalize.py), a network takes raw pixels, its first layer applies the scaling
+(layers.scaled_affine_forward: folded into the GEMM, no scaled copy of the batch), and its
+file carries that scaling. The loss is the mean softmax
 cross-entropy plus L2 weight decay, `reg * 0.5 * sum(W**2)` summed over the weight matrices
 (biases are not regularised): the convention of the study, so `reg` means what it means there.
 """
@@ -24,7 +25,8 @@ import numpy as np
 
 from ..files import atomic_paths
 from .init import INITS, init_weight
-from .layers import affine_backward, affine_forward, relu_backward, relu_forward
+from .layers import (affine_backward, affine_forward, relu_backward, relu_forward, scaled_affine_backward,
+                     scaled_affine_forward)
 from .losses import l2_regularization, softmax, softmax_cross_entropy
 from .normalize import Normalizer
 
@@ -44,7 +46,7 @@ class Network:
     normalizer: the fixed input scaling (scratchnet.nn.normalize), or None.
 
     Inputs X are (N, D): pixels in [0, 255] (uint8 or float) when the network has a
-    normalizer, which maps each batch to the network's dtype on the way in; otherwise values
+    normalizer, which the first layer applies to each batch cast to the network's dtype; otherwise values
     the first layer takes as they are (cast to the network's dtype, never the other way).
     Methods trust their arguments: shapes, label ranges and dtypes are checked where data
     enters the program (params, loaded files, build_model), not on every mini-batch.
@@ -56,9 +58,11 @@ class Network:
         self.params = params
         self.metadata = dict(metadata or {})
         self.normalizer = normalizer
-        # The normalised batch of the current call, reused from call to call (Normalizer.forward);
-        # no array a method returns refers to it, so overwriting it at the next call is safe.
-        self._scaled = np.empty((0, self.input_dim), self.dtype)
+        # With a normalizer: the current batch cast to the network's dtype, followed by one row
+        # holding the normalizer's mean, the input of the first layer (layers.scaled_affine_forward).
+        # Reused from call to call (a fresh 1.5 MB array per step costs its page faults); no
+        # array a method returns refers to it, so overwriting it at the next call is safe.
+        self._xm = np.empty((0, self.input_dim), self.dtype)
 
     # --- shape facts -------------------------------------------------------------------
     @property
@@ -85,15 +89,24 @@ class Network:
     # --- forward / backward ------------------------------------------------------------
     def _forward(self, X):
         """X: (N, D) inputs -> scores (N, C) and the per-layer caches [(affine_cache, relu_cache|None)]."""
+        caches, last = [], self.num_layers
         if self.normalizer is not None:
-            if len(X) > len(self._scaled):
-                self._scaled = np.empty((len(X), self.input_dim), self.dtype)
-            h = self.normalizer.forward(X, self.dtype, out=self._scaled[:len(X)])
+            # The scaling happens inside the first layer (folded into its GEMM), so the batch
+            # is only cast, in one pass, never shifted and scaled as a whole.
+            n = len(X)
+            if n + 1 > len(self._xm):
+                self._xm = np.empty((n + 1, self.input_dim), self.dtype)
+            xm = self._xm[:n + 1]
+            shift, scale = self.normalizer.shift_and_scale(self.dtype)
+            np.copyto(xm[:n], X)
+            xm[n] = shift
         else:
             h = X if X.dtype == self.dtype else X.astype(self.dtype)
-        caches, last = [], self.num_layers
         for i in range(1, last + 1):
-            h, affine_cache = affine_forward(h, self.params[f"W{i}"], self.params[f"b{i}"])
+            if i == 1 and self.normalizer is not None:
+                h, affine_cache = scaled_affine_forward(xm, self.params["W1"], self.params["b1"], scale)
+            else:
+                h, affine_cache = affine_forward(h, self.params[f"W{i}"], self.params[f"b{i}"])
             relu_cache = None
             if i < last:
                 h, relu_cache = relu_forward(h)
@@ -111,11 +124,8 @@ class Network:
             affine_cache, relu_cache = caches[i - 1]
             if relu_cache is not None:
                 dout = relu_backward(dout, relu_cache)
-            dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(
-                dout, affine_cache, input_grad=input_grad or i > 1
-            )
-        if input_grad and self.normalizer is not None:
-            dout = self.normalizer.backward(dout)
+            backward = scaled_affine_backward if i == 1 and self.normalizer is not None else affine_backward
+            dout, grads[f"W{i}"], grads[f"b{i}"] = backward(dout, affine_cache, input_grad=input_grad or i > 1)
         return grads, dout
 
     def scores(self, X) -> np.ndarray:

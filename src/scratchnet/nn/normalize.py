@@ -9,6 +9,10 @@ Normalizer and saves it with its weights, so a model is always used with the sca
 trained with, and it takes raw pixels (uint8 or float) everywhere: training, evaluation, the
 attacks, the MLflow model. The data stays uint8 on disk and in memory; only a mini-batch at a
 time is ever made float.
+
+A Network does not call `forward` on its batches: its first layer applies the scaling itself
+(`shift_and_scale`, nn.layers.scaled_affine_forward), which saves two passes over every
+batch. `forward` / `backward` are the explicit definition the folded layer is tested against.
 """
 
 from __future__ import annotations
@@ -41,6 +45,13 @@ class Normalizer:
         # keep a float32 batch float32 (a float64 constant would upcast every batch).
         self._constants = {np.dtype(t): (mean.astype(t), (1.0 / scale).astype(t))
                            for t in (np.float32, np.float64)}
+
+    def shift_and_scale(self, dtype=np.float32):
+        """(m, s) with x' = (x - m) * s, in `dtype`: m (D,) the mean in pixel units; s the Python
+        float 1/255 for "mean" (one scale for every input: a layer can apply it to its (N, M)
+        output instead of to its weights), or (D,) 1/std for "mean_std"."""
+        mean, inv_scale = self._constants[np.dtype(dtype)]
+        return mean, (1.0 / 255.0 if self.method == "mean" else inv_scale)
 
     @property
     def dim(self) -> int:
