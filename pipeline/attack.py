@@ -54,7 +54,7 @@ def run(attack: dict) -> AttackOutputs:
         target_label=class_index(names, spec["target_class"], "example.target_class"),
         example=spec, sweep=attack["sweep"], log=lambda line: print(line, flush=True),
     )
-    write_json(layout.ATTACK_EXAMPLE, {**study.example.record(names), "seconds": time.perf_counter() - started})
+    write_json(layout.ATTACK_EXAMPLE, study.example.record(names))
     for name, fig in example_figures(study.example, names).items():
         write_bytes(layout.ATTACK_IMAGES[name], png_bytes(fig))
     write_csv(layout.ATTACK_SWEEP_CSV, study.rows(), SWEEP_COLUMNS)

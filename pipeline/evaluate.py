@@ -26,7 +26,7 @@ def main() -> None:
                       [{"value": r.value, "test_acc_mean": r.mean, "test_acc_std": r.std,
                         "is_baseline": r.is_baseline} for r in rows],
                       ("value", "test_acc_mean", "test_acc_std", "is_baseline"))
-    test_acc = {m: evaluation.read_result(layout.train_run(m))["test_acc_mean"] for m in MODELS}
+    test_acc = {m: evaluation.read_result(layout.train_run(m))["seeds"][0]["test_acc"] for m in MODELS}
     write_json(layout.STUDY_METRICS, reproduction.headline_metrics(test_acc, dist))
     print(f"evaluate: {reproduction.summary_line(test_acc, dist)}")
 

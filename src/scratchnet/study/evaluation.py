@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +28,11 @@ from scratchnet.errors import MissingInputError
 from scratchnet.files import read_json
 from scratchnet.study import layout
 from scratchnet.study.params import BASELINE, MODELS, ablation_entries, parse_entry
-from scratchnet.study.runs import summarise
 
 RUN_COLUMNS = ["model", "run", "param", "value", "seed", "test_acc", "final_val_acc",
-               "diverged", "diverged_epoch", "mlflow_run_id"]
+               "diverged", "diverged_epoch", "key"]
 SUMMARY_COLUMNS = ["model", "param", "value", "is_baseline", "n_seeds", "test_acc_mean",
-                   "test_acc_std", "test_acc_min", "test_acc_max", "n_diverged", "mlflow_run_ids"]
+                   "test_acc_std", "test_acc_min", "test_acc_max", "n_diverged", "run_keys"]
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,17 @@ def ablation_results(params: dict, root: Path = Path(".")) -> dict[str, dict[str
 # ---------------------------------------------------------------------------------- the summary
 
 
+def mean_std(records: list[dict]) -> tuple[float | None, float | None]:
+    """Mean and sample std of test accuracy over the seeds that did not diverge."""
+    accs = [r["test_acc"] for r in records if r["test_acc"] is not None and not math.isnan(r["test_acc"])]
+    if not accs:
+        return None, None
+    return statistics.fmean(accs), (statistics.stdev(accs) if len(accs) > 1 else 0.0)
+
+
 def _row(value, is_baseline: bool, records: list[dict]) -> SweepRow:
     accs = [r["test_acc"] for r in records if not r["diverged"] and r["test_acc"] is not None]
-    mean, std = summarise(records)
+    mean, std = mean_std(records)
     return SweepRow(
         value=value,
         mean=mean,
@@ -122,7 +130,7 @@ def _row(value, is_baseline: bool, records: list[dict]) -> SweepRow:
         is_baseline=is_baseline,
         min=min(accs) if accs else None,
         max=max(accs) if accs else None,
-        run_ids=tuple(str(r["mlflow_run_id"]) for r in records),
+        run_ids=tuple(str(r["key"]) for r in records),  # run keys: MLflow's scratchnet.run_key
     )
 
 
@@ -183,7 +191,7 @@ def summary_from_frame(frame: pd.DataFrame) -> Summary:
 
     summary: Summary = {}
     for r in frame.itertuples(index=False):
-        ids = "" if pd.isna(r.mlflow_run_ids) else str(r.mlflow_run_ids)
+        ids = "" if pd.isna(r.run_keys) else str(r.run_keys)
         row = SweepRow(value(r.value), number(r.test_acc_mean), number(r.test_acc_std), int(r.n_seeds),
                        int(r.n_diverged), bool(r.is_baseline), number(r.test_acc_min), number(r.test_acc_max),
                        tuple(i for i in ids.split(";") if i))

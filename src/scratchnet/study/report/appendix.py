@@ -91,8 +91,8 @@ def timings(art: Artifacts) -> list[Block]:
 def mlflow_section(art: Artifacts) -> list[Block]:
     runs = [res.train for res in art.models.values()]
     runs += [a for res in art.models.values() for a in res.ablations.values()]
-    experiments = list(dict.fromkeys(str(r["mlflow_experiment_id"]) for r in runs))
-    uris = list(dict.fromkeys(str(r["tracking_uri"]) for r in runs))
+    experiments = list(dict.fromkeys(str(r.get("mlflow_experiment_id")) for r in runs))
+    uris = list(dict.fromkeys(str(r.get("tracking_uri")) for r in runs))
     blocks: list[Block] = [
         Heading(2, PART_TITLES["mlflow"]),
         Paragraph(f"Every training run above was logged to MLflow: experiment "

@@ -29,8 +29,7 @@ from scratchnet.study.reproduction import StudyNumbersError, load_study
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ATTACK_SWEEP_COLUMNS = ("norm", "epsilon", "mode", "success_rate", "median_l2", "n")
 # What the report reads of every run record (pipeline/train.py and pipeline/ablate.py write them).
-RUN_KEYS = ("model", "config", "seeds", "test_acc_mean", "test_acc_std", "mlflow_experiment_id",
-            "tracking_uri", "seconds")
+RUN_KEYS = ("model", "config", "seeds")
 
 
 class ReportError(UserError, RuntimeError):
@@ -150,7 +149,7 @@ def _attack(root: Path) -> Attack:
 
 def _model(root: Path, params: dict, model: str, sweeps: dict[str, list[SweepRow]]) -> ModelResults:
     train = _json(root, layout.train_run(model), RUN_KEYS)
-    ablations = {entry: _json(root, layout.ablate_run(model, entry), RUN_KEYS + ("param", "value", "mlflow_parent_run_id"))
+    ablations = {entry: _json(root, layout.ablate_run(model, entry), RUN_KEYS + ("param", "value"))
                  for entry in ablation_entries(params, model)}
     if not train["seeds"] or "history" not in train["seeds"][0]:
         raise ReportError(f"report: {layout.train_run(model)} has no seed with a per-epoch history")

@@ -54,7 +54,7 @@ def baselines_table(art: Artifacts) -> Table:
     rows = []
     for model in MODELS:
         res = art.models[model]
-        ours, study = res.train["test_acc_mean"], float(art.study[model]["test_acc"])
+        ours, study = res.train["seeds"][0]["test_acc"], float(art.study[model]["test_acc"])
         seeds = res.baseline
         rows.append([
             MODEL_NAMES[model],

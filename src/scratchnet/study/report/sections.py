@@ -241,7 +241,7 @@ def sweep_table(param: str, rows: list[SweepRow], theirs: list[SweepRow]) -> Tab
 def mlflow_pointer(res: ModelResults, param: str, rows: list[SweepRow]) -> list[Block]:
     entries = [a for a in res.ablations.values() if a.get("param") in (param, None)]
     parents = list(dict.fromkeys(a["mlflow_parent_run_id"] for a in entries if a.get("mlflow_parent_run_id")))
-    experiments = list(dict.fromkeys(str(a["mlflow_experiment_id"]) for a in entries))
+    experiments = list(dict.fromkeys(str(a.get("mlflow_experiment_id")) for a in entries))
     items = [f"`{param}={value_text(r.value)}`{' (baseline)' if r.is_baseline else ''}: "
              + (", ".join(f"`{i}`" for i in r.run_ids) or "no run ids recorded") for r in rows]
     return [
@@ -277,7 +277,7 @@ def sweep_blocks(art: Artifacts, model: str, param: str) -> list[Block]:
 def model_section(art: Artifacts, model: str) -> list[Block]:
     res = art.models[model]
     blocks: list[Block] = [Heading(2, PART_TITLES[model]), *hyper_parameters(art, model), *curve_blocks(res, model)]
-    blocks.append(Paragraph(accuracy_sentences(res.train["test_acc_mean"], float(art.study[model]["test_acc"]),
+    blocks.append(Paragraph(accuracy_sentences(res.train["seeds"][0]["test_acc"], float(art.study[model]["test_acc"]),
                                                     res.baseline, art.params["ablate"]["epochs"][model])))
     blocks.append(Heading(3, f"{MODEL_NAMES[model]}: ablations"))
     if not res.sweeps:
