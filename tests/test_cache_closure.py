@@ -99,3 +99,18 @@ def test_the_key_names_numpy_and_the_blas_library_not_its_path(package):
     assert code_hash(train_run, package=package, environment={**ENV, "numpy": "2.0"}) != key(package)
     other_blas = {**ENV, "blas": [{"internal_api": "openblas", "version": "0.3.27", "architecture": "SkylakeX"}]}
     assert code_hash(train_run, package=package, environment=other_blas) != key(package)
+
+
+@pytest.mark.parametrize("stage", ["train", "ablate"])
+def test_the_training_stages_depend_on_every_module_of_the_closure(stage):
+    # A result holds its run's key, and the key covers the closure: DVC must rerun the stage
+    # when any of it changes, as the run cache retrains.
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    deps = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]
+    deps = (deps.get("do") or deps)["deps"]
+    package = Path(scratchnet.__file__).parent
+    for name, file in import_closure(RUN_MODULE).items():
+        rel = Path("src") / file.relative_to(package.parent)
+        assert any(rel == Path(d) or Path(d) in rel.parents for d in deps), f"{stage} lacks {rel} ({name})"

@@ -28,19 +28,19 @@ def study(tmp_path):
     for (model, entry), accs in ACCS.items():
         param, _, raw = entry.partition("=")
         records = [{"seed": s, "test_acc": a, "final_val_acc": a, "diverged": a is None,
-                    "diverged_epoch": 3 if a is None else None, "history": [], "seconds": 1.0,
-                    "mlflow_run_id": f"{model}-{entry}-{s}"} for s, a in enumerate(accs)]
+                    "diverged_epoch": 3 if a is None else None, "history": [],
+                    "key": f"{model}-{entry}-{s}"} for s, a in enumerate(accs)]
         write_json(tmp_path / layout.ablate_run(model, entry), {
             "model": model, "run": entry, "param": param if raw else None,
             "value": float(raw) if raw else None, "seeds": records})
     return params, evaluation.ablation_results(params, tmp_path)
 
 
-def test_one_row_per_seed_with_its_mlflow_run(study):
+def test_one_row_per_seed_with_its_run_key(study):
     params, results = study
     runs = evaluation.runs_frame(results)
     assert len(runs) == 10
-    assert set(runs.mlflow_run_id) == {f"{m}-{e}-{s}" for (m, e) in ACCS for s in (0, 1)}
+    assert set(runs.key) == {f"{m}-{e}-{s}" for (m, e) in ACCS for s in (0, 1)}
 
 
 def test_the_baseline_is_the_centre_row_of_every_sweep_of_its_model(study):
