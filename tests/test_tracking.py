@@ -30,7 +30,7 @@ def closed_port() -> int:
 
 def record(key: str | None, *, seed=0, test_acc=0.4, started=1_700_000_000.25, seconds=30.5,
            epochs=3, diverged_epoch=None) -> dict:
-    """A finished run as the sweep's driver receives it (runs.fit_seed's record plus times)."""
+    """A finished run's record with its facts' keys (started, ended, worker) beside it."""
     history = [{"epoch": e, "loss": 2.0 / e, "train_acc": 0.1 * e, "val_acc": 0.09 * e, "lr": 0.1 * 0.9 ** e}
                for e in range(1, epochs + 1)]
     return {"seed": seed, "test_acc": None if diverged_epoch else test_acc,

@@ -17,6 +17,7 @@ import numpy as np
 from scratchnet.study import layout
 from scratchnet.files import write_csv
 from scratchnet.data import PixelStats
+from scratchnet.study.cache import numeric_environment
 from scratchnet.study.classifier import RunSpec
 from scratchnet.study.identity import config_hash, git_commit
 from scratchnet.study.params import parse_entry, sweeps
@@ -48,11 +49,14 @@ def write_history_csv(path: Path | str, history: list[dict]) -> None:
 
 
 def base_tags(model: str, stage: str, provenance: dict, params_hash: str) -> dict[str, str]:
+    env = numeric_environment()  # what can change a float32 result with the same code
     return {
         TAG + "model": model,
         TAG + "stage": stage,
         TAG + "git_commit": git_commit(),
         TAG + "params_hash": params_hash,
+        TAG + "numpy": env["numpy"],
+        TAG + "blas": "; ".join(" ".join(str(v) for v in lib.values()) for lib in env["blas"]) or "none found",
         **dataset_tags(provenance),
     }
 
