@@ -101,7 +101,7 @@ def locks(tmp_path_factory) -> dict[str, dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
                                   address.rsplit(":", 1)[1], "--no-dashboard"], cwd=folder, env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
     try:
         for _ in range(2):
             subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
