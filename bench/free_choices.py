@@ -7,7 +7,7 @@ e.g. `twolayer:mean:he:lr=0.2` or `twolayer:mean:gaussian/1e-2` (init_scale afte
 without RUNs it trains the default list below: the two-layer entries that were furthest from
 the study under one global mean_std scaling (lr 0.2 diverged, lr 0.01, batch 1024, decay 0.8)
 and both baselines, under each scaling and initialisation. Every run is one seed of the
-ablation's 30 epochs through the pipeline's own code (runs.fit_seed), single-threaded, `--jobs`
+ablation's 30 epochs through the pipeline's own code (classifier.train_classifier), single-threaded, `--jobs`
 at a time; the table compares its test accuracy with the study's number for that entry
 (reference/study_numbers.yaml). One seed is a lead, not a verdict: our seed std is ~0.3 points.
 """
@@ -23,7 +23,8 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 from scratchnet.study.params import load_params, parse_entry, run_config
-from scratchnet.study.runs import fit_seed, load_splits
+from scratchnet.study.classifier import train_classifier
+from scratchnet.study.runs import load_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 # The mean_std two-layer baseline (52.08%) and lr = 0.2 (diverged in every seed) are known
@@ -52,11 +53,11 @@ def one_run(spec: str, seed: int) -> dict:
     kind, _, scale = init.partition("/")
     config.update(normalize=normalize, init=kind, **({"init_scale": float(scale)} if scale else {}))
     with threadpool_limits(limits=1):
-        record, _ = fit_seed(model, config, seed, load_splits(ROOT), progress=False)
+        record, facts, _ = train_classifier(model, config, seed, load_splits(ROOT), progress=False)
     key, value = parse_entry(params, model, entry[0]) if entry else (None, None)
     study = yaml.safe_load((ROOT / "reference" / "study_numbers.yaml").read_text())
     return {"run": spec, "test_acc": record["test_acc"], "diverged_epoch": record["diverged_epoch"],
-            "study": study_number(study, model, key, value), "seconds": record["seconds"]}
+            "study": study_number(study, model, key, value), "seconds": facts["ended"] - facts["started"]}
 
 
 def main() -> None:

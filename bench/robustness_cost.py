@@ -4,8 +4,8 @@
 
 ROOT: a project folder whose fetch and preprocess stages have run (data/processed). Trains the
 two baselines of ROOT's params.yaml (the ablation's epochs unless --epochs) through the
-pipeline's own run function (runs.fit_seed, robustness off), then times
-attack_study.run_robustness with ROOT's params `robustness` on each, single-threaded as the
+pipeline's own run function (classifier.train_classifier, robustness off), then times
+classifier.run_robustness with ROOT's params `robustness` on each, single-threaded as the
 sweep's workers run, best of --repeat. The study's budget (issue 24): robustness may add at
 most 10% to the sweep's wall time, i.e. about 1.5 s per run beside ~17 s of training.
 """
@@ -20,9 +20,10 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from scratchnet.study.attack_study import run_robustness
+from scratchnet.study.classifier import run_robustness
 from scratchnet.study.params import MODELS, load_params, run_config
-from scratchnet.study.runs import fit_seed, load_splits
+from scratchnet.study.classifier import train_classifier
+from scratchnet.study.runs import load_splits
 
 
 def main() -> None:
@@ -41,7 +42,7 @@ def main() -> None:
         config = run_config(params, model, "baseline", epochs)
         with threadpool_limits(limits=1):
             started = time.perf_counter()
-            record, network = fit_seed(model, config, 0, splits, progress=False)
+            record, _, network = train_classifier(model, config, 0, splits, progress=False)
             trained = time.perf_counter() - started
             times = []
             for _ in range(args.repeat):

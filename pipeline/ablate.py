@@ -14,10 +14,10 @@ from scratchnet.files import read_json, write_json
 from scratchnet.study import layout
 from scratchnet.study.cache import RunCache, project_data_identity
 from scratchnet.study.params import ablation_entries, load_params, parse_entry, run_config
-from scratchnet.study.runs import RunSpec, SweepLog, load_splits, summarise
+from scratchnet.study.classifier import RunSpec
+from scratchnet.study.runs import SweepLog, load_splits, run_result
 from scratchnet.study.sweep import executor_from_env, run_sweep
 from scratchnet.study.cli import stage_main
-from scratchnet.study.evaluation import mean_std_text
 from scratchnet.study.tracking import TrackingError, check_server
 
 
@@ -43,18 +43,8 @@ def main() -> None:
         for entry in ablation_entries(params, model):
             param, value = parse_entry(params, model, entry)
             seeds = [records[s] for s in specs if (s.model, s.entry) == (model, entry)]
-            mean, std = summarise(seeds)
-            write_json(layout.ablate_run(model, entry), {
-                "model": model, "stage": "ablate", "run": entry, "param": param, "value": value,
-                "config": run_config(params, model, entry, epochs[model]),
-                "seeds": seeds, "test_acc_mean": mean, "test_acc_std": std,
-                "mlflow_parent_run_id": log.parents.get((model, param)),
-                "mlflow_experiment_id": log.tracker and log.tracker.experiment_id,
-                "tracking_uri": log.tracker and log.tracker.uri,
-                # the training seconds of its runs (side by side with others: not a wall time)
-                "seconds": sum(r["seconds"] for r in seeds),
-            })
-            print(f"{model} {entry}: test accuracy {mean_std_text(mean, std)} over {len(seeds)} seeds")
+            write_json(layout.ablate_run(model, entry), run_result(
+                model, "ablate", entry, param, value, run_config(params, model, entry, epochs[model]), seeds))
     if log.error is not None:
         raise TrackingError(f"{log.error} Every run's result is saved (results/ablate and the run "
                             "cache); the next `dvc repro` logs the missing runs without training.")

@@ -7,6 +7,7 @@ record as JSON) and layout.FIT_CURVE (CSV: step, loss, optimum_loss), each atomi
 from __future__ import annotations
 
 import json
+import time
 
 from scratchnet.study import layout
 from scratchnet.fitting import run_fit
@@ -16,13 +17,15 @@ from scratchnet.study.params import load_params
 
 
 def main() -> None:
+    started = time.perf_counter()
     result = run_fit(**load_params()["fit"])
     write_text(layout.FIT_RESULT, json.dumps(result, indent=1, allow_nan=False) + "\n")
     rows = ["step,loss,optimum_loss"]
     rows += [f"{step},{loss!r},{result['optimum_loss']!r}" for step, loss in enumerate(result["losses"])]
     write_text(layout.FIT_CURVE, "\n".join(rows) + "\n")
     print(f"fit: loss {result['losses'][0]:.4g} -> {result['final_loss']:.6g} in {result['steps']} steps "
-          f"(closed-form optimum {result['optimum_loss']:.6g}); wrote {layout.FIT_RESULT}, {layout.FIT_CURVE}")
+          f"(closed-form optimum {result['optimum_loss']:.6g}) in {time.perf_counter() - started:.1f} s; "
+          f"wrote {layout.FIT_RESULT}, {layout.FIT_CURVE}")
 
 
 if __name__ == "__main__":

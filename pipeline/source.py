@@ -14,9 +14,10 @@ from scratchnet.study.params import load_params
 
 
 def main() -> None:
-    fingerprint = source_fingerprint(load_params()["data"]["source"])
+    source = load_params()["data"]["source"]
+    fingerprint = source_fingerprint(source)
     write_json(layout.SOURCE_FINGERPRINT, fingerprint)
-    print(f"source: {fingerprint['source']} ({fingerprint['kind']})"
+    print(f"source: {source} ({fingerprint['kind']})"
           + (f", {fingerprint['files']} files" if "files" in fingerprint else ""))
 
 

@@ -2,23 +2,22 @@
 trusting a bad entry."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from scratchnet.study import cache as cache_module
-from scratchnet.study.cache import RunCache, code_hash, data_identity, run_key
+from scratchnet.study.cache import RunCache, data_identity, run_key
 
 CONFIG = {"lr": 0.05, "lr_decay": 0.9, "batch_size": 32, "reg": 0.0, "hidden_dim": 16,
           "init": "he", "init_scale": 1e-3, "epochs": 2}
 
 
 def record(key: str, **extra) -> dict:
-    return {"seed": 0, "test_acc": 0.5, "final_val_acc": 0.4, "diverged": False,
-            "diverged_epoch": None, "history": [{"epoch": 1, "loss": 2.0}], "seconds": 1.5,
-            "started": 100.0, "ended": 101.6, "key": key, "worker": "host:1",
-            "mlflow_run_id": None, **extra}
+    return {"key": key, "seed": 0, "test_acc": 0.5, "final_val_acc": 0.4, "diverged": False,
+            "diverged_epoch": None, "history": [{"epoch": 1, "loss": 2.0}], "robustness": None, **extra}
+
+
+FACTS = {"started": 100.0, "ended": 101.6, "worker": "host:1"}
 
 
 def test_the_key_covers_config_epochs_seed_data_and_code():
@@ -43,50 +42,25 @@ def test_the_data_identity_covers_the_arrays_the_preprocessing_and_its_statistic
     assert base != data_identity("abc", {"normalize": "mean_std"}, stats)
 
 
-def copy_library(dest: Path) -> Path:
-    """The files code_hash reads, copied from the installed package into `dest`."""
-    for rel in cache_module.CODE_PATHS:
-        src = cache_module._PACKAGE / rel
-        if src.is_dir():
-            shutil.copytree(src, dest / rel, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    (dest / "study").mkdir()
-    (dest / "study" / "report.py").write_text("# not numeric code\n")
-    return dest
-
-
-def test_the_code_hash_changes_with_the_numeric_library_and_the_run_function_only(tmp_path, monkeypatch):
-    monkeypatch.setattr(cache_module, "_PACKAGE", copy_library(tmp_path))
-    base = code_hash()
-    (tmp_path / "study" / "report.py").write_text("# edited\n")
-    assert code_hash() == base
-    with open(tmp_path / "nn" / "layers.py", "a") as f:
-        f.write("\n# an edit\n")
-    edited = code_hash()
-    assert edited != base
-    with open(tmp_path / "training.py", "a") as f:
-        f.write("\n# an edit\n")
-    assert code_hash() != edited
-    assert code_hash(run_function=record) != code_hash()
-
-
-def test_a_stored_record_is_found_under_its_key_without_its_mlflow_id(tmp_path):
+def test_a_stored_run_is_found_under_its_key_with_its_facts(tmp_path):
     cache = RunCache(tmp_path)
-    cache.put(record("k1", mlflow_run_id="abc"))
-    assert cache.get("k1") == record("k1")
+    cache.put(record("k1"), FACTS)
+    assert cache.get("k1") == (record("k1"), FACTS)
+    assert json.loads(cache.path("k1").read_text()) == {"record": record("k1"), "facts": FACTS}
     assert cache.get("k2") is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k1.json"]  # no temporary file left
 
 
 @pytest.mark.parametrize("content", [
     "",                                                    # created, nothing written yet
-    json.dumps(record("k1"))[:50],                         # half-written
-    "\x00\x00\x00",                                        # garbage
-    json.dumps([1, 2]),                                    # not a record
-    json.dumps(record("another key")),                     # another run's record
-    json.dumps({k: v for k, v in record("k1").items() if k != "history"}),  # a field missing
+    json.dumps({"record": record("k1"), "facts": FACTS})[:50],       # half-written
+    "\x00\x00\x00",                                                  # garbage
+    json.dumps([1, 2]),                                              # not an entry
+    json.dumps({**record("k1"), **FACTS}),                           # an old flat record
+    json.dumps({"record": record("another key"), "facts": FACTS}),   # another run's entry
+    json.dumps({"record": {k: v for k, v in record("k1").items() if k != "history"},
+                "facts": FACTS}),                                    # a record field missing
+    json.dumps({"record": record("k1"), "facts": {"started": 1.0}}),  # facts incomplete
 ])
 def test_a_corrupt_or_foreign_entry_reads_as_missing(tmp_path, content):
     (tmp_path / "k1.json").write_text(content)
@@ -94,10 +68,10 @@ def test_a_corrupt_or_foreign_entry_reads_as_missing(tmp_path, content):
 
 
 def test_retrain_ignores_every_entry_and_the_environment_names_the_folder(tmp_path, monkeypatch):
-    RunCache(tmp_path).put(record("k1"))
+    RunCache(tmp_path).put(record("k1"), FACTS)
     monkeypatch.setenv("SCRATCHNET_CACHE", str(tmp_path))
     assert RunCache().root == tmp_path and RunCache().get("k1") is not None
     monkeypatch.setenv("SCRATCHNET_RETRAIN", "1")
     assert RunCache().get("k1") is None
     monkeypatch.delenv("SCRATCHNET_CACHE")
-    assert RunCache().root == Path(".scratchnet/runs")
+    assert RunCache().root == Path(".scratchnet/runs").absolute()  # workers elsewhere find it

@@ -99,23 +99,21 @@ def cluster(tmp_path_factory):
         started.stop()
 
 
-def without_timing(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k not in ("seconds", "started", "ended", "worker")}
-
-
 def test_the_cluster_gives_bit_identical_runs_and_they_run_on_its_workers(cluster, tmp_path):
     data = splits()
     runs = specs()
+    where = {}
     with DaskExecutor(data, cluster.address) as executor:
-        on_dask = run_sweep(runs, executor, cache=RunCache(tmp_path / "dask"), data="d", train_size=300)
+        on_dask = run_sweep(runs, executor, cache=RunCache(tmp_path / "dask"), data="d", train_size=300,
+                            on_record=lambda s, r, facts, cached: where.update({s: facts["worker"]}))
         info = executor._client.scheduler_info()["workers"]
     with LocalExecutor(data, workers=2) as executor:
         local = run_sweep(runs, executor, cache=RunCache(tmp_path / "local"), data="d", train_size=300)
 
     assert [on_dask[s]["test_acc"] for s in runs] == [local[s]["test_acc"] for s in runs]
-    assert [without_timing(on_dask[s]) for s in runs] == [without_timing(local[s]) for s in runs]
+    assert [on_dask[s] for s in runs] == [local[s] for s in runs]  # records hold no facts
     assert len({on_dask[s]["test_acc"] for s in runs}) > 1  # the seeds really differ
-    workers = {on_dask[s]["worker"] for s in runs}
+    workers = {where[s] for s in runs}
     assert workers <= set(info) and len(workers) == 2  # both workers trained, not the driver
 
 
@@ -135,8 +133,8 @@ def test_a_worker_killed_mid_sweep_loses_no_finished_run(tmp_path):
         cache = RunCache(tmp_path / "cache")
         finished = []
 
-        def kill_a_worker_after_the_second_run(spec, record, cached):
-            finished.append(record)
+        def kill_a_worker_after_the_second_run(spec, record, facts, cached):
+            finished.append(facts)
             if len(finished) == 2:
                 cluster.workers[0].send_signal(signal.SIGKILL)
 
@@ -146,11 +144,11 @@ def test_a_worker_killed_mid_sweep_loses_no_finished_run(tmp_path):
         assert cluster.workers[0].wait(timeout=10) == -signal.SIGKILL
         assert len(records) == len(runs)  # the dead worker's run was trained again elsewhere
         assert all(cache.get(r["key"]) is not None for r in records.values())
-        survivor = {r["worker"] for r in finished[4:]}  # after the kill, one worker is left
+        survivor = {f["worker"] for f in finished[4:]}  # after the kill, one worker is left
         assert len(survivor) == 1
         with DaskExecutor(data, cluster.address) as executor:  # a rerun trains nothing
             again = run_sweep(runs, executor, cache=cache, data="d", train_size=2000)
-        assert [again[s] == {**records[s], "mlflow_run_id": None} for s in runs] == [True] * len(runs)
+        assert [again[s] == records[s] for s in runs] == [True] * len(runs)
     finally:
         cluster.stop()
 

@@ -16,12 +16,12 @@ from scratchnet.attacks import (
 )
 from scratchnet.data import PixelStats
 from scratchnet.nn import Normalizer, build_model, load_model
-from scratchnet.study.attack_study import (
-    ROBUSTNESS_ARGS, class_record, example_sentence, robustness_key, run_robustness,
+from scratchnet.study.attack_study import class_record, example_sentence
+from scratchnet.study.classifier import (
+    ROBUSTNESS_ARGS, RunSpec, robustness_key, run_robustness, train_classifier, train_run,
 )
 from scratchnet.study.cache import run_key
 from scratchnet.study.params import ParamsError, validate
-from scratchnet.study.runs import RunSpec, fit_seed, train_run
 from scratchnet.training import train
 
 D = 3072
@@ -202,22 +202,23 @@ def test_robustness_has_no_median_budget_when_half_resist_the_whole_grid_and_no_
 
 
 def test_a_runs_robustness_equals_the_attack_modules_on_the_saved_network(tmp_path):
-    record, model = fit_seed("twolayer", CONFIG, 0, splits(), progress=False, robustness=SECTION)
+    record, _, model = train_classifier("twolayer", CONFIG, 0, splits(), progress=False, robustness=SECTION)
     model.save(tmp_path / "net.npz")
     x, y = splits()["test"]
     again = robustness(load_model(tmp_path / "net.npz"), x, y, **{k: SECTION[k] for k in ROBUSTNESS_ARGS})
     assert record["robustness"] == again and again["n"] > 0
     assert all(isinstance(v, (int, float)) for v in again.values())  # numbers, for MLflow's robust_*
     # in a sweep (a worker: one BLAS thread) the same run measures the same
-    swept = train_run(RunSpec("twolayer", "baseline", CONFIG, 0, SECTION), splits(), "k" * 64, "host:1")
+    swept, _ = train_run(RunSpec("twolayer", "baseline", CONFIG, 0, SECTION), splits(), "k" * 64, "host:1")
     assert swept["robustness"] == again
 
 
 def test_robustness_is_none_when_disabled_or_the_run_diverged():
     off = {**SECTION, "enabled": False}
-    assert fit_seed("twolayer", CONFIG, 0, splits(), progress=False, robustness=off)[0]["robustness"] is None
-    assert fit_seed("twolayer", CONFIG, 0, splits(), progress=False)[0]["robustness"] is None
-    diverged, model = fit_seed("twolayer", {**CONFIG, "lr": 1e6}, 0, splits(), progress=False, robustness=SECTION)
+    assert train_classifier("twolayer", CONFIG, 0, splits(), progress=False, robustness=off)[0]["robustness"] is None
+    assert train_classifier("twolayer", CONFIG, 0, splits(), progress=False)[0]["robustness"] is None
+    diverged, _, model = train_classifier("twolayer", {**CONFIG, "lr": 1e6}, 0, splits(), progress=False,
+                                          robustness=SECTION)
     assert diverged["diverged"] and diverged["robustness"] is None
     assert run_robustness(model, splits()["test"], SECTION, diverged=True) is None
 

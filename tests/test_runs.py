@@ -1,5 +1,7 @@
-"""One training run (runs.py): its record, its data, a lean import."""
+"""One training run (classifier.py, runs.py): its record and facts, its data, a lean import."""
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -9,39 +11,51 @@ import numpy as np
 
 from scratchnet.data import PixelStats
 from scratchnet.study import layout
-from scratchnet.study.runs import RECORD_FIELDS, RunSpec, fit_seed, load_splits, train_run
+from scratchnet.study.classifier import FACT_FIELDS, RECORD_FIELDS, train_classifier, train_run
+from scratchnet.study.runs import RunSpec, load_splits, run_result
 from tiny_runs import CONFIG, splits
 
 
-def test_a_run_returns_its_record_and_its_trained_model():
+def test_a_run_returns_its_record_its_facts_and_its_trained_model():
     before = time.time()
-    record, model = fit_seed("twolayer", CONFIG, 4, splits(), progress=False)
+    record, facts, model = train_classifier("twolayer", CONFIG, 4, splits(), key="k" * 64, progress=False)
     after = time.time()
-    assert tuple(record) == RECORD_FIELDS
-    assert record["seed"] == 4 and model.params["W1"].shape == (48, 16)
+    assert tuple(record) == RECORD_FIELDS and tuple(facts) == FACT_FIELDS
+    assert record["key"] == "k" * 64 and record["seed"] == 4 and model.params["W1"].shape == (48, 16)
     assert [h["epoch"] for h in record["history"]] == [1, 2]
     assert record["final_val_acc"] == record["history"][-1]["val_acc"]
     assert 0.0 <= record["test_acc"] <= 1.0 and record["diverged"] is False
-    # started/ended are the unix times around the training, which took `seconds` of them
-    assert before <= record["started"] <= record["ended"] <= after
-    assert record["seconds"] <= record["ended"] - record["started"]
-    assert record["key"] is None and record["worker"] is None and record["mlflow_run_id"] is None
+    # facts: the unix times around the training and test, and this process
+    assert before <= facts["started"] <= facts["ended"] <= after
+    assert facts["worker"].endswith(f":{os.getpid()}")
+
+
+def test_a_record_is_the_same_on_every_run_and_its_facts_are_not():
+    first, first_facts, _ = train_classifier("twolayer", CONFIG, 4, splits(), progress=False)
+    second, second_facts, _ = train_classifier("twolayer", CONFIG, 4, splits(), progress=False)
+    assert json.dumps(first) == json.dumps(second)  # the same bytes in every DVC output
+    assert first_facts != second_facts
 
 
 def test_a_diverging_run_is_recorded_with_no_test_accuracy():
-    record, _ = fit_seed("twolayer", {**CONFIG, "lr": 1e6}, 0, splits(), progress=False)
+    record, _, _ = train_classifier("twolayer", {**CONFIG, "lr": 1e6}, 0, splits(), progress=False)
     assert record["diverged"] is True and record["diverged_epoch"] == 1
     assert record["test_acc"] is None and record["final_val_acc"] is None
 
 
 def test_a_sweep_run_carries_its_key_and_worker_and_equals_the_same_run_alone():
     spec = RunSpec("twolayer", "baseline", CONFIG, 1)
-    record = train_run(spec, splits(), "k" * 64, "host:1")
-    alone, _ = fit_seed("twolayer", CONFIG, 1, splits(), progress=False)
-    assert record["key"] == "k" * 64 and record["worker"] == "host:1"
-    timing = ("seconds", "started", "ended", "key", "worker")
-    assert {k: v for k, v in record.items() if k not in timing} == \
-           {k: v for k, v in alone.items() if k not in timing}
+    record, facts = train_run(spec, splits(), "k" * 64, "host:1")
+    alone, _, _ = train_classifier("twolayer", CONFIG, 1, splits(), key="k" * 64, progress=False)
+    assert facts["worker"] == "host:1"
+    assert record == alone
+
+
+def test_a_result_file_holds_what_was_run_and_its_records_only():
+    records = [train_classifier("twolayer", CONFIG, s, splits(), key=str(s), progress=False)[0] for s in (0, 1)]
+    result = run_result("twolayer", "ablate", "lr=0.05", "lr", 0.05, CONFIG, records)
+    assert result == {"model": "twolayer", "stage": "ablate", "run": "lr=0.05", "param": "lr",
+                      "value": 0.05, "config": CONFIG, "seeds": records}
 
 
 def test_the_training_set_is_memory_mapped_not_read_into_memory(tmp_path):
@@ -84,8 +98,8 @@ def test_a_tracking_failure_during_a_sweep_is_kept_for_the_end_not_raised(monkey
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     log = runs.SweepLog(params, {"arrays_sha256": "abc"}, train_size=300)
     spec = RunSpec("twolayer", "baseline", CONFIG, 0)
-    record, _ = fit_seed("twolayer", CONFIG, 0, splits(), progress=False)
-    log(spec, record, False)  # the sweep goes on: its results are written before the stage fails
-    log(spec, record, False)
+    record, facts, _ = train_classifier("twolayer", CONFIG, 0, splits(), progress=False)
+    log(spec, record, facts, False)  # the sweep goes on: its results are written before the stage fails
+    log(spec, record, facts, False)
     assert isinstance(log.error, TrackingError) and "down" in str(log.error)
     assert opened == ["scratchnet"]  # after the first failure it stops trying

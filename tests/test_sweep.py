@@ -11,7 +11,8 @@ from threadpoolctl import threadpool_limits
 
 from scratchnet.study import sweep as sweep_module
 from scratchnet.study.cache import RunCache
-from scratchnet.study.runs import RunSpec, fit_seed
+from scratchnet.study.classifier import train_classifier
+from scratchnet.study.runs import RunSpec
 from scratchnet.study.sweep import ExecutorError, LocalExecutor, cost, executor_from_env, run_sweep
 from tiny_runs import CONFIG, splits
 
@@ -42,14 +43,14 @@ def sweep(specs, cache, data=splits(), workers=2, **kwargs):
 
 def test_a_sweep_on_two_workers_equals_its_runs_trained_one_by_one(tmp_path):
     specs = grid([8, 16])
-    records = sweep(specs, RunCache(tmp_path))
+    facts = {}
+    records = sweep(specs, RunCache(tmp_path), on_record=lambda s, r, f, cached: facts.update({s: f}))
     with threadpool_limits(limits=1):  # the workers' BLAS threads, so the sums add up alike
-        alone = [fit_seed(s.model, s.config, s.seed, splits(), progress=False)[0] for s in specs]
-    timing = ("seconds", "started", "ended", "key", "worker")
-    assert [{k: v for k, v in records[s].items() if k not in timing} for s in specs] == \
-           [{k: v for k, v in r.items() if k not in timing} for r in alone]
-    assert len({records[s]["worker"] for s in specs}) == 2  # both workers trained
-    assert os.getpid() not in {int(records[s]["worker"].rsplit(":", 1)[1]) for s in specs}
+        alone = [train_classifier(s.model, s.config, s.seed, splits(), key=records[s]["key"],
+                                  progress=False)[0] for s in specs]
+    assert [records[s] for s in specs] == alone
+    assert len({facts[s]["worker"] for s in specs}) == 2  # both workers trained
+    assert os.getpid() not in {int(facts[s]["worker"].rsplit(":", 1)[1]) for s in specs}
 
 
 def test_runs_are_submitted_longest_first(tmp_path, trainings):
@@ -89,7 +90,7 @@ def test_a_corrupt_cache_entry_is_retrained_and_replaced(tmp_path, trainings):
     cache.path(first[specs[1]]["key"]).write_text('{"seed": 1, "test_ac')  # cut off mid-write
     again = sweep(specs, cache)
     assert trainings()[2:] == [specs[1].name]
-    assert cache.get(first[specs[1]]["key"])["test_acc"] == again[specs[1]]["test_acc"]
+    assert cache.get(first[specs[1]]["key"])[0]["test_acc"] == again[specs[1]]["test_acc"]
 
 
 def dies_once(marker, seed):
@@ -129,8 +130,9 @@ def test_a_run_whose_worker_dies_twice_fails_the_sweep_naming_it_and_keeps_the_r
         sweep(specs, cache)
     monkeypatch.setattr(sweep_module, "train_run", real)
     finished = [s for s in specs if s.seed != 3]
-    kept = sweep(finished, RunCache(tmp_path, retrain=False), on_record=lambda s, r, cached: r.update(cached=cached))
-    assert all(kept[s]["cached"] for s in finished)  # every finished run survived the failure
+    cached = {}
+    sweep(finished, RunCache(tmp_path, retrain=False), on_record=lambda s, r, f, c: cached.update({s: c}))
+    assert all(cached[s] for s in finished)  # every finished run survived the failure
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, RuntimeError])
@@ -139,7 +141,7 @@ def test_ctrl_c_or_an_error_in_the_driver_stops_the_workers_at_once_and_keeps_fi
     long_runs = grid([8], seeds=(1, 2), key="hidden_dim")
     long_runs = [RunSpec(s.model, s.entry, {**s.config, "epochs": 10_000}, s.seed) for s in long_runs]
 
-    def stop(spec, record, cached):
+    def stop(spec, record, facts, cached):
         raise interrupt("stop")
 
     cache = RunCache(tmp_path)

@@ -30,7 +30,7 @@ def closed_port() -> int:
 
 def record(key: str | None, *, seed=0, test_acc=0.4, started=1_700_000_000.25, seconds=30.5,
            epochs=3, diverged_epoch=None) -> dict:
-    """A finished run as the sweep's driver receives it (runs.fit_seed's record plus times)."""
+    """A finished run's record with its facts' keys (started, ended, worker) beside it."""
     history = [{"epoch": e, "loss": 2.0 / e, "train_acc": 0.1 * e, "val_acc": 0.09 * e, "lr": 0.1 * 0.9 ** e}
                for e in range(1, epochs + 1)]
     return {"seed": seed, "test_acc": None if diverged_epoch else test_acc,
@@ -40,8 +40,13 @@ def record(key: str | None, *, seed=0, test_acc=0.4, started=1_700_000_000.25, s
             "started": started, "ended": started + seconds, "key": key, "worker": "local-1"}
 
 
+def facts(rec: dict) -> dict:
+    """The run's facts (classifier.py): its times and worker, kept apart from its record."""
+    return {k: rec[k] for k in ("started", "ended", "worker")}
+
+
 def log(tracker, rec, name="twolayer lr=0.05 seed 0", tags=None, parent=None):
-    return tracker.log_run(rec, run_name=name, params={"lr": 0.05, "seed": rec["seed"]},
+    return tracker.log_run(rec, facts(rec), run_name=name, params={"lr": 0.05, "seed": rec["seed"]},
                            tags=tags or {"scratchnet.model": "twolayer"}, parent_run_id=parent)
 
 
@@ -164,7 +169,8 @@ def test_a_run_that_fails_while_logging_is_marked_failed_and_replaced_by_the_ret
         raise OSError("disk full")
 
     with pytest.raises(TrackingError, match=r"run 'twolayer baseline seed 0' \(\w+\) was not fully logged.*disk full"):
-        tracker.log_run(record("k1"), run_name="twolayer baseline seed 0", params={}, tags={}, on_logged=broken)
+        tracker.log_run(record("k1"), facts(record("k1")), run_name="twolayer baseline seed 0", params={},
+                        tags={}, on_logged=broken)
     assert [r.info.status for r in all_runs(tracker)] == ["FAILED"]
     logged = log(tracker, record("k1"))
     assert [(r.info.run_id, r.info.status) for r in all_runs(tracker)] == [(logged, "FINISHED")]
@@ -234,9 +240,9 @@ def test_runs_of_a_dvc_experiment_carry_its_name(tracker, monkeypatch):
 
 def test_log_seed_logs_a_baseline_with_its_params_and_training_times(tracker):
     rec = record(None)
-    assert log_seed(tracker, rec, model_name="twolayer", config={"lr": 0.05}, train_size=100,
+    assert log_seed(tracker, rec, facts(rec), model_name="twolayer", config={"lr": 0.05}, train_size=100,
                     run_name="twolayer baseline", tags={}) is None
-    run = tracker.client.get_run(rec["mlflow_run_id"])
+    (run,) = all_runs(tracker)
     assert run.data.params == {"lr": "0.05", "seed": "0", "model": "twolayer", "train_size": "100"}
     assert (run.info.start_time, run.info.end_time) == (round(rec["started"] * 1000), round(rec["ended"] * 1000))
 
@@ -281,7 +287,7 @@ def test_a_server_that_dies_between_two_runs_loses_nothing_and_a_retry_duplicate
         log(tracker, record("k2", seed=1), "twolayer lr=0.05 seed 1")
     # The train stage's path: the failure comes back as a value, after which it writes results.
     rec = record(None, seed=2)
-    error = log_seed(tracker, rec, model_name="twolayer", config={}, train_size=1,
+    error = log_seed(tracker, rec, facts(rec), model_name="twolayer", config={}, train_size=1,
                      run_name="twolayer baseline", tags={})
     assert isinstance(error, TrackingError) and "twolayer baseline" in str(error)
 
@@ -345,7 +351,7 @@ def test_the_baselines_model_lands_on_its_run_when_the_ablation_logged_the_run_f
         run.log_model(tmp_path / "net.npz", classes, example=images)
 
     for _ in range(2):  # the second time, the model is there: nothing is logged again
-        assert tracker.log_run(record("k1"), run_name="softmax baseline", params={}, tags={},
+        assert tracker.log_run(record("k1"), facts(record("k1")), run_name="softmax baseline", params={}, tags={},
                                on_logged=with_model) == first
     assert calls == [first]
     (run,) = all_runs(tracker)

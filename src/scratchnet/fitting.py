@@ -29,7 +29,6 @@ residual floor (noise plus approximation error), not an exact interpolation.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,9 +111,8 @@ def run_fit(lr: float, steps: int, num_points: int, degree: int, noise: float, s
     problem {description, ...its params}, x, y, target, fitted (the gradient-descent curve at
     x), optimum_fitted (the closed-form curve), weights / optimum_weights ([b, w_1..w_K]),
     hessian_eigenvalues, lr_stability_limit (= 2 / largest eigenvalue), diverged,
-    snapshots [{step, fitted}] (the curve part way through), seconds.
+    snapshots [{step, fitted}] (the curve part way through). No time: it is a DVC output.
     """
-    started = time.perf_counter()
     problem = make_problem(num_points, degree, noise, seed)
     design = np.column_stack([np.ones(num_points), problem.features])
     eigenvalues = np.linalg.eigvalsh(design.T @ design)
@@ -164,5 +162,4 @@ def run_fit(lr: float, steps: int, num_points: int, degree: int, noise: float, s
             {"step": s, "fitted": rounded(problem.features @ sw + sb)}
             for s, (sw, sb) in sorted(snapshots.items())
         ],
-        "seconds": time.perf_counter() - started,
     }

@@ -31,12 +31,15 @@ def source_fingerprint(source: str, root: Path | str = ".") -> dict:
       deleting, renaming or replacing any file changes it;
     - a named release or a URL: the source alone (a URL is downloaded on every fetch anyway);
     - a path that does not exist: marked missing, and `fetch` then says what is wrong.
+    A local file or folder's fingerprint is its content only, not where it lies: the same files
+    at another path (another clone, an absolute data.source) give the same bytes. Pointing
+    data.source elsewhere still reruns fetch, which depends on the param itself.
     """
     if source in NAMED or _is_url(source):
         return {"source": source, "kind": "named" if source in NAMED else "url"}
     path = Path(root) / source
     if path.is_file():
-        return {"source": source, "kind": "file", "bytes": path.stat().st_size,
+        return {"kind": "file", "bytes": path.stat().st_size,
                 "sha256": file_digests(path)["sha256"]}
     if path.is_dir():
         listing = hashlib.sha256()
@@ -44,5 +47,5 @@ def source_fingerprint(source: str, root: Path | str = ".") -> dict:
         for file in files:
             relative = file.relative_to(path).as_posix()
             listing.update(f"{relative}\t{file.stat().st_size}\t{file_digests(file)['sha256']}\n".encode())
-        return {"source": source, "kind": "directory", "files": len(files), "sha256": listing.hexdigest()}
+        return {"kind": "directory", "files": len(files), "sha256": listing.hexdigest()}
     return {"source": source, "kind": "missing"}

@@ -13,7 +13,6 @@ of the final training split only (val and test must not leak into them).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -125,9 +124,8 @@ def write_processed(
 
     Outputs: for each split X (N, 3072) uint8 .npy and y (N,) int64 .npy, the PixelStats at
     `stats_path`, and `meta_path` JSON {class_names, counts, seed, val_size, train_limit,
-    test_limit, provenance, seconds}.
+    test_limit, provenance}: a function of its inputs only (no time), like every DVC output.
     """
-    start = time.perf_counter()
     index = split_indices(len(raw.x_train), len(raw.x_test), val_size=val_size,
                           train_limit=train_limit, test_limit=test_limit, seed=seed)
     source = {"train": (raw.x_train, raw.y_train), "val": (raw.x_train, raw.y_train),
@@ -153,7 +151,6 @@ def write_processed(
             "train_limit": train_limit,
             "test_limit": test_limit,
             "provenance": provenance,
-            "seconds": round(time.perf_counter() - start, 3),
         }
         tmp["meta"].write_text(json_text(meta))
     return meta

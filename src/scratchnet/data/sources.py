@@ -22,7 +22,6 @@ import http.client
 import logging
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 import warnings
@@ -101,11 +100,12 @@ def fetch(
 
     Returns (dataset, provenance): provenance is a JSON-ready dict with source, dataset,
     format, location, file, md5, sha256 (of the archive read; null for a directory),
-    arrays_sha256, counts, fell_back, reason and seconds. `downloads` is where verified
+    arrays_sha256, counts and fell_back: a function of `source` and the data only, since it is a
+    DVC output (the reason for a fallback, a network error's text, is the
+    MirrorFallbackWarning's message, for the console). `downloads` is where verified
     official archives are kept and reused. An archive recognised as a known release must be in
     that release's format and hold exactly its counts. Raises DataError naming the file or URL.
     """
-    start = time.perf_counter()
     archive, release, location, reason = _resolve(source, timeout, downloads, official, mirror, progress)
     digests = file_digests(archive) if archive.is_file() else {"md5": None, "sha256": None}
     if release is None:
@@ -125,8 +125,6 @@ def fetch(
         "arrays_sha256": dataset.sha256(),
         "counts": dataset.counts(),
         "fell_back": reason is not None,
-        "reason": reason,
-        "seconds": round(time.perf_counter() - start, 3),
     }
     return dataset, provenance
 

@@ -21,8 +21,6 @@ from scratchnet.attacks import (
 )
 
 SWEEP_COLUMNS = ("norm", "epsilon", "mode", "success_rate", "median_l2", "n")  # sweep_rows
-# params `robustness` keys that decide the numbers (all but `enabled`): attacks.robustness's arguments
-ROBUSTNESS_ARGS = ("sample_size", "seed", "norm", "budget", "grid", "steps", "step_fraction")
 
 
 def _finite(value) -> float | None:
@@ -224,22 +222,3 @@ def attack_study(model, images: np.ndarray, labels: np.ndarray, *, true_label: i
 
 # --------------------------------------------------------------------------------------------
 # A training run's robustness (record["robustness"])
-
-
-def robustness_key(section: dict | None) -> dict | None:
-    """What of params `robustness` decides a run's numbers, for its run-cache key: the
-    arguments of attacks.robustness when enabled, None when not (the key is then as before)."""
-    if section is None or not section["enabled"]:
-        return None
-    return {k: section[k] for k in ROBUSTNESS_ARGS}
-
-
-def run_robustness(model, test: tuple, section: dict | None, *, diverged: bool) -> dict | None:
-    """A trained run's record["robustness"]: attacks.robustness of `model` on its test split
-    test = (X (N, 3072) uint8 pixels, y (N,)) with params `robustness`; None when that is
-    disabled (or absent) or the run diverged (its network answers nothing worth attacking)."""
-    args = robustness_key(section)
-    if args is None or diverged:
-        return None
-    X, y = test
-    return robustness(model, X, y, **args)

@@ -190,7 +190,7 @@ def schema(models: list[str]) -> dict:
                 "epsilons": {norm: list_of(real(0), unique=True) for norm in NORMS},
             },
         },
-        # Every trained run's robustness (attacks.robustness, study.attack_study.run_robustness).
+        # Every trained run's robustness (attacks.robustness, study.classifier.run_robustness).
         "robustness": {
             "enabled": boolean(),
             "sample_size": integer(1),

@@ -1,33 +1,27 @@
-"""One training run of the study, end to end: build, train, test, record, track.
+"""Training runs of the study at its edges: the data they read, the results they write, and
+their MLflow logging.
 
-Shared by the `train` stage (the baselines) and the `ablate` stage's sweep (sweep.py runs
-`train_run` on local or Dask workers). A run's result is one record (run_record); the driver
-alone logs records to MLflow (log_record). An edge module: it joins the numeric library to
-MLflow via `tracking`.
+Shared by the `train` stage (the baselines) and the `ablate` stage's sweep. The run itself,
+numerics only, is `classifier.train_classifier` (sweep.py runs `classifier.train_run` on local
+or Dask workers); a run gives a record and its facts (classifier.py says which is which). The
+driver alone logs runs to MLflow. An edge module: it joins the numeric library to MLflow via
+`tracking`.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import socket
-import statistics
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from scratchnet.study import layout
 from scratchnet.files import write_csv
 from scratchnet.data import PixelStats
-from scratchnet.nn import Normalizer, build_model
-from scratchnet.study.attack_study import run_robustness
+from scratchnet.study.cache import numeric_environment
+from scratchnet.study.classifier import RunSpec
 from scratchnet.study.identity import config_hash, git_commit
-from scratchnet.study.params import model_config, parse_entry, sweeps
+from scratchnet.study.params import parse_entry, sweeps
 from scratchnet.study.tracking import TAG, Tracker, TrackingError, dataset_tags, sweep_tags
-from scratchnet.training import accuracy, train
 
 
 def load_splits(root: Path | str = ".") -> dict:
@@ -36,7 +30,8 @@ def load_splits(root: Path | str = ".") -> dict:
     The X arrays are read-only memory maps: the preprocess stage has just written them, so they
     sit in the page cache, and mapping them costs nothing where np.load would copy them in
     every stage (measured: epochs from the map are as fast as from RAM). The forked sweep
-    workers share the same pages. Each model normalises its mini-batches itself (fit_seed).
+    workers share the same pages. Each model normalises its mini-batches itself
+    (classifier.train_classifier).
     """
     splits: dict = {"stats": PixelStats.load(Path(root) / layout.STATS)}
     for split in ("train", "val", "test"):
@@ -54,107 +49,27 @@ def write_history_csv(path: Path | str, history: list[dict]) -> None:
 
 
 def base_tags(model: str, stage: str, provenance: dict, params_hash: str) -> dict[str, str]:
+    env = numeric_environment()  # what can change a float32 result with the same code
     return {
         TAG + "model": model,
         TAG + "stage": stage,
         TAG + "git_commit": git_commit(),
         TAG + "params_hash": params_hash,
+        TAG + "numpy": env["numpy"],
+        TAG + "blas": "; ".join(" ".join(str(v) for v in lib.values()) for lib in env["blas"]) or "none found",
         **dataset_tags(provenance),
     }
 
 
-@dataclass(frozen=True, eq=False)  # compared by identity: config is a dict
-class RunSpec:
-    """One training run of a sweep: a model's config (epochs included) and a seed."""
+def run_result(model: str, stage: str, entry: str, param: str | None, value, config: dict,
+               records: list[dict]) -> dict:
+    """A stage's result for one entry (layout.train_run, layout.ablate_run): what was run and
+    the record of every seed, nothing else (evaluate computes mean and std from the seeds).
 
-    model: str
-    entry: str  # 'baseline' or 'key=value' (params.ablation_entries)
-    config: dict
-    seed: int
-    robustness: dict | None = None  # params `robustness`: measured after training when enabled
-
-    @property
-    def name(self) -> str:
-        return f"{self.model} {self.entry} seed {self.seed}"
-
-
-# The record of one training run, as written to the run cache, to the stages' JSON
-# (results/train/<m>/run.json, results/ablate/<m>/<entry>.json, under "seeds") and read by
-# evaluate and the report. run_record builds it; nothing else writes one by hand.
-RECORD_FIELDS = ("seed", "test_acc", "final_val_acc", "diverged", "diverged_epoch", "history",
-                 "seconds", "started", "ended", "key", "worker", "mlflow_run_id", "robustness")
-
-
-def run_record(*, seed: int, result, test_acc: float | None, started: float, ended: float,
-               key: str | None = None, worker: str | None = None) -> dict:
-    """The record of one finished run (RECORD_FIELDS).
-
-    result: the training's TrainResult. started, ended: unix seconds around the training and
-    test (what MLflow shows as the run's start and duration). key: its run-cache key.
-    worker: where it ran ('host:pid' or a Dask worker's address). mlflow_run_id stays None until
-    the driver logs the run.
-    """
-    return {
-        "seed": seed,
-        "test_acc": test_acc,
-        "final_val_acc": result.history[-1]["val_acc"] if result.history else None,
-        "diverged": bool(result.diverged),
-        "diverged_epoch": result.diverged_epoch,
-        "history": result.history,
-        "seconds": result.seconds,
-        "started": started,
-        "ended": ended,
-        "key": key,
-        "worker": worker,
-        "mlflow_run_id": None,
-    }
-
-
-def fit_seed(model_name: str, config: dict, seed: int, splits: dict, *, progress: bool = True,
-             desc: str | None = None, robustness: dict | None = None):
-    """Builds and trains one network from `seed` and tests it: numerics only, no tracking.
-
-    config: every hyper-parameter of the run (run_config), epochs included. robustness: params
-    `robustness` (record["robustness"]: attack_study.run_robustness). Returns (record, model);
-    the record's key and worker are the caller's to fill.
-    """
-    X_train, y_train = splits["train"]
-    X_val, y_val = splits["val"]
-    X_test, y_test = splits["test"]
-    started = time.time()
-    arch = model_config({model_name: config}, model_name)
-    stats = splits.get("stats")  # None: X is already what the network takes (tests, benchmarks)
-    normalizer = None if stats is None else Normalizer(config["normalize"], stats.mean, stats.std)
-    model = build_model(arch, input_dim=X_train.shape[1], num_classes=int(y_train.max()) + 1, seed=seed,
-                        normalizer=normalizer)
-    result = train(
-        model, X_train, y_train, X_val, y_val,
-        epochs=config["epochs"], lr=config["lr"], lr_decay=config["lr_decay"],
-        batch_size=config["batch_size"], reg=config["reg"], seed=seed,
-        progress=progress, desc=desc,
-    )
-    test_acc = None if result.diverged else accuracy(model, X_test, y_test)
-    robust = run_robustness(model, (X_test, y_test), robustness, diverged=result.diverged)
-    record = run_record(seed=seed, result=result, test_acc=test_acc, started=started, ended=time.time())
-    record["robustness"] = robust
-    return record, model
-
-
-def here() -> str:
-    """Where this process runs, as a record's `worker`: 'host:pid'."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def train_run(spec: RunSpec, splits: dict, key: str, worker: str) -> dict:
-    """fit_seed for one run of a sweep, with one BLAS thread and no progress bar (runs train
-    side by side, one per core: at the study's batch sizes two BLAS threads share one run worse
-    than two runs share two cores, bench/train_speed.py). The record only: workers keep no
-    network."""
-    with threadpool_limits(limits=1):
-        record, _ = fit_seed(spec.model, spec.config, spec.seed, splits, progress=False,
-                             robustness=spec.robustness)
-    record.update(key=key, worker=worker)
-    return record
+    entry: 'baseline' or 'key=value'; param, value: the key it varies and its value (None for
+    the baseline)."""
+    return {"model": model, "stage": stage, "run": entry, "param": param, "value": value,
+            "config": config, "seeds": records}
 
 
 def run_params(model_name: str, config: dict, seed: int, train_size: int) -> dict:
@@ -162,13 +77,14 @@ def run_params(model_name: str, config: dict, seed: int, train_size: int) -> dic
     return {**config, "seed": seed, "model": model_name, "train_size": train_size}
 
 
-def log_seed(tracker: Tracker, record: dict, *, model_name: str, config: dict, train_size: int,
-             run_name: str, tags: dict, on_logged=None) -> TrackingError | None:
-    """Logs a baseline run (the train stage) and sets record["mlflow_run_id"]. A tracking failure
-    is returned, not raised, so the stage writes its results before failing."""
+def log_seed(tracker: Tracker, record: dict, facts: dict, *, model_name: str, config: dict,
+             train_size: int, run_name: str, tags: dict, on_logged=None) -> TrackingError | None:
+    """Logs a baseline run (the train stage). A tracking failure is returned, not raised, so
+    the stage writes its results before failing."""
     try:
-        record["mlflow_run_id"] = tracker.log_run(
-            record, run_name=run_name, params=run_params(model_name, config, record["seed"], train_size),
+        tracker.log_run(
+            record, facts, run_name=run_name,
+            params=run_params(model_name, config, record["seed"], train_size),
             tags=tags, on_logged=on_logged)
     except TrackingError as err:
         return err
@@ -198,7 +114,7 @@ class SweepLog:
         self.spans: dict[tuple, tuple[float, float]] = {}  # (model, key) -> children's (start, end)
         self.error: TrackingError | None = None
 
-    def __call__(self, spec: RunSpec, record: dict, cached: bool) -> None:
+    def __call__(self, spec: RunSpec, record: dict, facts: dict, cached: bool) -> None:
         if self.error is not None:
             return
         try:
@@ -208,12 +124,12 @@ class SweepLog:
             parent = None
             if param is not None:
                 parent = self.parent(spec.model, param)
-                start, end = self.spans.get((spec.model, param), (record["started"], record["ended"]))
-                self.spans[spec.model, param] = (min(start, record["started"]), max(end, record["ended"]))
+                start, end = self.spans.get((spec.model, param), (facts["started"], facts["ended"]))
+                self.spans[spec.model, param] = (min(start, facts["started"]), max(end, facts["ended"]))
             tags = {**base_tags(spec.model, "ablate", self.provenance, config_hash(self.params)),
                     **sweep_tags(spec.model, param, spec.entry, sweeps(self.params, spec.model))}
-            record["mlflow_run_id"] = self.tracker.log_run(
-                record, run_name=spec.name, tags=tags, parent_run_id=parent,
+            self.tracker.log_run(
+                record, facts, run_name=spec.name, tags=tags, parent_run_id=parent,
                 params=run_params(spec.model, spec.config, spec.seed, self.train_size))
         except TrackingError as err:
             self.error = err
@@ -241,11 +157,3 @@ class SweepLog:
                 self.parents[sweep] = self.tracker.close_parent(self.parents[sweep], start, end)
         except TrackingError as err:
             self.error = err
-
-
-def summarise(records: list[dict]) -> tuple[float | None, float | None]:
-    """Mean and sample std of test accuracy over the seeds that did not diverge."""
-    accs = [r["test_acc"] for r in records if r["test_acc"] is not None and not math.isnan(r["test_acc"])]
-    if not accs:
-        return None, None
-    return statistics.fmean(accs), (statistics.stdev(accs) if len(accs) > 1 else 0.0)

@@ -5,12 +5,16 @@
         records = run_sweep(specs, executor, cache=RunCache(), data=data_id, on_record=log)
 
 The driver (the stage's process) submits every run that the run cache does not hold, longest
-first so the last runs to finish are short ones; it writes each record to the cache the moment
-it arrives (so a crash, a killed worker or Ctrl-C loses no finished run), prints one line per
-run under one progress bar, and hands the record to `on_record` (the stage logs it to MLflow:
-the driver is the only writer to the store).
+first so the last runs to finish are short ones. Each worker trains its run under the cache's
+per-key lock and stores the entry itself (RunCache.train_once: another process training the
+same key at the same time, a second `dvc exp` of a queue, is waited for and its entry reused;
+runs of different keys never wait for each other), so a crash, a killed worker or Ctrl-C loses
+no finished run; a Dask worker that cannot reach the cache folder just trains, and the driver
+stores its entry. The driver prints one line per run under one progress bar and hands the
+record and its facts to `on_record` (the stage logs them to MLflow: the driver is the only
+writer to the store).
 
-Both executors offer the same small interface, `submit(spec, key) -> future` and
+Both executors offer the same small interface, `submit(spec, key, cache) -> future` and
 `wait_any(futures) -> done futures`, on `concurrent.futures` (local) and `distributed.Client`
 (Dask) public APIs. The executor never changes a number (tests/test_dask_cluster.py checks
 bit-identical accuracies), which is why it is chosen by the environment and not by params:
@@ -35,9 +39,8 @@ from tqdm import tqdm
 
 from scratchnet.errors import UserError
 from scratchnet.study.params import REGISTRY
-from scratchnet.study.attack_study import robustness_key
 from scratchnet.study.cache import RunCache, code_hash, run_key
-from scratchnet.study.runs import RunSpec, here, train_run
+from scratchnet.study.classifier import RunSpec, here, robustness_key, train_run
 
 
 class ExecutorError(UserError, RuntimeError):
@@ -79,8 +82,8 @@ def _init_local_worker(splits: dict, pids) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _local_task(spec: RunSpec, key: str) -> dict:
-    return train_run(spec, _WORKER_SPLITS, key, here())
+def _local_task(spec: RunSpec, key: str, cache: RunCache) -> tuple[dict, dict, bool]:
+    return cache.train_once(key, lambda: train_run(spec, _WORKER_SPLITS, key, here()))
 
 
 def _cores() -> int:
@@ -121,8 +124,8 @@ class LocalExecutor:
         self._start()
         return self
 
-    def submit(self, spec: RunSpec, key: str):
-        return self._pool.submit(_local_task, spec, key)
+    def submit(self, spec: RunSpec, key: str, cache: RunCache):
+        return self._pool.submit(_local_task, spec, key, cache)
 
     @staticmethod
     def wait_any(futures: Iterable) -> set:
@@ -159,7 +162,7 @@ _DASK_SPLITS: dict = {}
 _DASK_LOCK = threading.Lock()
 
 
-def _dask_task(spec: RunSpec, key: str, splits: dict, token: str) -> dict:
+def _dask_task(spec: RunSpec, key: str, cache: RunCache, splits: dict, token: str) -> tuple[dict, dict, bool]:
     from distributed import get_worker
 
     with _DASK_LOCK:  # a worker with several threads copies once
@@ -168,7 +171,8 @@ def _dask_task(spec: RunSpec, key: str, splits: dict, token: str) -> dict:
             _DASK_SPLITS[token] = {
                 name: tuple(np.require(a, requirements="A") for a in value) if isinstance(value, tuple) else value
                 for name, value in splits.items()}  # (X, y) per split; 'stats' as it came
-    return train_run(spec, _DASK_SPLITS[token], key, get_worker().address)
+    address = get_worker().address
+    return cache.train_once(key, lambda: train_run(spec, _DASK_SPLITS[token], key, address))
 
 
 def scheduler_address() -> str | None:
@@ -220,9 +224,9 @@ class DaskExecutor:
         self._token = uuid.uuid4().hex  # names this sweep's data in the workers' aligned copy
         return self
 
-    def submit(self, spec: RunSpec, key: str):
+    def submit(self, spec: RunSpec, key: str, cache: RunCache):
         # pure=False: the same run submitted twice (a retry) is a new task, not a cached result.
-        return self._client.submit(_dask_task, spec, key, self._data, self._token, pure=False,
+        return self._client.submit(_dask_task, spec, key, cache, self._data, self._token, pure=False,
                                    key=f"run-{key[:16]}-{time.monotonic_ns()}")
 
     def wait_any(self, futures: Iterable) -> set:
@@ -257,34 +261,37 @@ def executor_from_env(splits: dict):
 # ---------------------------------------------------------------------------- the driver
 
 def run_sweep(specs: list[RunSpec], executor, *, cache: RunCache, data: str, train_size: int,
-              on_record: Callable[[RunSpec, dict, bool], None] | None = None,
+              on_record: Callable[[RunSpec, dict, dict, bool], None] | None = None,
               code: str | None = None, retries: int = 1) -> dict[RunSpec, dict]:
     """Every run's record, from the cache or trained on `executor` (entered by the caller).
 
     data: cache.data_identity of the training arrays; train_size: their row count (for the
-    cost order); code: cache.code_hash() unless given. on_record(spec, record, cached) is
-    called in the driver for every record as it is ready: cached ones first, then each trained
-    run once it is in the cache. A run whose worker died is retried `retries` times, then
-    fails the sweep with ExecutorError naming it. Returns {spec: record}.
+    cost order); code: cache.code_hash() unless given. on_record(spec, record, facts, cached)
+    is called in the driver for every run as it is ready: cached ones first, then each trained
+    run once it is in the cache (cached=True too for a run another process trained meanwhile).
+    A run whose worker died is retried `retries` times, then fails the sweep with
+    ExecutorError naming it. Returns {spec: record}.
     """
     code = code if code is not None else code_hash()
     keys = {spec: run_key(spec.model, spec.config, spec.seed, data, code, robustness_key(spec.robustness))
             for spec in specs}
     records: dict[RunSpec, dict] = {}
+    facts: dict[RunSpec, dict] = {}
     for spec in specs:
-        cached = cache.get(keys[spec])
-        if cached is not None:
-            records[spec] = cached
+        entry = cache.get(keys[spec])
+        if entry is not None:
+            records[spec], facts[spec] = entry
+    cache.root.mkdir(parents=True, exist_ok=True)  # where the workers lock and store
     todo = sorted((s for s in specs if s not in records), key=lambda s: -cost(s, train_size))
     print(f"sweep: {len(specs)} runs, {len(records)} in the run cache ({cache.root}), "
           f"{len(todo)} to train on {executor.where}", flush=True)
     attempts: Counter = Counter()
-    pending = {executor.submit(spec, keys[spec]): spec for spec in todo}
+    pending = {executor.submit(spec, keys[spec], cache): spec for spec in todo}
     # The cached runs are handed over while the new ones train (logging them opens MLflow,
     # seconds of one core that then overlap the training instead of delaying it).
     for spec in specs:
         if spec in records and on_record is not None:
-            on_record(spec, records[spec], True)
+            on_record(spec, records[spec], facts[spec], True)
     bar = tqdm(total=len(todo), desc="sweep", unit="run", dynamic_ncols=True, disable=not todo)
     try:
         while pending:
@@ -292,7 +299,7 @@ def run_sweep(specs: list[RunSpec], executor, *, cache: RunCache, data: str, tra
             for future in executor.wait_any(pending):
                 spec = pending.pop(future)
                 try:
-                    record = future.result()
+                    record, run_facts, cached = future.result()
                 except executor.lost_errors as err:
                     if executor.retries_itself:
                         raise ExecutorError(
@@ -301,13 +308,15 @@ def run_sweep(specs: list[RunSpec], executor, *, cache: RunCache, data: str, tra
                             "cache, rerun to train only what is missing") from None
                     lost.append((spec, err))
                     continue
-                cache.put(record)
+                if not cached and (cache.retrain or cache.get(keys[spec]) is None):
+                    cache.put(record, run_facts)  # its worker could not (no cache folder there)
                 records[spec] = record
                 bar.update(1)
                 bar.write(f"{spec.name}: test accuracy {_acc(record)}, "
-                          f"{record['seconds']:.1f} s on {record['worker']}")
+                          f"{run_facts['ended'] - run_facts['started']:.1f} s on {run_facts['worker']}"
+                          + (" (trained meanwhile by another process)" if cached else ""))
                 if on_record is not None:
-                    on_record(spec, record, False)
+                    on_record(spec, record, run_facts, cached)
             if lost:
                 # One dead local worker breaks the whole pool: every run in flight comes back
                 # here at once, and all of them are resubmitted to a fresh pool.
@@ -320,7 +329,7 @@ def run_sweep(specs: list[RunSpec], executor, *, cache: RunCache, data: str, tra
                             "run is in the run cache, rerun to train only what is missing") from None
                 bar.write(f"sweep: a worker died; retrying {', '.join(s.name for s, _ in lost)}")
                 executor.restart()
-                pending = {executor.submit(s, keys[s]): s
+                pending = {executor.submit(s, keys[s], cache): s
                            for s in sorted([s for s, _ in lost] + list(pending.values()),
                                            key=lambda s: -cost(s, train_size))}
     finally:

@@ -328,6 +328,7 @@ class Tracker:
     def log_run(
         self,
         record: dict,
+        facts: dict,
         *,
         run_name: str,
         params: dict[str, Any],
@@ -338,8 +339,8 @@ class Tracker:
         """Logs one finished training run from its record; returns its MLflow run id.
 
         record: seed, test_acc (None if diverged), diverged, history (per-epoch dicts: epoch,
-        loss, train_acc, val_acc, lr), started and ended (unix seconds of the training), key
-        (the run cache's key; None logs without a key, so without the no-duplicate check).
+        loss, train_acc, val_acc, lr), key (the run cache's key; None logs without a key, so
+        without the no-duplicate check). facts: started and ended (unix seconds of the training).
         The run starts and ends at `started` and `ended` (ms); epoch e of n is stamped at
         started + (ended - started) * e / n. If a finished run with the same key is already in
         the experiment, nothing is logged (only the sweeps it newly belongs to, from `tags`,
@@ -372,7 +373,7 @@ class Tracker:
         try:
             for stale in self._partial.pop(key, []) if key is not None else []:
                 self.client.delete_run(stale)
-            run_id = self.client.create_run(self.experiment_id, start_time=_ms(record["started"]),
+            run_id = self.client.create_run(self.experiment_id, start_time=_ms(facts["started"]),
                                             tags=run_tags, run_name=run_name).info.run_id
         except Exception as err:  # noqa: BLE001 - whatever the store says, name it and the run
             raise TrackingError(
@@ -380,16 +381,16 @@ class Tracker:
                 "are saved; rerun the stage once the store is back to log it."
             ) from err
         try:
-            self._log_record(run_id, record, params)
+            self._log_record(run_id, record, facts, params)
             if on_logged is not None:
                 run = Run(self.client, run_id)
                 on_logged(run)
                 if run.error is not None:
                     raise run.error
-            self.client.set_terminated(run_id, "FINISHED", end_time=_ms(record["ended"]))
+            self.client.set_terminated(run_id, "FINISHED", end_time=_ms(facts["ended"]))
         except Exception as err:  # noqa: BLE001
             try:  # shown as FAILED, if the store still answers; a retry replaces it either way
-                self.client.set_terminated(run_id, "FAILED", end_time=_ms(record["ended"]))
+                self.client.set_terminated(run_id, "FAILED", end_time=_ms(facts["ended"]))
             except Exception:  # noqa: BLE001
                 pass
             if key is not None:
@@ -403,10 +404,10 @@ class Tracker:
             self._members[run_id] = {t for t in run_tags if t.startswith(IN_SWEEP)}
         return run_id
 
-    def _log_record(self, run_id: str, record: dict, params: dict[str, Any]) -> None:
+    def _log_record(self, run_id: str, record: dict, facts: dict, params: dict[str, Any]) -> None:
         from mlflow.entities import Metric, Param
 
-        started, ended = record["started"], record["ended"]
+        started, ended = facts["started"], facts["ended"]
         history = record["history"]
         epochs = max([r["epoch"] for r in history] + [record.get("diverged_epoch") or 0]) or 1
         metrics = [Metric(name, float(value), _ms(started + (ended - started) * r["epoch"] / epochs),
