@@ -93,19 +93,11 @@ def x_scale(values: Sequence[float]) -> tuple[str, float | None]:
     return "symlog", min(positive)
 
 
-def sweep_figure(
-    param: str,
-    values: Sequence,
-    means: Sequence[float | None],
-    stds: Sequence[float | None],
-    *,
-    title: str,
-    baseline=None,
-    study: dict | None = None,
-) -> Figure:
-    """Test accuracy mean ± std (error bars) against the swept value (sweep_axes)."""
+def sweep_figure(param: str, values: Sequence, means, stds, **options) -> Figure:
+    """Test accuracy mean ± std (error bars) against the swept value: sweep_axes with its
+    options (title; baseline, study)."""
     fig = Figure(figsize=(6, 3.8), dpi=100, layout="constrained")
-    sweep_axes(fig.add_subplot(), param, values, means, stds, title=title, baseline=baseline, study=study)
+    sweep_axes(fig.add_subplot(), param, values, means, stds, **options)
     return fig
 
 
