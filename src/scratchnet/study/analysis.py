@@ -195,11 +195,6 @@ class Effect:
     accuracy: int | None  # test accuracy: +1 more accurate
     fooled: int | None  # targeted success at the budget: -1 harder to fool (more robust)
 
-    @property
-    def kind(self) -> str:
-        """'more robust' | 'less robust' | 'within noise' | 'no claim'."""
-        return {-1: "more robust", 1: "less robust", 0: "within noise", None: "no claim"}[self.fooled]
-
 
 @dataclass(frozen=True)
 class Robustness:
@@ -227,17 +222,13 @@ class Robustness:
         return "both" if more and less else "more robust" if more else "less robust"
 
 
-def measured(record: dict) -> bool:
-    return record.get("robustness") is not None
-
-
 def robustness_of(accuracy: list[SweepRow], accuracy_noise: float | None,
                   records: list[list[dict]]) -> Robustness | None:
     """A sweep's robustness from its rows of test accuracy (and that sweep's noise) and each
     row's seed records (record["robustness"]: n, targeted, untargeted, median_budget, or None).
     None: not measured (no record has robustness, and not every run diverged)."""
     flat = [r for rs in records for r in rs]
-    if not any(map(measured, flat)) and not all(r["diverged"] for r in flat):
+    if all(r.get("robustness") is None for r in flat) and not all(r["diverged"] for r in flat):
         return None
 
     def number(name):

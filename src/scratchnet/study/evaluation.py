@@ -210,12 +210,6 @@ SUMMARY_COLUMNS = ["model", "param", "value", "is_baseline", "n_seeds", "test_ac
                    "n_diverged"]
 
 
-def robustness_rows(sweep: Sweep) -> list[tuple[SweepRow | None, SweepRow | None]]:
-    """Per row of the sweep, its (targeted success, median budget) rows; (None, None) unmeasured."""
-    r = sweep.robustness
-    return list(zip(r.fooled, r.budget)) if r else [(None, None)] * len(sweep.rows)
-
-
 def runs_frame(results: dict[str, dict[str, dict]]) -> pd.DataFrame:
     """One row per (model, entry, seed): the raw numbers, each run named by its run key."""
     rows = [{"model": model, "run": entry, "param": result["param"], "value": result["value"],
@@ -242,7 +236,7 @@ def markdown_tables(summary: Summary) -> str:
             "test acc (mean ± std)": [mean_std_text(r.mean, r.std) for r in sweep.rows],
             "seeds": [r.n_seeds for r in sweep.rows],
             "diverged": [r.n_diverged for r in sweep.rows],
-            **({"targeted attack success (mean ± std)": [mean_std_text(f.mean, f.std) for f, _ in robustness_rows(sweep)]}
+            **({"targeted attack success (mean ± std)": [mean_std_text(f.mean, f.std) for f in sweep.robustness.fooled]}
                if sweep.robustness else {}),
         })
         parts.append(f"### {model}: {sweep.param}\n\n{table.to_markdown(index=False)}\n")

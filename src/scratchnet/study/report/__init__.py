@@ -173,7 +173,8 @@ def build_report(root: Path | str = ".") -> Report:
     art = load_artifacts(root)
     blocks = [*sections.opening(art), *sections.fit_section(art),
               *[b for model in art.summary.models for b in sections.model_section(art, model)],
-              *sections.attack_section(art), *robustness.robustness_section(art), *appendix.provenance(art), *appendix.mlflow_section(art)]
+              *sections.attack_section(art), *robustness.robustness_section(art),
+              *appendix.provenance(art), *appendix.mlflow_section(art)]
     figures = figures_of(blocks)
     names = [f.name for f in figures]
     if len(set(names)) != len(names):

@@ -19,7 +19,7 @@ from scratchnet.study.report.sections import figure, file_stem
 FINDING_WORDS = {  # Robustness.finding -> the sweep's verdict as the report prints it
     "more robust": "harder to fool", "less robust": "easier to fool",
     "both": "harder to fool at some values, easier at others", "within noise": "within noise",
-    "all diverged": "all diverged", "no claim": "no noise estimate", None: "not measured",
+    "all diverged": "all diverged", "no claim": "no claim", None: "not measured",
 }
 
 
@@ -119,8 +119,8 @@ def robustness_section(art: Artifacts) -> list[Block]:
                   f"{NORMS[norm].label if norm in NORMS else norm} budget of {budget:g} pixel units{studys}. "
                   "**Targeted success** is the share it fools (lower: harder to fool); the **median fooling "
                   "budget** is the median over those images of the smallest budget of a short grid that fools "
-                  f"the image (pixel units; higher: harder to fool). Reading rule, as for accuracy: {NOISE_RULE}; a value changes a "
-                  "number when its mean differs from the baseline's by more than that noise."),
+                  f"the image (pixel units; higher: harder to fool). Reading rule, as for accuracy: {NOISE_RULE}; "
+                  "a value changes a number when its mean differs from the baseline's by more than that noise."),
         Paragraph("**Sweeps by how much they move targeted success** (beyond noise first, then by spread):"
                   if summary.robustness_ranking else "No sweep has a robustness spread to rank."),
     ]
