@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def summary_of(rows: dict) -> SimpleNamespace:
     """What write_sweep_plots reads of evaluate's summary: sweeps() -> (model, sweep)."""
-    return SimpleNamespace(sweeps=lambda: [(model, SimpleNamespace(param=param, rows=r))
+    return SimpleNamespace(sweeps=lambda: [(model, SimpleNamespace(param=param, rows=r, robustness=None))
                                            for model, sweeps in rows.items() for param, r in sweeps.items()])
 
 
@@ -30,8 +30,10 @@ def test_each_numeric_sweep_of_the_summary_is_one_file_named_model_dot_key(tmp_p
     }))
     assert sorted(p.name for p in layout.SWEEP_PLOTS_DIR.iterdir()) == ["softmax.reg.json"]  # labels: report only
     assert json.loads(layout.sweep_plot_data("softmax", "reg").read_text()) == [
-        {"value": 0.0, "test_acc_mean": 0.41, "test_acc_std": 0.002, "is_baseline": True},
-        {"value": 0.1, "test_acc_mean": None, "test_acc_std": None, "is_baseline": False}]
+        {"value": 0.0, "test_acc_mean": 0.41, "test_acc_std": 0.002, "robust_targeted_mean": None,
+         "robust_targeted_std": None, "is_baseline": True},
+        {"value": 0.1, "test_acc_mean": None, "test_acc_std": None, "robust_targeted_mean": None,
+         "robust_targeted_std": None, "is_baseline": False}]
 
 
 def test_no_sweep_still_leaves_the_declared_folder(tmp_path, monkeypatch):
@@ -43,8 +45,8 @@ def test_no_sweep_still_leaves_the_declared_folder(tmp_path, monkeypatch):
 def test_dvc_yaml_plots_the_sweeps_folder_not_a_list_of_sweeps():
     plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
     folder = [p[layout.SWEEP_PLOTS_DIR.as_posix()] for p in plots if layout.SWEEP_PLOTS_DIR.as_posix() in p]
-    assert folder == [{"template": "sweep", "x": "value", "y": "test_acc_mean",
-                       "x_label": "the swept value (log scale)", "y_label": "test accuracy"}]
+    assert folder == [{"template": "sweep", "x": "value", "y": ["test_acc_mean", "robust_targeted_mean"],
+                       "x_label": "the swept value (log scale)", "y_label": "test accuracy / targeted attack success"}]
     assert not [p for p in plots if "sweeps/" in json.dumps(p)]
 
 

@@ -178,7 +178,7 @@ def test_the_report_holds_every_section_valid_figures_and_the_evaluate_numbers(t
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
     assert {Path(f).stem for f in figures} == {
         "reproduction", "fit", "curve_softmax", "curve_twolayer", "sweep_softmax_reg", "sweep_twolayer_hidden_dim",
-        "sweep_twolayer_lr",
+        "sweep_twolayer_lr", "robust_softmax_reg", "robust_twolayer_hidden_dim", "robust_twolayer_lr",
         "attack_original", "attack_adversarial", "attack_difference", "attack_success_vs_epsilon"}
     for rel in figures:
         with Image.open(tiny_project / "report" / rel) as image:

@@ -147,7 +147,10 @@ def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: 
             "epsilon": 91.0, "steps": 1, "step_size": 91.0, "l2": 91.0, "linf": 7.25,
             "probs_before": {**probs, "truck": 0.91}, "probs_after": {**probs, "automobile": 0.62, "truck": 0.29},
             "pred_before": "truck", "pred_after": "automobile", "fooled": True,
-            "pred_after_uint8": "automobile", "fooled_after_uint8": True, "seconds": 3.0})
+            "pred_after_uint8": "automobile", "fooled_after_uint8": True, "seconds": 3.0,
+            "shown": "first fooled", "before": 0, "attacked": 40, "fooled_count": 16, "share": 0.4})
+        first = read_json(root / layout.ATTACK_EXAMPLE)
+        write_json(root / layout.ATTACK_EXAMPLE, {**first, "first_correct": dict(first)})  # (class_record's shape)
         rows = ["norm,epsilon,mode,success_rate,median_l2,n"]
         for eps, rate in ((0, 0.0), (50, 0.2), (100, 0.6), (200, 0.95)):
             rows.append(f"l2,{eps},targeted,{rate},{'' if rate == 0 else eps * 0.9},100")

@@ -52,13 +52,18 @@ class SweepRow:
         return self.n_seeds - self.n_diverged
 
 
-def row_of(value, records: list[dict], is_baseline: bool = False) -> SweepRow:
-    """The row of one value from its seeds' records: mean and sample std over the converged."""
-    accs = [r["test_acc"] for r in records
-            if not r["diverged"] and r["test_acc"] is not None and math.isfinite(r["test_acc"])]
-    mean = statistics.fmean(accs) if accs else None
-    std = statistics.stdev(accs) if len(accs) > 1 else 0.0 if accs else None
-    return SweepRow(value, mean, std, len(records), sum(1 for r in records if r["diverged"]), is_baseline,
+def test_acc(record: dict) -> float | None:
+    return record["test_acc"]
+
+
+def row_of(value, records: list[dict], is_baseline: bool = False, metric=test_acc) -> SweepRow:
+    """The row of one value from its seeds' records: mean and sample std of metric(record)
+    (default: test accuracy) over the converged seeds that have it; a seed without a finite
+    number counts in n_diverged (its noise is not estimated), `diverged` names the diverged."""
+    xs = [x for r in records if not r["diverged"] and is_number(x := metric(r))]
+    mean = statistics.fmean(xs) if xs else None
+    std = statistics.stdev(xs) if len(xs) > 1 else 0.0 if xs else None
+    return SweepRow(value, mean, std, len(records), len(records) - len(xs), is_baseline,
                     tuple(Diverged(r["seed"], r.get("diverged_epoch")) for r in records if r["diverged"]))
 
 
@@ -165,3 +170,83 @@ TREND_PHRASES = {
 def describe_trend(t: Trend, param: str, fmt=str) -> str:
     """A phrase such as 'test accuracy decreases as `batch_size` grows'; fmt writes the turning value."""
     return TREND_PHRASES[t.kind].format(p=param, v=fmt(t.turning_value))
+
+
+# ---------------------------------------------------------------------------------- robustness
+# A sweep's robustness is judged as its accuracy is (`judge`, the one noise rule); a value
+# changes a number when its mean differs from the baseline's by more than the sweep's noise,
+# as an entry differs from the study's (reproduction.compare).
+
+
+def change(row: SweepRow, base: SweepRow | None, noise: float | None) -> int | None:
+    """+1 (row's mean above the baseline's by more than noise), -1 (below), 0 (within noise);
+    None: a mean missing or no noise estimate."""
+    if base is None or row.mean is None or base.mean is None or noise is None:
+        return None
+    diff = row.mean - base.mean
+    return 0 if abs(diff) <= noise else 1 if diff > 0 else -1
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One swept value against the baseline, each number's `change` under its own noise."""
+
+    value: Any
+    accuracy: int | None  # test accuracy: +1 more accurate
+    fooled: int | None  # targeted success at the budget: -1 harder to fool (more robust)
+
+
+@dataclass(frozen=True)
+class Robustness:
+    """A sweep's robustness, rows in the order of its accuracy rows. fooled: targeted attack
+    success at the budget (fraction of 1 of the images each run classifies correctly), budget:
+    the median smallest budget that fools an image (pixel units); each mean ± std over seeds."""
+
+    fooled: list[SweepRow]
+    budget: list[SweepRow]
+    verdict: Verdict  # judge(fooled): its best is the value fooled most, its worst the most robust
+    effects: list[Effect]  # every value but the baseline's, in row order
+
+    @property
+    def finding(self) -> str:
+        """The sweep in a word: 'all diverged' | 'no claim' (no noise estimate, or no baseline to
+        compare with) | 'within noise' | 'more robust' | 'less robust' | 'both' (some values
+        more robust than the baseline, some less)."""
+        if self.verdict.best is None:
+            return "all diverged"
+        if self.verdict.within_noise is None or all(e.fooled is None for e in self.effects):
+            return "no claim"
+        more, less = (any(e.fooled == sign for e in self.effects) for sign in (-1, 1))
+        if self.verdict.within_noise or not (more or less):
+            return "within noise"
+        return "both" if more and less else "more robust" if more else "less robust"
+
+
+def robustness_of(accuracy: list[SweepRow], accuracy_noise: float | None,
+                  records: list[list[dict]]) -> Robustness | None:
+    """A sweep's robustness from its rows of test accuracy (and that sweep's noise) and each
+    row's seed records (record["robustness"]: n, targeted, untargeted, median_budget, or None).
+    None: not measured (no record has robustness, and not every run diverged)."""
+    flat = [r for rs in records for r in rs]
+    if all(r.get("robustness") is None for r in flat) and not all(r["diverged"] for r in flat):
+        return None
+
+    def number(name):
+        return lambda r: (r.get("robustness") or {}).get(name)
+
+    fooled = [row_of(a.value, rs, a.is_baseline, number("targeted")) for a, rs in zip(accuracy, records)]
+    budget = [row_of(a.value, rs, a.is_baseline, number("median_budget")) for a, rs in zip(accuracy, records)]
+    verdict = judge(fooled)
+    base = next((i for i, r in enumerate(accuracy) if r.is_baseline), None)
+    effects = [Effect(a.value, change(a, accuracy[base], accuracy_noise), change(f, fooled[base], verdict.noise))
+               if base is not None else Effect(a.value, None, None)
+               for i, (a, f) in enumerate(zip(accuracy, fooled)) if i != base]
+    return Robustness(fooled, budget, verdict, effects)
+
+
+def robustness_ranking(sweeps: list[tuple[str, str, Robustness | None]]) -> list[tuple[str, str]]:
+    """(model, param) of the sweeps with a robustness spread, by how much the swept value moves
+    targeted success: beyond noise first, then the rest, each by decreasing spread."""
+    scored = [(m, p, r.verdict) for m, p, r in sweeps if r is not None and r.verdict.spread is not None]
+    scored.sort(key=lambda s: (s[2].within_noise is not False, -s[2].spread))
+    return [(m, p) for m, p, _ in scored]

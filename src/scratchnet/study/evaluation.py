@@ -10,7 +10,11 @@ study's numbers, and builds the typed `Summary`:
 - per sweep, its verdict (best value, noise, trend; `analysis.judge`) and, where the study has
   a table for it, the comparison with the study (`reproduction.compare`);
 - per model, the baseline's test accuracy against the study's, judged against our seed noise;
-- the distance from the study over all its tables (`reproduction.distance`).
+- the distance from the study over all its tables (`reproduction.distance`);
+- per sweep, its robustness beside its accuracy (`analysis.robustness_of`: the runs' targeted
+  attack success at the budget and median fooling budget, mean ± std over seeds, judged by the
+  same noise rule; None where the runs' records carry no robustness), and the sweeps ranked by
+  how much they move it (`analysis.robustness_ranking`).
 
 Evaluate writes it as JSON (layout.ABLATION_SUMMARY_JSON); the report, the headline metrics and
 the tables only render it (`read_summary` gives it back with its types). Accuracies are
@@ -30,8 +34,8 @@ import pandas as pd
 from scratchnet.errors import MissingInputError
 from scratchnet.files import read_json
 from scratchnet.study import layout
-from scratchnet.study.analysis import (NOISE_FACTOR, SweepRow, Verdict, is_number, judge, noise_threshold, ordered,
-                                       row_of)
+from scratchnet.study.analysis import (NOISE_FACTOR, Robustness, SweepRow, Verdict, is_number, judge, noise_threshold,
+                                       ordered, robustness_of, robustness_ranking, row_of)
 from scratchnet.study.params import BASELINE, REGISTRY, ablation_entries, parse_entry
 from scratchnet.study.reproduction import Comparison, Distance, compare, distance
 
@@ -77,6 +81,7 @@ class Sweep:
     rows: list[SweepRow]  # by increasing value (numbers) or in params order (labels)
     verdict: Verdict
     study: Comparison | None  # None: the study has no table for this sweep
+    robustness: Robustness | None = None  # None: not measured (params robustness.enabled off)
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ class Summary:
     models: dict[str, ModelSummary]  # params["models"], in order
     distance: Distance
     study: dict  # the study's title, source, fit and attack numbers
+    robustness_ranking: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # analysis.robustness_ranking
 
     def sweeps(self):
         """(model, Sweep) for every sweep of every model."""
@@ -120,16 +126,18 @@ def ablation_results(params: dict, root: Path = Path(".")) -> dict[str, dict[str
             for model in params["models"]}
 
 
-def model_sweeps(params: dict, model: str, results: dict[str, dict]) -> dict[str, list[SweepRow]]:
-    """Per swept key (in params order) the baseline's row and one row per value of that key."""
-    sweeps: dict[str, list[SweepRow]] = {}
+def model_sweeps(params: dict, model: str, results: dict[str, dict]) -> dict[str, list[tuple[SweepRow, list[dict]]]]:
+    """Per swept key (in params order) the baseline's row and one row per value of that key
+    (analysis.ordered), each with its seeds' records."""
+    sweeps: dict[str, list[tuple[SweepRow, list[dict]]]] = {}
     base = results[BASELINE]["seeds"]
     for entry in ablation_entries(params, model):
         key, value = parse_entry(params, model, entry)
         if key is not None:
-            sweeps.setdefault(key, [row_of(params[model][key], base, True)])
-            sweeps[key].append(row_of(value, results[entry]["seeds"]))
-    return {key: ordered(rows) for key, rows in sweeps.items()}
+            sweeps.setdefault(key, [(row_of(params[model][key], base, True), base)])
+            sweeps[key].append((row_of(value, results[entry]["seeds"]), results[entry]["seeds"]))
+    return {key: [next(p for p in pairs if p[0] is r) for r in ordered([r for r, _ in pairs])]
+            for key, pairs in sweeps.items()}
 
 
 def build_summary(params: dict, results: dict[str, dict[str, dict]], train: dict[str, dict], study: dict) -> Summary:
@@ -139,10 +147,12 @@ def build_summary(params: dict, results: dict[str, dict[str, dict]], train: dict
         theirs = study.get(model) or {}
         tables = theirs.get("ablations", {})
         sweeps = {}
-        for param, rows in model_sweeps(params, model, results[model]).items():
+        for param, pairs in model_sweeps(params, model, results[model]).items():
+            rows = [r for r, _ in pairs]
             verdict = judge(rows)
             comparison = compare(model, param, rows, verdict, tables[param]) if param in tables else None
-            sweeps[param] = Sweep(param, rows, verdict, comparison)
+            sweeps[param] = Sweep(param, rows, verdict, comparison,
+                                  robustness_of(rows, verdict.noise, [records for _, records in pairs]))
         distance_sweeps += [(model, p, t, sweeps[p].study if p in sweeps else None) for p, t in tables.items()]
         test_acc = train[model]["seeds"][0]["test_acc"]
         baseline = row_of(None, results[model][BASELINE]["seeds"], True)
@@ -155,7 +165,9 @@ def build_summary(params: dict, results: dict[str, dict[str, dict]], train: dict
             None if diff is None or noise is None else abs(diff) <= noise, sweeps,
             {k: theirs[k] for k in ("baseline", "ablation_epochs") if k in theirs} if theirs else None)
     return Summary(NOISE_FACTOR, models, distance(distance_sweeps),
-                   {k: study[k] for k in ("title", "source", "fit", "attack") if k in study})
+                   {k: study[k] for k in ("title", "source", "fit", "attack") if k in study},
+                   robustness_ranking([(m, s.param, s.robustness) for m, ms in models.items()
+                                       for s in ms.sweeps.values()]))
 
 
 # ------------------------------------------------------------------------------ JSON, typed
@@ -215,7 +227,8 @@ def summary_frame(summary: Summary) -> pd.DataFrame:
 
 
 def markdown_tables(summary: Summary) -> str:
-    """One Markdown table per sweep: value | test accuracy mean ± std | seeds | diverged."""
+    """One Markdown table per sweep: value | test accuracy mean ± std | seeds | diverged | targeted
+    attack success mean ± std (where measured)."""
     parts = []
     for model, sweep in summary.sweeps():
         table = pd.DataFrame({
@@ -223,6 +236,8 @@ def markdown_tables(summary: Summary) -> str:
             "test acc (mean ± std)": [mean_std_text(r.mean, r.std) for r in sweep.rows],
             "seeds": [r.n_seeds for r in sweep.rows],
             "diverged": [r.n_diverged for r in sweep.rows],
+            **({"targeted attack success (mean ± std)": [mean_std_text(f.mean, f.std) for f in sweep.robustness.fooled]}
+               if sweep.robustness else {}),
         })
         parts.append(f"### {model}: {sweep.param}\n\n{table.to_markdown(index=False)}\n")
     return "\n".join(parts)

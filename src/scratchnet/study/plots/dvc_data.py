@@ -6,9 +6,12 @@ file in it with the `sweep` template (.dvc/plots/sweep.json), which titles each 
 file name, `<model>.<key>.json`. Only the sweeps of the summary are written, so a sweep that is
 not run is not drawn. Each file is a list of rows with the numbers as JSON numbers:
 
-    [{"value": 0.01, "test_acc_mean": 0.52, "test_acc_std": 0.004, "is_baseline": false}, ...]
+    [{"value": 0.01, "test_acc_mean": 0.52, "test_acc_std": 0.004, "robust_targeted_mean": 0.61,
+      "robust_targeted_std": 0.02, "is_baseline": false}, ...]
 
-(test_acc_mean and test_acc_std are null where every seed diverged). A sweep of labels
+(a mean and its std are null where every seed diverged; robust_*: the runs' targeted attack
+success at the robustness budget, null where robustness was not measured). dvc.yaml draws both
+means as the template's two y fields (`<name>_mean`, its bars from `<name>_std`). A sweep of labels
 (`init: [gaussian]`) has no numeric axis to draw on: it is in the report's tables and figures,
 not here.
 """
@@ -25,12 +28,14 @@ def _is_number(value) -> bool:
 
 def write_sweep_plots(summary) -> None:
     """Writes layout.sweep_plot_data(model, key) for every numeric sweep of the evaluation
-    summary (its rows: value, mean, std, is_baseline)."""
+    summary (its rows: value, mean, std, is_baseline; its robustness' targeted rows)."""
     # A declared DVC output even when no sweep is run.
     layout.SWEEP_PLOTS_DIR.mkdir(parents=True, exist_ok=True)
     for model, sweep in summary.sweeps():
         if not all(_is_number(r.value) for r in sweep.rows):
             continue
+        fooled = sweep.robustness.fooled if sweep.robustness else [None] * len(sweep.rows)
         write_json(layout.sweep_plot_data(model, sweep.param),
                    [{"value": r.value, "test_acc_mean": r.mean, "test_acc_std": r.std,
-                     "is_baseline": r.is_baseline} for r in sweep.rows])
+                     "robust_targeted_mean": f and f.mean, "robust_targeted_std": f and f.std,
+                     "is_baseline": r.is_baseline} for r, f in zip(sweep.rows, fooled)])

@@ -1,4 +1,5 @@
-"""The study's figures: the fit's loss curve, train vs validation accuracy, one figure per sweep.
+"""The study's figures: the fit's loss curve, train vs validation accuracy, one figure per sweep
+(accuracy; and accuracy beside robustness).
 
 Each function takes plain numbers and returns a `matplotlib.figure.Figure` (no pyplot, no
 files): the report stage renders them with `scratchnet.study.plots.png_bytes` and decides where they go. Accuracies
@@ -92,7 +93,37 @@ def x_scale(values: Sequence[float]) -> tuple[str, float | None]:
     return "symlog", min(positive)
 
 
-def sweep_figure(
+def sweep_figure(param: str, values: Sequence, means, stds, **options) -> Figure:
+    """Test accuracy mean ± std (error bars) against the swept value: sweep_axes with its
+    options (title; baseline, study)."""
+    fig = Figure(figsize=(6, 3.8), dpi=100, layout="constrained")
+    sweep_axes(fig.add_subplot(), param, values, means, stds, **options)
+    return fig
+
+
+def robustness_figure(
+    param: str,
+    values: Sequence,
+    accuracy: tuple[Sequence[float | None], Sequence[float | None]],
+    fooled: tuple[Sequence[float | None], Sequence[float | None]],
+    *,
+    title: str,
+    budget: float,
+    baseline=None,
+) -> Figure:
+    """Side by side against the swept value: test accuracy and the targeted attack's success
+    at `budget` (pixel units), each (means, stds) over seeds, fractions of 1 (sweep_axes)."""
+    fig = Figure(figsize=(10, 3.8), dpi=100, layout="constrained")
+    left, right = fig.subplots(1, 2)
+    sweep_axes(left, param, values, *accuracy, title="test accuracy", baseline=baseline)
+    sweep_axes(right, param, values, *fooled, title=f"targeted attack success at budget {budget:g}",
+               baseline=baseline, ylabel="targeted success (lower: harder to fool)", color="C2")
+    fig.suptitle(title)
+    return fig
+
+
+def sweep_axes(
+    ax,
     param: str,
     values: Sequence,
     means: Sequence[float | None],
@@ -101,8 +132,10 @@ def sweep_figure(
     title: str,
     baseline=None,
     study: dict | None = None,
-) -> Figure:
-    """Test accuracy mean ± std (error bars) against the swept value.
+    ylabel: str = "test accuracy",
+    color: str = "C0",
+) -> None:
+    """Draws a number's mean ± std (error bars) against the swept value on `ax`.
 
     values: numbers (plotted on a numeric axis, log when they span decades) or labels
     (categorical). means/stds: None where every seed diverged (marked on the axis). study: {value:
@@ -113,13 +146,11 @@ def sweep_figure(
         values, baseline = [str(v) for v in values], None if baseline is None else str(baseline)
         study = study and {str(v): a for v, a in study.items()}
     position = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
-    fig = Figure(figsize=(6, 3.8), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
 
     shown = [(v, m, s or 0.0) for v, m, s in zip(values, means, stds) if m is not None and math.isfinite(m)]
     if shown:
         ax.errorbar([position[v] for v, _, _ in shown], [m for _, m, _ in shown],
-                    yerr=[s for _, _, s in shown], label="ours: mean ± std over seeds", **OURS)
+                    yerr=[s for _, _, s in shown], label="ours: mean ± std over seeds", **{**OURS, "color": color})
     if study:
         points = [(v, a) for v, a in study.items() if v in position or numeric]
         if points:
@@ -149,11 +180,10 @@ def sweep_figure(
         ax.set_xticks(list(position.values()))
         ax.set_xticklabels([str(v) for v in values])
     ax.set_xlabel(param)
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return fig
 
 
 def reproduction_figure(

@@ -37,6 +37,7 @@ PART_TITLES = {  # the parts around the models' own (the registry's ModelKind.pa
     "distance": "How far from the study",
     "fit": "Part 1: fitting by gradient descent",
     "attack": "Part 4: fooling images",
+    "robustness": "Which choices make the network harder to fool?",
     "provenance": "Appendix A: provenance and environment",
     "mlflow": "Appendix B: MLflow runs behind the tables",
 }
@@ -127,7 +128,8 @@ def _attack(root: Path) -> Attack:
     if (root / layout.ATTACK_EXAMPLE).exists():
         attack.example = _json(root, layout.ATTACK_EXAMPLE, (
             "true_class", "target_class", "norm", "epsilon", "steps", "l2", "linf", "probs_before",
-            "probs_after", "pred_before", "pred_after", "fooled"))
+            "probs_after", "pred_before", "pred_after", "fooled", "shown", "before", "attacked", "fooled_count",
+            "share", "first_correct"))
     if (root / layout.ATTACK_SWEEP_CSV).exists():
         attack.sweep = _attack_sweep(root)
     if (root / layout.ATTACK_METRICS).exists():
@@ -166,12 +168,13 @@ def load_artifacts(root: Path | str) -> Artifacts:
 
 def build_report(root: Path | str = ".") -> Report:
     """Builds the report from the artifacts under `root`. Writes nothing."""
-    from scratchnet.study.report import appendix, sections  # they import this module's titles
+    from scratchnet.study.report import appendix, robustness, sections  # they import this module's titles
 
     art = load_artifacts(root)
     blocks = [*sections.opening(art), *sections.fit_section(art),
               *[b for model in art.summary.models for b in sections.model_section(art, model)],
-              *sections.attack_section(art), *appendix.provenance(art), *appendix.mlflow_section(art)]
+              *sections.attack_section(art), *robustness.robustness_section(art),
+              *appendix.provenance(art), *appendix.mlflow_section(art)]
     figures = figures_of(blocks)
     names = [f.name for f in figures]
     if len(set(names)) != len(names):

@@ -12,6 +12,7 @@ import math
 from collections import defaultdict
 
 from scratchnet.study import layout
+from scratchnet.study.attack_study import example_sentence
 from scratchnet.study.analysis import NOISE_RULE, Verdict, describe_trend, same_value
 from scratchnet.study.evaluation import ModelSummary, Summary, Sweep, acc_text, mean_std_text, pct, points, value_text
 from scratchnet.study.params import entry_name
@@ -25,6 +26,11 @@ from scratchnet.study.reproduction import Comparison, Distance, Entry
 def figure(name: str, fig, caption: str) -> Figure:
     """A matplotlib figure as the report's figure block, rendered to PNG once."""
     return Figure(name, png_bytes(fig), caption)
+
+
+def file_stem(name: str) -> str:
+    """A name as part of a figure's file name: letters, digits, - and _ kept, the rest _."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
 def kv_table(pairs, header=("key", "value")) -> Table:
@@ -124,11 +130,7 @@ def attack_sentence(art: Artifacts) -> str:
     ex, study = art.attack.example, art.summary.study.get("attack", {})
     if ex is None:
         return "**Attack**: not run (`dvc repro attack`)."
-    steps = int(ex["steps"])
-    text = (f"**Attack**: one {ex['true_class']} test image pushed toward {ex['target_class']} by {steps} "
-            f"targeted step{'s' if steps != 1 else ''} (L2 = {float(ex['l2']):.1f} pixel units; the study's: "
-            f"{study.get('l2', '?')}) is now classified as {ex['pred_after']}: "
-            + ("**fooled**." if ex["fooled"] else "**not fooled**."))
+    text = f"**Attack**: {example_sentence(ex)} " + claim_sentence(ex)
     at = None
     if art.attack.sweep is not None and study.get("l2") is not None:
         at = success_at(art.attack.sweep, "l2", "targeted", float(study["l2"]))
@@ -379,7 +381,7 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep) -> list[Block]:
         param, [r.value for r in rows], [r.mean for r in rows], [r.std for r in rows],
         baseline=next((r.value for r in rows if r.is_baseline), None),
         study={e.value: e.study for e in entries} or None, title=f"{m.title}: test accuracy vs {param}")
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in param)
+    safe = file_stem(param)
     return [
         Heading(3, f"{m.title}: `{param}`"),
         Table(header, body),
@@ -491,6 +493,14 @@ def success_sentences(sweep: list[dict], study: dict) -> list[str]:
     return items
 
 
+def claim_sentence(example: dict) -> str:
+    """Whether the study's claim (its one step fooled its correctly classified image) holds here."""
+    if example["fooled_count"] == 0:
+        return "**The study's claim does not hold here**: the step fools none of them."
+    return "**The study's claim holds here** for " + (
+        "every one of them." if example["fooled_count"] == example["attacked"] else "some of them, not for every image.")
+
+
 def attack_section(art: Artifacts) -> list[Block]:
     attack, study = art.attack, art.summary.study.get("attack", {})
     blocks: list[Block] = [Heading(2, PART_TITLES["attack"])]
@@ -499,7 +509,11 @@ def attack_section(art: Artifacts) -> list[Block]:
             "**The attack stage has not been run**: its artifacts are missing ("
             + ", ".join(f"`{m}`" for m in attack.missing) + "). Run `dvc repro attack` to add this part.")]
     blocks.append(Heading(3, "The fooling image"))
-    blocks += (attack_example(attack.example, study) if attack.example is not None else
+    blocks += ([Paragraph(example_sentence(attack.example) + " " + claim_sentence(attack.example)
+                          + " The image below is "
+                          + ("the first one fooled." if attack.example["shown"] == "first fooled" else
+                             "the first correctly classified one.")),
+                *attack_example(attack.example, study)] if attack.example is not None else
                [Paragraph(f"The example's record `{layout.ATTACK_EXAMPLE}` is missing.")])
     captions = {"original": "original", "adversarial": "adversarial", "difference": "difference (amplified)"}
     images = [Figure(f"attack_{n}.png", attack.images[n], captions.get(n, n)) for n in layout.ATTACK_IMAGES
