@@ -55,7 +55,7 @@ def main(model_name: str) -> None:
     tags = {**base_tags(model_name, "train", read_json(layout.PROVENANCE), config_hash(params)),
             TAG + "sweep": f"{model_name}.baseline", TAG + "entry": "baseline"}
     error = log_seed(
-        tracker, record, model_name=model_name, config=config, train_size=len(splits["train"][1]),
+        tracker, record, {k: record[k] for k in ("started", "ended", "worker")}, model_name=model_name, config=config, train_size=len(splits["train"][1]),
         run_name=f"{model_name} baseline", tags=tags,
         on_logged=lambda run: run.log_model(layout.model_path(model_name), meta["class_names"],
                                             example=example_images(2)),

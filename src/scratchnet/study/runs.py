@@ -156,13 +156,14 @@ def run_params(model_name: str, config: dict, seed: int, train_size: int) -> dic
     return {**config, "seed": seed, "model": model_name, "train_size": train_size}
 
 
-def log_seed(tracker: Tracker, record: dict, *, model_name: str, config: dict, train_size: int,
-             run_name: str, tags: dict, on_logged=None) -> TrackingError | None:
-    """Logs a baseline run (the train stage) and sets record["mlflow_run_id"]. A tracking failure
-    is returned, not raised, so the stage writes its results before failing."""
+def log_seed(tracker: Tracker, record: dict, facts: dict, *, model_name: str, config: dict,
+             train_size: int, run_name: str, tags: dict, on_logged=None) -> TrackingError | None:
+    """Logs a baseline run (the train stage). A tracking failure is returned, not raised, so
+    the stage writes its results before failing."""
     try:
-        record["mlflow_run_id"] = tracker.log_run(
-            record, run_name=run_name, params=run_params(model_name, config, record["seed"], train_size),
+        tracker.log_run(
+            record, facts, run_name=run_name,
+            params=run_params(model_name, config, record["seed"], train_size),
             tags=tags, on_logged=on_logged)
     except TrackingError as err:
         return err
@@ -172,12 +173,15 @@ def log_seed(tracker: Tracker, record: dict, *, model_name: str, config: dict, t
 class SweepLog:
     """Logs each finished run of the ablation sweep to MLflow (the on_record of sweep.run_sweep).
 
-    A value's runs sit under one parent run per sweep (model, varied key), which `close()` makes
-    span its children; the baseline's runs have no parent but carry an `in_sweep` tag for every
-    sweep they centre (tracking.sweep_tags), so one query finds a sweep with its baseline.
-    Logging is idempotent by run key (Tracker.log_run): a rerun logs only new runs, and a
-    deleted store is refilled from the run cache. MLflow is opened at the first finished run,
-    while the others train.
+    A value's runs sit under one parent run per sweep (model, varied key); the baseline's runs
+    have no parent but carry an `in_sweep` tag for every sweep they centre (tracking.sweep_tags),
+    so one query finds a sweep with its baseline. A parent created here starts when this log
+    was made (before the sweep submits a run) or at the first child it holds if that started
+    earlier (a run from the cache), and `close()` ends it at its last child's end. Refilling a
+    store from the run cache, a cached child logged after the parent's creation may have started
+    before it: MLflow cannot move a start. Logging is once per run key (Tracker.log_run): a
+    rerun logs only new runs, and a deleted store is refilled from the run cache. MLflow is
+    opened at the first finished run, while the others train.
 
     The first tracking failure is kept in `error`, not raised: the sweep goes on, the stage
     writes every result, then fails naming it (the runs stay in the run cache; the next repro
@@ -187,12 +191,14 @@ class SweepLog:
         self.params = params
         self.provenance = provenance
         self.train_size = train_size
+        self.began = time.time()
         self.tracker: Tracker | None = None
         self.parents: dict[tuple, str] = {}  # (model, key) -> the sweep's parent run id
-        self.spans: dict[tuple, tuple[float, float]] = {}  # (model, key) -> children's (start, end)
+        self.keys: dict[tuple, str] = {}  # (model, key) -> the parent's run key
+        self.ends: dict[tuple, float] = {}  # (model, key) -> its children's latest end
         self.error: TrackingError | None = None
 
-    def __call__(self, spec: RunSpec, record: dict, cached: bool) -> None:
+    def __call__(self, spec: RunSpec, record: dict, facts: dict, cached: bool) -> None:
         if self.error is not None:
             return
         try:
@@ -201,18 +207,17 @@ class SweepLog:
             param, _ = parse_entry(self.params, spec.model, spec.entry)
             parent = None
             if param is not None:
-                parent = self.parent(spec.model, param)
-                start, end = self.spans.get((spec.model, param), (record["started"], record["ended"]))
-                self.spans[spec.model, param] = (min(start, record["started"]), max(end, record["ended"]))
+                parent = self.parent(spec.model, param, facts["started"])
+                self.ends[spec.model, param] = max(self.ends.get((spec.model, param), 0.0), facts["ended"])
             tags = {**base_tags(spec.model, "ablate", self.provenance, config_hash(self.params)),
                     **sweep_tags(spec.model, param, spec.entry, sweeps(self.params, spec.model))}
-            record["mlflow_run_id"] = self.tracker.log_run(
-                record, run_name=spec.name, tags=tags, parent_run_id=parent,
+            self.tracker.log_run(
+                record, facts, run_name=spec.name, tags=tags, parent_run_id=parent,
                 params=run_params(spec.model, spec.config, spec.seed, self.train_size))
         except TrackingError as err:
             self.error = err
 
-    def parent(self, model: str, param: str) -> str:
+    def parent(self, model: str, param: str, start: float) -> str:
         """The sweep's parent run, found or created once per stage."""
         if (model, param) not in self.parents:
             tags = {**base_tags(model, "ablate-sweep", self.provenance, config_hash(self.params)),
@@ -223,16 +228,18 @@ class SweepLog:
                                "epochs": self.params["ablate"]["epochs"][model],
                                "data": tags[TAG + "dataset_sha256"],
                                "preprocess": self.params["preprocess"]})
-            self.parents[model, param] = self.tracker.sweep_parent(f"{model} sweep: {param}", key, tags)
+            self.keys[model, param] = key
+            self.parents[model, param] = self.tracker.sweep_parent(
+                f"{model} sweep: {param}", key, tags, min(self.began, start))
         return self.parents[model, param]
 
     def close(self) -> None:
-        """Makes every sweep's parent run span its children (the parent's id may change)."""
+        """Ends every sweep's parent run at its last child's end."""
         if self.error is not None or self.tracker is None:
             return
         try:
-            for sweep, (start, end) in self.spans.items():
-                self.parents[sweep] = self.tracker.close_parent(self.parents[sweep], start, end)
+            for sweep, end in self.ends.items():
+                self.parents[sweep] = self.tracker.close_parent(self.keys[sweep], end)
         except TrackingError as err:
             self.error = err
 

@@ -280,7 +280,7 @@ def run_sweep(specs: list[RunSpec], executor, *, cache: RunCache, data: str, tra
     # seconds of one core that then overlap the training instead of delaying it).
     for spec in specs:
         if spec in records and on_record is not None:
-            on_record(spec, records[spec], True)
+            on_record(spec, records[spec], _facts(records[spec]), True)
     bar = tqdm(total=len(todo), desc="sweep", unit="run", dynamic_ncols=True, disable=not todo)
     try:
         while pending:
@@ -303,7 +303,7 @@ def run_sweep(specs: list[RunSpec], executor, *, cache: RunCache, data: str, tra
                 bar.write(f"{spec.name}: test accuracy {_acc(record)}, "
                           f"{record['seconds']:.1f} s on {record['worker']}")
                 if on_record is not None:
-                    on_record(spec, record, False)
+                    on_record(spec, record, _facts(record), False)
             if lost:
                 # One dead local worker breaks the whole pool: every run in flight comes back
                 # here at once, and all of them are resubmitted to a fresh pool.
@@ -322,6 +322,10 @@ def run_sweep(specs: list[RunSpec], executor, *, cache: RunCache, data: str, tra
     finally:
         bar.close()
     return records
+
+
+def _facts(record: dict) -> dict:  # until records and facts part (h/bytes): take that side
+    return {"started": record["started"], "ended": record["ended"], "worker": record["worker"]}
 
 
 def _acc(record: dict) -> str:

@@ -1,0 +1,134 @@
+"""A run is logged once by its key however many writers log it at once (issue 27).
+
+Several processes log the same runs and the same sweep parent at the same instant, into the
+project's SQLite store (they share a lock beside it) and into a real `mlflow server` (they
+share nothing: each creates, then reconciles). Then the real thing: four queued DVC
+experiments run side by side, and two `dvc repro` in two clones against one server.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from test_pipeline_e2e import BIN, TINY, copy_project, environment, free_port, run, set_params, \
+    tiny_image_folder_archive, wait_for
+
+WRITERS = 4
+SHARED = [f"shared-{i}" for i in range(4)]
+
+
+def record(key: str) -> dict:
+    history = [{"epoch": 1, "loss": 1.0, "train_acc": 0.5, "val_acc": 0.4, "lr": 0.1}]
+    return {"key": key, "seed": 0, "test_acc": 0.4, "final_val_acc": 0.4, "diverged": False,
+            "diverged_epoch": None, "history": history}
+
+
+def writer(uri: str, root: str, experiment: str, name: str, barrier) -> None:
+    """One stage of experiment `name`: its sweep's parent, then the shared runs and its own."""
+    os.environ["DVC_EXP_NAME"] = name
+    if uri:
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+    else:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    from scratchnet.study.tracking import Tracker
+
+    tracker = Tracker(experiment, root=root)
+    tracker.logged_keys()  # what a stage knows before it logs: nothing of the others yet
+    barrier.wait(timeout=120)
+    began = time.time()
+    parent = tracker.sweep_parent("twolayer sweep: reg", "sweep", {"scratchnet.stage": "ablate-sweep"}, began)
+    for key in [*SHARED, f"own-{name}"]:
+        at = time.time()
+        tracker.log_run(record(key), {"started": at, "ended": at + 1, "worker": name},
+                        run_name=key, params={"reg": 0.001}, tags={"scratchnet.model": "twolayer"},
+                        parent_run_id=parent)
+    tracker.close_parent("sweep", time.time() + 1)
+
+
+def log_at_once(uri: str, root: Path, experiment: str) -> None:
+    context = multiprocessing.get_context("spawn")  # no MLflow state inherited from pytest
+    barrier = context.Barrier(WRITERS)
+    names = [f"exp{i}" for i in range(WRITERS)]
+    processes = [context.Process(target=writer, args=(uri, str(root), experiment, name, barrier))
+                 for name in names]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(timeout=300)
+    assert [p.exitcode for p in processes] == [0] * WRITERS
+
+
+def check_once(client, experiment_id: str, names: list[str]) -> None:
+    """Each key once; every run under the surviving parent; every experiment tag truthful."""
+    runs = client.search_runs([experiment_id], max_results=1000)
+    keys = Counter(r.data.tags["scratchnet.run_key"] for r in runs)
+    assert keys == Counter(["sweep", *SHARED, *(f"own-{n}" for n in names)])
+    (parent,) = [r for r in runs if r.data.tags["scratchnet.run_key"] == "sweep"]
+    children = [r for r in runs if r is not parent]
+    assert {r.data.tags.get("mlflow.parentRunId") for r in children} == {parent.info.run_id}
+    # a parent several experiments joined names each of them, and no single one
+    assert "scratchnet.dvc_exp" not in parent.data.tags
+    assert {k for k in parent.data.tags if k.startswith("scratchnet.dvc_exp.")} == {
+        f"scratchnet.dvc_exp.{n}" for n in names}
+    for run_ in children:  # a run names the experiment that logged it
+        assert run_.data.tags["scratchnet.dvc_exp"] == run_.data.tags["scratchnet.worker"]
+        assert run_.info.status == "FINISHED"
+    # the parent spans its children
+    assert parent.info.start_time <= min(r.info.start_time for r in children)
+    assert parent.info.end_time >= max(r.info.end_time for r in children)
+
+
+def test_writers_logging_the_same_runs_at_once_into_the_sqlite_store_log_each_once(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from scratchnet.study.tracking import Tracker
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    experiment_id = Tracker("race", root=tmp_path).experiment_id  # the store's tables, once
+    log_at_once("", tmp_path, "race")
+    check_once(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), experiment_id,
+               [f"exp{i}" for i in range(WRITERS)])
+
+
+@contextmanager
+def mlflow_server(folder: Path):
+    """A real `mlflow server` on 127.0.0.1 (a free port, its own process group), stopped after."""
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+         "--artifacts-destination", str(folder / "server-artifacts"), "--workers", "2"],
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**environment(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    try:
+        wait_for(uri + "/health", 120)
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+
+
+def test_writers_logging_the_same_runs_at_once_into_a_server_log_each_once(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from scratchnet.study.tracking import Tracker
+
+    with mlflow_server(tmp_path) as uri:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        experiment_id = Tracker("race", root=tmp_path).experiment_id
+        log_at_once(uri, tmp_path, "race")
+        check_once(MlflowClient(uri), experiment_id, [f"exp{i}" for i in range(WRITERS)])
