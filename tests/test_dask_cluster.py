@@ -135,7 +135,7 @@ def test_a_worker_killed_mid_sweep_loses_no_finished_run(tmp_path):
         cache = RunCache(tmp_path / "cache")
         finished = []
 
-        def kill_a_worker_after_the_second_run(spec, record, cached):
+        def kill_a_worker_after_the_second_run(spec, record, facts, cached):
             finished.append(record)
             if len(finished) == 2:
                 cluster.workers[0].send_signal(signal.SIGKILL)

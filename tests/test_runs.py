@@ -85,7 +85,8 @@ def test_a_tracking_failure_during_a_sweep_is_kept_for_the_end_not_raised(monkey
     log = runs.SweepLog(params, {"arrays_sha256": "abc"}, train_size=300)
     spec = RunSpec("twolayer", "baseline", CONFIG, 0)
     record, _ = fit_seed("twolayer", CONFIG, 0, splits(), progress=False)
-    log(spec, record, False)  # the sweep goes on: its results are written before the stage fails
-    log(spec, record, False)
+    facts = {k: record[k] for k in ("started", "ended", "worker")}
+    log(spec, record, facts, False)  # the sweep goes on: its results are written before the stage fails
+    log(spec, record, facts, False)
     assert isinstance(log.error, TrackingError) and "down" in str(log.error)
     assert opened == ["scratchnet"]  # after the first failure it stops trying

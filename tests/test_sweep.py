@@ -129,7 +129,7 @@ def test_a_run_whose_worker_dies_twice_fails_the_sweep_naming_it_and_keeps_the_r
         sweep(specs, cache)
     monkeypatch.setattr(sweep_module, "train_run", real)
     finished = [s for s in specs if s.seed != 3]
-    kept = sweep(finished, RunCache(tmp_path, retrain=False), on_record=lambda s, r, cached: r.update(cached=cached))
+    kept = sweep(finished, RunCache(tmp_path, retrain=False), on_record=lambda s, r, f, cached: r.update(cached=cached))
     assert all(kept[s]["cached"] for s in finished)  # every finished run survived the failure
 
 
@@ -139,7 +139,7 @@ def test_ctrl_c_or_an_error_in_the_driver_stops_the_workers_at_once_and_keeps_fi
     long_runs = grid([8], seeds=(1, 2), key="hidden_dim")
     long_runs = [RunSpec(s.model, s.entry, {**s.config, "epochs": 10_000}, s.seed) for s in long_runs]
 
-    def stop(spec, record, cached):
+    def stop(spec, record, facts, cached):
         raise interrupt("stop")
 
     cache = RunCache(tmp_path)

@@ -50,7 +50,7 @@ def writer(uri: str, root: str, experiment: str, name: str, barrier) -> None:
         tracker.log_run(record(key), {"started": at, "ended": at + 1, "worker": name},
                         run_name=key, params={"reg": 0.001}, tags={"scratchnet.model": "twolayer"},
                         parent_run_id=parent)
-    tracker.close_parent("sweep", time.time() + 1)
+    tracker.close_parent("sweep")
 
 
 def log_at_once(uri: str, root: Path, experiment: str) -> None:
@@ -132,3 +132,143 @@ def test_writers_logging_the_same_runs_at_once_into_a_server_log_each_once(tmp_p
         experiment_id = Tracker("race", root=tmp_path).experiment_id
         log_at_once(uri, tmp_path, "race")
         check_once(MlflowClient(uri), experiment_id, [f"exp{i}" for i in range(WRITERS)])
+
+
+# ----------------------------------------------------------------- the real thing: DVC at once
+
+def dvc(*args: str) -> list[str]:
+    return [str(BIN / "dvc"), *args]
+
+
+def tiny_study(folder: Path, env: dict | None = None) -> Path:
+    """The tiny study of tests/test_pipeline_e2e.py after one `dvc repro`, committed."""
+    copy_project(folder)
+    tiny_image_folder_archive(folder / "data" / "tiny.tar.gz")
+    set_params(folder, TINY)
+    run(["git", "init", "-q"], folder)
+    run(["git", "add", "-A"], folder)
+    run(["git", "commit", "-q", "-m", "tiny study"], folder)
+    run(dvc("repro"), folder, env=env)
+    run(["git", "add", "-A"], folder)
+    run(["git", "commit", "-q", "-m", "first run"], folder)
+    return folder
+
+
+def processes_in(folder: Path) -> list[int]:
+    """The pids of the processes working in `folder` (DVC's queue workers, which it detaches)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")).is_relative_to(folder):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def stop_queue(project: Path) -> None:
+    """`dvc queue stop`, then whatever of its workers is left, whole process groups."""
+    run(dvc("queue", "stop"), project, check=False, timeout=120)
+    deadline = time.monotonic() + 30
+    while processes_in(project) and time.monotonic() < deadline:
+        time.sleep(1)
+    for pid in processes_in(project):
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def duplicated_keys(runs) -> dict[str, int]:
+    keys = Counter(r.data.tags.get("scratchnet.run_key") for r in runs)
+    return {k: n for k, n in keys.items() if n > 1}
+
+
+# Four experiments: two add the same value to a new sweep, one another value, one extends an
+# existing sweep (its parent, made by the first `dvc repro`, gains children and a later end).
+EXPERIMENTS = {
+    "reg-a": ["+ablate.twolayer.reg=[0.001]"],
+    "reg-b": ["+ablate.twolayer.reg=[0.001]"],
+    "reg-c": ["+ablate.twolayer.reg=[0.01]"],
+    "soft-d": ["ablate.softmax.reg=[0.01,0.05]"],
+}
+OWN_ENTRIES = {("twolayer", "reg=0.001"): {"reg-a", "reg-b"}, ("twolayer", "reg=0.01"): {"reg-c"},
+               ("softmax", "reg=0.05"): {"soft-d"}}
+
+
+@pytest.mark.e2e
+def test_four_queued_experiments_at_once_log_every_run_once_under_its_own_experiment(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    project = tiny_study(tmp_path / "study")
+    try:
+        for name, sets in EXPERIMENTS.items():
+            run(dvc("exp", "run", "--queue", "-n", name, *(a for s in sets for a in ("-S", s))), project)
+        run(dvc("queue", "start", "-j", "4"), project)
+        deadline = time.monotonic() + 1500
+        while True:
+            status = run(dvc("queue", "status"), project).stdout
+            if not any(word in status for word in ("Queued", "Running")):
+                break
+            assert time.monotonic() < deadline, status
+            time.sleep(5)
+        assert status.count("Success") == 4, status
+    finally:
+        stop_queue(project)
+    assert not processes_in(project)
+
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("scratchnet").experiment_id], max_results=1000)
+    duplicates = duplicated_keys(runs)
+    print(f"duplicated run keys: {len(duplicates)}")
+    assert duplicates == {}
+    by_entry = Counter((r.data.tags.get("scratchnet.model"), r.data.tags.get("scratchnet.entry")) for r in runs)
+    for (model, entry), names in OWN_ENTRIES.items():
+        assert by_entry[model, entry] == 2  # both seeds of every new value, once each
+        for run_ in runs:
+            tags = run_.data.tags
+            if (tags.get("scratchnet.model"), tags.get("scratchnet.entry")) == (model, entry):
+                assert tags["scratchnet.dvc_exp"] in names  # the experiment that logged it
+                assert run_.info.status == "FINISHED"
+    (reg,) = [r for r in runs if r.data.tags.get("scratchnet.sweep") == "twolayer.reg"
+              and r.data.tags["scratchnet.stage"] == "ablate-sweep"]
+    assert {k for k in reg.data.tags if k.startswith("scratchnet.dvc_exp")} == {
+        "scratchnet.dvc_exp.reg-a", "scratchnet.dvc_exp.reg-b", "scratchnet.dvc_exp.reg-c"}
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == reg.info.run_id]
+    assert sorted(r.data.tags["scratchnet.entry"] for r in children) == ["reg=0.001"] * 2 + ["reg=0.01"] * 2
+    assert reg.info.start_time <= min(c.info.start_time for c in children)
+    assert reg.info.end_time == max(c.info.end_time for c in children)
+
+
+@pytest.mark.e2e
+def test_two_clones_reproducing_at_once_into_one_server_log_no_key_twice(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    with mlflow_server(tmp_path) as uri:
+        env = environment(MLFLOW_TRACKING_URI=uri)
+        clones = []
+        for name in ("one", "two"):
+            folder = tmp_path / name
+            folder.mkdir()
+            copy_project(folder)
+            tiny_image_folder_archive(folder / "data" / "tiny.tar.gz")
+            set_params(folder, {**TINY, "attack": {"sweep": {"sample_size": 10, "steps": 2}}})
+            run(["git", "init", "-q"], folder)
+            clones.append(folder)
+        repros = [subprocess.Popen(dvc("repro"), cwd=folder, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                  for folder in clones]
+        try:
+            outputs = [p.communicate(timeout=1500)[0] for p in repros]
+        finally:
+            for p in repros:
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGKILL)
+        assert [p.returncode for p in repros] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+        client = MlflowClient(uri)
+        runs = client.search_runs([client.get_experiment_by_name("scratchnet").experiment_id],
+                                  max_results=1000)
+    assert duplicated_keys(runs) == {}
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert {r.data.tags["scratchnet.stage"] for r in runs} == {"train", "ablate", "ablate-sweep", "attack"}

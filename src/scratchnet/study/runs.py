@@ -195,7 +195,6 @@ class SweepLog:
         self.tracker: Tracker | None = None
         self.parents: dict[tuple, str] = {}  # (model, key) -> the sweep's parent run id
         self.keys: dict[tuple, str] = {}  # (model, key) -> the parent's run key
-        self.ends: dict[tuple, float] = {}  # (model, key) -> its children's latest end
         self.error: TrackingError | None = None
 
     def __call__(self, spec: RunSpec, record: dict, facts: dict, cached: bool) -> None:
@@ -208,7 +207,6 @@ class SweepLog:
             parent = None
             if param is not None:
                 parent = self.parent(spec.model, param, facts["started"])
-                self.ends[spec.model, param] = max(self.ends.get((spec.model, param), 0.0), facts["ended"])
             tags = {**base_tags(spec.model, "ablate", self.provenance, config_hash(self.params)),
                     **sweep_tags(spec.model, param, spec.entry, sweeps(self.params, spec.model))}
             self.tracker.log_run(
@@ -238,8 +236,8 @@ class SweepLog:
         if self.error is not None or self.tracker is None:
             return
         try:
-            for sweep, end in self.ends.items():
-                self.parents[sweep] = self.tracker.close_parent(self.keys[sweep], end)
+            for sweep, key in self.keys.items():
+                self.parents[sweep] = self.tracker.close_parent(key)
         except TrackingError as err:
             self.error = err
 

@@ -1,56 +1,28 @@
 """The one place that talks to MLflow.
 
-One experiment for the study. One MLflow run per training run, logged after the fact from its
-record and facts (`Tracker.log_run`): its hyper-parameters as params, per-epoch `loss`,
-`train_acc`, `val_acc`, `lr` at `step=epoch`, the final `test_acc`, `robust_<name>` for each
-robustness number, the curve as `curve.csv`, and the tags below. It is created with its
-training's start and ended with its end (MLflow's `create_run(start_time=)` and
-`set_terminated(end_time=)`), however much later it is logged.
+One experiment for the study; one run per training run, logged after the fact from its record
+and facts (`Tracker.log_run`), created with its training's start and ended with its end.
+The README lists what a run holds and the tags set here (the constants below).
 
-The runs of one ablation sweep are children of one parent run per sweep (`sweep_parent`), which
-starts no later than its children (see SweepLog) and is ended at the last child's end by
-`close_parent`; a later stage that adds children moves the end, never the start (MLflow cannot
-move a start). The baseline belongs to every sweep of its model but can have one parent only,
-so a sweep's members, baseline included, are marked by a tag instead; one query (or the UI's
-search box) finds a sweep with its baseline:
+A sweep's value runs are children of one parent run per sweep (`sweep_parent`), created no
+later than its first child starts and ended at its last child's end (`close_parent`); a later
+stage that adds children moves the end. A baseline centres every sweep of its model but has
+one parent only, so a sweep's members, baseline included, also carry a tag that one query
+finds: tags.`scratchnet.in_sweep.twolayer.lr` = 'true'.
 
-    tags.`scratchnet.in_sweep.twolayer.lr` = 'true'      ordered by metrics.test_acc DESC
-
-Exactly once, by run key, under concurrency. Every run carries its key (`scratchnet.run_key`:
-the run cache's key, a sweep's fixed part for a parent, the attack's inputs for its run).
-Before creating a run the Tracker searches its key; a finished run there is used as it is.
-- On the project's SQLite store every writer takes an exclusive lock on `mlflow.db.lock`
-  (fcntl, beside the store) around search-and-create-and-log: concurrent stages (`dvc queue
-  start -j N`) cannot both create a key, and a run found unfinished under the lock was cut
-  short by a dead stage, so it is replaced.
-- On a server, used from several machines, no lock is shared: each writer creates, then
-  reconciles. It searches the key again; the winner is the run with the earliest start time,
-  then the smallest run id (the same rule in every process, and a parent that starts first
-  spans every twin's children); every other run of the key is deleted by whoever sees it, its
-  children moved to the winner (`mlflow.parentRunId`), and the winner is used. The last writer
-  to look sees every twin, so one run per key remains. A twin still being logged elsewhere is
-  given TWIN_WAIT seconds to finish before it counts as cut short.
-SQLite under load: MLflow opens every session with `PRAGMA busy_timeout = 20000` (a writer
-waits up to 20 s for another's lock) and the lock above serialises this project's writers, so
-"database is locked" is not retried here.
-
-Tags this project sets (the README lists them):
-
-    scratchnet.model            softmax | twolayer
-    scratchnet.stage            train | ablate | attack | ablate-sweep (a sweep's parent run)
-    scratchnet.sweep            <model>.<key> the run varies ('twolayer.lr'), '<model>.baseline'
-    scratchnet.entry            the value tried: 'lr=0.05', or 'baseline'
-    scratchnet.in_sweep.<sweep> 'true' on every run a sweep compares, its baseline's included
-    scratchnet.seed             the run's seed
-    scratchnet.diverged         'true' if training diverged (the run then has no test_acc)
-    scratchnet.worker           where it trained: 'host:pid' or a Dask worker's address
-    scratchnet.git_commit       the code's commit ('-dirty' if it had local changes)
-    scratchnet.params_hash      hash of the params.yaml the stage ran with (the report cites it)
-    scratchnet.dataset          which data: the release or the source's name
-    scratchnet.dataset_sha256   the dataset's checksum
-    scratchnet.run_key          what the run is, as a hash; one run per key
-    scratchnet.dvc_exp          the DVC experiment that logged the run (`dvc exp run`)
-    scratchnet.dvc_exp.<name>   'true' on a sweep's parent for each experiment whose runs it holds
+One run per run key (`scratchnet.run_key`), however many stages log at once. Before creating
+a run its key is searched; a finished run there is used as it is.
+- The project's SQLite store: its writers take turns under an fcntl lock beside it
+  (`mlflow.db.lock`) from that search until the run is ended, so no key is created twice, and
+  an unfinished run found under the lock was cut short by a dead stage: it is replaced.
+- A server, maybe shared by several machines: create, then reconcile. The key is searched
+  again; the winner is its run with the earliest start, then the smallest run id, in every
+  process; the other runs are deleted by whoever sees them, their children moved under the
+  winner. The last writer to look sees every twin, so one run remains. A twin that another
+  writer is still logging is given TWIN_WAIT seconds before it counts as cut short.
+"Database is locked": MLflow opens every SQLite session with `PRAGMA busy_timeout = 20000`
+(a writer waits up to 20 s for another) and the lock above serialises the study's writers, so
+no retry is added here.
 
 Store: `MLFLOW_TRACKING_URI` if set (a shared server), else `sqlite:///<project>/mlflow.db`.
 A server that cannot be reached fails the stage at its start (`TrackingError`), before any
@@ -92,8 +64,9 @@ DIVERGED = TAG + "diverged"
 DATASET = TAG + "dataset"
 DATASET_SHA256 = TAG + "dataset_sha256"
 RUN_KEY = TAG + "run_key"
-DVC_EXP = TAG + "dvc_exp"  # + '.<name>' on a parent
-WORKER = TAG + "worker"
+DVC_EXP = TAG + "dvc_exp"  # the DVC experiment that logged a run; a parent, which runs of
+# several experiments may join, has one tag per experiment whose sweep it groups, + '.<name>'
+WORKER = TAG + "worker"  # where a run trained: 'host:pid' or a Dask worker's address
 
 PARENT = "mlflow.parentRunId"  # MLflow's own tag: the UI nests a run under this parent
 TEST_ACC = "test_acc"  # the one metric name for test accuracy, in every run
@@ -581,11 +554,11 @@ class Tracker:
         self._parents.setdefault(key, set()).add(run_id)
         return run_id
 
-    def close_parent(self, key: str, end: float) -> str:
-        """Ends the sweep's parent of `key` at its last child's end: `end` (unix seconds, the
-        latest end of the children this stage logged) or the later end it has (children of an
-        earlier stage or of another writer). Children this tracker filed under a parent that
-        another writer's reconcile has since replaced move to the winner. Returns its id."""
+    def close_parent(self, key: str) -> str:
+        """Ends the sweep's parent of `key` at its last child's end, over every child in the
+        store (an earlier stage's and other writers' included). Children this tracker filed
+        under a parent that another writer's reconcile has since replaced move to the winner.
+        Returns the parent's id."""
         from mlflow.entities import RunTag
 
         try:
@@ -600,7 +573,8 @@ class Tracker:
                 for used in self._parents.get(key, set()) - {run_id}:
                     for child in self._search(f"tags.`{PARENT}` = '{used}'"):
                         self.client.log_batch(child.info.run_id, tags=[RunTag(PARENT, run_id)])
-                self.client.set_terminated(run_id, "FINISHED", end_time=max(_ms(end), winner.info.end_time or 0))
+                ends = [c.info.end_time or 0 for c in self._search(f"tags.`{PARENT}` = '{run_id}'")]
+                self.client.set_terminated(run_id, "FINISHED", end_time=max([winner.info.end_time or 0, *ends]))
                 self._tag(run_id, dvc_experiment_tags(parent=True))
         except TrackingError:
             raise
