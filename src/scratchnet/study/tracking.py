@@ -16,10 +16,11 @@ a run its key is searched; a finished run there is used as it is.
   (`mlflow.db.lock`) from that search until the run is ended, so no key is created twice, and
   an unfinished run found under the lock was cut short by a dead stage: it is replaced.
 - A server, maybe shared by several machines: create, then reconcile. The key is searched
-  again; the winner is its run with the earliest start, then the smallest run id, in every
-  process; the other runs are deleted by whoever sees them, their children moved under the
-  winner. The last writer to look sees every twin, so one run remains. A twin that another
-  writer is still logging is given TWIN_WAIT seconds before it counts as cut short.
+  again; the winner is, in every process, a finished run if there is one, then the earliest
+  start, then the smallest run id (a parent that starts first spans every twin's children);
+  the other runs are deleted by whoever sees them, their children moved under the winner.
+  The last writer to look sees every twin, so one run remains. A twin that another writer is
+  still logging is given TWIN_WAIT seconds before it counts as cut short.
 "Database is locked": MLflow opens every SQLite session with `PRAGMA busy_timeout = 20000`
 (a writer waits up to 20 s for another) and the lock above serialises the study's writers, so
 no retry is added here.
@@ -220,8 +221,10 @@ def _ms(seconds: float) -> int:
 
 
 def _rank(run) -> tuple:
-    """The reconcile rule's order among the runs of one key: earliest start, then smallest id."""
-    return run.info.start_time or 0, run.info.run_id
+    """The reconcile rule's order among the runs of one key: a finished run (its writer saw no
+    better twin, and may have returned it already), then the earliest start, then the
+    smallest id."""
+    return run.info.status != "FINISHED", run.info.start_time or 0, run.info.run_id
 
 
 class Run:
@@ -443,9 +446,8 @@ class Tracker:
                and any(t.info.status == "RUNNING" for t in twins)):
             time.sleep(0.5)  # on a server, a twin that another writer is logging right now
             twins = self._twins(key)
-        finished = [t for t in twins if t.info.status == "FINISHED"]
-        if finished:
-            winner = min(finished, key=_rank).info.run_id
+        if twins and min(twins, key=_rank).info.status == "FINISHED":
+            winner = min(twins, key=_rank).info.run_id
             self._retire(twins, winner)
             return winner, False
         self._retire(twins, None)  # cut short (FAILED, or RUNNING with no writer left): replaced
