@@ -68,7 +68,11 @@ def log_at_once(uri: str, root: Path, experiment: str) -> None:
 
 def check_once(client, experiment_id: str, names: list[str]) -> None:
     """Each key once; every run under the surviving parent; every experiment tag truthful."""
+    from mlflow.entities import ViewType
+
     runs = client.search_runs([experiment_id], max_results=1000)
+    deleted = client.search_runs([experiment_id], run_view_type=ViewType.DELETED_ONLY, max_results=1000)
+    print(f"{len(deleted)} twins created and reconciled away")  # 0 under the SQLite store's lock
     keys = Counter(r.data.tags["scratchnet.run_key"] for r in runs)
     assert keys == Counter(["sweep", *SHARED, *(f"own-{n}" for n in names)])
     (parent,) = [r for r in runs if r.data.tags["scratchnet.run_key"] == "sweep"]
