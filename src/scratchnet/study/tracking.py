@@ -4,9 +4,9 @@ One experiment for the study; one run per training run, logged after the fact fr
 and facts (`Tracker.log_run`), created with its training's start and ended with its end.
 The README lists what a run holds and the tags set here (the constants below).
 
-A sweep's value runs are children of one parent run per sweep (`sweep_parent`), created no
-later than its first child starts and ended at its last child's end (`close_parent`); a later
-stage that adds children moves the end. A baseline centres every sweep of its model but has
+A sweep's value runs are children of one parent run per sweep (`sweep_parent`), created with
+the start its stage gives (runs.SweepLog: when it may still follow a child's) and ended at its
+last child's end (`close_parent`); a later stage that adds children moves the end. A baseline centres every sweep of its model but has
 one parent only, so a sweep's members, baseline included, also carry a tag that one query
 finds: tags.`scratchnet.in_sweep.twolayer.lr` = 'true'.
 
