@@ -181,8 +181,8 @@ def test_a_sweeps_parent_spans_its_children_and_a_later_stage_moves_its_end_not_
     # Created at its sweep's start, before its children started; ended at the last child's end.
     parent = tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {"scratchnet.stage": "sweep"},
                                   start=1_700_000_080.0)
-    assert tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {}, start=0.0) == parent
-    assert tracker.sweep_parent("twolayer sweep: lr", "other-key", {}, start=0.0) != parent
+    assert tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {}, start=1_700_000_090.0) == parent
+    assert tracker.sweep_parent("twolayer sweep: lr", "other-key", {}, start=1_700_000_090.0) != parent
     for key, started, seconds in (("a", 1_700_000_100.0, 30.0), ("b", 1_700_000_090.0, 20.0)):
         log(tracker, record(key), parent=parent, at=facts(started, seconds))
     assert tracker.close_parent("sweep-key") == parent
@@ -198,6 +198,19 @@ def test_a_sweeps_parent_spans_its_children_and_a_later_stage_moves_its_end_not_
     assert (widened.info.start_time, widened.info.end_time) == (1_700_000_080_000, 1_700_005_040_000)
     children = later.client.search_runs([later.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
     assert sorted(r.data.tags["scratchnet.run_key"] for r in children) == ["a", "b", "c"]
+    # A stage running at the same time that began earlier: the parent is replaced by one that
+    # starts with it, holding every child and experiment (MLflow cannot move a start).
+    early = Tracker(experiment, root=store)
+    replaced = early.sweep_parent("twolayer sweep: lr", "sweep-key", {}, start=1_700_000_050.0)
+    assert replaced != parent
+    assert later.close_parent("sweep-key") == replaced  # `later` filed its child under the old one
+    moved = later.client.search_runs([later.experiment_id], f"tags.mlflow.parentRunId = '{replaced}'")
+    assert sorted(r.data.tags["scratchnet.run_key"] for r in moved) == ["a", "b", "c"]
+    spanned = later.client.get_run(replaced)
+    assert (spanned.info.start_time, spanned.info.end_time) == (1_700_000_050_000, 1_700_005_040_000)
+    assert later.client.get_run(parent).info.lifecycle_stage == "deleted"
+    parent = replaced
+
     # a stage that logged nothing new under it (its runs were logged before) leaves it as it is
     assert Tracker(experiment, root=store).close_parent("sweep-key") == parent
     assert later.client.get_run(parent).info.end_time == 1_700_005_040_000

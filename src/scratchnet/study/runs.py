@@ -177,11 +177,10 @@ class SweepLog:
     have no parent but carry an `in_sweep` tag for every sweep they centre (tracking.sweep_tags),
     so one query finds a sweep with its baseline. A parent created here starts when this log
     was made (before the sweep submits a run) or at the first child it holds if that started
-    earlier (a run from the cache), and `close()` ends it at its last child's end. MLflow cannot
-    move a start, so a parent may start after a child in two cases: a store refilled from the
-    run cache (a cached child logged after the parent's creation started earlier), and stages
-    running at once (an experiment that began earlier but logged its first child of the sweep
-    after another experiment created its parent). Logging is once per run key (Tracker.log_run): a
+    earlier (a run from the cache), and `close()` ends it at its last child's end; a stage
+    running at the same time that began earlier replaces it by one starting earlier
+    (Tracker.sweep_parent). MLflow cannot move a start: refilling a store from the run cache,
+    a cached child logged after the parent's creation may have started before it. Logging is once per run key (Tracker.log_run): a
     rerun logs only new runs, and a deleted store is refilled from the run cache. MLflow is
     opened at the first finished run, while the others train.
 

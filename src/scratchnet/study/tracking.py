@@ -437,21 +437,28 @@ class Tracker:
                 self._join(run_id, tags, name, on_logged)
         return run_id
 
-    def _once(self, key: str, create: Callable[[], str]) -> tuple[str, bool]:
+    def _once(self, key: str, create: Callable[[], str], start: float | None = None) -> tuple[str, bool]:
         """(the id of `key`'s one run, whether create() made it now): the key's finished run if
-        there is one, else a new one; the reconcile rule of the module docstring."""
+        there is one, else a new one; the reconcile rule of the module docstring. start: a
+        parent's; one there that starts later is replaced (children and experiments moved)."""
         twins = self._twins(key)
         deadline = time.monotonic() + (0 if self.lock else self.TWIN_WAIT)
         while (time.monotonic() < deadline and all(t.info.status != "FINISHED" for t in twins)
                and any(t.info.status == "RUNNING" for t in twins)):
             time.sleep(0.5)  # on a server, a twin that another writer is logging right now
             twins = self._twins(key)
-        if twins and min(twins, key=_rank).info.status == "FINISHED":
-            winner = min(twins, key=_rank).info.run_id
-            self._retire(twins, winner)
-            return winner, False
-        self._retire(twins, None)  # cut short (FAILED, or RUNNING with no writer left): replaced
+        best = min(twins, key=_rank) if twins else None
+        if best is not None and best.info.status == "FINISHED" and (
+                start is None or best.info.start_time <= _ms(start)):
+            self._retire(twins, best.info.run_id)
+            return best.info.run_id, False
+        later = [t for t in twins if t.info.status == "FINISHED"]  # parents starting too late
+        self._retire([t for t in twins if t not in later], None)  # cut short: replaced
         run_id = create()
+        if later:
+            self._tag(run_id, {k: v for t in later for k, v in t.data.tags.items()
+                               if k.startswith(DVC_EXP + ".")})
+            self._retire(later, run_id)
         if self.lock is None:  # no lock shared: another writer may have created one too
             twins = self._twins(key)
             winner = min(twins, key=_rank).info.run_id if twins else run_id
@@ -534,7 +541,9 @@ class Tracker:
         data): values added later to the same sweep join the same parent; a changed baseline
         starts a new group, since its runs are no longer comparable with the old ones.
         start: unix seconds a new parent starts at, no later than any child it will hold;
-        it ends there until close_parent. The experiment running (DVC_EXP_NAME) is added to
+        it ends there until close_parent. A parent of the key that starts later (another stage
+        running at once began later but created it first) is replaced by one starting at
+        `start`, its children and experiments moved to it: MLflow cannot move a start. The experiment running (DVC_EXP_NAME) is added to
         the parent's experiments (`scratchnet.dvc_exp.<name>`).
         """
         tags = {**{k: str(v) for k, v in tags.items()}, **dvc_experiment_tags(parent=True), RUN_KEY: key}
@@ -546,7 +555,7 @@ class Tracker:
             return run_id
         try:
             with self._exclusive():
-                run_id, created = self._once(key, create)
+                run_id, created = self._once(key, create, start)
                 if not created:
                     self._tag(run_id, dvc_experiment_tags(parent=True))
         except TrackingError:
