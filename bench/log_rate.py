@@ -21,8 +21,11 @@ def record(i: int) -> dict:
     history = [{"epoch": e, "loss": 1.0 / e, "train_acc": 0.5, "val_acc": 0.4, "lr": 0.1 * 0.9 ** e}
                for e in range(1, 31)]
     return {"seed": i % 3, "test_acc": 0.5, "diverged": False, "diverged_epoch": None,
-            "history": history, "seconds": 30.0, "started": 1.7e9 + i, "ended": 1.7e9 + i + 30,
-            "key": f"run-{i}"}
+            "history": history, "key": f"run-{i}"}
+
+
+def facts(i: int) -> dict:
+    return {"started": 1.7e9 + i, "ended": 1.7e9 + i + 30, "worker": "host:1"}
 
 
 PARAMS = {"lr": 0.1, "lr_decay": 0.9, "batch_size": 128, "reg": 0.0, "hidden_dim": 100, "init": "he",
@@ -39,7 +42,7 @@ def main(n: int) -> None:
         tracker.logged_keys()
         started = time.perf_counter()
         for i in range(n):
-            tracker.log_run(record(i), run_name=f"run {i}", params=PARAMS, tags=TAGS)
+            tracker.log_run(record(i), facts(i), run_name=f"run {i}", params=PARAMS, tags=TAGS)
         new = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -48,7 +51,7 @@ def main(n: int) -> None:
         search = time.perf_counter() - started
         started = time.perf_counter()
         for i in range(n):
-            again.log_run(record(i), run_name=f"run {i}", params=PARAMS, tags=TAGS)
+            again.log_run(record(i), facts(i), run_name=f"run {i}", params=PARAMS, tags=TAGS)
         rerun = time.perf_counter() - started
     print(f"{n} runs: {new / n * 1000:.0f} ms per new run ({n / new:.1f} runs/s); "
           f"new Tracker + one search finding {found} runs: {search * 1000:.0f} ms; "

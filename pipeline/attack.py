@@ -11,6 +11,7 @@ of the first one it fools), the success-vs-epsilon tables and figure, and the he
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -79,13 +80,16 @@ def run(attack: dict) -> AttackOutputs:
 def main() -> None:
     params = load_params()
     tracker = Tracker(params["tracking"]["experiment"])  # fails here if the server is down
+    started = time.time()
     outputs = run(params["attack"])
     tags = base_tags(MODEL, "attack", read_json(layout.PROVENANCE), config_hash(params))
+    # What the run is: its params, the network it attacked and what it found.
+    key = config_hash({"attack": outputs.params, "metrics": outputs.metrics,
+                       "model": hashlib.sha256(layout.model_path(MODEL).read_bytes()).hexdigest()})
     try:
-        with tracker.run(f"{MODEL} attack", outputs.params, tags) as run_:
-            run_.log_metrics(outputs.metrics)
-            for path in outputs.artifacts:
-                run_.log_artifact(path, "attack")
+        tracker.log_outputs(key, run_name=f"{MODEL} attack", params=outputs.params, tags=tags,
+                            metrics=outputs.metrics, artifacts=outputs.artifacts,
+                            artifact_path="attack", started=started, ended=time.time())
     except TrackingError as err:
         raise TrackingError(f"{err} The attack's results are saved in {layout.ATTACK_DIR}.") from err
 

@@ -86,9 +86,9 @@ def test_a_new_experiment_keeps_its_artifacts_beside_the_store_not_the_working_d
     tracker = Tracker("unit", root=study)
     location = tracker.client.get_experiment(tracker.experiment_id).artifact_location
     assert location == (study.resolve() / "mlruns").as_uri()
-    with tracker.run("r", {}, {}) as run_:
-        run_.log_artifact(__file__)
-    assert (study / "mlruns" / run_.run_id / "artifacts" / Path(__file__).name).is_file()
+    run_id = tracker.log_outputs("k", run_name="r", params={}, tags={}, metrics={}, artifacts=[Path(__file__)],
+                                 artifact_path=None, started=0.0, ended=1.0)
+    assert (study / "mlruns" / run_id / "artifacts" / Path(__file__).name).is_file()
     assert not (tmp_path / "mlruns").exists()
 
 

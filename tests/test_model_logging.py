@@ -46,13 +46,17 @@ def logged(tmp_path_factory):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                with tracker.run("baseline", {}, {}) as run:
-                    run.log_model(tmp / "net.npz", CLASSES, example=images[:1])
+                record = {"key": "net", "seed": 0, "test_acc": 0.5, "diverged": False,
+                          "diverged_epoch": None, "history": []}
+                run_id = tracker.log_run(
+                    record, {"started": 0.0, "ended": 1.0, "worker": "here"}, run_name="baseline",
+                    params={}, tags={},
+                    on_logged=lambda run: run.log_model(tmp / "net.npz", CLASSES, example=images[:1]))
         finally:
             logging.getLogger("mlflow").removeHandler(logged_warnings)
         import mlflow.artifacts
 
-        folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.run_id}/model",
+        folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model",
                                                           dst_path=str(tmp / "downloaded")))
     return folder, images, expected, (
         [f"{w.category.__name__}: {w.message}" for w in caught] + logged_warnings.messages)

@@ -28,25 +28,23 @@ def closed_port() -> int:
         return s.getsockname()[1]  # closed again when the block ends: nothing listens
 
 
-def record(key: str | None, *, seed=0, test_acc=0.4, started=1_700_000_000.25, seconds=30.5,
-           epochs=3, diverged_epoch=None) -> dict:
-    """A finished run's record with its facts' keys (started, ended, worker) beside it."""
+def record(key: str | None, *, seed=0, test_acc=0.4, epochs=3, diverged_epoch=None, robustness=None) -> dict:
+    """A finished run's record as the sweep's driver receives it."""
     history = [{"epoch": e, "loss": 2.0 / e, "train_acc": 0.1 * e, "val_acc": 0.09 * e, "lr": 0.1 * 0.9 ** e}
                for e in range(1, epochs + 1)]
     return {"seed": seed, "test_acc": None if diverged_epoch else test_acc,
             "final_val_acc": history[-1]["val_acc"] if history else None,
             "diverged": diverged_epoch is not None, "diverged_epoch": diverged_epoch,
-            "history": history, "seconds": seconds, "mlflow_run_id": None,
-            "started": started, "ended": started + seconds, "key": key, "worker": "local-1"}
+            "history": history, "key": key, "robustness": robustness}
 
 
-def facts(rec: dict) -> dict:
-    """The run's facts (classifier.py): its times and worker, kept apart from its record."""
-    return {k: rec[k] for k in ("started", "ended", "worker")}
+def facts(started=1_700_000_000.25, seconds=30.5) -> dict:
+    """The facts of a run: when and where it trained."""
+    return {"started": started, "ended": started + seconds, "worker": "host:42"}
 
 
-def log(tracker, rec, name="twolayer lr=0.05 seed 0", tags=None, parent=None):
-    return tracker.log_run(rec, facts(rec), run_name=name, params={"lr": 0.05, "seed": rec["seed"]},
+def log(tracker, rec, name="twolayer lr=0.05 seed 0", tags=None, parent=None, at=None):
+    return tracker.log_run(rec, at or facts(), run_name=name, params={"lr": 0.05, "seed": rec["seed"]},
                            tags=tags or {"scratchnet.model": "twolayer"}, parent_run_id=parent)
 
 
@@ -96,16 +94,17 @@ def test_importing_tracking_changes_no_environment_variable():
 
 
 def test_a_record_becomes_a_run_with_params_epoch_metrics_test_acc_curve_and_tags(tracker, tmp_path):
-    rec = record("k1", seed=2)
+    rec = record("k1", seed=2, robustness={"l2_90": 0.75, "linf_8": 0.5})
     run_id = log(tracker, rec)
     run = tracker.client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params == {"lr": "0.05", "seed": "2"}
     assert run.data.metrics["test_acc"] == 0.4
+    assert (run.data.metrics["robust_l2_90"], run.data.metrics["robust_linf_8"]) == (0.75, 0.5)
     assert [m.step for m in tracker.client.get_metric_history(run_id, "val_acc")] == [1, 2, 3]
     assert {k: v for k, v in run.data.tags.items() if k.startswith("scratchnet.")} == {
         "scratchnet.model": "twolayer", "scratchnet.seed": "2", "scratchnet.diverged": "false",
-        "scratchnet.run_key": "k1"}
+        "scratchnet.run_key": "k1", "scratchnet.worker": "host:42"}
     curve = Path(tracker.client.download_artifacts(run_id, "curve.csv", str(tmp_path)))
     assert curve.read_text().splitlines() == [
         "epoch,loss,train_acc,val_acc,lr",
@@ -113,8 +112,8 @@ def test_a_record_becomes_a_run_with_params_epoch_metrics_test_acc_curve_and_tag
 
 
 def test_a_run_starts_and_ends_when_its_training_did_not_when_it_was_logged(tracker):
-    rec = record("k1", started=1_700_000_000.25, seconds=30.5, epochs=4)
-    run = tracker.client.get_run(log(tracker, rec))
+    rec = record("k1", epochs=4)
+    run = tracker.client.get_run(log(tracker, rec, at=facts(started=1_700_000_000.25, seconds=30.5)))
     assert run.info.start_time == 1_700_000_000_250
     assert run.info.end_time == 1_700_000_030_750  # the UI's Duration: 30.5 s of training
     stamps = [m.timestamp for m in tracker.client.get_metric_history(run.info.run_id, "loss")]
@@ -129,7 +128,7 @@ def test_a_diverged_run_has_no_test_acc_and_says_so(tracker):
     assert [m.step for m in tracker.client.get_metric_history(run_id, "loss")] == [1, 2]
 
 
-def test_a_run_logged_twice_is_one_run_and_one_search_serves_the_whole_sweep(tracker, experiment, store, monkeypatch):
+def test_a_run_logged_twice_is_one_run_and_a_logged_key_costs_no_search(tracker, experiment, store, monkeypatch):
     first = log(tracker, record("k1"))
     assert log(tracker, record("k1")) == first
 
@@ -140,7 +139,8 @@ def test_a_run_logged_twice_is_one_run_and_one_search_serves_the_whole_sweep(tra
     assert log(again, record("k1")) == first
     assert log(again, record("k2", seed=1), name="twolayer lr=0.05 seed 1") != first
     assert log(again, record("k2", seed=1), name="twolayer lr=0.05 seed 1") == again.logged_keys()["k2"]
-    assert len(searches) == 1
+    # one search for what the store holds, one for the new key (another stage may log it too)
+    assert len(searches) == 2
     assert sorted(r.data.tags["scratchnet.run_key"] for r in all_runs(again)) == ["k1", "k2"]
 
 
@@ -169,44 +169,51 @@ def test_a_run_that_fails_while_logging_is_marked_failed_and_replaced_by_the_ret
         raise OSError("disk full")
 
     with pytest.raises(TrackingError, match=r"run 'twolayer baseline seed 0' \(\w+\) was not fully logged.*disk full"):
-        tracker.log_run(record("k1"), facts(record("k1")), run_name="twolayer baseline seed 0", params={},
-                        tags={}, on_logged=broken)
+        tracker.log_run(record("k1"), facts(), run_name="twolayer baseline seed 0", params={}, tags={},
+                        on_logged=broken)
     assert [r.info.status for r in all_runs(tracker)] == ["FAILED"]
     logged = log(tracker, record("k1"))
     assert [(r.info.run_id, r.info.status) for r in all_runs(tracker)] == [(logged, "FINISHED")]
 
 
-def test_a_sweeps_parent_spans_its_children_and_widens_when_children_are_added(tracker, experiment, store):
-    parent = tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {"scratchnet.stage": "sweep"})
-    assert tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {}) == parent
-    assert tracker.sweep_parent("twolayer sweep: lr", "other-key", {}) != parent
-    a = record("a", started=1_700_000_100.0, seconds=30.0)
-    b = record("b", started=1_700_000_090.0, seconds=20.0)
-    for rec in (a, b):
-        log(tracker, rec, parent=parent)
-    # The parent was created now, after its children started: it is replaced by one that
-    # starts with them (MLflow cannot move a start), and the children move under it.
-    created = parent
-    parent = tracker.close_parent(parent, start=b["started"], end=a["ended"])
+def test_a_sweeps_parent_spans_its_children_and_a_later_stage_moves_its_end_not_its_start(
+        tracker, experiment, store):
+    # Created at its sweep's start, before its children started; ended at the last child's end.
+    parent = tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {"scratchnet.stage": "sweep"},
+                                  start=1_700_000_080.0)
+    assert tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {}, start=1_700_000_090.0) == parent
+    assert tracker.sweep_parent("twolayer sweep: lr", "other-key", {}, start=1_700_000_090.0) != parent
+    for key, started, seconds in (("a", 1_700_000_100.0, 30.0), ("b", 1_700_000_090.0, 20.0)):
+        log(tracker, record(key), parent=parent, at=facts(started, seconds))
+    assert tracker.close_parent("sweep-key") == parent
     spanned = tracker.client.get_run(parent)
-    assert (spanned.info.start_time, spanned.info.end_time) == (1_700_000_090_000, 1_700_000_130_000)
-    assert tracker.client.get_run(created).info.lifecycle_stage == "deleted"
-    late = log(tracker, record("late", started=1_700_000_095.0, seconds=10.0), parent=created)
-    assert tracker.client.get_run(late).data.tags["mlflow.parentRunId"] == parent
-    children = tracker.client.search_runs([tracker.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
-    assert sorted(r.data.tags["scratchnet.run_key"] for r in children) == ["a", "b", "late"]
+    assert (spanned.info.start_time, spanned.info.end_time) == (1_700_000_080_000, 1_700_000_130_000)
 
-    # A value added to the sweep later, from a later stage: it joins the same parent, which widens.
+    # A value added to the sweep later, from a later stage: it joins the same parent, whose end moves.
     later = Tracker(experiment, root=store)
-    again = later.sweep_parent("twolayer sweep: lr", "sweep-key", {})
-    assert again == parent
-    c = record("c", started=1_700_005_000.0, seconds=40.0)
-    log(later, c, parent=again)
-    assert later.close_parent(again, start=c["started"], end=c["ended"]) == parent
+    assert later.sweep_parent("twolayer sweep: lr", "sweep-key", {}, start=1_700_004_000.0) == parent
+    log(later, record("c"), parent=parent, at=facts(1_700_005_000.0, 40.0))
+    assert later.close_parent("sweep-key") == parent
     widened = later.client.get_run(parent)
-    assert (widened.info.start_time, widened.info.end_time) == (1_700_000_090_000, 1_700_005_040_000)
-    parents = later.client.search_runs([later.experiment_id], "tags.`scratchnet.run_key` = 'sweep-key'")
-    assert [r.info.run_id for r in parents] == [parent]
+    assert (widened.info.start_time, widened.info.end_time) == (1_700_000_080_000, 1_700_005_040_000)
+    children = later.client.search_runs([later.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
+    assert sorted(r.data.tags["scratchnet.run_key"] for r in children) == ["a", "b", "c"]
+    # A stage running at the same time that began earlier: the parent is replaced by one that
+    # starts with it, holding every child and experiment (MLflow cannot move a start).
+    early = Tracker(experiment, root=store)
+    replaced = early.sweep_parent("twolayer sweep: lr", "sweep-key", {}, start=1_700_000_050.0)
+    assert replaced != parent
+    assert later.close_parent("sweep-key") == replaced  # `later` filed its child under the old one
+    moved = later.client.search_runs([later.experiment_id], f"tags.mlflow.parentRunId = '{replaced}'")
+    assert sorted(r.data.tags["scratchnet.run_key"] for r in moved) == ["a", "b", "c"]
+    spanned = later.client.get_run(replaced)
+    assert (spanned.info.start_time, spanned.info.end_time) == (1_700_000_050_000, 1_700_005_040_000)
+    assert later.client.get_run(parent).info.lifecycle_stage == "deleted"
+    parent = replaced
+
+    # a stage that logged nothing new under it (its runs were logged before) leaves it as it is
+    assert Tracker(experiment, root=store).close_parent("sweep-key") == parent
+    assert later.client.get_run(parent).info.end_time == 1_700_005_040_000
 
 
 def test_one_query_finds_a_sweep_with_its_baseline_best_first(tracker, experiment, store):
@@ -232,19 +239,25 @@ def test_one_query_finds_a_sweep_with_its_baseline_best_first(tracker, experimen
     assert len(all_runs(again)) == 7
 
 
-def test_runs_of_a_dvc_experiment_carry_its_name(tracker, monkeypatch):
+def test_runs_of_a_dvc_experiment_carry_its_name_and_a_parent_every_experiment_it_holds(tracker, monkeypatch):
     monkeypatch.setenv("DVC_EXP_NAME", "bushy-sled")
     run = tracker.client.get_run(log(tracker, record("k1")))
     assert run.data.tags["scratchnet.dvc_exp"] == "bushy-sled"
+    parent = tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {}, start=1_700_000_000.0)
+    monkeypatch.setenv("DVC_EXP_NAME", "lucky-lion")
+    assert tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {}, start=1_700_000_000.0) == parent
+    tags = tracker.client.get_run(parent).data.tags
+    assert {k: v for k, v in tags.items() if k.startswith("scratchnet.dvc_exp")} == {
+        "scratchnet.dvc_exp.bushy-sled": "true", "scratchnet.dvc_exp.lucky-lion": "true"}
 
 
 def test_log_seed_logs_a_baseline_with_its_params_and_training_times(tracker):
-    rec = record(None)
-    assert log_seed(tracker, rec, facts(rec), model_name="twolayer", config={"lr": 0.05}, train_size=100,
+    rec, at = record("base"), facts()
+    assert log_seed(tracker, rec, at, model_name="twolayer", config={"lr": 0.05}, train_size=100,
                     run_name="twolayer baseline", tags={}) is None
-    (run,) = all_runs(tracker)
+    run = tracker.client.get_run(tracker.logged_keys()["base"])
     assert run.data.params == {"lr": "0.05", "seed": "0", "model": "twolayer", "train_size": "100"}
-    assert (run.info.start_time, run.info.end_time) == (round(rec["started"] * 1000), round(rec["ended"] * 1000))
+    assert (run.info.start_time, run.info.end_time) == (round(at["started"] * 1000), round(at["ended"] * 1000))
 
 
 def free_port() -> int:
@@ -283,11 +296,11 @@ def test_a_server_that_dies_between_two_runs_loses_nothing_and_a_retry_duplicate
         os.killpg(server.pid, signal.SIGKILL)  # the server dies mid-stage
         server.wait(timeout=30)
 
-    with pytest.raises(TrackingError, match=f"MLflow store {uri} refused to create run 'twolayer lr=0.05 seed 1'"):
+    with pytest.raises(TrackingError, match=f"MLflow store {uri} refused .*'twolayer lr=0.05 seed 1'"):
         log(tracker, record("k2", seed=1), "twolayer lr=0.05 seed 1")
     # The train stage's path: the failure comes back as a value, after which it writes results.
     rec = record(None, seed=2)
-    error = log_seed(tracker, rec, facts(rec), model_name="twolayer", config={}, train_size=1,
+    error = log_seed(tracker, rec, facts(), model_name="twolayer", config={}, train_size=1,
                      run_name="twolayer baseline", tags={})
     assert isinstance(error, TrackingError) and "twolayer baseline" in str(error)
 
@@ -303,18 +316,24 @@ def test_a_server_that_dies_between_two_runs_loses_nothing_and_a_retry_duplicate
     assert [m.step for m in retry.client.get_metric_history(first, "loss")] == [1, 2, 3]
 
 
-def test_a_store_failure_during_a_stage_run_is_reported_after_the_body_finishes(tracker, monkeypatch):
-    finished = []
+def test_a_stage_run_is_logged_once_with_its_times_and_a_store_failure_names_it(tracker, tmp_path, monkeypatch):
+    (tmp_path / "example.json").write_text("{}")
+    kwargs = dict(run_name="twolayer attack", params={"norm": "l2"}, tags={}, metrics={"example.l2": 91.0},
+                  artifacts=[tmp_path / "example.json"], artifact_path="attack",
+                  started=1_700_000_000.0, ended=1_700_000_012.0)
+    first = tracker.log_outputs("attack-key", **kwargs)
+    assert tracker.log_outputs("attack-key", **kwargs) == first
+    run = tracker.client.get_run(first)
+    assert (run.info.start_time, run.info.end_time) == (1_700_000_000_000, 1_700_000_012_000)
+    assert run.data.metrics == {"example.l2": 91.0}
+    assert [a.path for a in tracker.client.list_artifacts(first, "attack")] == ["attack/example.json"]
 
     def broken(*args, **kwargs):
         raise mlflow.exceptions.MlflowException("store is gone")
 
-    with pytest.raises(TrackingError, match="was not fully logged to MLflow.*store is gone"):
-        with tracker.run("attack", {}, {}) as run:
-            monkeypatch.setattr(run.client, "log_batch", broken)
-            run.log_metrics({"example.l2": 91.0})  # does not raise: the stage goes on
-            finished.append(True)
-    assert finished == [True]
+    monkeypatch.setattr(tracker.client, "log_batch", broken)
+    with pytest.raises(TrackingError, match=r"run 'twolayer attack' \(\w+\) was not fully logged to MLflow.*store is gone"):
+        tracker.log_outputs("other-key", **kwargs)
 
 
 def test_the_pyfunc_model_class_imports_without_mlflow_warnings():
@@ -351,7 +370,7 @@ def test_the_baselines_model_lands_on_its_run_when_the_ablation_logged_the_run_f
         run.log_model(tmp_path / "net.npz", classes, example=images)
 
     for _ in range(2):  # the second time, the model is there: nothing is logged again
-        assert tracker.log_run(record("k1"), facts(record("k1")), run_name="softmax baseline", params={}, tags={},
+        assert tracker.log_run(record("k1"), facts(), run_name="softmax baseline", params={}, tags={},
                                on_logged=with_model) == first
     assert calls == [first]
     (run,) = all_runs(tracker)

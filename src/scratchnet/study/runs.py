@@ -10,6 +10,7 @@ driver alone logs runs to MLflow. An edge module: it joins the numeric library t
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,12 +95,16 @@ def log_seed(tracker: Tracker, record: dict, facts: dict, *, model_name: str, co
 class SweepLog:
     """Logs each finished run of the ablation sweep to MLflow (the on_record of sweep.run_sweep).
 
-    A value's runs sit under one parent run per sweep (model, varied key), which `close()` makes
-    span its children; the baseline's runs have no parent but carry an `in_sweep` tag for every
-    sweep they centre (tracking.sweep_tags), so one query finds a sweep with its baseline.
-    Logging is idempotent by run key (Tracker.log_run): a rerun logs only new runs, and a
-    deleted store is refilled from the run cache. MLflow is opened at the first finished run,
-    while the others train.
+    A value's runs sit under one parent run per sweep (model, varied key); the baseline's runs
+    have no parent but carry an `in_sweep` tag for every sweep they centre (tracking.sweep_tags),
+    so one query finds a sweep with its baseline. A parent created here starts when this log
+    was made (before the sweep submits a run) or at the first child it holds if that started
+    earlier (a run from the cache), and `close()` ends it at its last child's end; a stage
+    running at the same time that began earlier replaces it by one starting earlier
+    (Tracker.sweep_parent). MLflow cannot move a start: refilling a store from the run cache,
+    a cached child logged after the parent's creation may have started before it. Logging is once per run key (Tracker.log_run): a
+    rerun logs only new runs, and a deleted store is refilled from the run cache. MLflow is
+    opened at the first finished run, while the others train.
 
     The first tracking failure is kept in `error`, not raised: the sweep goes on, the stage
     writes every result, then fails naming it (the runs stay in the run cache; the next repro
@@ -109,9 +114,10 @@ class SweepLog:
         self.params = params
         self.provenance = provenance
         self.train_size = train_size
+        self.began = time.time()
         self.tracker: Tracker | None = None
         self.parents: dict[tuple, str] = {}  # (model, key) -> the sweep's parent run id
-        self.spans: dict[tuple, tuple[float, float]] = {}  # (model, key) -> children's (start, end)
+        self.keys: dict[tuple, str] = {}  # (model, key) -> the parent's run key
         self.error: TrackingError | None = None
 
     def __call__(self, spec: RunSpec, record: dict, facts: dict, cached: bool) -> None:
@@ -123,9 +129,7 @@ class SweepLog:
             param, _ = parse_entry(self.params, spec.model, spec.entry)
             parent = None
             if param is not None:
-                parent = self.parent(spec.model, param)
-                start, end = self.spans.get((spec.model, param), (facts["started"], facts["ended"]))
-                self.spans[spec.model, param] = (min(start, facts["started"]), max(end, facts["ended"]))
+                parent = self.parent(spec.model, param, facts["started"])
             tags = {**base_tags(spec.model, "ablate", self.provenance, config_hash(self.params)),
                     **sweep_tags(spec.model, param, spec.entry, sweeps(self.params, spec.model))}
             self.tracker.log_run(
@@ -134,7 +138,7 @@ class SweepLog:
         except TrackingError as err:
             self.error = err
 
-    def parent(self, model: str, param: str) -> str:
+    def parent(self, model: str, param: str, start: float) -> str:
         """The sweep's parent run, found or created once per stage."""
         if (model, param) not in self.parents:
             tags = {**base_tags(model, "ablate-sweep", self.provenance, config_hash(self.params)),
@@ -145,15 +149,17 @@ class SweepLog:
                                "epochs": self.params["ablate"]["epochs"][model],
                                "data": tags[TAG + "dataset_sha256"],
                                "preprocess": self.params["preprocess"]})
-            self.parents[model, param] = self.tracker.sweep_parent(f"{model} sweep: {param}", key, tags)
+            self.keys[model, param] = key
+            self.parents[model, param] = self.tracker.sweep_parent(
+                f"{model} sweep: {param}", key, tags, min(self.began, start))
         return self.parents[model, param]
 
     def close(self) -> None:
-        """Makes every sweep's parent run span its children (the parent's id may change)."""
+        """Ends every sweep's parent run at its last child's end."""
         if self.error is not None or self.tracker is None:
             return
         try:
-            for sweep, (start, end) in self.spans.items():
-                self.parents[sweep] = self.tracker.close_parent(self.parents[sweep], start, end)
+            for sweep, key in self.keys.items():
+                self.parents[sweep] = self.tracker.close_parent(key)
         except TrackingError as err:
             self.error = err

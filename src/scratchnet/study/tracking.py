@@ -1,43 +1,34 @@
 """The one place that talks to MLflow.
 
-One experiment for the study. One MLflow run per training run, logged after the fact from its
-record (`Tracker.log_run`): its hyper-parameters as params, per-epoch `loss`, `train_acc`,
-`val_acc`, `lr` at `step=epoch`, the final `test_acc`, the curve as `curve.csv`, and the tags
-below. Its start time and duration in MLflow are those of the training, not of the logging.
-A run is never logged twice: every run carries its run key (`scratchnet.run_key`), and a key
-already in the experiment is not logged again; a run missing from the store (say, after
-deleting mlflow.db) is logged again from its record.
+One experiment for the study; one run per training run, logged after the fact from its record
+and facts (`Tracker.log_run`), created with its training's start and ended with its end.
+The README lists what a run holds and the tags set here (the constants below).
 
-The runs of one ablation sweep are children of one parent run per sweep, which spans them
-(`Tracker.sweep_parent`, `Tracker.close_parent`). The baseline belongs to every sweep of its
-model but can have one parent only, so a sweep's members, baseline included, are marked by a
-tag instead: one query (or the UI's search box) finds a sweep with its baseline:
+A sweep's value runs are children of one parent run per sweep (`sweep_parent`), created with
+the start its stage gives (runs.SweepLog: when it may still follow a child's) and ended at its
+last child's end (`close_parent`); a later stage that adds children moves the end. A baseline centres every sweep of its model but has
+one parent only, so a sweep's members, baseline included, also carry a tag that one query
+finds: tags.`scratchnet.in_sweep.twolayer.lr` = 'true'.
 
-    tags.`scratchnet.in_sweep.twolayer.lr` = 'true'      ordered by metrics.test_acc DESC
-
-and the UI's "Group by" on the tag `scratchnet.entry` shows each value's seeds as one row.
-
-Tags this project sets (the README lists them):
-
-    scratchnet.model            softmax | twolayer
-    scratchnet.stage            train | ablate | attack | ablate-sweep (a sweep's parent run)
-    scratchnet.sweep            <model>.<key> the run varies ('twolayer.lr'), '<model>.baseline'
-    scratchnet.entry            the value tried: 'lr=0.05', or 'baseline'
-    scratchnet.in_sweep.<sweep> 'true' on every run a sweep compares, its baseline's included
-    scratchnet.seed             the run's seed
-    scratchnet.diverged         'true' if training diverged (the run then has no test_acc)
-    scratchnet.git_commit       the code's commit ('-dirty' if it had local changes)
-    scratchnet.params_hash      hash of the params.yaml the stage ran with (the report cites it)
-    scratchnet.dataset          which data: the release or the source's name
-    scratchnet.dataset_sha256   the dataset's checksum
-    scratchnet.run_key          what the run is, as a hash (the run cache's key); a sweep's
-                                parent carries its sweep's key
-    scratchnet.dvc_exp          the DVC experiment's name, for runs of `dvc exp run`
+One run per run key (`scratchnet.run_key`), however many stages log at once. Before creating
+a run its key is searched; a finished run there is used as it is.
+- The project's SQLite store: its writers take turns under an fcntl lock beside it
+  (`mlflow.db.lock`) from that search until the run is ended, so no key is created twice, and
+  an unfinished run found under the lock was cut short by a dead stage: it is replaced.
+- A server, maybe shared by several machines: create, then reconcile. The key is searched
+  again; the winner is, in every process, a finished run if there is one, then the earliest
+  start, then the smallest run id (a parent that starts first spans every twin's children);
+  the other runs are deleted by whoever sees them, their children moved under the winner.
+  The last writer to look sees every twin, so one run remains. A twin that another writer is
+  still logging is given TWIN_WAIT seconds before it counts as cut short.
+"Database is locked": MLflow opens every SQLite session with `PRAGMA busy_timeout = 20000`
+(a writer waits up to 20 s for another) and the lock above serialises the study's writers, so
+no retry is added here.
 
 Store: `MLFLOW_TRACKING_URI` if set (a shared server), else `sqlite:///<project>/mlflow.db`.
 A server that cannot be reached fails the stage at its start (`TrackingError`), before any
 training. A failure while logging never loses a run: the caller writes its results first,
-and `log_run` raises a `TrackingError` naming the server and the run; the next attempt logs
+and the Tracker raises a `TrackingError` naming the store and the run; the next attempt logs
 what is missing and nothing twice.
 """
 
@@ -50,7 +41,12 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
+
+try:  # the lock a SQLite store's writers share; without it (Windows) reconcile alone
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 import numpy as np
 
@@ -69,7 +65,9 @@ DIVERGED = TAG + "diverged"
 DATASET = TAG + "dataset"
 DATASET_SHA256 = TAG + "dataset_sha256"
 RUN_KEY = TAG + "run_key"
-DVC_EXP = TAG + "dvc_exp"
+DVC_EXP = TAG + "dvc_exp"  # the DVC experiment that logged a run; a parent, which runs of
+# several experiments may join, has one tag per experiment whose sweep it groups, + '.<name>'
+WORKER = TAG + "worker"  # where a run trained: 'host:pid' or a Dask worker's address
 
 PARENT = "mlflow.parentRunId"  # MLflow's own tag: the UI nests a run under this parent
 TEST_ACC = "test_acc"  # the one metric name for test accuracy, in every run
@@ -206,12 +204,15 @@ def sweep_tags(model: str, param: str | None, entry: str, swept: Iterable[str]) 
     }
 
 
-def dvc_experiment_tags() -> dict[str, str]:
+def dvc_experiment_tags(parent: bool = False) -> dict[str, str]:
     """The DVC experiment's name, which `dvc exp run` (also `--temp`, `--queue`) hands its stages
     as DVC_EXP_NAME, so its runs can be found by the name `dvc exp show` prints; empty for a
-    plain `dvc repro`."""
+    plain `dvc repro`. parent: the form a sweep's parent takes, one tag per experiment, since
+    the runs of several experiments may join one parent."""
     name = os.environ.get("DVC_EXP_NAME", "").strip()
-    return {DVC_EXP: name} if name else {}
+    if not name:
+        return {}
+    return {f"{DVC_EXP}.{name}": "true"} if parent else {DVC_EXP: name}
 
 
 def _ms(seconds: float) -> int:
@@ -219,33 +220,19 @@ def _ms(seconds: float) -> int:
     return int(round(seconds * 1000))
 
 
+def _rank(run) -> tuple:
+    """The reconcile rule's order among the runs of one key: a finished run (its writer saw no
+    better twin, and may have returned it already), then the earliest start, then the
+    smallest id."""
+    return run.info.status != "FINISHED", run.info.start_time or 0, run.info.run_id
+
+
 class Run:
-    """One open MLflow run, for what a stage logs beyond a training record (the attack's
-    metrics and figures, a baseline's model). Logging calls never raise mid-stage: the first
-    failure is kept in `error` and reported when the run ends, after the caller saved results."""
+    """A run being logged, as `Tracker.log_run(on_logged=)` hands it over (a baseline's model)."""
 
     def __init__(self, client, run_id: str):  # client: mlflow.tracking.MlflowClient
         self.client = client
         self.run_id = run_id
-        self.error: Exception | None = None
-
-    def _safely(self, fn, *args, **kwargs) -> None:
-        if self.error is not None:
-            return
-        try:
-            fn(*args, **kwargs)
-        except Exception as err:  # noqa: BLE001 - any store failure is reported at run end
-            self.error = err
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
-        self._safely(self.client.log_batch, self.run_id, metrics=batch)
-
-    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
-        self._safely(self.client.log_artifact, self.run_id, str(path), artifact_path)
 
     def log_model(self, model_path: Path, class_names: list[str], example: np.ndarray) -> None:
         """Logs a trained network as an MLflow pyfunc model that predicts from raw images.
@@ -259,47 +246,53 @@ class Run:
 
         from scratchnet.study import pyfunc_model
 
-        def log():
-            with mlflow.start_run(run_id=self.run_id):
-                mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=pyfunc_model.script(),
-                    model_config={"class_names": list(class_names)},
-                    artifacts={"network": str(model_path)},
-                    signature=pyfunc_model.signature(class_names),
-                    input_example=np.asarray(example, dtype=np.uint8),
-                    code_paths=[pyfunc_model.code_path()],
-                    pip_requirements=pyfunc_model.requirements(),
-                )
-
-        self._safely(log)
+        with mlflow.start_run(run_id=self.run_id):
+            mlflow.pyfunc.log_model(
+                name="model",
+                python_model=pyfunc_model.script(),
+                model_config={"class_names": list(class_names)},
+                artifacts={"network": str(model_path)},
+                signature=pyfunc_model.signature(class_names),
+                input_example=np.asarray(example, dtype=np.uint8),
+                code_paths=[pyfunc_model.code_path()],
+                pip_requirements=pyfunc_model.requirements(),
+            )
 
 
 class Tracker:
     """The study's experiment on the configured store; fails fast if it is unreachable.
 
-    The stage process is the one writer: worker processes train, this logs their records.
+    The stage process is the one writer: worker processes train, this logs their runs.
     """
+
+    LOCK_WAIT = 600.0  # s a writer waits for another stage's lock on a SQLite store
+    TWIN_WAIT = 10.0  # s a server-side twin being logged elsewhere is given to finish
 
     def __init__(self, experiment: str, root: Path | str = "."):
         self.uri = check_server(root)
         if self.uri.startswith(("http://", "https://")):
             for name, value in HTTP_SETTINGS.items():  # MLflow reads them at each request
                 os.environ.setdefault(name, value)
+        sqlite = self.uri.startswith("sqlite:///")
+        self.lock = Path(self.uri[len("sqlite:///"):] + ".lock") if sqlite and fcntl else None
+        self._locked = False
         import mlflow
         from mlflow.tracking import MlflowClient
 
         # The fluent API (a baseline's `Run.log_model`) logs to the process's current store.
         mlflow.set_tracking_uri(self.uri)
         try:
-            exp = mlflow.get_experiment_by_name(experiment)
-            if exp is None:  # created with its artifacts beside the store (artifact_root)
-                try:
-                    mlflow.create_experiment(experiment, artifact_location=artifact_root(self.uri))
-                except mlflow.exceptions.MlflowException as err:
-                    if err.error_code != "RESOURCE_ALREADY_EXISTS":  # a queued twin created it first
-                        raise
-            exp = mlflow.set_experiment(experiment)
+            with self._exclusive():  # a new store's tables are created by one stage
+                exp = mlflow.get_experiment_by_name(experiment)
+                if exp is None:  # created with its artifacts beside the store (artifact_root)
+                    try:
+                        mlflow.create_experiment(experiment, artifact_location=artifact_root(self.uri))
+                    except mlflow.exceptions.MlflowException as err:
+                        if err.error_code != "RESOURCE_ALREADY_EXISTS":  # a twin stage created it first
+                            raise
+                exp = mlflow.set_experiment(experiment)
+        except TrackingError:
+            raise
         except Exception as err:  # noqa: BLE001
             raise TrackingError(f"MLflow store {self.uri} refused experiment {experiment!r}: {err}") from err
         check_artifact_location(self.uri, experiment, exp.artifact_location)
@@ -307,105 +300,66 @@ class Tracker:
         self.client = MlflowClient(self.uri)
         self._logged: dict[str, str] | None = None  # run key -> id of its finished run
         self._members: dict[str, set[str]] = {}  # run id -> its in_sweep tags
-        self._partial: dict[str, list[str]] = {}  # run key -> ids of unfinished runs with it
-        self._replaced: dict[str, str] = {}  # parent id -> the parent that replaced it
+        self._parents: dict[str, set[str]] = {}  # a parent's key -> every id this tracker used
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """This project's writers one at a time on a SQLite store (fcntl lock beside it; the
+        kernel drops it with a dead holder); nothing on a server."""
+        if self.lock is None or self._locked:
+            yield
+            return
+        with open(self.lock, "a") as handle:
+            deadline = time.monotonic() + self.LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TrackingError(
+                            f"MLflow store {self.uri}: another stage held {self.lock} for "
+                            f"{self.LOCK_WAIT:.0f} s; is one stuck? (a stopped stage drops it)") from None
+                    time.sleep(0.02)
+            self._locked = True
+            try:
+                yield
+            finally:
+                self._locked = False
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def logged_keys(self) -> dict[str, str]:
-        """{run key: run id} of the finished runs in the experiment, from one search of the
-        store on first use, then kept up to date by this tracker's own logging."""
+        """{run key: run id} of the finished runs in the experiment, from one search of the store
+        on first use, then kept up to date by this tracker's own logging. A key missing here is
+        searched again before it is created (another stage may have logged it since)."""
         if self._logged is None:
             logged: dict[str, str] = {}
-            for run in self._search(f"tags.`{RUN_KEY}` != ''"):
-                key, run_id = run.data.tags[RUN_KEY], run.info.run_id
+            for run in sorted(self._search(f"tags.`{RUN_KEY}` != ''"), key=_rank):
                 if run.info.status == "FINISHED":
-                    logged.setdefault(key, run_id)
-                    self._members[run_id] = {t for t in run.data.tags if t.startswith(IN_SWEEP)}
-                else:  # a logging cut short (the stage died): replaced when the key is logged
-                    self._partial.setdefault(key, []).append(run_id)
+                    logged.setdefault(run.data.tags[RUN_KEY], run.info.run_id)
+                    self._members[run.info.run_id] = {t for t in run.data.tags if t.startswith(IN_SWEEP)}
             self._logged = logged
         return self._logged
 
-    def log_run(
-        self,
-        record: dict,
-        facts: dict,
-        *,
-        run_name: str,
-        params: dict[str, Any],
-        tags: dict[str, Any],
-        parent_run_id: str | None = None,
-        on_logged=None,
-    ) -> str:
-        """Logs one finished training run from its record; returns its MLflow run id.
+    def log_run(self, record: dict, facts: dict, *, run_name: str, params: dict[str, Any],
+                tags: dict[str, Any], parent_run_id: str | None = None,
+                on_logged: Callable[[Run], None] | None = None) -> str:
+        """Logs one finished training run once; returns the id of its key's MLflow run.
 
-        record: seed, test_acc (None if diverged), diverged, history (per-epoch dicts: epoch,
-        loss, train_acc, val_acc, lr), key (the run cache's key; None logs without a key, so
-        without the no-duplicate check). facts: started and ended (unix seconds of the training).
-        The run starts and ends at `started` and `ended` (ms); epoch e of n is stamped at
-        started + (ended - started) * e / n. If a finished run with the same key is already in
-        the experiment, nothing is logged (only the sweeps it newly belongs to, from `tags`,
-        are added) and its id is returned. `on_logged(run)` runs before the run is closed:
-        the place for a baseline's model. It also runs on an already-logged run that has no
-        model yet: the ablation logs the same run (same key) without one when it runs before
-        the train stage (`dvc repro ablate` first, or a store refilled from the run cache), and
-        the train stage's model must still land on it.
+        record: key (the run cache's; None logs without one, so without the once-only check),
+        seed, test_acc (None if diverged), diverged, diverged_epoch, history (per-epoch dicts:
+        epoch, loss, train_acc, val_acc, lr), robustness (None or {name: number}).
+        facts: started and ended (unix seconds of the training: the run's start and end; epoch
+        e of n is stamped at started + (ended - started) * e / n) and worker (a tag).
+        If the key's run is already logged, nothing is logged again: it only joins the sweeps
+        of `tags` it lacks, and gets `on_logged`'s model if it has none (the ablation logs the
+        baseline's run without one when it runs before the train stage). `on_logged(run)` runs
+        before the run is closed: the place for a baseline's model.
 
         Raises TrackingError naming the store and the run if it cannot be logged; a partly
         logged run is replaced on the next attempt, never duplicated.
         """
-        key = record.get("key")
-        if key is not None:
-            try:
-                found = self.logged_keys().get(key)
-            except TrackingError as err:
-                raise TrackingError(f"{err} (needed to log run {run_name!r})") from err
-            if found is not None:
-                self._join_sweeps(found, tags, run_name)
-                if on_logged is not None:
-                    self._add_model(found, run_name, on_logged)
-                return found
-        run_tags = {**{k: str(v) for k, v in tags.items()}, **dvc_experiment_tags(),
-                    SEED: str(record["seed"]), DIVERGED: str(bool(record["diverged"])).lower()}
-        if key is not None:
-            run_tags[RUN_KEY] = key
-        if parent_run_id is not None:
-            run_tags[PARENT] = self._replaced.get(parent_run_id, parent_run_id)
-        try:
-            for stale in self._partial.pop(key, []) if key is not None else []:
-                self.client.delete_run(stale)
-            run_id = self.client.create_run(self.experiment_id, start_time=_ms(facts["started"]),
-                                            tags=run_tags, run_name=run_name).info.run_id
-        except Exception as err:  # noqa: BLE001 - whatever the store says, name it and the run
-            raise TrackingError(
-                f"MLflow store {self.uri} refused to create run {run_name!r}: {err}. Its results "
-                "are saved; rerun the stage once the store is back to log it."
-            ) from err
-        try:
-            self._log_record(run_id, record, facts, params)
-            if on_logged is not None:
-                run = Run(self.client, run_id)
-                on_logged(run)
-                if run.error is not None:
-                    raise run.error
-            self.client.set_terminated(run_id, "FINISHED", end_time=_ms(facts["ended"]))
-        except Exception as err:  # noqa: BLE001
-            try:  # shown as FAILED, if the store still answers; a retry replaces it either way
-                self.client.set_terminated(run_id, "FAILED", end_time=_ms(facts["ended"]))
-            except Exception:  # noqa: BLE001
-                pass
-            if key is not None:
-                self._partial.setdefault(key, []).append(run_id)
-            raise TrackingError(
-                f"run {run_name!r} ({run_id}) was not fully logged to MLflow at {self.uri}: {err}. "
-                "Its results are saved; rerun the stage to log it again."
-            ) from err
-        if key is not None:
-            self.logged_keys()[key] = run_id
-            self._members[run_id] = {t for t in run_tags if t.startswith(IN_SWEEP)}
-        return run_id
-
-    def _log_record(self, run_id: str, record: dict, facts: dict, params: dict[str, Any]) -> None:
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Metric
 
         started, ended = facts["started"], facts["ended"]
         history = record["history"]
@@ -414,8 +368,164 @@ class Tracker:
                           int(r["epoch"]))
                    for r in history for name, value in r.items()
                    if name != "epoch" and value is not None]
-        if record["test_acc"] is not None:
-            metrics.append(Metric(TEST_ACC, float(record["test_acc"]), _ms(ended), 0))
+        finals = {TEST_ACC: record["test_acc"],
+                  **{f"robust_{k}": v for k, v in flatten(record.get("robustness") or {}).items()}}
+        metrics += [Metric(name, float(value), _ms(ended), 0) for name, value in finals.items()
+                    if isinstance(value, (int, float)) and not isinstance(value, bool)]
+        run_tags = {**tags, SEED: record["seed"], DIVERGED: str(bool(record["diverged"])).lower(),
+                    WORKER: facts["worker"]}
+        if parent_run_id is not None:
+            run_tags[PARENT] = parent_run_id
+
+        def write(run_id: str) -> None:
+            self._write(run_id, params, metrics)
+            if history:  # a run that diverged in its first epoch has no curve
+                with tempfile.TemporaryDirectory() as tmp:
+                    curve = Path(tmp) / "curve.csv"
+                    write_csv(curve, history, list(history[0]))
+                    self.client.log_artifact(run_id, str(curve))
+            if on_logged is not None:
+                on_logged(Run(self.client, run_id))
+
+        return self._log(record.get("key"), run_name, run_tags, started, ended, write, on_logged)
+
+    def log_outputs(self, key: str, *, run_name: str, params: dict[str, Any], tags: dict[str, Any],
+                    metrics: dict[str, float], artifacts: Iterable[Path], artifact_path: str | None,
+                    started: float, ended: float) -> str:
+        """Logs a stage's own run once per key (the attack): its params, metrics and files, from
+        `started` to `ended` (unix seconds). Returns the key's run id; TrackingError as log_run."""
+        from mlflow.entities import Metric
+
+        def write(run_id: str) -> None:
+            self._write(run_id, params, [Metric(k, float(v), _ms(ended), 0) for k, v in metrics.items()])
+            for path in artifacts:
+                self.client.log_artifact(run_id, str(path), artifact_path)
+
+        return self._log(key, run_name, tags, started, ended, write)
+
+    def _log(self, key: str | None, name: str, tags: dict[str, Any], started: float, ended: float,
+             write: Callable[[str], None], on_logged=None) -> str:
+        """The run `name` of `key`, created (start `started`), written by write(run_id) and ended
+        (`ended`) unless the key is logged already; then only joined (_join)."""
+        tags = {**{k: str(v) for k, v in tags.items()}, **dvc_experiment_tags()}
+        if key is not None:
+            tags[RUN_KEY] = key
+
+        def create() -> str:
+            return self.client.create_run(self.experiment_id, start_time=_ms(started), tags=tags,
+                                          run_name=name).info.run_id
+        with self._exclusive():
+            try:
+                run_id = self.logged_keys().get(key) if key is not None else None
+                created = run_id is None
+                if created:
+                    run_id, created = self._once(key, create) if key is not None else (create(), True)
+            except TrackingError as err:
+                raise TrackingError(f"{err} (needed to log run {name!r})") from err
+            except Exception as err:  # noqa: BLE001 - whatever the store says, name it and the run
+                raise TrackingError(
+                    f"MLflow store {self.uri} refused to create run {name!r}: {err}. Its results "
+                    "are saved; rerun the stage once the store is back to log it.") from err
+            if created:
+                found = self._fill(run_id, key, name, write, ended)
+                created, run_id = found == run_id, found
+            if key is not None:
+                self.logged_keys()[key] = run_id
+            if created:
+                self._members[run_id] = {t for t in tags if t.startswith(IN_SWEEP)}
+            else:
+                self._join(run_id, tags, name, on_logged)
+        return run_id
+
+    def _once(self, key: str, create: Callable[[], str], start: float | None = None) -> tuple[str, bool]:
+        """(the id of `key`'s one run, whether create() made it now): the key's finished run if
+        there is one, else a new one; the reconcile rule of the module docstring. start: a
+        parent's; one there that starts later is replaced (children and experiments moved)."""
+        twins = self._twins(key)
+        deadline = time.monotonic() + (0 if self.lock else self.TWIN_WAIT)
+        while (time.monotonic() < deadline and all(t.info.status != "FINISHED" for t in twins)
+               and any(t.info.status == "RUNNING" for t in twins)):
+            time.sleep(0.5)  # on a server, a twin that another writer is logging right now
+            twins = self._twins(key)
+        best = min(twins, key=_rank) if twins else None
+        if best is not None and best.info.status == "FINISHED" and (
+                start is None or best.info.start_time <= _ms(start)):
+            self._retire(twins, best.info.run_id)
+            return best.info.run_id, False
+        later = [t for t in twins if t.info.status == "FINISHED"]  # parents starting too late
+        self._retire([t for t in twins if t not in later], None)  # cut short: replaced
+        run_id = create()
+        if later:
+            self._tag(run_id, {k: v for t in later for k, v in t.data.tags.items()
+                               if k.startswith(DVC_EXP + ".")})
+            self._retire(later, run_id)
+        if self.lock is None:  # no lock shared: another writer may have created one too
+            twins = self._twins(key)
+            winner = min(twins, key=_rank).info.run_id if twins else run_id
+            self._retire(twins, winner)
+            return winner, winner == run_id
+        return run_id, True
+
+    def _retire(self, twins: list, winner: str | None) -> None:
+        """Deletes every run of `twins` but the winner, moving its children under the winner."""
+        from mlflow.entities import RunTag
+
+        for twin in twins:
+            loser = twin.info.run_id
+            if loser == winner:
+                continue
+            if winner is not None:
+                for child in self._search(f"tags.`{PARENT}` = '{loser}'"):
+                    self.client.log_batch(child.info.run_id, tags=[RunTag(PARENT, winner)])
+            try:
+                self.client.delete_run(loser)
+            except Exception:  # noqa: BLE001 - deleted by another writer's reconcile meanwhile
+                pass
+
+    def _fill(self, run_id: str, key: str | None, name: str, write, ended: float) -> str:
+        """write(run_id), then the run ends at `ended`. Returns run_id, or the key's winner if
+        another writer's reconcile deleted this run meanwhile (a server)."""
+        try:
+            write(run_id)
+            self.client.set_terminated(run_id, "FINISHED", end_time=_ms(ended))
+            return run_id
+        except Exception as err:  # noqa: BLE001
+            twins = self._twins(key) if key is not None and self.lock is None else []
+            if twins and run_id not in {t.info.run_id for t in twins}:
+                return min(twins, key=_rank).info.run_id
+            try:  # shown as FAILED, if the store still answers; a retry replaces it either way
+                self.client.set_terminated(run_id, "FAILED", end_time=_ms(ended))
+            except Exception:  # noqa: BLE001
+                pass
+            raise TrackingError(
+                f"run {name!r} ({run_id}) was not fully logged to MLflow at {self.uri}: {err}. "
+                "Its results are saved; rerun the stage to log it again.") from err
+
+    def _join(self, run_id: str, tags: dict[str, str], name: str, on_logged) -> None:
+        """A logged run joins the sweeps of `tags` it lacks (a baseline, when a sweep is added)
+        and gets on_logged's model if it has none; it keeps its status and times (MLflow
+        reopens a run to log a model into it, and would end it now)."""
+        from mlflow.entities import RunTag
+
+        have = self._members.setdefault(run_id, set())
+        new = [t for t in tags if t.startswith(IN_SWEEP) and t not in have]
+        try:
+            if new:
+                self.client.log_batch(run_id, tags=[RunTag(t, tags[t]) for t in new])
+                have.update(new)
+            if on_logged is None:
+                return
+            logged = self.client.get_run(run_id)
+            if not logged.outputs.model_outputs:
+                on_logged(Run(self.client, run_id))
+                self.client.set_terminated(run_id, logged.info.status, end_time=logged.info.end_time)
+        except Exception as err:  # noqa: BLE001 - whatever the store says, name it and the run
+            raise TrackingError(f"MLflow store {self.uri}: run {name!r} ({run_id}) is logged, but "
+                                f"its sweeps or model could not be added to it: {err}") from err
+
+    def _write(self, run_id: str, params: dict[str, Any], metrics: list) -> None:
+        from mlflow.entities import Param
+
         param_list = [Param(k, str(v)) for k, v in params.items()]
         # One request in the usual case; MLflow takes at most 100 params and 1000 entries each.
         while param_list or metrics:
@@ -423,105 +533,76 @@ class Tracker:
             room = 1000 - len(batch_params)
             batch_metrics, metrics = metrics[:room], metrics[room:]
             self.client.log_batch(run_id, metrics=batch_metrics, params=batch_params)
-        if history:  # a run that diverged in its first epoch has no curve
-            with tempfile.TemporaryDirectory() as tmp:
-                curve = Path(tmp) / "curve.csv"
-                write_csv(curve, history, list(history[0]))
-                self.client.log_artifact(run_id, str(curve))
 
-    def _add_model(self, run_id: str, run_name: str, on_logged) -> None:
-        """on_logged(run) on a logged run without a model; the run keeps its status and times
-        (MLflow reopens a run to log a model into it, and would end it now)."""
-        try:
-            logged = self.client.get_run(run_id)
-            if logged.outputs.model_outputs:
-                return
-            run = Run(self.client, run_id)
-            on_logged(run)
-            if run.error is not None:
-                raise run.error
-            self.client.set_terminated(run_id, logged.info.status, end_time=logged.info.end_time)
-        except Exception as err:  # noqa: BLE001 - whatever the store says, name it and the run
-            raise TrackingError(f"MLflow store {self.uri}: run {run_name!r} ({run_id}) is logged, "
-                                f"but its model could not be added to it: {err}") from err
-
-    def _join_sweeps(self, run_id: str, tags: dict[str, Any], run_name: str) -> None:
-        """Adds the in_sweep tags a logged run lacks: a baseline joins a sweep added later."""
-        from mlflow.entities import RunTag
-
-        have = self._members.setdefault(run_id, set())
-        new = [t for t in tags if t.startswith(IN_SWEEP) and t not in have]
-        if not new:
-            return
-        try:
-            self.client.log_batch(run_id, tags=[RunTag(t, str(tags[t])) for t in new])
-        except Exception as err:  # noqa: BLE001
-            raise TrackingError(f"MLflow store {self.uri} refused to tag run {run_name!r} "
-                                f"({run_id}) with its sweeps: {err}") from err
-        have.update(new)
-
-    def sweep_parent(self, name: str, key: str, tags: dict[str, Any], *, start: float | None = None) -> str:
-        """The id of the parent run grouping a sweep, created on first use.
+    def sweep_parent(self, name: str, key: str, tags: dict[str, Any], start: float) -> str:
+        """The id of the parent run grouping a sweep: its key's one run, found or created.
 
         key: the sweep's fixed part as a hash (model, varied key, baseline hyper-parameters,
         data): values added later to the same sweep join the same parent; a changed baseline
         starts a new group, since its runs are no longer comparable with the old ones.
-        start: unix seconds the parent starts at if created (default now); `close_parent`
-        moves it to its children's span.
+        start: unix seconds a new parent starts at, no later than any child it will hold;
+        it ends there until close_parent. A parent of the key that starts later (another stage
+        running at once began later but created it first) is replaced by one starting at
+        `start`, its children and experiments moved to it: MLflow cannot move a start. The experiment running (DVC_EXP_NAME) is added to
+        the parent's experiments (`scratchnet.dvc_exp.<name>`).
         """
-        found = self.logged_keys().get(key)
-        if found is not None:
-            return found
-        at = _ms(time.time() if start is None else start)
-        run_id = self._create_parent(name, {**{k: str(v) for k, v in tags.items()},
-                                            **dvc_experiment_tags(), RUN_KEY: key}, at, at)
-        self.logged_keys()[key] = run_id
-        return run_id
+        tags = {**{k: str(v) for k, v in tags.items()}, **dvc_experiment_tags(parent=True), RUN_KEY: key}
 
-    def close_parent(self, run_id: str, start: float, end: float) -> str:
-        """Makes a sweep's parent span its children: from the earliest child start to the
-        latest child end, over `start`/`end` (unix seconds) and every child in the store,
-        so a later call with new children widens it. Returns the parent's id.
-
-        MLflow cannot move a run's start; when it must move, the parent is replaced by one
-        that starts right, its children are moved under it, and the old one is deleted.
-        The returned id is then new: record it (log_run maps the old one to it).
-        """
-        from mlflow.entities import RunTag
-
-        run_id = self._replaced.get(run_id, run_id)
+        def create() -> str:
+            run_id = self.client.create_run(self.experiment_id, start_time=_ms(start), tags=tags,
+                                            run_name=name).info.run_id
+            self.client.set_terminated(run_id, "FINISHED", end_time=_ms(start))
+            return run_id
         try:
-            parent = self.client.get_run(run_id)
-            children = self._search(f"tags.`{PARENT}` = '{run_id}'")
-            first = min([_ms(start)] + [c.info.start_time for c in children])
-            last = max([_ms(end)] + [c.info.end_time for c in children if c.info.end_time])
-            if parent.info.start_time != first:
-                old = run_id
-                run_id = self._create_parent(parent.info.run_name, dict(parent.data.tags), first, last)
-                for child in children:
-                    self.client.log_batch(child.info.run_id, tags=[RunTag(PARENT, run_id)])
-                self.client.delete_run(old)
-                for replaced in [k for k, v in self._replaced.items() if v == old] + [old]:
-                    self._replaced[replaced] = run_id
-                logged = self.logged_keys()
-                for key in [k for k, v in logged.items() if v == old]:
-                    logged[key] = run_id
-            else:
-                self.client.set_terminated(run_id, "FINISHED", end_time=last)
+            with self._exclusive():
+                run_id, created = self._once(key, create, start)
+                if not created:
+                    self._tag(run_id, dvc_experiment_tags(parent=True))
         except TrackingError:
             raise
         except Exception as err:  # noqa: BLE001
-            raise TrackingError(f"MLflow store {self.uri} refused to update parent run {run_id}: {err}") from err
+            raise TrackingError(f"MLflow store {self.uri} refused to create parent run {name!r}: {err}") from err
+        self._parents.setdefault(key, set()).add(run_id)
         return run_id
 
-    def _create_parent(self, name: str, tags: dict[str, str], start_ms: int, end_ms: int) -> str:
+    def close_parent(self, key: str) -> str:
+        """Ends the sweep's parent of `key` at its last child's end, over every child in the
+        store (an earlier stage's and other writers' included). Children this tracker filed
+        under a parent that another writer's reconcile has since replaced move to the winner.
+        Returns the parent's id."""
+        from mlflow.entities import RunTag
+
         try:
-            run_id = self.client.create_run(self.experiment_id, start_time=start_ms, tags=tags,
-                                            run_name=name).info.run_id
-            self.client.set_terminated(run_id, "FINISHED", end_time=end_ms)
+            with self._exclusive():
+                twins = self._twins(key)
+                if not twins:
+                    raise TrackingError(f"MLflow store {self.uri}: the parent run of sweep key {key} "
+                                        "was deleted while the stage ran; rerun the stage to log it")
+                winner = min(twins, key=_rank)
+                run_id = winner.info.run_id
+                self._retire(twins, run_id)
+                for used in self._parents.get(key, set()) - {run_id}:
+                    for child in self._search(f"tags.`{PARENT}` = '{used}'"):
+                        self.client.log_batch(child.info.run_id, tags=[RunTag(PARENT, run_id)])
+                ends = [c.info.end_time or 0 for c in self._search(f"tags.`{PARENT}` = '{run_id}'")]
+                self.client.set_terminated(run_id, "FINISHED", end_time=max([winner.info.end_time or 0, *ends]))
+                self._tag(run_id, dvc_experiment_tags(parent=True))
+        except TrackingError:
+            raise
         except Exception as err:  # noqa: BLE001
-            raise TrackingError(f"MLflow store {self.uri} refused to create parent run {name!r}: {err}") from err
+            raise TrackingError(f"MLflow store {self.uri} refused to close parent run of key {key}: {err}") from err
+        self._parents[key] = {run_id}
         return run_id
+
+    def _tag(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        if tags:
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    def _twins(self, key: str) -> list:
+        """Every active run of the experiment with run key `key`."""
+        return self._search(f"tags.`{RUN_KEY}` = '{key}'")
 
     def _search(self, filter_string: str) -> list:
         """Every active run of the experiment matching `filter_string`, all pages."""
@@ -536,41 +617,3 @@ class Tracker:
                     return runs
         except Exception as err:  # noqa: BLE001
             raise TrackingError(f"MLflow store {self.uri} refused a search ({filter_string}): {err}") from err
-
-    @contextmanager
-    def run(
-        self,
-        name: str,
-        params: dict[str, Any],
-        tags: dict[str, Any],
-        parent_run_id: str | None = None,
-    ) -> Iterator[Run]:
-        """A run logged while its stage works (the attack): opened now, closed at the block's end."""
-        from mlflow.entities import Param
-
-        all_tags = {**{k: str(v) for k, v in tags.items()}, **dvc_experiment_tags()}
-        if parent_run_id:
-            all_tags[PARENT] = parent_run_id
-        try:
-            created = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
-            self.client.log_batch(
-                created.info.run_id,
-                params=[Param(k, str(v)) for k, v in params.items()],
-            )
-        except Exception as err:  # noqa: BLE001
-            raise TrackingError(f"MLflow store {self.uri} refused to start run {name!r}: {err}") from err
-        run = Run(self.client, created.info.run_id)
-        status = "FAILED"
-        try:
-            yield run
-            status = "FINISHED"
-        finally:
-            try:
-                self.client.set_terminated(run.run_id, status=status)
-            except Exception as err:  # noqa: BLE001
-                run.error = run.error or err
-        if run.error is not None:
-            raise TrackingError(
-                f"run {name!r} ({run.run_id}) was not fully logged to MLflow at {self.uri}: "
-                f"{run.error}. Its results are saved in the stage's outputs."
-            )
