@@ -21,11 +21,11 @@ import atexit
 import hashlib
 import signal
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from processes import STARTED, kill_leftovers, leftovers, stop_all
 
 _TEMP_ROOT: list[Path] = []  # the session's temporary root, for the leftover check
@@ -49,7 +49,7 @@ def _fingerprint(project: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def pristine_study(tmp_path_factory) -> TinyStudy:
+def pristine_study(tmp_path_factory) -> Iterator[TinyStudy]:
     from tiny_study import build_tiny_project, dvc, run
 
     project = build_tiny_project(tmp_path_factory.mktemp("study"))
@@ -107,8 +107,11 @@ def pytest_sessionfinish(session, exitstatus):
     left = leftovers(_TEMP_ROOT[0] if _TEMP_ROOT else None)
     if left:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        message = ("processes left running by the tests (killed now): \n  " + "\n  ".join(left)
-                   + f"\n(groups started by tests/processes.py this session: {len(STARTED)})")
+        message = (
+            "processes left running by the tests (killed now): \n  "
+            + "\n  ".join(left)
+            + f"\n(groups started by tests/processes.py this session: {len(STARTED)})"
+        )
         if reporter is not None:
             reporter.write_sep("=", "LEFTOVER PROCESSES", red=True)
             reporter.write_line(message)

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,11 +53,20 @@ def free_port() -> int:
 class Service:
     """One started command in its own process group."""
 
-    def __init__(self, cmd: list[str], *, cwd: Path | str, env: dict | None = None,
-                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text: bool = True):
+    def __init__(
+        self,
+        cmd: Sequence[str | Path],
+        *,
+        cwd: Path | str,
+        env: dict | None = None,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text: bool = True,
+    ):
         self.command = " ".join(str(c) for c in cmd)
-        self.process = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdout=stdout,
-                                        stderr=stderr, text=text, start_new_session=True)
+        self.process = subprocess.Popen(
+            [str(c) for c in cmd], cwd=cwd, env=env, stdout=stdout, stderr=stderr, text=text, start_new_session=True
+        )
         self.pgid = self.process.pid  # a new session's leader: its pid is the group's id
         self.uri: str | None = None  # a server's address, once known
         STARTED[self.pgid] = self.command
@@ -78,8 +87,7 @@ class Service:
             except OSError:
                 pass
             if not self.running:
-                raise AssertionError(f"{self.command} exited ({self.process.returncode}) "
-                                     f"before {url} answered")
+                raise AssertionError(f"{self.command} exited ({self.process.returncode}) before {url} answered")
             if time.monotonic() > deadline:
                 raise AssertionError(f"{url} did not answer within {seconds:.0f} s: {self.command}")
             time.sleep(0.2)
@@ -118,8 +126,15 @@ class Service:
 
 
 @contextmanager
-def service(cmd: list[str], *, cwd: Path | str, env: dict | None = None, ready: str | None = None,
-            ready_seconds: float = READY_SECONDS, **popen) -> Iterator[Service]:
+def service(
+    cmd: Sequence[str | Path],
+    *,
+    cwd: Path | str,
+    env: dict | None = None,
+    ready: str | None = None,
+    ready_seconds: float = READY_SECONDS,
+    **popen,
+) -> Iterator[Service]:
     """Starts `cmd` in its own process group, waits for the URL `ready` (if given) to answer,
     yields the Service, and stops the whole group however the block ends."""
     started = Service(cmd, cwd=cwd, env=env, **popen)
@@ -151,18 +166,38 @@ def group_alive(pgid: int) -> bool:
 
 # ------------------------------------------------------------------------------- MLflow servers
 
+
 @contextmanager
-def mlflow_server(folder: Path, *, backend: str | None = None, serve_artifacts: bool = True,
-                  env: dict | None = None, ready_seconds: float = READY_SECONDS) -> Iterator[Service]:
+def mlflow_server(
+    folder: Path,
+    *,
+    backend: str | None = None,
+    serve_artifacts: bool = True,
+    env: dict | None = None,
+    ready_seconds: float = READY_SECONDS,
+) -> Iterator[Service]:
     """An `mlflow server` on a free port of 127.0.0.1 with its store in `folder` (or `backend`)
     and artifacts served from folder/artifacts (or, not served, written there by the clients
     themselves); yields it (its address: `.uri`) once /health
     answers, and stops it (its uvicorn workers included) when the block ends."""
     port = free_port()
-    cmd = [BIN / "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-           "--backend-store-uri", backend or f"sqlite:///{folder / 'server.db'}", "--workers", "1",
-           *(["--artifacts-destination", str(folder / "artifacts")] if serve_artifacts else
-             ["--default-artifact-root", str(folder / "artifacts"), "--no-serve-artifacts"])]
+    cmd: list[str | Path] = [
+        BIN / "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        backend or f"sqlite:///{folder / 'server.db'}",
+        "--workers",
+        "1",
+        *(
+            ["--artifacts-destination", str(folder / "artifacts")]
+            if serve_artifacts
+            else ["--default-artifact-root", str(folder / "artifacts"), "--no-serve-artifacts"]
+        ),
+    ]
     # The server's background job runner only slows its start.
     env = {**(env if env is not None else os.environ), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     uri = f"http://127.0.0.1:{port}"
@@ -172,6 +207,7 @@ def mlflow_server(folder: Path, *, backend: str | None = None, serve_artifacts: 
 
 
 # --------------------------------------------------------------------------------- Dask clusters
+
 
 @dataclass
 class Cluster:
@@ -197,8 +233,9 @@ class Cluster:
 
 
 @contextmanager
-def dask_cluster(folder: Path, workers: int = 2, *, preload: Path | None = None,
-                 env: dict | None = None) -> Iterator[Cluster]:
+def dask_cluster(
+    folder: Path, workers: int = 2, *, preload: Path | None = None, env: dict | None = None
+) -> Iterator[Cluster]:
     """`dask scheduler` and `workers` × `dask worker --nthreads 1 --no-nanny` on 127.0.0.1,
     started from the venv's bin in `folder` (workers need no project), each in its own process
     group; yields once every worker is registered; stops the workers, then the scheduler.
@@ -207,15 +244,31 @@ def dask_cluster(folder: Path, workers: int = 2, *, preload: Path | None = None,
     address = f"tcp://127.0.0.1:{port}"
     env = {**(env if env is not None else os.environ), "OMP_NUM_THREADS": "1"}
     dask = BIN / "dask"
-    scheduler = Service([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                         "--no-dashboard"], cwd=folder, env=env)
+    scheduler = Service(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], cwd=folder, env=env
+    )
     cluster = Cluster(address, scheduler)
     try:
         extra = ["--preload", str(preload)] if preload is not None else []
         for _ in range(workers):
-            cluster.workers.append(Service(
-                [dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                 "--host", "127.0.0.1", *extra], cwd=folder, env=env))
+            cluster.workers.append(
+                Service(
+                    [
+                        dask,
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--no-nanny",
+                        "--no-dashboard",
+                        "--host",
+                        "127.0.0.1",
+                        *extra,
+                    ],
+                    cwd=folder,
+                    env=env,
+                )
+            )
         cluster.wait_for_workers(workers)
         yield cluster
     finally:
@@ -225,6 +278,7 @@ def dask_cluster(folder: Path, workers: int = 2, *, preload: Path | None = None,
 
 
 # ---------------------------------------------------------------------------- the session check
+
 
 def stop_all() -> None:
     """SIGKILL to every group started here that still runs (at exit, after an interruption)."""
@@ -257,7 +311,8 @@ def leftovers(temp_root: Path | None = None) -> list[str]:
                 continue
             cmdline = " ".join(proc.cmdline())
             if proc.status() != psutil.STATUS_ZOMBIE and any(
-                    Path(part).name.startswith(SERVICE_NAMES) for part in proc.cmdline()[:3]):
+                Path(part).name.startswith(SERVICE_NAMES) for part in proc.cmdline()[:3]
+            ):
                 found[proc.pid] = cmdline
         except psutil.Error:
             continue
@@ -270,8 +325,12 @@ def processes_in(folder: Path) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["pid", "cwd", "status"]):
         cwd = proc.info.get("cwd")
-        if proc.pid != os.getpid() and cwd and proc.info["status"] != psutil.STATUS_ZOMBIE \
-                and Path(cwd).is_relative_to(folder):
+        if (
+            proc.pid != os.getpid()
+            and cwd
+            and proc.info["status"] != psutil.STATUS_ZOMBIE
+            and Path(cwd).is_relative_to(folder)
+        ):
             found.append(proc)
     return found
 

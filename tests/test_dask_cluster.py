@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from processes import dask_cluster, free_port
+from tiny_runs import CONFIG, splits
 from tiny_study import dvc, environment, mlflow_runs, run
 
 from scratchnet.study.cache import RunCache
 from scratchnet.study.runs import RunSpec
 from scratchnet.study.sweep import DaskExecutor, ExecutorError, LocalExecutor, executor_from_env, run_sweep
-from tiny_runs import CONFIG, splits
 
 DIES_ONCE = Path(__file__).with_name("dask_dies_once.py")
 # What a record holds that is a pure function of its run (issue 21's record); the rest of what
@@ -86,8 +86,14 @@ def test_a_run_whose_worker_is_killed_is_trained_again_on_another_and_nothing_is
         dead = [w for w in cluster.workers if not w.running]
         with DaskExecutor(data, cluster.address) as executor:  # a rerun trains nothing
             trained = []
-            again = run_sweep(runs, executor, cache=cache, data="d", train_size=300,
-                              on_record=lambda spec, record, *rest: trained.append(not rest[-1]))
+            again = run_sweep(
+                runs,
+                executor,
+                cache=cache,
+                data="d",
+                train_size=300,
+                on_record=lambda spec, record, *rest: trained.append(not rest[-1]),
+            )
     killed = marker.read_text()  # the address of the worker that died
     assert killed in addresses and len(dead) == 1  # one worker process died, mid-run
     (retried,) = [s for s in runs if s.seed == 2]
@@ -110,13 +116,17 @@ def test_an_unreachable_scheduler_fails_at_once_naming_it():
 
 @pytest.mark.e2e
 def test_the_ablate_stage_trains_on_the_dask_cluster_and_its_sweep_parents_span_their_runs(
-        pristine_study, study_copy, tmp_path):
+    pristine_study, study_copy, tmp_path
+):
     (tmp_path / "cluster").mkdir()
     store = tmp_path / "dask.db"  # a new store: every run is logged from this stage's records
     with dask_cluster(tmp_path / "cluster") as cluster:
-        env = environment(SCRATCHNET_EXECUTOR="dask", DASK_SCHEDULER_ADDRESS=cluster.address,
-                          SCRATCHNET_CACHE=str(tmp_path / "runs"),  # empty: every run trains there
-                          MLFLOW_TRACKING_URI=f"sqlite:///{store}")
+        env = environment(
+            SCRATCHNET_EXECUTOR="dask",
+            DASK_SCHEDULER_ADDRESS=cluster.address,
+            SCRATCHNET_CACHE=str(tmp_path / "runs"),  # empty: every run trains there
+            MLFLOW_TRACKING_URI=f"sqlite:///{store}",
+        )
         stage = run(dvc("repro", "--force", "--single-item", "ablate"), study_copy, env=env)
         addresses = set(cluster.worker_addresses())
     assert "sweep: 10 runs, 0 in the run cache" in stage.stdout, stage.stdout[-3000:]

@@ -19,14 +19,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cifar_archives import (
+    binary_release_members,
+    image_folder_members,
+    python_release_members,
+    tar_of,
+    tiny_dataset,
+    write_binary_release,
+    write_image_folder,
+    write_python_release,
+    zero_bomb_tar_gz,
+)
 
 from scratchnet.data import CIFAR10_CLASSES, DataError, read_cifar10
 from scratchnet.data.archives import MAX_PICKLE_OPCODES, Limits, iter_files, open_archive, safe_unpickle
 from scratchnet.data.cifar import BINARY_BATCH_MAX, IMAGE_FILE_MAX, PYTHON_BATCH_MAX
-
-from cifar_archives import (binary_release_members, image_folder_members, python_release_members, tar_of,
-                            tiny_dataset, write_binary_release, write_image_folder, write_python_release,
-                            zero_bomb_tar_gz)
 
 
 def tar_with(archive: Path, *infos: tuple[tarfile.TarInfo, bytes]) -> Path:

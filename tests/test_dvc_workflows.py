@@ -25,13 +25,17 @@ from urllib.parse import urlparse
 
 import pytest
 from processes import stop_processes_in
-from tiny_study import (
-    Replace, copy_project, copy_study, dvc, environment, run, set_params, tiny_image_folder_archive,
-)
+from tiny_study import Replace, copy_project, copy_study, dvc, environment, run, set_params, tiny_image_folder_archive
 
 from scratchnet.data.fingerprint import source_fingerprint
 from scratchnet.study.tracking import (
-    TAG, Tracker, TrackingError, artifact_root, dvc_experiment_tags, project_root, tracking_uri,
+    TAG,
+    Tracker,
+    TrackingError,
+    artifact_root,
+    dvc_experiment_tags,
+    project_root,
+    tracking_uri,
 )
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -19,7 +19,15 @@ from PIL import Image
 from processes import mlflow_server
 from report_reading import sweep_table
 from tiny_study import (
-    CLASSES, Replace, dvc, environment, mlflow_runs, one_test_image_per_class, run, set_params, stages_run,
+    CLASSES,
+    Replace,
+    dvc,
+    environment,
+    mlflow_runs,
+    one_test_image_per_class,
+    run,
+    set_params,
+    stages_run,
 )
 
 pytestmark = pytest.mark.e2e
@@ -280,7 +288,7 @@ def test_runs_missing_from_mlflow_are_logged_again_from_the_run_cache_without_tr
     # A new, empty store (as after deleting mlflow.db): every run of the sweep is missing from it.
     store = study_copy / "fresh.db"
     env = environment(MLFLOW_TRACKING_URI=f"sqlite:///{store}")
-    for attempt in (1, 2):
+    for _ in (1, 2):  # the second repro logs nothing again
         again = run(dvc("repro", "-f", "ablate"), study_copy, env=env)
         assert "sweep: 10 runs, 10 in the run cache" in again.stdout  # nothing trained
         _, runs = mlflow_runs(study_copy, store)

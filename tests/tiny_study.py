@@ -64,8 +64,7 @@ TINY = {
         # lr=1000 diverges: its runs go through every stage as diverged (issue 17)
         "twolayer": Replace({"hidden_dim": [8], "lr": [1000.0]}),
     },
-    "attack": {"sweep": {"sample_size": 20, "steps": 3,
-                         "epsilons": {"linf": [0, 4, 16], "l2": [0, 200, 800]}}},
+    "attack": {"sweep": {"sample_size": 20, "steps": 3, "epsilons": {"linf": [0, 4, 16], "l2": [0, 200, 800]}}},
 }
 
 
@@ -82,10 +81,16 @@ def merge(base: dict, override: dict) -> dict:
 
 def copy_project(dest: Path) -> None:
     """The repository's files (tracked and new, not ignored) into `dest`: a project never run."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=PROJECT, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=PROJECT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = PROJECT / rel
         if src.is_file():
@@ -95,8 +100,16 @@ def copy_project(dest: Path) -> None:
 
 # Variables of the test's own environment that would change what a stage does: the store, the
 # run cache, the executor, a DVC experiment's identity.
-ISOLATED = ("MLFLOW_TRACKING_URI", "SCRATCHNET_CACHE", "SCRATCHNET_RETRAIN", "SCRATCHNET_EXECUTOR",
-            "SCRATCHNET_WORKERS", "DASK_SCHEDULER_ADDRESS", "DVC_ROOT", "DVC_EXP_NAME")
+ISOLATED = (
+    "MLFLOW_TRACKING_URI",
+    "SCRATCHNET_CACHE",
+    "SCRATCHNET_RETRAIN",
+    "SCRATCHNET_EXECUTOR",
+    "SCRATCHNET_WORKERS",
+    "DASK_SCHEDULER_ADDRESS",
+    "DVC_ROOT",
+    "DVC_EXP_NAME",
+)
 
 
 def environment(**extra: str) -> dict:
@@ -108,10 +121,11 @@ def environment(**extra: str) -> dict:
 
 
 def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout: int = 1800):
-    result = subprocess.run(cmd, cwd=cwd, env=env or environment(), capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(cmd, cwd=cwd, env=env or environment(), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
     return result
 
 
@@ -136,6 +150,7 @@ def mlflow_runs(project: Path, store: Path | None = None):
 
     client = MlflowClient(f"sqlite:///{store or project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("scratchnet")
+    assert experiment is not None, f"no study experiment in {client.tracking_uri}"
     return client, client.search_runs([experiment.experiment_id], max_results=1000)
 
 
@@ -194,9 +209,14 @@ def relocate_store(store: Path, old: Path, new: Path) -> None:
     with sqlite3.connect(store) as db:
         tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         for table in tables:
-            columns = [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')
-                       if row[2].upper().startswith(("VARCHAR", "TEXT", "CHAR"))]
+            columns = [
+                row[1]
+                for row in db.execute(f'PRAGMA table_info("{table}")')
+                if row[2].upper().startswith(("VARCHAR", "TEXT", "CHAR"))
+            ]
             for column in columns:
-                db.execute(f'UPDATE "{table}" SET "{column}" = REPLACE("{column}", ?, ?) '
-                           f'WHERE instr("{column}", ?) > 0', (str(old), str(new), str(old)))
+                db.execute(
+                    f'UPDATE "{table}" SET "{column}" = REPLACE("{column}", ?, ?) WHERE instr("{column}", ?) > 0',
+                    (str(old), str(new), str(old)),
+                )
     db.close()
