@@ -1,5 +1,5 @@
 # `make run`: the whole study on the bundled data. `make test`: `make lint`, then the test suite
-# in a random order (its seed is printed; PYTEST_ARGS='-p randomly -p "randomly_seed=N"' replays it).
+# in a random order (its seed is printed; PYTEST_ARGS=--randomly-seed=N replays it).
 # `make ui`: the MLflow UI on the study's runs (prints the URL; PORT=5001 make ui for another port).
 # Each sets up .venv first; it is rebuilt only when pyproject.toml changes.
 PYTHON ?= python3
