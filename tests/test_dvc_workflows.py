@@ -266,7 +266,9 @@ def test_the_readmes_experiment_examples_run_and_compare_in_120_columns(study):
     # the experiment, the headline metrics that changed, the params that changed: no dependency
     # hash, no timing (it differs in every run: it is not a metric), no file prefix on a name
     assert header[0] == "Experiment" and header[-2:] == ["softmax.lr", "twolayer.hidden_dim"], header
-    assert {"acc.softmax", "acc.twolayer", "fooled"} <= set(header[1:-2]) <= {
+    # (acc.twolayer only if it changed: the tiny study's colour-coded classes may be learnt
+    # as well at either width)
+    assert {"acc.softmax"} <= set(header[1:-2]) <= {
         "acc.softmax", "acc.twolayer", "gap", "agree", "fooled"}, header
     assert len([line for line in lines if "[" in line]) == 2  # the two experiments, by name
     # at its natural width the table fits a 120-column terminal
