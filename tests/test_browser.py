@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_pipeline_e2e import environment, free_port, mlflow_runs, wait_for
+from processes import free_port, service
+from tiny_study import environment, mlflow_runs
 
 pytestmark = pytest.mark.e2e
 
@@ -99,21 +100,14 @@ def test_the_report_shows_every_image_and_fetches_nothing_outside_the_file(brows
 def ui_printed(tiny_project, first_repro):
     """What `make ui`'s command prints on the tiny study before it serves, on a free port."""
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "scratchnet.study.ui", "--port", str(port)],
-        cwd=tiny_project, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
+    with service([sys.executable, "-m", "scratchnet.study.ui", "--port", str(port)],
+                 cwd=tiny_project, env=environment(), stdout=subprocess.PIPE) as server:
         printed = []
         while not printed or "Ctrl-C" not in printed[-1]:
-            printed.append(server.stdout.readline())
+            printed.append(server.process.stdout.readline())
             assert printed[-1], f"make ui stopped: {''.join(printed)}"
-        wait_for(f"http://127.0.0.1:{port}/health", 90)
+        server.wait_until_up(f"http://127.0.0.1:{port}/health")
         yield "".join(printed)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cifar_archives import (
+    _train_batches,
+    chw_rows,
+    image_folder_members,
+    make_tar,
+    png_bytes,
+    python_release_members,
+    tar_of,
+    tiny_dataset,
+    write_binary_release,
+    write_image_folder,
+    write_python_release,
+)
 from PIL import Image
 
 from scratchnet.data import CIFAR10_CLASSES, DataError, RawDataset, fetch, read_cifar10, write_processed
 from scratchnet.data.archives import safe_unpickle
 
-from cifar_archives import (_train_batches, chw_rows, image_folder_members, make_tar, png_bytes,
-                            python_release_members, tar_of,
-                            tiny_dataset, write_binary_release, write_image_folder,
-                            write_python_release)
 
 @pytest.fixture(scope="module")
 def tiny() -> RawDataset:

@@ -19,14 +19,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cifar_archives import (
+    binary_release_members,
+    image_folder_members,
+    python_release_members,
+    tar_of,
+    tiny_dataset,
+    write_binary_release,
+    write_image_folder,
+    write_python_release,
+    zero_bomb_tar_gz,
+)
 
 from scratchnet.data import CIFAR10_CLASSES, DataError, read_cifar10
 from scratchnet.data.archives import MAX_PICKLE_OPCODES, Limits, iter_files, open_archive, safe_unpickle
 from scratchnet.data.cifar import BINARY_BATCH_MAX, IMAGE_FILE_MAX, PYTHON_BATCH_MAX
-
-from cifar_archives import (binary_release_members, image_folder_members, python_release_members, tar_of,
-                            tiny_dataset, write_binary_release, write_image_folder, write_python_release,
-                            zero_bomb_tar_gz)
 
 
 def tar_with(archive: Path, *infos: tuple[tarfile.TarInfo, bytes]) -> Path:
@@ -121,6 +128,18 @@ def test_an_object_array_in_a_pickle_is_refused():
     data = pickle.dumps({b"data": np.array([print, "x"], dtype=object)}, protocol=2)
     with pytest.raises(DataError, match=r"batch.pkl: not a CIFAR python batch \(pickle refused"):
         safe_unpickle(data, "batch.pkl")
+
+
+def test_the_object_dtype_itself_is_refused_whatever_the_rest_of_the_array():
+    # A plain uint8 array's pickle with only its dtype changed to object ('u1' -> 'O8', same
+    # length): its shape, state and bytes pass every other check, so only the dtype guard
+    # refuses it (without it, the bytes would silently load as uint8).
+    good = pickle.dumps(np.arange(6, dtype=np.uint8), protocol=2)
+    assert good.count(b"X\x02\x00\x00\x00u1") == 1  # BINUNICODE 'u1': numpy.dtype's first argument
+    bad = good.replace(b"X\x02\x00\x00\x00u1", b"X\x02\x00\x00\x00O8")
+    with pytest.raises(DataError, match=r"pickle refused: dtype 'O8' refused; only uint8 is allowed"):
+        safe_unpickle(bad, "b")
+    np.testing.assert_array_equal(safe_unpickle(good, "b"), np.arange(6, dtype=np.uint8))
 
 
 def test_a_pickled_ndarray_subclass_is_refused():

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from scratchnet.study import layout
-from scratchnet.data import MIRROR, OFFICIAL, DataError, MirrorFallbackWarning, Release, fetch
-from scratchnet.data import sources
-from scratchnet.data.sources import download, file_digests
 from cifar_archives import make_tar, tiny_dataset, write_image_folder, write_python_release
+
+from scratchnet.data import MIRROR, OFFICIAL, DataError, MirrorFallbackWarning, Release, fetch, sources
+from scratchnet.data.sources import download, file_digests
+from scratchnet.study import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 

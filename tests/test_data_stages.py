@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-from scratchnet.study import layout
-from scratchnet.data import CIFAR10_CLASSES, PixelStats, load_raw
 from cifar_archives import make_tar, tar_of, tiny_dataset, write_image_folder
+
+from scratchnet.data import CIFAR10_CLASSES, PixelStats, load_raw
+from scratchnet.study import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchnet.study import layout
 from scratchnet.fitting import closed_form, gradient_descent, loss_and_grads, make_problem, run_fit
 from scratchnet.nn.gradcheck import numerical_gradient, rel_error
+from scratchnet.study import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = dict(lr=1e-4, steps=500, num_points=1000, degree=5, noise=0.1, seed=0)

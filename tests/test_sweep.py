@@ -8,13 +8,13 @@ import time
 
 import pytest
 from threadpoolctl import threadpool_limits
+from tiny_runs import CONFIG, splits
 
 from scratchnet.study import sweep as sweep_module
 from scratchnet.study.cache import RunCache
 from scratchnet.study.classifier import train_classifier
 from scratchnet.study.runs import RunSpec
 from scratchnet.study.sweep import ExecutorError, LocalExecutor, cost, executor_from_env, run_sweep
-from tiny_runs import CONFIG, splits
 
 
 def grid(values, seeds=(0, 1), key="hidden_dim"):
@@ -36,8 +36,8 @@ def trainings(tmp_path, monkeypatch):
     return lambda: log.read_text().splitlines() if log.exists() else []
 
 
-def sweep(specs, cache, data=splits(), workers=2, **kwargs):
-    with LocalExecutor(data, workers=workers) as executor:
+def sweep(specs, cache, data=None, workers=2, **kwargs):
+    with LocalExecutor(splits() if data is None else data, workers=workers) as executor:
         return run_sweep(specs, executor, cache=cache, data="d", train_size=300, **kwargs)
 
 
@@ -116,15 +116,18 @@ def test_a_run_whose_worker_dies_is_retried_once(tmp_path, monkeypatch):
 
 def test_a_run_whose_worker_dies_twice_fails_the_sweep_naming_it_and_keeps_the_rest(tmp_path, monkeypatch):
     real = sweep_module.train_run
+    cache = RunCache(tmp_path)
 
     def always_dies(spec, splits, key, worker):
         if spec.seed == 3:
-            time.sleep(0.5)  # the other runs finish first
+            # dies once the three other runs are in the run cache (written by the driver as
+            # each arrives): the failure then can only lose them if the sweep drops them
+            while len(list(cache.root.glob("*.json"))) < 3:
+                time.sleep(0.05)  # bounded by the test's hang guard
             os._exit(1)
         return real(spec, splits, key, worker)
 
     monkeypatch.setattr(sweep_module, "train_run", always_dies)
-    cache = RunCache(tmp_path)
     specs = grid([8], seeds=(0, 1, 2, 3))
     with pytest.raises(ExecutorError, match="run twolayer hidden_dim=8 seed 3 lost its worker 2 times"):
         sweep(specs, cache)
@@ -135,20 +138,21 @@ def test_a_run_whose_worker_dies_twice_fails_the_sweep_naming_it_and_keeps_the_r
     assert all(cached[s] for s in finished)  # every finished run survived the failure
 
 
+# "At once": the long runs would train for hours; the hang guard is far above the seconds a
+# stop takes (no wall-clock assertion: bench/RESULTS.md, "test suite: hang guards").
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, RuntimeError])
 def test_ctrl_c_or_an_error_in_the_driver_stops_the_workers_at_once_and_keeps_finished_runs(tmp_path, interrupt):
     short = RunSpec("twolayer", "short", {**CONFIG, "epochs": 1}, 0)
     long_runs = grid([8], seeds=(1, 2), key="hidden_dim")
-    long_runs = [RunSpec(s.model, s.entry, {**s.config, "epochs": 10_000}, s.seed) for s in long_runs]
+    long_runs = [RunSpec(s.model, s.entry, {**s.config, "epochs": 1_000_000}, s.seed) for s in long_runs]
 
     def stop(spec, record, facts, cached):
         raise interrupt("stop")
 
     cache = RunCache(tmp_path)
-    started = time.monotonic()
     with pytest.raises(interrupt):
         sweep([short] + long_runs, cache, workers=3, on_record=stop)
-    assert time.monotonic() - started < 30  # not minutes of training nobody collects
     assert not multiprocessing.active_children()
     assert [s for s in [short] + long_runs if cache.get(
         sweep_module.run_key(s.model, s.config, s.seed, "d", sweep_module.code_hash()))] == [short]
