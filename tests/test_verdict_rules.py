@@ -190,7 +190,7 @@ def test_the_distance_counts_compares_and_names_entries_over_trained_and_untrain
     assert dist.agree_best == 2 and dist.agree_trend == 2 and dist.diverged == []
 
 
-def test_the_projects_data_identity_reads_its_provenance_and_statistics(tmp_path):
+def test_the_projects_data_identity_reads_its_provenance_and_statistics(tmp_path, monkeypatch):
     from scratchnet.files import write_json
     from scratchnet.study import layout
     from scratchnet.study.cache import project_data_identity
@@ -200,6 +200,8 @@ def test_the_projects_data_identity_reads_its_provenance_and_statistics(tmp_path
     (tmp_path / layout.STATS).write_bytes(b"stats")
     params = {"preprocess": {"seed": 0}, "softmax": {"lr": 1}}
     assert project_data_identity(params, tmp_path) == data_identity("b", {"seed": 0}, tmp_path / layout.STATS)
+    monkeypatch.chdir(tmp_path)  # by default, the project in the working directory
+    assert project_data_identity(params) == data_identity("b", {"seed": 0}, tmp_path / layout.STATS)
 
 
 # ------------------------------------------------------------------------ values, order, verdicts
