@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Mutation testing of the numeric core (src/scratchnet/nn/) and the attacks with mutmut; the
-# scope and the test files are [tool.mutmut] in pyproject.toml, the results bench/MUTATION.md.
+# Mutation testing with mutmut of the numeric core (src/scratchnet/nn/), the attacks, and the
+# study code that decides what the report claims (study/analysis.py, reproduction.py, cache.py);
+# the scope and the test files are [tool.mutmut] in pyproject.toml, the results bench/MUTATION.md.
 # Not part of `make test` or CI: a full run takes tens of minutes.
 #
 #   bash bench/mutation.sh                 # every mutant (resumes where a stopped run left off)
 #   bash bench/mutation.sh 'scratchnet.nn.losses.*'   # only these mutants (mutmut's names/globs)
+#   bash bench/mutation.sh 'scratchnet.study.*'       # the study code alone (a few minutes)
 #
 # It runs at the lowest CPU priority with ONE mutant at a time and single-threaded BLAS, so on a
 # shared machine it only takes idle CPU. mutmut keeps its state in mutants/ (git-ignored);

@@ -1,6 +1,7 @@
 """The evaluate stage's summary: mean ± std over seeds, the baseline as every sweep's centre row,
 each verdict computed once and read back with its types."""
 
+import copy
 import json
 import math
 import re
@@ -26,7 +27,7 @@ ACCS = {  # (model, entry) -> test accuracy per seed; None = diverged
 @pytest.fixture
 def study(tmp_path):
     params = load_params("params.yaml")
-    params["ablate"].update(seeds=[0, 1], **SWEEPS)
+    params["ablate"].update(seeds=[0, 1], **copy.deepcopy(SWEEPS))  # a test may add a value: never to the module's lists
     for (model, entry), accs in ACCS.items():
         param, _, raw = entry.partition("=")
         records = [{"key": f"{model}-{entry}-{s}", "seed": s, "test_acc": a, "final_val_acc": a,
