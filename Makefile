@@ -23,7 +23,7 @@ test: lint $(PLOTS_PAGE)
 # Linter and formatter check (ruff), type check (mypy); configured in pyproject.toml. The lint
 # covers tests/ and the type check the tests' helpers for now: src/ and pipeline/ join once the
 # concurrent rewrites of issues 21-27 merge and are cleaned (`make typecheck` shows src/ now).
-LINT_PATHS ?= tests
+LINT_PATHS ?= src pipeline tests
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)

@@ -30,8 +30,9 @@ from scratchnet.study import layout  # noqa: E402
 def run(stage: str) -> tuple[float, float]:
     """(seconds, peak RSS in MB) of one stage's process."""
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, str(ROOT / "pipeline" / f"{stage}.py")], cwd=ROOT,
-                             stderr=subprocess.DEVNULL)  # progress bars; the stage prints a summary
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "pipeline" / f"{stage}.py")], cwd=ROOT, stderr=subprocess.DEVNULL
+    )  # progress bars; the stage prints a summary
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -69,14 +70,13 @@ def main() -> None:
         *(f"| {stage} | {s:.1f} | {mb:.0f} |" for stage, (s, mb) in results.items()),
         f"| both | {total_s:.1f} | {peak_mb:.0f} (max) |",
         "",
-        "Counts: raw " + ", ".join(
-            f"{split} {sum(c.values()):,} ({per_class(c)})" for split, c in provenance["counts"].items()
-        ) + "; processed " + ", ".join(
-            f"{split} {sum(c.values()):,}" for split, c in meta["counts"].items()
-        ) + f" (X_train {X_train.shape} {X_train.dtype}).",
+        "Counts: raw "
+        + ", ".join(f"{split} {sum(c.values()):,} ({per_class(c)})" for split, c in provenance["counts"].items())
+        + "; processed "
+        + ", ".join(f"{split} {sum(c.values()):,}" for split, c in meta["counts"].items())
+        + f" (X_train {X_train.shape} {X_train.dtype}).",
         "",
-        f"Target: both stages under 30 s and 2 GB: "
-        f"{'met' if total_s < 30 and peak_mb < 2048 else 'NOT met'}.",
+        f"Target: both stages under 30 s and 2 GB: {'met' if total_s < 30 and peak_mb < 2048 else 'NOT met'}.",
     ]
     print("\n".join(lines))
 

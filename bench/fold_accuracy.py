@@ -42,11 +42,13 @@ def main(models: list[str]) -> None:
         folded = model.scores(X_test).astype(np.float64)
         explicit = explicit_scores(model, X_test, np.float32).astype(np.float64)
         agree = np.mean(folded.argmax(1) == explicit.argmax(1))
-        print(f"{name} ({config['normalize']}, {config['epochs']} epochs): test_acc {record['test_acc']:.4f}, "
-              f"final val_acc {record['final_val_acc']:.4f}; max |logit| {scale:.2f}; max |error| vs float64: "
-              f"folded float32 {np.abs(folded - reference).max():.2e}, explicit float32 "
-              f"{np.abs(explicit - reference).max():.2e}; argmax agreement folded/explicit {agree:.4%}",
-              flush=True)
+        print(
+            f"{name} ({config['normalize']}, {config['epochs']} epochs): test_acc {record['test_acc']:.4f}, "
+            f"final val_acc {record['final_val_acc']:.4f}; max |logit| {scale:.2f}; max |error| vs float64: "
+            f"folded float32 {np.abs(folded - reference).max():.2e}, explicit float32 "
+            f"{np.abs(explicit - reference).max():.2e}; argmax agreement folded/explicit {agree:.4%}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -49,10 +49,22 @@ from train_speed import import_before  # noqa: E402  (bench/ is not a package)
 
 D, C = 3072, 10
 CONFIGS = {  # the study's baselines (params.yaml)
-    "softmax": {"kind": "softmax", "init": "gaussian", "init_scale": 1e-3,
-                "batch_size": 256, "lr": 5e-3, "normalize": "mean_std"},
-    "twolayer": {"kind": "twolayer", "hidden_dim": 100, "init": "he",
-                 "batch_size": 128, "lr": 0.1, "normalize": "mean"},
+    "softmax": {
+        "kind": "softmax",
+        "init": "gaussian",
+        "init_scale": 1e-3,
+        "batch_size": 256,
+        "lr": 5e-3,
+        "normalize": "mean_std",
+    },
+    "twolayer": {
+        "kind": "twolayer",
+        "hidden_dim": 100,
+        "init": "he",
+        "batch_size": 128,
+        "lr": 0.1,
+        "normalize": "mean",
+    },
 }
 ARCH_KEYS = ("kind", "hidden_dim", "init", "init_scale")
 PATHS = ("before", "now", "torch")
@@ -66,8 +78,10 @@ def load_data(project: Path | None):
         return X, y, X_val, y_val, PixelStats.fit(X), "random pixels"
     sys.path.insert(0, str(project / "src"))
     processed = project / "data" / "processed"
-    arrays = {split: (np.load(processed / f"X_{split}.npy"), np.load(processed / f"y_{split}.npy"))
-              for split in ("train", "val")}
+    arrays = {
+        split: (np.load(processed / f"X_{split}.npy"), np.load(processed / f"y_{split}.npy"))
+        for split in ("train", "val")
+    }
     return (*arrays["train"], *arrays["val"], PixelStats.load(processed / "stats.npz"), f"{processed}")
 
 
@@ -77,11 +91,11 @@ class TorchWorker:
     def __init__(self, python: str, X, y, X_val, y_val, stats, tmp: Path):
         data = tmp / "data.npz"
         configs = {k: {**c, "input_dim": D, "num_classes": C} for k, c in CONFIGS.items()}
-        np.savez(data, X=X, y=y, X_val=X_val, y_val=y_val, mean=stats.mean, std=stats.std,
-                 configs=json.dumps(configs))
+        np.savez(data, X=X, y=y, X_val=X_val, y_val=y_val, mean=stats.mean, std=stats.std, configs=json.dumps(configs))
         script = Path(__file__).resolve().parent / "torch_epoch.py"
-        self.proc = subprocess.Popen([python, str(script), str(data)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [python, str(script), str(data)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         self.version = json.loads(self.proc.stdout.readline())["ready"]
 
     def epoch(self, config: str, threads: int) -> float:
@@ -99,9 +113,11 @@ def tables(times: dict, cpu_times: dict, threads: tuple[int, ...]) -> str:
     best = lambda d: {k: (min(v), statistics.median(v)) for k, v in d.items() if v}  # noqa: E731
     lines = []
     for title, table in (("wall seconds per epoch", best(times)), ("process CPU seconds per epoch", best(cpu_times))):
-        lines += [f"\n{title}, best / median:\n",
-                  "| config | threads | before | now | torch | before / now | torch / now |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"\n{title}, best / median:\n",
+            "| config | threads | before | now | torch | before / now | torch / now |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for name in CONFIGS:
             for t in threads:
                 cell = {p: table.get((name, t, p)) for p in PATHS}
@@ -122,10 +138,16 @@ def measure(data, repeats: int, before_ref: str, torch_python: str | None, threa
         runs = {}
         for name, c in CONFIGS.items():
             arch = {k: c[k] for k in ARCH_KEYS if k in c}
-            runs[(name, "before")] = (old_nn.build_model(arch, D, C, seed=0, normalizer=old_nn.Normalizer(
-                c["normalize"], stats.mean, stats.std)), old_training.train)
-            runs[(name, "now")] = (build_model(arch, D, C, seed=0, normalizer=Normalizer(
-                c["normalize"], stats.mean, stats.std)), train)
+            runs[(name, "before")] = (
+                old_nn.build_model(
+                    arch, D, C, seed=0, normalizer=old_nn.Normalizer(c["normalize"], stats.mean, stats.std)
+                ),
+                old_training.train,
+            )
+            runs[(name, "now")] = (
+                build_model(arch, D, C, seed=0, normalizer=Normalizer(c["normalize"], stats.mean, stats.std)),
+                train,
+            )
         times = {(name, t, p): [] for name in CONFIGS for t in threads for p in PATHS}
         cpu_times = {k: [] for k in times}  # process CPU seconds: less moved by other jobs at 1 thread
         for rep in range(repeats + 1):  # the first round warms caches and is not counted
@@ -140,9 +162,20 @@ def measure(data, repeats: int, before_ref: str, torch_python: str | None, threa
                             model, train_fn = runs[(name, path)]
                             with threadpool_limits(limits=t, user_api="blas"):
                                 cpu = time.process_time()
-                                seconds = train_fn(model, X, y, X_val, y_val, epochs=1, lr=c["lr"], lr_decay=1.0,
-                                                   batch_size=c["batch_size"], reg=0.0, seed=rep,
-                                                   progress=False).seconds
+                                seconds = train_fn(
+                                    model,
+                                    X,
+                                    y,
+                                    X_val,
+                                    y_val,
+                                    epochs=1,
+                                    lr=c["lr"],
+                                    lr_decay=1.0,
+                                    batch_size=c["batch_size"],
+                                    reg=0.0,
+                                    seed=rep,
+                                    progress=False,
+                                ).seconds
                                 cpu = time.process_time() - cpu
                         if rep:
                             times[(name, t, path)].append(seconds)
@@ -169,10 +202,12 @@ def main() -> None:
     load = os.getloadavg()[0]
     times, cpu_times, torch_version = measure(data, args.repeats, args.before, args.torch, threads)
     blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-    print(f"{platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, BLAS "
-          f"{blas[0].get('internal_api')} {blas[0].get('version')} ({blas[0].get('architecture')}), "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}, torch {torch_version}; "
-          f"data: {data[5]}; before = {args.before}; best / median of {args.repeats}; 1-min load at start {load:.1f}")
+    print(
+        f"{platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, BLAS "
+        f"{blas[0].get('internal_api')} {blas[0].get('version')} ({blas[0].get('architecture')}), "
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}, torch {torch_version}; "
+        f"data: {data[5]}; before = {args.before}; best / median of {args.repeats}; 1-min load at start {load:.1f}"
+    )
     print(tables(times, cpu_times, threads))
 
 

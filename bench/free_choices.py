@@ -22,8 +22,8 @@ from pathlib import Path
 import yaml
 from threadpoolctl import threadpool_limits
 
-from scratchnet.study.params import load_params, parse_entry, run_config
 from scratchnet.study.classifier import train_classifier
+from scratchnet.study.params import load_params, parse_entry, run_config
 from scratchnet.study.runs import load_splits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,8 @@ DEFAULT_RUNS = [
     *(f"twolayer:mean:he{entry}" for entry in ("", ":lr=0.2", ":lr=0.01", ":batch_size=1024", ":lr_decay=0.8")),
     *(f"twolayer:mean_std:he{entry}" for entry in (":lr=0.01", ":batch_size=1024", ":lr_decay=0.8")),
     "twolayer:mean:gaussian/1e-3",
-    "softmax:mean:gaussian/1e-3", "softmax:mean_std:gaussian/1e-3",
+    "softmax:mean:gaussian/1e-3",
+    "softmax:mean_std:gaussian/1e-3",
 ]
 
 
@@ -56,8 +57,13 @@ def one_run(spec: str, seed: int) -> dict:
         record, facts, _ = train_classifier(model, config, seed, load_splits(ROOT), progress=False)
     key, value = parse_entry(params, model, entry[0]) if entry else (None, None)
     study = yaml.safe_load((ROOT / "reference" / "study_numbers.yaml").read_text())
-    return {"run": spec, "test_acc": record["test_acc"], "diverged_epoch": record["diverged_epoch"],
-            "study": study_number(study, model, key, value), "seconds": facts["ended"] - facts["started"]}
+    return {
+        "run": spec,
+        "test_acc": record["test_acc"],
+        "diverged_epoch": record["diverged_epoch"],
+        "study": study_number(study, model, key, value),
+        "seconds": facts["ended"] - facts["started"],
+    }
 
 
 def main() -> None:
@@ -71,10 +77,11 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for r in pool.map(one_run, args.runs, [args.seed] * len(args.runs)):
-            acc = "diverged (epoch %d)" % r["diverged_epoch"] if r["test_acc"] is None else f"{100 * r['test_acc']:.2f}%"
+            acc = (
+                "diverged (epoch %d)" % r["diverged_epoch"] if r["test_acc"] is None else f"{100 * r['test_acc']:.2f}%"
+            )
             study = "" if r["study"] is None else f"{100 * r['study']:.2f}%"
-            diff = ("" if r["study"] is None or r["test_acc"] is None
-                    else f"{100 * (r['test_acc'] - r['study']):+.2f}")
+            diff = "" if r["study"] is None or r["test_acc"] is None else f"{100 * (r['test_acc'] - r['study']):+.2f}"
             print(f"| {r['run']} | {acc} | {study} | {diff} | {r['seconds']:.0f} |", flush=True)
 
 

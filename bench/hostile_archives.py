@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))  # the archive builders the tests use
 
 from cifar_archives import chw_rows, zero_bomb_tar_gz  # noqa: E402
+
 from scratchnet.data import CIFAR10_CLASSES, read_cifar10  # noqa: E402
 from scratchnet.data.sources import MIRROR  # noqa: E402
 
@@ -73,8 +74,9 @@ def run_fetch(source: str, downloads: Path, src: Path, url: str = "") -> tuple[f
     a child would report at least its parent's peak."""
     env = {**os.environ, "PYTHONPATH": str(src)}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD, source, str(downloads), url], env=env, cwd=ROOT,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, source, str(downloads), url], env=env, cwd=ROOT, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     lines = done.stdout.strip().splitlines()
     peak_kb = int(lines[-1].split()[1])
@@ -93,26 +95,44 @@ def release_size_archives(folder: Path) -> None:
 
     def batches():
         for i in range(5):
-            yield f"data_batch_{i + 1}", rows["train"][i * 10_000:(i + 1) * 10_000], labels["train"][i * 10_000:(i + 1) * 10_000]
+            yield (
+                f"data_batch_{i + 1}",
+                rows["train"][i * 10_000 : (i + 1) * 10_000],
+                labels["train"][i * 10_000 : (i + 1) * 10_000],
+            )
         yield "test_batch", rows["test"], labels["test"]
 
     python, binary = (folder / file for file in RELEASE_SIZE.values())
     with tarfile.open(python, "w:gz", compresslevel=1) as tar:
         for name, x, y in batches():
-            _add(tar, f"cifar-10-batches-py/{name}", pickle.dumps(
-                {b"batch_label": name.encode(), b"labels": y.tolist(), b"data": x,
-                 b"filenames": [f"{name}_{j}.png".encode() for j in range(len(y))]}, protocol=4))
-        _add(tar, "cifar-10-batches-py/batches.meta",
-             pickle.dumps({b"label_names": [n.encode() for n in CIFAR10_CLASSES]}, protocol=2))
+            _add(
+                tar,
+                f"cifar-10-batches-py/{name}",
+                pickle.dumps(
+                    {
+                        b"batch_label": name.encode(),
+                        b"labels": y.tolist(),
+                        b"data": x,
+                        b"filenames": [f"{name}_{j}.png".encode() for j in range(len(y))],
+                    },
+                    protocol=4,
+                ),
+            )
+        _add(
+            tar,
+            "cifar-10-batches-py/batches.meta",
+            pickle.dumps({b"label_names": [n.encode() for n in CIFAR10_CLASSES]}, protocol=2),
+        )
     with tarfile.open(binary, "w:gz", compresslevel=1) as tar:
         for name, x, y in batches():
-            _add(tar, f"cifar-10-batches-bin/{name}.bin",
-                 np.concatenate([y[:, None].astype(np.uint8), x], 1).tobytes())
+            _add(tar, f"cifar-10-batches-bin/{name}.bin", np.concatenate([y[:, None].astype(np.uint8), x], 1).tobytes())
         _add(tar, "cifar-10-batches-bin/batches.meta.txt", ("\n".join(CIFAR10_CLASSES) + "\n").encode())
 
 
-RELEASE_SIZE = {"python release layout, release size": "cifar-10-python.tar.gz",
-                "binary release layout, release size": "cifar-10-binary.tar.gz"}
+RELEASE_SIZE = {
+    "python release layout, release size": "cifar-10-python.tar.gz",
+    "binary release layout, release size": "cifar-10-binary.tar.gz",
+}
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -135,9 +155,11 @@ def hostile_archives(folder: Path) -> dict[str, Path]:
     py = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
     def python_with(first: bytes | int) -> dict:
-        return {"cifar-10-batches-py/data_batch_1": first,
-                **{f"cifar-10-batches-py/{n}": small for n in py[1:]},
-                "cifar-10-batches-py/batches.meta": meta}
+        return {
+            "cifar-10-batches-py/data_batch_1": first,
+            **{f"cifar-10-batches-py/{n}": small for n in py[1:]},
+            "cifar-10-batches-py/batches.meta": meta,
+        }
 
     pax = tarfile.TarInfo("././@PaxHeader")
     pax.type = tarfile.XHDTYPE
@@ -146,18 +168,22 @@ def hostile_archives(folder: Path) -> dict[str, Path]:
         "binary batch of 3 GB zeros": {"cifar-10-batches-bin/data_batch_1.bin": GB3},
         "image file of 3 GB zeros": {"cifar-10-png/train/cat/0001.png": GB3},
         "pax header of 3 GB": {"cifar-10-png/train/cat/0000.png": b"x", pax: GB3},
-        "batch calling ndarray((700000, 3072), 'u1')": python_with(pickle.dumps(
-            {b"data": CallsNdarray((700_000, 3072), "u1"), b"labels": [0]}, protocol=2)),
-        "batch calling ndarray((10**6,), object)": python_with(pickle.dumps(
-            {b"data": CallsNdarray((10 ** 6,), "O"), b"labels": [0]}, protocol=2)),
-        "batch of 60 MB of empty lists (3.4 GB of objects)": python_with(
-            b"\x80\x02(" + b"]" * (60 << 20) + b"l."),
+        "batch calling ndarray((700000, 3072), 'u1')": python_with(
+            pickle.dumps({b"data": CallsNdarray((700_000, 3072), "u1"), b"labels": [0]}, protocol=2)
+        ),
+        "batch calling ndarray((10**6,), object)": python_with(
+            pickle.dumps({b"data": CallsNdarray((10**6,), "O"), b"labels": [0]}, protocol=2)
+        ),
+        "batch of 60 MB of empty lists (3.4 GB of objects)": python_with(b"\x80\x02(" + b"]" * (60 << 20) + b"l."),
         "batch naming memo slot 2**30 (16 GB memo table)": python_with(
-            b"\x80\x02N" + b"r" + (1 << 30).to_bytes(4, "little") + b"."),
+            b"\x80\x02N" + b"r" + (1 << 30).to_bytes(4, "little") + b"."
+        ),
         "200,000 empty members": {f"cifar-10-png/train/cat/{i}.png": b"" for i in range(200_000)},
     }
-    return {name: zero_bomb_tar_gz(folder / f"hostile-{i}.tar.gz", members)
-            for i, (name, members) in enumerate(built.items())}
+    return {
+        name: zero_bomb_tar_gz(folder / f"hostile-{i}.tar.gz", members)
+        for i, (name, members) in enumerate(built.items())
+    }
 
 
 class ZeroServer:
@@ -204,27 +230,40 @@ def main() -> None:
             subprocess.run(f"git archive {args.compare_with} src | tar -x -C {tmp}", shell=True, cwd=ROOT, check=True)
             sources = {args.compare_with: tmp / "src", "this code": ROOT / "src"}
         subprocess.run([sys.executable, __file__, "--build-release-size", str(tmp)], check=True)
-        normal = {"bundled mirror (image folders, JPEG)": ROOT / MIRROR.location,
-                  **{name: tmp / file for name, file in RELEASE_SIZE.items()}}
+        normal = {
+            "bundled mirror (image folders, JPEG)": ROOT / MIRROR.location,
+            **{name: tmp / file for name, file in RELEASE_SIZE.items()},
+        }
         rows = []
         for name, path in normal.items():
             for label, src in sources.items():  # old and new interleaved, so load hits both alike
                 seconds, mb, outcome = run_fetch(str(path), tmp / "dl", src)
-                rows.append((f"{name}" + (f" [{label}]" if args.compare_with else ""),
-                             f"{path.stat().st_size / 2**20:.1f} MB", seconds, mb, outcome))
+                rows.append(
+                    (
+                        f"{name}" + (f" [{label}]" if args.compare_with else ""),
+                        f"{path.stat().st_size / 2**20:.1f} MB",
+                        seconds,
+                        mb,
+                        outcome,
+                    )
+                )
         normal_peak = max(mb for name, _, _, mb, _ in rows if not args.compare_with or name.endswith("[this code]"))
         for name, path in hostile_archives(tmp).items():
             seconds, mb, outcome = run_fetch(str(path), tmp / "dl", ROOT / "src")
-            rows.append((name, f"{path.stat().st_size / 2**20:.1f} MB", seconds, mb, outcome.replace(str(tmp), "<tmp>")))
+            rows.append(
+                (name, f"{path.stat().st_size / 2**20:.1f} MB", seconds, mb, outcome.replace(str(tmp), "<tmp>"))
+            )
         server = ZeroServer()
-        for name, path in {"download announcing 3 GB for the 163 MB release": "/announced/cifar-10-python.tar.gz",
-                           "download of endless zeros, no length, for the release": "/unannounced/cifar-10-python.tar.gz"}.items():
+        for name, path in {
+            "download announcing 3 GB for the 163 MB release": "/announced/cifar-10-python.tar.gz",
+            "download of endless zeros, no length, for the release": "/unannounced/cifar-10-python.tar.gz",
+        }.items():
             url = server.url(path)
             seconds, mb, outcome = run_fetch("official", tmp / "dl", ROOT / "src", url=url)
             rows.append((name, "-", seconds, mb, outcome))
         server.httpd.shutdown()
 
-    hostile_peak = max(mb for name, _, _, mb, _ in rows[len(normal) * len(sources):])
+    hostile_peak = max(mb for name, _, _, mb, _ in rows[len(normal) * len(sources) :])
     lines = [
         "## Hostile archives (issue 16)",
         "",
@@ -235,8 +274,10 @@ def main() -> None:
         "",
         "| input | archive | wall time (s) | peak RSS (MB) | outcome |",
         "| --- | ---: | ---: | ---: | --- |",
-        *(f"| {name} | {size} | {s:.1f} | {mb:.0f} | {outcome[:150].replace('|', '/')} |"
-          for name, size, s, mb, outcome in rows),
+        *(
+            f"| {name} | {size} | {s:.1f} | {mb:.0f} | {outcome[:150].replace('|', '/')} |"
+            for name, size, s, mb, outcome in rows
+        ),
         "",
         "(`<tmp>`: the run's temporary folder.)",
         "",

@@ -24,21 +24,31 @@ from scratchnet.study import evaluation, layout, reproduction  # noqa: E402
 
 
 def entries_table(dist: reproduction.Distance) -> str:
-    lines = ["| model | sweep | value | ours | study | ours − study | vs noise |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        "| model | sweep | value | ours | study | ours − study | vs noise |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for e in dist.entries:
         ours = "not trained" if e.ours is None else evaluation.mean_std_text(e.ours.mean, e.ours.std)
         diff = "—" if e.diff is None else f"{100 * e.diff:+.2f} pt"
         noise = "diverged" if e.diverged else {None: "—", True: "beyond", False: "within"}[e.beyond_noise]
-        lines.append(f"| {e.model} | {e.param} | {evaluation.value_text(e.value)} | {ours} | {e.study:.4f} | {diff} | {noise} |")
+        lines.append(
+            f"| {e.model} | {e.param} | {evaluation.value_text(e.value)} | {ours} | {e.study:.4f} | {diff} | {noise} |"
+        )
     return "\n".join(lines)
 
 
 def sweeps_table(summary: evaluation.Summary) -> str:
-    lines = ["| model | sweep | our best | study's best | best agrees | our trend | study's trend |", "| --- | --- | ---: | ---: | --- | --- | --- |"]
+    lines = [
+        "| model | sweep | our best | study's best | best agrees | our trend | study's trend |",
+        "| --- | --- | ---: | ---: | --- | --- | --- |",
+    ]
     for model, sweep in summary.sweeps():
         if (c := sweep.study) is not None:
-            lines.append(f"| {model} | {sweep.param} | {evaluation.value_text(c.ours_best)} | "
-                         f"{evaluation.value_text(c.study_best)} | {c.best_agrees} | {c.ours_trend.kind} | {c.study_trend.kind} |")
+            lines.append(
+                f"| {model} | {sweep.param} | {evaluation.value_text(c.ours_best)} | "
+                f"{evaluation.value_text(c.study_best)} | {c.best_agrees} | {c.ours_trend.kind} | {c.study_trend.kind} |"
+            )
     return "\n".join(lines)
 
 
@@ -47,9 +57,11 @@ def headline(name: str, dist: reproduction.Distance) -> str:
     if dist.mean_abs is None:
         return f"| {name} | — | — | — | {len(dist.diverged)} | 0, 0 |"
     w = dist.worst
-    return (f"| {name} | {100 * dist.mean_abs:.2f} pt over {dist.compared} | {100 * w.diff:+.2f} pt "
-            f"({w.model} {w.param}={evaluation.value_text(w.value)}) | {len(dist.beyond_noise)} | {len(dist.diverged)} | "
-            f"{dist.agree_best} of {dist.sweeps}, {dist.agree_trend} of {dist.sweeps} |")
+    return (
+        f"| {name} | {100 * dist.mean_abs:.2f} pt over {dist.compared} | {100 * w.diff:+.2f} pt "
+        f"({w.model} {w.param}={evaluation.value_text(w.value)}) | {len(dist.beyond_noise)} | {len(dist.diverged)} | "
+        f"{dist.agree_best} of {dist.sweeps}, {dist.agree_trend} of {dist.sweeps} |"
+    )
 
 
 def main(projects: list[str]) -> None:

@@ -20,9 +20,8 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from scratchnet.study.classifier import run_robustness
+from scratchnet.study.classifier import run_robustness, train_classifier
 from scratchnet.study.params import MODELS, load_params, run_config
-from scratchnet.study.classifier import train_classifier
 from scratchnet.study.runs import load_splits
 
 
@@ -49,9 +48,12 @@ def main() -> None:
                 started = time.perf_counter()
                 numbers = run_robustness(network, splits["test"], section, diverged=False)
                 times.append(time.perf_counter() - started)
-        print(f"{model}: {epochs} epochs in {trained:.1f} s, test_acc {record['test_acc']:.4f}; "
-              f"robustness {numbers} in {min(times):.2f} s (best of {args.repeat}: "
-              f"{', '.join(f'{t:.2f}' for t in times)})", flush=True)
+        print(
+            f"{model}: {epochs} epochs in {trained:.1f} s, test_acc {record['test_acc']:.4f}; "
+            f"robustness {numbers} in {min(times):.2f} s (best of {args.repeat}: "
+            f"{', '.join(f'{t:.2f}' for t in times)})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,7 @@ from scratchnet.study.runs import RunSpec
 from scratchnet.study.sweep import DaskExecutor, LocalExecutor, run_sweep
 
 BIN = Path(sys.executable).parent
-BASE = {"lr": 0.1, "lr_decay": 0.9, "batch_size": 128, "reg": 0.0, "hidden_dim": 100,
-        "init": "he", "init_scale": 1e-3}
+BASE = {"lr": 0.1, "lr_decay": 0.9, "batch_size": 128, "reg": 0.0, "hidden_dim": 100, "init": "he", "init_scale": 1e-3}
 
 
 def data(rows: int) -> dict:
@@ -47,13 +46,18 @@ def data(rows: int) -> dict:
 
 
 def grid(runs: int, epochs: int) -> list[RunSpec]:
-    variants = [("hidden_dim", 50), ("hidden_dim", 150), ("hidden_dim", 200),
-                ("batch_size", 256), ("batch_size", 512), ("lr", 0.05)]
+    variants = [
+        ("hidden_dim", 50),
+        ("hidden_dim", 150),
+        ("hidden_dim", 200),
+        ("batch_size", 256),
+        ("batch_size", 512),
+        ("lr", 0.05),
+    ]
     specs = []
     for i in range(runs):
         key, value = variants[i % len(variants)]
-        specs.append(RunSpec("twolayer", f"{key}={value}", {**BASE, key: value, "epochs": epochs},
-                             i // len(variants)))
+        specs.append(RunSpec("twolayer", f"{key}={value}", {**BASE, key: value, "epochs": epochs}, i // len(variants)))
     return specs
 
 
@@ -66,8 +70,7 @@ def timed_sweep(specs, executor, rows) -> tuple[float, dict]:
 
     with tempfile.TemporaryDirectory() as cache:
         started = time.perf_counter()
-        run_sweep(specs, executor, cache=RunCache(cache, retrain=True), data="bench",
-                  train_size=rows, on_record=timed)
+        run_sweep(specs, executor, cache=RunCache(cache, retrain=True), data="bench", train_size=rows, on_record=timed)
         return time.perf_counter() - started, runs
 
 
@@ -83,10 +86,17 @@ def dask_cluster(workers: int, folder: Path) -> tuple[str, list[subprocess.Popen
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": folder}
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                               str(port), "--no-dashboard"], **quiet)]
-    procs += [subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1",
-                                "--no-nanny", "--no-dashboard"], **quiet) for _ in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
+        )
+    ]
+    procs += [
+        subprocess.Popen(
+            [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"], **quiet
+        )
+        for _ in range(workers)
+    ]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -117,22 +127,28 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     args = parser.parse_args()
-    print(f"{os.cpu_count()} cores, 1-min load average {os.getloadavg()[0]:.1f}; {args.runs} runs "
-          f"x {args.epochs} epochs on {args.rows} x 3072 float32 rows")
+    print(
+        f"{os.cpu_count()} cores, 1-min load average {os.getloadavg()[0]:.1f}; {args.runs} runs "
+        f"x {args.epochs} epochs on {args.rows} x 3072 float32 rows"
+    )
     splits = data(args.rows)
     specs = grid(args.runs, args.epochs)
 
     with LocalExecutor(splits, workers=args.workers) as executor:
         wall, records = timed_sweep(specs, executor, args.rows)
     busy = sum(r["seconds"] for r in records.values())
-    print(f"\nlocal, {args.workers} workers: wall {wall:.1f} s, sum of run seconds {busy:.1f} s, "
-          f"efficiency {busy / args.workers / wall:.1%}")
+    print(
+        f"\nlocal, {args.workers} workers: wall {wall:.1f} s, sum of run seconds {busy:.1f} s, "
+        f"efficiency {busy / args.workers / wall:.1%}"
+    )
     per_config = {}
     for spec, r in records.items():
         per_config.setdefault(spec.entry, []).append(r["seconds"] / args.epochs)
     for entry, secs in sorted(per_config.items()):
-        print(f"  {entry:15s} {statistics.fmean(secs):.3f} s/epoch at {args.rows} rows "
-              f"({statistics.fmean(secs) * 49_000 / args.rows:.2f} s/epoch scaled to 49,000)")
+        print(
+            f"  {entry:15s} {statistics.fmean(secs):.3f} s/epoch at {args.rows} rows "
+            f"({statistics.fmean(secs) * 49_000 / args.rows:.2f} s/epoch scaled to 49,000)"
+        )
 
     walls = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -144,8 +160,10 @@ def main() -> None:
             finally:
                 stop(procs)
             busy = sum(r["seconds"] for r in recs.values())
-            print(f"dask, {workers} worker(s): wall {walls[workers]:.1f} s, sum of run seconds "
-                  f"{busy:.1f} s, efficiency {busy / workers / walls[workers]:.1%}")
+            print(
+                f"dask, {workers} worker(s): wall {walls[workers]:.1f} s, sum of run seconds "
+                f"{busy:.1f} s, efficiency {busy / workers / walls[workers]:.1%}"
+            )
     print(f"dask speed-up 1 -> 2 workers: {walls[1] / walls[2]:.2f}x")
 
 

@@ -40,7 +40,7 @@ def epoch(model, opt, X, y, X_val, y_val, batch_size: int, gen) -> float:
     order = torch.randperm(n, generator=gen)
     correct, loss_sum = 0, 0.0
     for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         xb, yb = X[idx], y[idx]
         scores = model(xb)
         loss = loss_fn(scores, yb)
@@ -66,8 +66,13 @@ def main() -> None:
         scale = 255.0 if config["normalize"] == "mean" else np.maximum(std, 1.0)
         norm = lambda x: torch.from_numpy(((x - mean) / scale).astype(np.float32))  # noqa: E731
         model = build(config)
-        runs[name] = (model, torch.optim.SGD(model.parameters(), lr=config["lr"]),
-                      norm(data["X"]), norm(data["X_val"]), config["batch_size"])
+        runs[name] = (
+            model,
+            torch.optim.SGD(model.parameters(), lr=config["lr"]),
+            norm(data["X"]),
+            norm(data["X_val"]),
+            config["batch_size"],
+        )
     print(json.dumps({"ready": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)

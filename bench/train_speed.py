@@ -54,13 +54,13 @@ CONFIGS = {  # the study's baselines (params.yaml): architecture, batch size, lr
 
 def import_before(ref: str, into: Path):
     """The library at git `ref`, importable as `scratchnet_before` (its imports are relative)."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src/scratchnet"],
-                             check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "src/scratchnet"], check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     shutil.move(into / "src" / "scratchnet", into / "scratchnet_before")
     sys.path.insert(0, str(into))
-    return (importlib.import_module("scratchnet_before.nn"),
-            importlib.import_module("scratchnet_before.training"))
+    return (importlib.import_module("scratchnet_before.nn"), importlib.import_module("scratchnet_before.training"))
 
 
 def measure(n: int, repeats: int, before_ref: str) -> dict:
@@ -77,18 +77,37 @@ def measure(n: int, repeats: int, before_ref: str) -> dict:
             # The old contract's arrays: the whole set normalised to float32 once (600 MB).
             X32, X32_val = norm.forward(pixels), norm.forward(val_pixels)
             paths = {
-                "before": (old_nn.build_model(config, input_dim=D, num_classes=C, seed=0),
-                           old_training.train, X32, X32_val),
-                "float32 now": (build_model(config, input_dim=D, num_classes=C, seed=0),
-                                train, X32, X32_val),
-                "uint8 now": (build_model(config, input_dim=D, num_classes=C, seed=0, normalizer=norm),
-                              train, pixels, val_pixels),
+                "before": (
+                    old_nn.build_model(config, input_dim=D, num_classes=C, seed=0),
+                    old_training.train,
+                    X32,
+                    X32_val,
+                ),
+                "float32 now": (build_model(config, input_dim=D, num_classes=C, seed=0), train, X32, X32_val),
+                "uint8 now": (
+                    build_model(config, input_dim=D, num_classes=C, seed=0, normalizer=norm),
+                    train,
+                    pixels,
+                    val_pixels,
+                ),
             }
             times = {path: [] for path in paths}
             for rep in range(repeats + 1):  # the first round warms caches and is not counted
                 for path, (model, train_fn, X, X_val) in paths.items():
-                    result = train_fn(model, X, y, X_val, y_val, epochs=1, lr=lr, lr_decay=1.0,
-                                      batch_size=batch_size, reg=0.0, seed=rep, progress=False)
+                    result = train_fn(
+                        model,
+                        X,
+                        y,
+                        X_val,
+                        y_val,
+                        epochs=1,
+                        lr=lr,
+                        lr_decay=1.0,
+                        batch_size=batch_size,
+                        reg=0.0,
+                        seed=rep,
+                        progress=False,
+                    )
                     if rep:
                         times[path].append(result.seconds)
             rows[kind] = {path: {"best": min(t), "median": statistics.median(t)} for path, t in times.items()}
@@ -106,12 +125,16 @@ def main() -> None:
     with threadpool_limits(limits=1):
         blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
         rows = measure(n, args.repeats, args.before)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, "
-          f"BLAS {blas[0].get('internal_api') if blas else '?'} {blas[0].get('version') if blas else ''}, "
-          f"1 thread; N = {n:,} x {D}; before = {args.before}; best / median of {args.repeats}")
-    print("| config | before: float32, fused step (s) | float32 now (s) | uint8 now (s) "
-          "| speed-up: before / uint8 now | fused step's share: float32 now / before "
-          "| data contract: float32 now / uint8 now |")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, "
+        f"BLAS {blas[0].get('internal_api') if blas else '?'} {blas[0].get('version') if blas else ''}, "
+        f"1 thread; N = {n:,} x {D}; before = {args.before}; best / median of {args.repeats}"
+    )
+    print(
+        "| config | before: float32, fused step (s) | float32 now (s) | uint8 now (s) "
+        "| speed-up: before / uint8 now | fused step's share: float32 now / before "
+        "| data contract: float32 now / uint8 now |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for kind, r in rows.items():
         b, f, u = (r[p]["best"] for p in ("before", "float32 now", "uint8 now"))

@@ -21,11 +21,11 @@ from scratchnet.files import read_json, write_bytes, write_csv, write_json
 from scratchnet.nn import load_model
 from scratchnet.study import layout
 from scratchnet.study.attack_study import SWEEP_COLUMNS, attack_study, class_record
+from scratchnet.study.cli import stage_main
 from scratchnet.study.identity import config_hash
 from scratchnet.study.params import ParamsError, load_params
 from scratchnet.study.plots import example_figures, png_bytes, success_figure
 from scratchnet.study.runs import base_tags
-from scratchnet.study.cli import stage_main
 from scratchnet.study.tracking import Tracker, TrackingError, flatten
 
 MODEL = "twolayer"
@@ -33,6 +33,7 @@ MODEL = "twolayer"
 
 class AttackOutputs(NamedTuple):
     """Everything the stage's MLflow run logs: flat params and metrics, and the files written."""
+
     params: dict[str, str]
     metrics: dict[str, float]
     artifacts: list[Path]
@@ -51,10 +52,14 @@ def run(attack: dict) -> AttackOutputs:
     names = list(raw.class_names)
     spec = attack["example"]
     study = attack_study(
-        load_model(layout.model_path(MODEL)), raw.x_test, raw.y_test,
+        load_model(layout.model_path(MODEL)),
+        raw.x_test,
+        raw.y_test,
         true_label=class_index(names, spec["true_class"], "example.true_class"),
         target_label=class_index(names, spec["target_class"], "example.target_class"),
-        example=spec, sweep=attack["sweep"], log=lambda line: print(line, flush=True),
+        example=spec,
+        sweep=attack["sweep"],
+        log=lambda line: print(line, flush=True),
     )
     write_json(layout.ATTACK_EXAMPLE, class_record(study.example, names))
     shown = study.example.first_fooled or study.example.first_correct
@@ -66,14 +71,21 @@ def run(attack: dict) -> AttackOutputs:
     marks = {spec["norm"]: (spec["epsilon"], f"study's example (epsilon {spec['epsilon']:g})")}
     write_bytes(layout.ATTACK_SUCCESS_PLOT, png_bytes(success_figure(study.sweeps, marks=marks)))
     write_json(layout.ATTACK_METRICS, study.headline())
-    print(f"attack: {study.example.fooled_count} of {study.example.n} fooled by the example's attack, "
-          f"the first test image {shown.index} (L2 = {shown.l2:.1f}, fooled = {shown.fooled}); "
-          f"{study.sample.size} images swept; {time.perf_counter() - started:.1f} s")
+    print(
+        f"attack: {study.example.fooled_count} of {study.example.n} fooled by the example's attack, "
+        f"the first test image {shown.index} (L2 = {shown.l2:.1f}, fooled = {shown.fooled}); "
+        f"{study.sample.size} images swept; {time.perf_counter() - started:.1f} s"
+    )
     return AttackOutputs(
         params={k: str(v) for k, v in flatten(attack).items()},
         metrics={k: float(v) for k, v in flatten(study.details()).items() if v is not None},
-        artifacts=[layout.ATTACK_EXAMPLE, layout.ATTACK_SWEEP_CSV, layout.ATTACK_METRICS,
-                   *layout.ATTACK_IMAGES.values(), layout.ATTACK_SUCCESS_PLOT],
+        artifacts=[
+            layout.ATTACK_EXAMPLE,
+            layout.ATTACK_SWEEP_CSV,
+            layout.ATTACK_METRICS,
+            *layout.ATTACK_IMAGES.values(),
+            layout.ATTACK_SUCCESS_PLOT,
+        ],
     )
 
 
@@ -84,12 +96,25 @@ def main() -> None:
     outputs = run(params["attack"])
     tags = base_tags(MODEL, "attack", read_json(layout.PROVENANCE), config_hash(params))
     # What the run is: its params, the network it attacked and what it found.
-    key = config_hash({"attack": outputs.params, "metrics": outputs.metrics,
-                       "model": hashlib.sha256(layout.model_path(MODEL).read_bytes()).hexdigest()})
+    key = config_hash(
+        {
+            "attack": outputs.params,
+            "metrics": outputs.metrics,
+            "model": hashlib.sha256(layout.model_path(MODEL).read_bytes()).hexdigest(),
+        }
+    )
     try:
-        tracker.log_outputs(key, run_name=f"{MODEL} attack", params=outputs.params, tags=tags,
-                            metrics=outputs.metrics, artifacts=outputs.artifacts,
-                            artifact_path="attack", started=started, ended=time.time())
+        tracker.log_outputs(
+            key,
+            run_name=f"{MODEL} attack",
+            params=outputs.params,
+            tags=tags,
+            metrics=outputs.metrics,
+            artifacts=outputs.artifacts,
+            artifact_path="attack",
+            started=started,
+            ended=time.time(),
+        )
     except TrackingError as err:
         raise TrackingError(f"{err} The attack's results are saved in {layout.ATTACK_DIR}.") from err
 

@@ -19,8 +19,9 @@ def main() -> None:
     write_json(layout.ABLATION_SUMMARY_JSON, evaluation.summary_to_json(summary))
     write_text(layout.ABLATION_RUNS_CSV, evaluation.runs_frame(results).to_csv(index=False))
     write_text(layout.ABLATION_SUMMARY_CSV, evaluation.summary_frame(summary).to_csv(index=False))
-    write_text(layout.ABLATION_TABLES_MD, "# Ablations: test accuracy over seeds\n\n"
-               + evaluation.markdown_tables(summary))
+    write_text(
+        layout.ABLATION_TABLES_MD, "# Ablations: test accuracy over seeds\n\n" + evaluation.markdown_tables(summary)
+    )
     write_sweep_plots(summary)
     write_json(layout.STUDY_METRICS, evaluation.headline_metrics(summary))
     print(f"evaluate: {evaluation.summary_line(summary)}")

@@ -10,8 +10,8 @@ import logging
 import time
 import warnings
 
-from scratchnet.study import layout
 from scratchnet.data import MirrorFallbackWarning, fetch, save_raw
+from scratchnet.study import layout
 from scratchnet.study.cli import stage_main
 from scratchnet.study.params import load_params
 

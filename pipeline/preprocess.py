@@ -8,8 +8,8 @@ for train, val and test, layout.STATS and layout.PROCESSED_META, all or none.
 
 import time
 
-from scratchnet.study import layout
 from scratchnet.data import load_provenance, load_raw, write_processed
+from scratchnet.study import layout
 from scratchnet.study.cli import stage_main
 from scratchnet.study.params import load_params
 

@@ -17,8 +17,10 @@ def main() -> None:
     source = load_params()["data"]["source"]
     fingerprint = source_fingerprint(source)
     write_json(layout.SOURCE_FINGERPRINT, fingerprint)
-    print(f"source: {source} ({fingerprint['kind']})"
-          + (f", {fingerprint['files']} files" if "files" in fingerprint else ""))
+    print(
+        f"source: {source} ({fingerprint['kind']})"
+        + (f", {fingerprint['files']} files" if "files" in fingerprint else "")
+    )
 
 
 if __name__ == "__main__":

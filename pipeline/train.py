@@ -11,11 +11,11 @@ import numpy as np
 from scratchnet.files import read_json, write_json
 from scratchnet.study import layout
 from scratchnet.study.cache import RunCache, code_hash, project_data_identity, run_key
-from scratchnet.study.identity import config_hash
 from scratchnet.study.classifier import robustness_key, train_classifier
+from scratchnet.study.cli import stage_main
+from scratchnet.study.identity import config_hash
 from scratchnet.study.params import BASELINE, MODELS, load_params, run_config
 from scratchnet.study.runs import base_tags, load_splits, log_seed, run_result, write_history_csv
-from scratchnet.study.cli import stage_main
 from scratchnet.study.tracking import TAG, Tracker
 
 
@@ -34,30 +34,44 @@ def main(model_name: str) -> None:
     meta = read_json(layout.PROCESSED_META)
     splits = load_splits()
 
-    key = run_key(model_name, config, seed, project_data_identity(params), code_hash(),
-                  robustness_key(params["robustness"]))
-    record, facts, model = train_classifier(model_name, config, seed, splits, key=key,
-                                            desc=f"{model_name} baseline", robustness=params["robustness"])
+    key = run_key(
+        model_name, config, seed, project_data_identity(params), code_hash(), robustness_key(params["robustness"])
+    )
+    record, facts, model = train_classifier(
+        model_name, config, seed, splits, key=key, desc=f"{model_name} baseline", robustness=params["robustness"]
+    )
     RunCache().put(record, facts)
-    model.save(layout.model_path(model_name),
-               metadata={"config": config, "seed": seed, "class_names": meta["class_names"]})
+    model.save(
+        layout.model_path(model_name), metadata={"config": config, "seed": seed, "class_names": meta["class_names"]}
+    )
     write_history_csv(layout.train_history(model_name), record["history"])
     # the results first: logging may fail
-    write_json(layout.train_run(model_name), run_result(model_name, "train", BASELINE, None, None,
-                                                        config, [record]))
+    write_json(layout.train_run(model_name), run_result(model_name, "train", BASELINE, None, None, config, [record]))
 
-    tags = {**base_tags(model_name, "train", read_json(layout.PROVENANCE), config_hash(params)),
-            TAG + "sweep": f"{model_name}.baseline", TAG + "entry": "baseline"}
+    tags = {
+        **base_tags(model_name, "train", read_json(layout.PROVENANCE), config_hash(params)),
+        TAG + "sweep": f"{model_name}.baseline",
+        TAG + "entry": "baseline",
+    }
     error = log_seed(
-        tracker, record, facts, model_name=model_name, config=config, train_size=len(splits["train"][1]),
-        run_name=f"{model_name} baseline", tags=tags,
-        on_logged=lambda run: run.log_model(layout.model_path(model_name), meta["class_names"],
-                                            example=example_images(2)),
+        tracker,
+        record,
+        facts,
+        model_name=model_name,
+        config=config,
+        train_size=len(splits["train"][1]),
+        run_name=f"{model_name} baseline",
+        tags=tags,
+        on_logged=lambda run: run.log_model(
+            layout.model_path(model_name), meta["class_names"], example=example_images(2)
+        ),
     )
     if error is not None:
         raise error
-    print(f"{model_name}: test accuracy {record['test_acc']} "
-          f"({facts['ended'] - facts['started']:.1f} s on {facts['worker']})")
+    print(
+        f"{model_name}: test accuracy {record['test_acc']} "
+        f"({facts['ended'] - facts['started']:.1f} s on {facts['worker']})"
+    )
 
 
 if __name__ == "__main__":

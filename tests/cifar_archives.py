@@ -43,8 +43,12 @@ def write_python_release(folder: Path, ds: RawDataset) -> Path:
     folder.mkdir(parents=True)
 
     def dump(name, x, y):
-        batch = {b"batch_label": name.encode(), b"labels": y.tolist(), b"data": chw_rows(x),
-                 b"filenames": [f"{i}.png".encode() for i in range(len(y))]}
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": y.tolist(),
+            b"data": chw_rows(x),
+            b"filenames": [f"{i}.png".encode() for i in range(len(y))],
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
 
     for i, (x, y) in enumerate(_train_batches(ds), 1):
@@ -153,6 +157,7 @@ def python_release_members(ds: RawDataset, top: str = "cifar-10-batches-py/") ->
 
 def binary_release_members(ds: RawDataset, top: str = "cifar-10-batches-bin/") -> dict[str, bytes]:
     """The binary release's members for `ds`."""
+
     def records(x, y):
         return np.concatenate([y[:, None].astype(np.uint8), chw_rows(x)], 1).tobytes()
 

@@ -21,8 +21,8 @@ MARKER = re.compile(r"<!-- readme-test: (skip \((?P<why>[^)]*)\)|output) -->")
 
 @dataclass(frozen=True)
 class Block:
-    line: int          # 1-based line of its first line in README.md
-    lang: str          # "shell", "python", "yaml"
+    line: int  # 1-based line of its first line in README.md
+    lang: str  # "shell", "python", "yaml"
     text: str
     marker: str | None  # "skip", "output" or None (run)
     why: str = ""
@@ -47,7 +47,9 @@ def blocks(path: Path = README) -> list[Block]:
             lang = line[3:].strip() or "shell"
             end = next(k for k in range(i + 1, len(lines)) if lines[k].startswith("```"))
             kind, why = marker_before(i)
-            found.append(Block(i + 2, "shell" if lang == "bash" else lang, "\n".join(lines[i + 1:end]) + "\n", kind, why))
+            found.append(
+                Block(i + 2, "shell" if lang == "bash" else lang, "\n".join(lines[i + 1 : end]) + "\n", kind, why)
+            )
             i = end + 1
             continue
         after = lines[i - 1].strip() if i > 0 else ""

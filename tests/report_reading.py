@@ -8,7 +8,7 @@ def sweep_table(markdown: str, heading: str) -> list[list[str]]:
     lines = markdown.splitlines()
     start = lines.index(heading)
     table = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if line.startswith("|"):
             table.append([c.strip() for c in line.strip("|").split(" | ")])
         elif table:

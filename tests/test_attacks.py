@@ -14,16 +14,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scratchnet.study import layout
 from scratchnet.attacks import (
-    SweepResult, choose_targets, first_correct, fooling_example, perturbation_norms, pgd, project,
-    robustness_sweep, sample_correct, steepest_direction,
+    SweepResult,
+    choose_targets,
+    first_correct,
+    fooling_example,
+    perturbation_norms,
+    pgd,
+    project,
+    robustness_sweep,
+    sample_correct,
+    steepest_direction,
 )
-from scratchnet.study.attack_study import (
-    AttackStudy, attack_study, example_record, sweep_metrics, sweep_rows,
-)
-from scratchnet.nn import Normalizer
-from scratchnet.nn import build_model
+from scratchnet.nn import Normalizer, build_model
+from scratchnet.study import layout
+from scratchnet.study.attack_study import AttackStudy, attack_study, example_record, sweep_metrics, sweep_rows
 
 D = 3072
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,14 +40,13 @@ def make_normalizer(seed: int = 0) -> Normalizer:
     return Normalizer("mean_std", mean=rng.uniform(100, 150, D), std=rng.uniform(40, 80, D))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make_classifier(kind: str = "twolayer", seed: int = 0, dtype=np.float64):
     """A network that takes pixels: its input normaliser is the one it would be trained with."""
     config = {"kind": kind, "init": "he", "init_scale": 1e-3}
     if kind == "twolayer":
         config["hidden_dim"] = 16
-    return build_model(config, input_dim=D, num_classes=10, seed=seed, dtype=dtype,
-                       normalizer=make_normalizer(seed))
+    return build_model(config, input_dim=D, num_classes=10, seed=seed, dtype=dtype, normalizer=make_normalizer(seed))
 
 
 def flat(images: np.ndarray) -> np.ndarray:
@@ -61,6 +65,7 @@ def sum_of_losses(model, images: np.ndarray, labels: np.ndarray) -> float:
 
 # --- pixel space -------------------------------------------------------------------------
 
+
 def test_the_model_the_attack_and_the_mlflow_model_agree_on_what_a_raw_image_maps_to(tmp_path):
     pytest.importorskip("mlflow")
     from scratchnet.study.pyfunc_model import ImageClassifier
@@ -72,8 +77,11 @@ def test_the_model_the_attack_and_the_mlflow_model_agree_on_what_a_raw_image_map
     np.testing.assert_allclose(by_hand, (flat(images) - norm.mean) / norm.std, rtol=1e-5, atol=1e-6)
     expected = model.probabilities(flat(images))
     # rtol 1e-5: the network folds the scaling into its first GEMM on uncentred pixels (issue 26)
-    np.testing.assert_allclose(expected, build_model(model.config, input_dim=D, num_classes=10, seed=0,
-                                                     dtype=np.float32).probabilities(by_hand), rtol=1e-5)
+    np.testing.assert_allclose(
+        expected,
+        build_model(model.config, input_dim=D, num_classes=10, seed=0, dtype=np.float32).probabilities(by_hand),
+        rtol=1e-5,
+    )
     # The attack sees the same probabilities (its zero-budget example is the image itself).
     # (float32 to float32 rounding: BLAS may sum a 2-row and a 4-row batch in another order)
     example = fooling_example(model, images[0], 0, 1, index=0, norm="l2", epsilon=0.0, steps=1)
@@ -81,8 +89,16 @@ def test_the_model_the_attack_and_the_mlflow_model_agree_on_what_a_raw_image_map
     # The MLflow model loads the saved network and predicts from the same raw pixels.
     model.save(tmp_path / "twolayer.npz")
     served = ImageClassifier()
-    served.load_context(type("Context", (), {"artifacts": {"network": str(tmp_path / "twolayer.npz")},
-                                             "model_config": {"class_names": [str(c) for c in range(10)]}})())
+    served.load_context(
+        type(
+            "Context",
+            (),
+            {
+                "artifacts": {"network": str(tmp_path / "twolayer.npz")},
+                "model_config": {"class_names": [str(c) for c in range(10)]},
+            },
+        )()
+    )
     frame = served.predict(None, images)
     np.testing.assert_allclose(frame[[str(c) for c in range(10)]].to_numpy(), expected, rtol=1e-6)
     np.testing.assert_array_equal(frame["label"], expected.argmax(axis=1))
@@ -108,6 +124,7 @@ def test_pixel_gradient_matches_central_differences(kind):
 
 
 # --- PGD ---------------------------------------------------------------------------------
+
 
 def image_batch(seed: int, kind: str, n: int) -> np.ndarray:
     """Random pixel images, including ones already on the box's faces so clipping is exercised."""
@@ -137,8 +154,14 @@ def test_pgd_never_leaves_the_epsilon_ball_or_the_pixel_range(
     images = image_batch(seed, kind, n)
     labels = np.random.default_rng(seed).integers(0, 10, n)
     adversarial = pgd(
-        classifier, images, labels, norm=norm, epsilon=epsilon, steps=steps,
-        step_size=step_ratio * epsilon, targeted=targeted,
+        classifier,
+        images,
+        labels,
+        norm=norm,
+        epsilon=epsilon,
+        steps=steps,
+        step_size=step_ratio * epsilon,
+        targeted=targeted,
     )
     assert adversarial.shape == images.shape
     assert adversarial.min() >= 0 and adversarial.max() <= 255
@@ -243,8 +266,7 @@ def test_pgd_rejects_negative_pixels_nan_and_labels_of_another_length_naming_the
 @pytest.mark.parametrize("epsilon, steps, step_size", [(-1.0, 1, 1.0), (1.0, -1, 1.0), (1.0, 1, -1.0)])
 def test_pgd_rejects_a_negative_budget_step_count_or_step_size(epsilon, steps, step_size):
     with pytest.raises(ValueError, match=f"must be >= 0; got {epsilon}, {step_size}, {steps}"):
-        pgd(make_classifier(), np.zeros((1, D)), [0], norm="l2", epsilon=epsilon, steps=steps,
-            step_size=step_size)
+        pgd(make_classifier(), np.zeros((1, D)), [0], norm="l2", epsilon=epsilon, steps=steps, step_size=step_size)
 
 
 def test_pgd_with_zero_steps_returns_the_image():
@@ -258,15 +280,18 @@ def test_a_step_shorter_than_the_budget_moves_by_exactly_the_step_size(targeted)
     classifier = make_classifier()
     images = np.full((3, D), 128.0)
     for step_size in (1.0, 3.0):  # 1.0: a unit step is a step, not "no step"
-        adversarial = pgd(classifier, images, [0, 1, 2], norm="l2", epsilon=10.0, steps=1,
-                          step_size=step_size, targeted=targeted)
+        adversarial = pgd(
+            classifier, images, [0, 1, 2], norm="l2", epsilon=10.0, steps=1, step_size=step_size, targeted=targeted
+        )
         np.testing.assert_allclose(perturbation_norms(images, adversarial)[0], step_size, rtol=1e-12)
-    adversarial = pgd(classifier, images, [0, 1, 2], norm="linf", epsilon=1.0, steps=1, step_size=1.0,
-                      targeted=targeted)  # a budget of one grey level is a budget, not "no budget"
+    adversarial = pgd(
+        classifier, images, [0, 1, 2], norm="linf", epsilon=1.0, steps=1, step_size=1.0, targeted=targeted
+    )  # a budget of one grey level is a budget, not "no budget"
     np.testing.assert_allclose(np.abs(adversarial - images), 1.0)
 
 
 # --- the study's example -----------------------------------------------------------------
+
 
 def test_first_correct_is_the_first_image_of_the_class_the_model_gets_right():
     labels = np.array([9, 1, 9, 9, 9])
@@ -290,8 +315,21 @@ def test_fooling_example_records_a_single_step_of_length_epsilon():
 
     names = [f"class{i}" for i in range(10)]
     record = example_record(example, names)
-    assert {"index", "true_class", "target_class", "norm", "epsilon", "steps", "l2", "linf",
-            "probs_before", "probs_after", "pred_before", "pred_after", "fooled"} <= set(record)
+    assert {
+        "index",
+        "true_class",
+        "target_class",
+        "norm",
+        "epsilon",
+        "steps",
+        "l2",
+        "linf",
+        "probs_before",
+        "probs_after",
+        "pred_before",
+        "pred_after",
+        "fooled",
+    } <= set(record)
     assert record["true_class"] == names[true] and record["index"] == 7
     assert sum(record["probs_before"].values()) == pytest.approx(1.0)
     assert record["fooled"] == (example.pred_after == target)
@@ -317,6 +355,7 @@ def test_a_multi_step_fooling_example_records_its_steps_and_its_predictions():
 
 
 # --- the sweep ---------------------------------------------------------------------------
+
 
 def test_sample_correct_draws_a_seeded_sample_of_correctly_classified_images_only():
     rng = np.random.default_rng(8)
@@ -356,8 +395,15 @@ def test_success_rate_is_zero_at_epsilon_zero_and_reached_by_the_largest_budget(
     for targeted in (True, False):
         goals = (labels + 1) % 10 if targeted else labels
         sweep = robustness_sweep(
-            classifier, images, goals, norm=norm, epsilons=epsilons, steps=4, step_fraction=0.5,
-            targeted=targeted, batch_size=16,
+            classifier,
+            images,
+            goals,
+            norm=norm,
+            epsilons=epsilons,
+            steps=4,
+            step_fraction=0.5,
+            targeted=targeted,
+            batch_size=16,
         )
         np.testing.assert_array_equal(sweep.epsilons, sorted(epsilons))
         assert sweep.success_rate[0] == 0.0
@@ -380,8 +426,7 @@ def test_the_sweep_records_the_l2_size_of_each_perturbation_whatever_the_norm_of
     classifier = make_classifier()
     images = random_images(4, seed=12)
     targets = (classifier.predict(flat(images)) + 1) % 10
-    sweep = robustness_sweep(classifier, images, targets, norm="linf", epsilons=[2.0], steps=2,
-                             step_fraction=0.5)
+    sweep = robustness_sweep(classifier, images, targets, norm="linf", epsilons=[2.0], steps=2, step_fraction=0.5)
     adversarial = pgd(classifier, images, targets, norm="linf", epsilon=2.0, steps=2, step_size=1.0)
     np.testing.assert_allclose(sweep.l2[0], perturbation_norms(images, adversarial)[0])
     assert sweep.success.dtype == bool
@@ -389,21 +434,39 @@ def test_the_sweep_records_the_l2_size_of_each_perturbation_whatever_the_norm_of
 
 def test_the_sweep_rejects_a_negative_epsilon_naming_the_list():
     with pytest.raises(ValueError, match=r"numbers >= 0; got \[-1.0, 2.0\]"):
-        robustness_sweep(make_classifier(), random_images(1, seed=0), [0], norm="l2",
-                         epsilons=[-1.0, 2.0], steps=1, step_fraction=1.0)
+        robustness_sweep(
+            make_classifier(),
+            random_images(1, seed=0),
+            [0],
+            norm="l2",
+            epsilons=[-1.0, 2.0],
+            steps=1,
+            step_fraction=1.0,
+        )
 
 
 def test_sweep_metrics_are_none_where_no_image_was_fooled():
-    sweep = SweepResult(norm="l2", targeted=True, epsilons=np.array([0.0, 1.0]),
-                        success=np.zeros((2, 3), dtype=bool), l2=np.zeros((2, 3)))
-    assert sweep_metrics(sweep) == {"success_eps_0": 0.0, "success_eps_1": 0.0,
-                               "median_min_epsilon": None, "median_l2": None}
+    sweep = SweepResult(
+        norm="l2",
+        targeted=True,
+        epsilons=np.array([0.0, 1.0]),
+        success=np.zeros((2, 3), dtype=bool),
+        l2=np.zeros((2, 3)),
+    )
+    assert sweep_metrics(sweep) == {
+        "success_eps_0": 0.0,
+        "success_eps_1": 0.0,
+        "median_min_epsilon": None,
+        "median_l2": None,
+    }
 
 
 def test_sweep_bookkeeping_counts_an_image_fooled_from_its_smallest_successful_epsilon():
     # image 0: fooled at 1, PGD overshoots at 2, fooled again at 4; image 1: only at 4; image 2: never
     sweep = SweepResult(
-        norm="l2", targeted=True, epsilons=np.array([0.0, 1.0, 2.0, 4.0]),
+        norm="l2",
+        targeted=True,
+        epsilons=np.array([0.0, 1.0, 2.0, 4.0]),
         success=np.array([[0, 0, 0], [1, 0, 0], [0, 0, 0], [1, 1, 0]], dtype=bool),
         l2=np.array([[0, 0, 0], [0.9, 1.0, 1.0], [2.0, 2.0, 2.0], [0.5, 3.0, 4.0]]),
     )
@@ -412,9 +475,14 @@ def test_sweep_bookkeeping_counts_an_image_fooled_from_its_smallest_successful_e
     np.testing.assert_array_equal(sweep.min_epsilon, [1.0, 4.0, np.inf])
     assert sweep.median_min_epsilon == 4.0
     np.testing.assert_allclose(sweep.median_l2, [np.nan, 0.9, 0.9, (0.5 + 3.0) / 2])
-    assert sweep_metrics(sweep) == {"success_eps_0": 0.0, "success_eps_1": pytest.approx(1 / 3),
-                               "success_eps_2": pytest.approx(1 / 3), "success_eps_4": pytest.approx(2 / 3),
-                               "median_min_epsilon": 4.0, "median_l2": 1.75}
+    assert sweep_metrics(sweep) == {
+        "success_eps_0": 0.0,
+        "success_eps_1": pytest.approx(1 / 3),
+        "success_eps_2": pytest.approx(1 / 3),
+        "success_eps_4": pytest.approx(2 / 3),
+        "median_min_epsilon": 4.0,
+        "median_l2": 1.75,
+    }
     rows = sweep_rows(sweep)
     assert [r["epsilon"] for r in rows] == [0.0, 1.0, 2.0, 4.0]
     assert set(rows[0]) == {"norm", "epsilon", "mode", "success_rate", "median_l2", "n"}
@@ -426,11 +494,24 @@ def small_attack_study(log):
     classifier = make_classifier()
     images = np.random.default_rng(13).integers(0, 256, (30, 32, 32, 3)).astype(np.uint8)
     labels = classifier.predict(flat(images))
-    sweep = {"sample_size": 6, "seed": 3, "target": "random", "steps": 3, "step_fraction": 0.5,
-             "epsilons": {"l2": [0, 3000], "linf": [0, 64]}}
-    study = attack_study(classifier, images, labels, true_label=int(labels[0]),
-                         target_label=int(labels[0] + 1) % 10,
-                         example={"norm": "l2", "epsilon": 91.0, "steps": 1}, sweep=sweep, log=log)
+    sweep = {
+        "sample_size": 6,
+        "seed": 3,
+        "target": "random",
+        "steps": 3,
+        "step_fraction": 0.5,
+        "epsilons": {"l2": [0, 3000], "linf": [0, 64]},
+    }
+    study = attack_study(
+        classifier,
+        images,
+        labels,
+        true_label=int(labels[0]),
+        target_label=int(labels[0] + 1) % 10,
+        example={"norm": "l2", "epsilon": 91.0, "steps": 1},
+        sweep=sweep,
+        log=log,
+    )
     return classifier, images, labels, sweep, study
 
 
@@ -442,8 +523,16 @@ def test_the_attack_study_sweeps_a_seeded_sample_toward_seeded_targets_and_away_
     targets = choose_targets(labels[sample], "random", 10, seed=3)
     for i, (norm, targeted) in enumerate([("l2", True), ("l2", False), ("linf", True), ("linf", False)]):
         epsilons = [0, 91, 3000] if norm == "l2" else [0, 64]  # the example's epsilon joins its grid
-        expected = robustness_sweep(classifier, images[sample], targets if targeted else labels[sample],
-                                    norm=norm, epsilons=epsilons, steps=3, step_fraction=0.5, targeted=targeted)
+        expected = robustness_sweep(
+            classifier,
+            images[sample],
+            targets if targeted else labels[sample],
+            norm=norm,
+            epsilons=epsilons,
+            steps=3,
+            step_fraction=0.5,
+            targeted=targeted,
+        )
         assert (study.sweeps[i].norm, study.sweeps[i].targeted) == (norm, targeted)
         np.testing.assert_array_equal(study.sweeps[i].success, expected.success)
         assert expected.success_rate[-1] > 0.5  # large budgets succeed, so the goals matter
@@ -458,24 +547,45 @@ def test_the_attack_study_reports_each_norms_curves_and_the_examples_numbers():
     assert [row["targeted"] for row in linf] == study.sweeps[2].success_rate.tolist()
     assert [row["untargeted"] for row in linf] == study.sweeps[3].success_rate.tolist()
     ex = study.example.first_fooled or study.example.first_correct
-    assert study.details()["example"] == {"share": study.example.share, "attacked": study.example.n,
-                                          "fooled": ex.fooled, "l2": ex.l2, "linf": ex.linf,
-                                          "confidence": float(ex.probs_after[ex.target_label])}
+    assert study.details()["example"] == {
+        "share": study.example.share,
+        "attacked": study.example.n,
+        "fooled": ex.fooled,
+        "l2": ex.l2,
+        "linf": ex.linf,
+        "confidence": float(ex.probs_after[ex.target_label]),
+    }
 
 
 def test_the_headline_is_none_when_nothing_was_sampled_or_the_studys_norm_is_not_swept():
     _, _, _, _, study = small_attack_study(lambda line: None)
-    empty = SweepResult(norm="l2", targeted=True, epsilons=np.array([0.0, 91.0]),
-                        success=np.zeros((2, 0), dtype=bool), l2=np.zeros((2, 0)))
-    nothing_sampled = AttackStudy(test_acc=1.0, example=study.example, sample=np.array([], dtype=np.int64),
-                                  sweeps=[empty], headline_budget=("l2", 91.0))
+    empty = SweepResult(
+        norm="l2",
+        targeted=True,
+        epsilons=np.array([0.0, 91.0]),
+        success=np.zeros((2, 0), dtype=bool),
+        l2=np.zeros((2, 0)),
+    )
+    nothing_sampled = AttackStudy(
+        test_acc=1.0,
+        example=study.example,
+        sample=np.array([], dtype=np.int64),
+        sweeps=[empty],
+        headline_budget=("l2", 91.0),
+    )
     assert nothing_sampled.headline() == {"fooled": None}
-    other_norm = AttackStudy(test_acc=1.0, example=study.example, sample=study.sample,
-                             sweeps=[s for s in study.sweeps if s.norm != "l2"], headline_budget=("l2", 91.0))
+    other_norm = AttackStudy(
+        test_acc=1.0,
+        example=study.example,
+        sample=study.sample,
+        sweeps=[s for s in study.sweeps if s.norm != "l2"],
+        headline_budget=("l2", 91.0),
+    )
     assert other_norm.headline() == {"fooled": None}
 
 
 # --- the stage ---------------------------------------------------------------------------
+
 
 def load_stage():
     spec = importlib.util.spec_from_file_location("attack_stage", ROOT / "pipeline" / "attack.py")
@@ -490,21 +600,37 @@ def test_attack_stage_writes_every_output_from_a_small_project(tmp_path, monkeyp
     rng = np.random.default_rng(11)
     names = np.array(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"])
     x_test = rng.integers(0, 256, (60, 32, 32, 3)).astype(np.uint8)
-    model = build_model({"kind": "twolayer", "hidden_dim": 16, "init": "he", "init_scale": 1e-3},
-                        input_dim=D, num_classes=10, seed=0, dtype=np.float32, normalizer=make_normalizer())
+    model = build_model(
+        {"kind": "twolayer", "hidden_dim": 16, "init": "he", "init_scale": 1e-3},
+        input_dim=D,
+        num_classes=10,
+        seed=0,
+        dtype=np.float32,
+        normalizer=make_normalizer(),
+    )
     # Label the images as the model sees them: all correct, so image 0 is the one to attack.
     y_test = model.predict(flat(x_test))
     layout.DATA_RAW.mkdir(parents=True)
-    np.savez(layout.RAW_ARRAYS, x_test=x_test, y_test=y_test, class_names=names,
-             x_train=x_test[:1], y_train=y_test[:1])
+    np.savez(layout.RAW_ARRAYS, x_test=x_test, y_test=y_test, class_names=names, x_train=x_test[:1], y_train=y_test[:1])
     layout.MODELS.mkdir()
     model.save(layout.model_path("twolayer"))  # the model file carries its input scaling
     truck = int(y_test[0])
     attack = {
-        "example": {"true_class": str(names[truck]), "target_class": str(names[(truck + 1) % 10]),
-                    "norm": "l2", "epsilon": 91.0, "steps": 1},
-        "sweep": {"sample_size": 25, "seed": 0, "target": "next", "steps": 3, "step_fraction": 0.5,
-                  "epsilons": {"linf": [0, 4, 16], "l2": [0, 200, 800]}},
+        "example": {
+            "true_class": str(names[truck]),
+            "target_class": str(names[(truck + 1) % 10]),
+            "norm": "l2",
+            "epsilon": 91.0,
+            "steps": 1,
+        },
+        "sweep": {
+            "sample_size": 25,
+            "seed": 0,
+            "target": "next",
+            "steps": 3,
+            "step_fraction": 0.5,
+            "epsilons": {"linf": [0, 4, 16], "l2": [0, 200, 800]},
+        },
     }
 
     stage = load_stage()

@@ -27,8 +27,15 @@ pytestmark = pytest.mark.e2e
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # No first-run, sync, component or background traffic: the only requests are the page's own.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"  # .gitignore'd
 HOW_TO_INSTALL = "apt-get install -y chromium (Debian), then `make venv` for the playwright package"
 
@@ -84,7 +91,8 @@ def test_the_report_shows_every_image_and_fetches_nothing_outside_the_file(brows
         watched.page.route(re.compile(r"^(?!file:|data:)"), lambda route: route.abort())
         watched.page.goto(report.as_uri(), wait_until="load")
         images = watched.page.evaluate(
-            "Array.from(document.images, i => ({src: i.src.slice(0, 60), width: i.naturalWidth}))")
+            "Array.from(document.images, i => ({src: i.src.slice(0, 60), width: i.naturalWidth}))"
+        )
         shot = watched.screenshot("report.png", full_page=True)
     finally:
         watched.close()
@@ -100,8 +108,12 @@ def test_the_report_shows_every_image_and_fetches_nothing_outside_the_file(brows
 def ui_printed(tiny_project, first_repro):
     """What `make ui`'s command prints on the tiny study before it serves, on a free port."""
     port = free_port()
-    with service([sys.executable, "-m", "scratchnet.study.ui", "--port", str(port)],
-                 cwd=tiny_project, env=environment(), stdout=subprocess.PIPE) as server:
+    with service(
+        [sys.executable, "-m", "scratchnet.study.ui", "--port", str(port)],
+        cwd=tiny_project,
+        env=environment(),
+        stdout=subprocess.PIPE,
+    ) as server:
         printed = []
         while not printed or "Ctrl-C" not in printed[-1]:
             printed.append(server.process.stdout.readline())
@@ -119,8 +131,11 @@ def mlflow_ui(ui_printed):
 def test_make_ui_prints_the_url_of_the_runs_table_which_lists_the_sweeps(browser, mlflow_ui, tiny_project):
     client, runs = mlflow_runs(tiny_project)
     experiment_id = runs[0].info.experiment_id
-    assert re.fullmatch(rf"http://127\.0\.0\.1:\d+/#/experiments/{experiment_id}/runs\?workflowType=machine_learning"
-                        r"&viewStateShareKey=scratchnet\.runs", mlflow_ui)
+    assert re.fullmatch(
+        rf"http://127\.0\.0\.1:\d+/#/experiments/{experiment_id}/runs\?workflowType=machine_learning"
+        r"&viewStateShareKey=scratchnet\.runs",
+        mlflow_ui,
+    )
     parents = sorted({r.info.run_name for r in runs if r.data.tags.get("scratchnet.stage") == "ablate-sweep"})
     assert parents  # the tiny study has sweeps
     watched = Watched(browser)
@@ -140,8 +155,9 @@ def test_make_ui_prints_the_url_of_the_runs_table_which_lists_the_sweeps(browser
 
 def test_a_child_runs_page_shows_its_test_accuracy_and_the_val_acc_chart(browser, mlflow_ui, tiny_project):
     client, runs = mlflow_runs(tiny_project)
-    child = next(r for r in runs if r.data.tags.get("scratchnet.stage") == "ablate"
-                 and "mlflow.parentRunId" in r.data.tags)
+    child = next(
+        r for r in runs if r.data.tags.get("scratchnet.stage") == "ablate" and "mlflow.parentRunId" in r.data.tags
+    )
     base = mlflow_ui.split("/#/")[0]
     experiment_id = child.info.experiment_id
     watched = Watched(browser)
@@ -154,8 +170,9 @@ def test_a_child_runs_page_shows_its_test_accuracy_and_the_val_acc_chart(browser
         assert shown in row.inner_text()
         watched.screenshot("mlflow-run.png", full_page=True)
         watched.page.goto(f"{base}/#/experiments/{experiment_id}/runs/{child.info.run_id}/model-metrics")
-        chart = watched.page.locator(".js-plotly-plot, canvas, svg.main-svg").filter(
-            has=watched.page.locator("*")).first
+        chart = (
+            watched.page.locator(".js-plotly-plot, canvas, svg.main-svg").filter(has=watched.page.locator("*")).first
+        )
         watched.page.get_by_text("val_acc", exact=True).first.wait_for(timeout=60_000)
         chart.wait_for(timeout=60_000)
         watched.screenshot("mlflow-run-charts.png", full_page=True)
@@ -182,8 +199,12 @@ def test_make_ui_prints_each_sweep_with_its_baseline_best_first(browser, ui_prin
         count = watched.page.get_by_text(re.compile(r"^\d+ matching runs$")).first
         count.wait_for(timeout=60_000)
         assert count.inner_text() == f"{len(members)} matching runs"
-        shown = [line for row in watched.page.get_by_role("row").all_inner_texts()
-                 for line in row.splitlines() if line in names]
+        shown = [
+            line
+            for row in watched.page.get_by_role("row").all_inner_texts()
+            for line in row.splitlines()
+            if line in names
+        ]
         # every run of the sweep, its baseline's included, and nothing else; the best first
         assert sorted(shown) == sorted(r.info.run_name for r in members), shown
         assert shown[0] in {r.info.run_name for r in members if r.data.metrics.get("test_acc", -1.0) == best}, shown

@@ -8,13 +8,30 @@ import pytest
 
 from scratchnet.study.cache import RunCache, data_identity, run_key
 
-CONFIG = {"lr": 0.05, "lr_decay": 0.9, "batch_size": 32, "reg": 0.0, "hidden_dim": 16,
-          "init": "he", "init_scale": 1e-3, "epochs": 2}
+CONFIG = {
+    "lr": 0.05,
+    "lr_decay": 0.9,
+    "batch_size": 32,
+    "reg": 0.0,
+    "hidden_dim": 16,
+    "init": "he",
+    "init_scale": 1e-3,
+    "epochs": 2,
+}
 
 
 def record(key: str, **extra) -> dict:
-    return {"key": key, "seed": 0, "test_acc": 0.5, "final_val_acc": 0.4, "diverged": False,
-            "diverged_epoch": None, "history": [{"epoch": 1, "loss": 2.0}], "robustness": None, **extra}
+    return {
+        "key": key,
+        "seed": 0,
+        "test_acc": 0.5,
+        "final_val_acc": 0.4,
+        "diverged": False,
+        "diverged_epoch": None,
+        "history": [{"epoch": 1, "loss": 2.0}],
+        "robustness": None,
+        **extra,
+    }
 
 
 FACTS = {"started": 100.0, "ended": 101.6, "worker": "host:1"}
@@ -23,12 +40,14 @@ FACTS = {"started": 100.0, "ended": 101.6, "worker": "host:1"}
 def test_the_key_covers_config_epochs_seed_data_and_code():
     base = run_key("twolayer", CONFIG, 0, "data", "code")
     assert base == run_key("twolayer", dict(reversed(CONFIG.items())), 0, "data", "code")
-    changed = [run_key("softmax", CONFIG, 0, "data", "code"),
-               run_key("twolayer", {**CONFIG, "epochs": 3}, 0, "data", "code"),
-               run_key("twolayer", {**CONFIG, "lr": 0.01}, 0, "data", "code"),
-               run_key("twolayer", CONFIG, 1, "data", "code"),
-               run_key("twolayer", CONFIG, 0, "other data", "code"),
-               run_key("twolayer", CONFIG, 0, "data", "other code")]
+    changed = [
+        run_key("softmax", CONFIG, 0, "data", "code"),
+        run_key("twolayer", {**CONFIG, "epochs": 3}, 0, "data", "code"),
+        run_key("twolayer", {**CONFIG, "lr": 0.01}, 0, "data", "code"),
+        run_key("twolayer", CONFIG, 1, "data", "code"),
+        run_key("twolayer", CONFIG, 0, "other data", "code"),
+        run_key("twolayer", CONFIG, 0, "data", "other code"),
+    ]
     assert base not in changed and len(set(changed)) == len(changed)
 
 
@@ -51,17 +70,21 @@ def test_a_stored_run_is_found_under_its_key_with_its_facts(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k1.json"]  # no temporary file left
 
 
-@pytest.mark.parametrize("content", [
-    "",                                                    # created, nothing written yet
-    json.dumps({"record": record("k1"), "facts": FACTS})[:50],       # half-written
-    "\x00\x00\x00",                                                  # garbage
-    json.dumps([1, 2]),                                              # not an entry
-    json.dumps({**record("k1"), **FACTS}),                           # an old flat record
-    json.dumps({"record": record("another key"), "facts": FACTS}),   # another run's entry
-    json.dumps({"record": {k: v for k, v in record("k1").items() if k != "history"},
-                "facts": FACTS}),                                    # a record field missing
-    json.dumps({"record": record("k1"), "facts": {"started": 1.0}}),  # facts incomplete
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",  # created, nothing written yet
+        json.dumps({"record": record("k1"), "facts": FACTS})[:50],  # half-written
+        "\x00\x00\x00",  # garbage
+        json.dumps([1, 2]),  # not an entry
+        json.dumps({**record("k1"), **FACTS}),  # an old flat record
+        json.dumps({"record": record("another key"), "facts": FACTS}),  # another run's entry
+        json.dumps(
+            {"record": {k: v for k, v in record("k1").items() if k != "history"}, "facts": FACTS}
+        ),  # a record field missing
+        json.dumps({"record": record("k1"), "facts": {"started": 1.0}}),  # facts incomplete
+    ],
+)
 def test_a_corrupt_or_foreign_entry_reads_as_missing(tmp_path, content):
     (tmp_path / "k1.json").write_text(content)
     assert RunCache(tmp_path).get("k1") is None

@@ -40,9 +40,17 @@ def module_path(package: Path, name: str) -> Path:
 
 def test_the_closure_is_the_numeric_code_and_the_params_rules_not_tracking_or_the_report():
     closure = set(import_closure(RUN_MODULE))
-    assert {"scratchnet.study.classifier", "scratchnet.study.params", "scratchnet.training",
-            "scratchnet.nn.models", "scratchnet.nn.layers", "scratchnet.nn.losses",
-            "scratchnet.nn.optim", "scratchnet.nn.normalize", "scratchnet.nn.init"} <= closure
+    assert {
+        "scratchnet.study.classifier",
+        "scratchnet.study.params",
+        "scratchnet.training",
+        "scratchnet.nn.models",
+        "scratchnet.nn.layers",
+        "scratchnet.nn.losses",
+        "scratchnet.nn.optim",
+        "scratchnet.nn.normalize",
+        "scratchnet.nn.init",
+    } <= closure
     assert "scratchnet" in closure and "scratchnet.nn" in closure  # packages run their __init__
     for edge in ("tracking", "runs", "sweep", "cache", "report", "plots", "evaluation", "pyfunc_model"):
         assert not [m for m in closure if m.startswith(f"scratchnet.study.{edge}")], edge
@@ -59,8 +67,18 @@ def test_touching_any_module_of_the_closure_changes_the_key(package):
     assert len(seen) == len(closure) + 1  # every edit gave a new key
 
 
-@pytest.mark.parametrize("edge", ["study/report/sections.py", "study/tracking.py", "study/plots/study.py",
-                                  "study/runs.py", "study/sweep.py", "study/evaluation.py", "study/attack_study.py"])
+@pytest.mark.parametrize(
+    "edge",
+    [
+        "study/report/sections.py",
+        "study/tracking.py",
+        "study/plots/study.py",
+        "study/runs.py",
+        "study/sweep.py",
+        "study/evaluation.py",
+        "study/attack_study.py",
+    ],
+)
 def test_touching_a_report_tracking_or_stage_module_keeps_the_key(package, edge):
     base = key(package)
     touch(package / edge)
@@ -72,9 +90,12 @@ def test_a_module_the_run_function_starts_importing_enters_the_key_with_no_list_
     (package / "study" / "newhelper.py").write_text("SCALE = 1.0\n")
     assert key(package) == base  # not imported yet: not in the closure
     classifier = package / "study" / "classifier.py"
-    classifier.write_text(classifier.read_text().replace(
-        "from scratchnet.study.params import model_config\n",
-        "from scratchnet.study.params import model_config\nfrom scratchnet.study.newhelper import SCALE\n"))
+    classifier.write_text(
+        classifier.read_text().replace(
+            "from scratchnet.study.params import model_config\n",
+            "from scratchnet.study.params import model_config\nfrom scratchnet.study.newhelper import SCALE\n",
+        )
+    )
     imported = key(package)
     assert "scratchnet.study.newhelper" in import_closure(RUN_MODULE, package)
     touch(package / "study" / "newhelper.py")
@@ -85,8 +106,9 @@ def test_relative_and_function_level_imports_are_followed(package):
     (package / "nn" / "extra.py").write_text("X = 1\n")
     (package / "nn" / "deeper.py").write_text("Y = 2\n")
     optim = package / "nn" / "optim.py"
-    optim.write_text(optim.read_text() + "\nfrom . import extra\n\n\ndef later():\n"
-                     "    from .deeper import Y\n    return Y\n")
+    optim.write_text(
+        optim.read_text() + "\nfrom . import extra\n\n\ndef later():\n    from .deeper import Y\n    return Y\n"
+    )
     closure = import_closure(RUN_MODULE, package)
     assert {"scratchnet.nn.extra", "scratchnet.nn.deeper"} <= set(closure)
 

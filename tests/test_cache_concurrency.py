@@ -34,9 +34,20 @@ print(json.dumps(RunCache(root).train_once(key, train)))
 
 
 def ask(root: Path, key: str, seconds: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", ASK, str(root), key, str(root / "count"),
-                             str(root / f"ready-{time.monotonic_ns()}"), str(seconds)],
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            ASK,
+            str(root),
+            key,
+            str(root / "count"),
+            str(root / f"ready-{time.monotonic_ns()}"),
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_training(root: Path, deadline: float = 30.0) -> None:
@@ -87,8 +98,15 @@ def test_a_holder_killed_mid_run_does_not_block_the_next(tmp_path):
 
 def test_where_the_cache_folder_does_not_exist_the_run_trains_without_a_lock(tmp_path):
     cache = RunCache(tmp_path / "absent")
-    record = {"key": "k1", "seed": 0, "test_acc": None, "final_val_acc": None, "diverged": True,
-              "diverged_epoch": 1, "history": []}
+    record = {
+        "key": "k1",
+        "seed": 0,
+        "test_acc": None,
+        "final_val_acc": None,
+        "diverged": True,
+        "diverged_epoch": 1,
+        "history": [],
+    }
     facts = {"started": 1.0, "ended": 2.0, "worker": "elsewhere:1"}
     assert cache.train_once("k1", lambda: (record, facts)) == (record, facts, False)
     assert not (tmp_path / "absent").exists()  # a remote worker creates nothing; the driver stores

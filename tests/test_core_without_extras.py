@@ -5,8 +5,15 @@ import subprocess
 import sys
 import textwrap
 
-CORE = ("scratchnet", "scratchnet.nn", "scratchnet.data", "scratchnet.training",
-        "scratchnet.fitting", "scratchnet.attacks", "scratchnet.files")
+CORE = (
+    "scratchnet",
+    "scratchnet.nn",
+    "scratchnet.data",
+    "scratchnet.training",
+    "scratchnet.fitting",
+    "scratchnet.attacks",
+    "scratchnet.files",
+)
 ABSENT = ("mlflow", "pandas", "matplotlib", "dvc")
 
 PROGRAM = textwrap.dedent(f"""

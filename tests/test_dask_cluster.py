@@ -40,8 +40,14 @@ def test_the_cluster_gives_bit_identical_runs_and_they_run_on_its_workers(cluste
     runs = specs()
     where = {}
     with DaskExecutor(data, cluster.address) as executor:
-        on_dask = run_sweep(runs, executor, cache=RunCache(tmp_path / "dask"), data="d", train_size=300,
-                            on_record=lambda s, r, facts, cached: where.update({s: facts["worker"]}))
+        on_dask = run_sweep(
+            runs,
+            executor,
+            cache=RunCache(tmp_path / "dask"),
+            data="d",
+            train_size=300,
+            on_record=lambda s, r, facts, cached: where.update({s: facts["worker"]}),
+        )
     with LocalExecutor(data, workers=2) as executor:
         local = run_sweep(runs, executor, cache=RunCache(tmp_path / "local"), data="d", train_size=300)
 
@@ -73,8 +79,14 @@ def test_a_run_whose_worker_is_killed_is_trained_again_on_another_and_nothing_is
         cache = RunCache(tmp_path / "cache")
         where = {}
         with DaskExecutor(data, cluster.address) as executor:
-            records = run_sweep(runs, executor, cache=cache, data="d", train_size=300,
-                                on_record=lambda s, r, facts, cached: where.update({s: facts["worker"]}))
+            records = run_sweep(
+                runs,
+                executor,
+                cache=cache,
+                data="d",
+                train_size=300,
+                on_record=lambda s, r, facts, cached: where.update({s: facts["worker"]}),
+            )
         dead = [w for w in cluster.workers if not w.running]
         with DaskExecutor(data, cluster.address) as executor:  # a rerun trains nothing
             trained = []

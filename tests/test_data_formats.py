@@ -96,10 +96,17 @@ def test_fetch_then_preprocess_gives_identical_outputs_from_every_packaging(sour
     for name, path in sources.items():
         dataset, provenance = fetch(str(path), timeout=1, downloads=tmp_path / "dl", progress=False)
         out = tmp_path / name
-        write_processed(dataset, provenance, val_size=5, train_limit=20, test_limit=8,
-                        seed=3,
-                        split_paths=lambda s, out=out: (out / f"X_{s}.npy", out / f"y_{s}.npy"),
-                        stats_path=out / "stats.npz", meta_path=out / "meta.json")
+        write_processed(
+            dataset,
+            provenance,
+            val_size=5,
+            train_limit=20,
+            test_limit=8,
+            seed=3,
+            split_paths=lambda s, out=out: (out / f"X_{s}.npy", out / f"y_{s}.npy"),
+            stats_path=out / "stats.npz",
+            meta_path=out / "meta.json",
+        )
         processed[name] = {f.name: np.load(f) for f in out.glob("*.npy")}
 
     reference = processed.pop("python.tar.gz (official layout)")
@@ -131,8 +138,12 @@ def test_jpeg_image_folders_decode_close_to_the_original_pixels(tmp_path):
     # JPEG is lossy; smooth images survive it within a few grey levels.
     ramp = np.linspace(0, 255, 32, dtype=np.float64)
     smooth = np.stack([np.add.outer(ramp, ramp) / 2, np.tile(ramp, (32, 1)), np.full((32, 32), 90.0)], -1)
-    ds = RawDataset(np.repeat(smooth.astype(np.uint8)[None], 10, 0), np.arange(10, dtype=np.int64),
-                    np.repeat(smooth.astype(np.uint8)[None], 10, 0), np.arange(10, dtype=np.int64))
+    ds = RawDataset(
+        np.repeat(smooth.astype(np.uint8)[None], 10, 0),
+        np.arange(10, dtype=np.int64),
+        np.repeat(smooth.astype(np.uint8)[None], 10, 0),
+        np.arange(10, dtype=np.int64),
+    )
     folder = write_image_folder(tmp_path / "jpeg", ds, ext="jpg")
 
     dataset, fmt = read_cifar10(folder)
@@ -166,12 +177,38 @@ def py2_pickle_batch(rows: np.ndarray, labels: list[int]) -> bytes:
         return b"c" + module + b"\n" + name + b"\n"
 
     minus_one = b"J" + struct.pack("<i", -1)
-    dtype = (glob(b"numpy", b"dtype") + string(b"u1") + integer(0) + integer(1) + b"\x87R"
-             + b"(" + integer(3) + string(b"|") + b"NNN" + minus_one + minus_one + integer(0) + b"tb")
-    array = (glob(b"numpy.core.multiarray", b"_reconstruct") + glob(b"numpy", b"ndarray")
-             + integer(0) + b"\x85" + string(b"b") + b"\x87R"
-             + b"(" + integer(1) + integer(rows.shape[0]) + integer(rows.shape[1]) + b"\x86"
-             + dtype + b"\x89" + string(rows.tobytes()) + b"tb")
+    dtype = (
+        glob(b"numpy", b"dtype")
+        + string(b"u1")
+        + integer(0)
+        + integer(1)
+        + b"\x87R"
+        + b"("
+        + integer(3)
+        + string(b"|")
+        + b"NNN"
+        + minus_one
+        + minus_one
+        + integer(0)
+        + b"tb"
+    )
+    array = (
+        glob(b"numpy.core.multiarray", b"_reconstruct")
+        + glob(b"numpy", b"ndarray")
+        + integer(0)
+        + b"\x85"
+        + string(b"b")
+        + b"\x87R"
+        + b"("
+        + integer(1)
+        + integer(rows.shape[0])
+        + integer(rows.shape[1])
+        + b"\x86"
+        + dtype
+        + b"\x89"
+        + string(rows.tobytes())
+        + b"tb"
+    )
     label_list = b"](" + b"".join(integer(v) for v in labels) + b"e"
     return b"\x80\x02}(" + string(b"data") + array + string(b"labels") + label_list + b"u."
 
@@ -198,18 +235,22 @@ def test_a_missing_batch_is_named(tmp_path, tiny):
 
 def test_a_batch_with_wrong_array_shape_is_named(tmp_path, tiny):
     members = python_release_members(tiny)
-    members["cifar-10-batches-py/test_batch"] = pickle.dumps({b"data": np.zeros((4, 1024), np.uint8),
-                                                             b"labels": [0] * 4}, 2)
+    members["cifar-10-batches-py/test_batch"] = pickle.dumps(
+        {b"data": np.zeros((4, 1024), np.uint8), b"labels": [0] * 4}, 2
+    )
     archive = tar_of(tmp_path / "shape.tar.gz", members)
 
-    with pytest.raises(DataError, match=r"test_batch: 'data' is uint8 \(4, 1024\); expected a uint8 array of shape \(N, 3072\)"):
+    with pytest.raises(
+        DataError, match=r"test_batch: 'data' is uint8 \(4, 1024\); expected a uint8 array of shape \(N, 3072\)"
+    ):
         read_cifar10(archive)
 
 
 def test_labels_out_of_range_are_refused(tmp_path, tiny):
     members = python_release_members(tiny)
     members["cifar-10-batches-py/test_batch"] = pickle.dumps(
-        {b"data": chw_rows(tiny.x_test), b"labels": [11] * len(tiny.y_test)}, 2)
+        {b"data": chw_rows(tiny.x_test), b"labels": [11] * len(tiny.y_test)}, 2
+    )
     archive = tar_of(tmp_path / "labels.tar.gz", members)
 
     with pytest.raises(DataError, match=r"test_batch: labels range over \[11, 11\]; expected 0..9"):
@@ -229,7 +270,9 @@ def test_a_binary_batch_that_is_not_whole_records_is_named(tmp_path, tiny):
     folder = write_binary_release(tmp_path / "bin", tiny)
     (folder / "data_batch_2.bin").write_bytes(b"\x00" * 3073 * 2 + b"\x01\x02")
 
-    with pytest.raises(DataError, match=r"data_batch_2.bin: is 6148 bytes; expected a whole number of 3073-byte records"):
+    with pytest.raises(
+        DataError, match=r"data_batch_2.bin: is 6148 bytes; expected a whole number of 3073-byte records"
+    ):
         read_cifar10(folder)
 
 
@@ -261,7 +304,10 @@ def test_a_file_that_is_not_an_archive_is_named(tmp_path):
 
 def test_an_archive_holding_no_cifar_layout_says_what_was_expected(tmp_path):
     archive = tar_of(tmp_path / "other.tar.gz", {"photos/cat.png": b"x"})
-    with pytest.raises(DataError, match=r"other.tar.gz: holds none of the CIFAR-10 formats; expected exactly one of: the python release"):
+    with pytest.raises(
+        DataError,
+        match=r"other.tar.gz: holds none of the CIFAR-10 formats; expected exactly one of: the python release",
+    ):
         read_cifar10(archive)
 
 
@@ -285,9 +331,12 @@ def test_an_image_of_the_wrong_mode_is_named_with_how_to_convert_it(tmp_path, ti
     members["test/dog/0005.png"] = png_bytes(np.zeros((32, 32), np.uint16))  # 16-bit grayscale
     archive = tar_of(tmp_path / "mode.tar.gz", members)
 
-    with pytest.raises(DataError, match=r"test/dog/0005.png: is a 32x32 I;16 image; expected 32x32 RGB "
-                                        r"\(8 bits per channel.*Convert it, e.g. with Pillow: "
-                                        r"Image.open\(f\).convert\('RGB'\).save\(f\)"):
+    with pytest.raises(
+        DataError,
+        match=r"test/dog/0005.png: is a 32x32 I;16 image; expected 32x32 RGB "
+        r"\(8 bits per channel.*Convert it, e.g. with Pillow: "
+        r"Image.open\(f\).convert\('RGB'\).save\(f\)",
+    ):
         read_cifar10(archive)
 
 
@@ -329,15 +378,20 @@ def test_a_transparent_image_is_refused_saying_why_it_cannot_be_converted(tmp_pa
     rgba[0, 0, 3] = 0
     archive = _one_image_archive(tmp_path, tiny, png_bytes(rgba))
 
-    with pytest.raises(DataError, match=r"train/cat/0009.png: is a 32x32 RGBA image with transparent pixels; "
-                                        r"expected 32x32 RGB. Which background is meant is not known"):
+    with pytest.raises(
+        DataError,
+        match=r"train/cat/0009.png: is a 32x32 RGBA image with transparent pixels; "
+        r"expected 32x32 RGB. Which background is meant is not known",
+    ):
         read_cifar10(archive)
 
 
 def test_a_file_that_is_not_an_image_is_named_by_its_member_not_its_buffer(tmp_path, tiny):
     archive = _one_image_archive(tmp_path, tiny, b"<html>not found</html>")
 
-    with pytest.raises(DataError, match=r"train/cat/0009.png: not a PNG or JPEG image \(it starts with b'<html>no'\)") as err:
+    with pytest.raises(
+        DataError, match=r"train/cat/0009.png: not a PNG or JPEG image \(it starts with b'<html>no'\)"
+    ) as err:
         read_cifar10(archive)
     assert "BytesIO" not in str(err.value)
 
@@ -400,12 +454,16 @@ def test_an_archive_mixing_two_formats_is_refused(tmp_path, tiny):
 
 def test_a_python_batch_of_more_images_than_the_release_s_is_refused_before_it_is_built(tmp_path, tiny):
     folder = write_python_release(tmp_path / "big", tiny)
-    (folder / "data_batch_4").write_bytes(pickle.dumps(
-        {b"data": np.zeros((10_001, 3072), np.uint8), b"labels": [0] * 10_001}, 4))
+    (folder / "data_batch_4").write_bytes(
+        pickle.dumps({b"data": np.zeros((10_001, 3072), np.uint8), b"labels": [0] * 10_001}, 4)
+    )
 
-    with pytest.raises(DataError, match=r"big: data_batch_4: not a CIFAR python batch "
-                                        r"\(pickle refused: array declares 30,723,072 bytes \(10001, 3072\); "
-                                        r"a batch holds at most 30,720,000\)"):
+    with pytest.raises(
+        DataError,
+        match=r"big: data_batch_4: not a CIFAR python batch "
+        r"\(pickle refused: array declares 30,723,072 bytes \(10001, 3072\); "
+        r"a batch holds at most 30,720,000\)",
+    ):
         read_cifar10(folder)
 
 
@@ -413,19 +471,26 @@ def test_a_binary_batch_of_more_records_than_the_release_s_is_refused_from_its_s
     folder = write_binary_release(tmp_path / "bin", tiny)
     (folder / "test_batch.bin").write_bytes(bytes(3073 * 10_001))
 
-    with pytest.raises(DataError, match=r"bin: test_batch.bin: is 30,733,073 bytes; a binary batch \(10,000 records "
-                                        r"of 3,073 bytes\) is at most 30,730,000 bytes"):
+    with pytest.raises(
+        DataError,
+        match=r"bin: test_batch.bin: is 30,733,073 bytes; a binary batch \(10,000 records "
+        r"of 3,073 bytes\) is at most 30,730,000 bytes",
+    ):
         read_cifar10(folder)
 
 
 @pytest.mark.parametrize(
     "name, complaint",
     [
-        ("python.tar.gz (official layout)",
-         r"cifar-10-batches-py/data_batch_1: is [\d,]+ bytes; a batch of the release holds 10,000 images, "
-         r"at least 30,720,000 bytes"),
-        ("binary.tar without top folder",
-         r"data_batch_1.bin: holds 6 images; a batch of the release holds exactly 10,000"),
+        (
+            "python.tar.gz (official layout)",
+            r"cifar-10-batches-py/data_batch_1: is [\d,]+ bytes; a batch of the release holds 10,000 images, "
+            r"at least 30,720,000 bytes",
+        ),
+        (
+            "binary.tar without top folder",
+            r"data_batch_1.bin: holds 6 images; a batch of the release holds exactly 10,000",
+        ),
         ("image-folder directory", r"train/ holds 30 images; the release has exactly 50,000"),
     ],
 )
@@ -439,13 +504,15 @@ def test_a_python_batch_of_fewer_images_is_refused_when_exact_counts_are_claimed
     # Large enough to pass the index's size check, one image short once unpickled. The six
     # batches are one file, hard-linked, so that the test writes 30 MB, not 180.
     folder = write_python_release(tmp_path / "short", tiny)
-    short = pickle.dumps({b"data": np.zeros((9_999, 3072), np.uint8), b"labels": [0] * 9_999,
-                          b"pad": bytes(4000)}, 4)
+    short = pickle.dumps({b"data": np.zeros((9_999, 3072), np.uint8), b"labels": [0] * 9_999, b"pad": bytes(4000)}, 4)
     (tmp_path / "batch").write_bytes(short)
     for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
         (folder / name).unlink()
         os.link(tmp_path / "batch", folder / name)
 
-    with pytest.raises(DataError, match=r"short: data_batch_\d: holds 9,999 images; "
-                                        r"a batch of the release holds exactly 10,000"):
+    with pytest.raises(
+        DataError,
+        match=r"short: data_batch_\d: holds 9,999 images; "
+        r"a batch of the release holds exactly 10,000",
+    ):
         read_cifar10(folder, exact_counts=True)

@@ -17,8 +17,10 @@ from scratchnet.nn.normalize import MIN_STD
 def raw_dataset(n_train: int = 60, n_test: int = 20, seed: int = 0) -> RawDataset:
     rng = np.random.default_rng(seed)
     return RawDataset(
-        rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8), np.arange(n_train, dtype=np.int64) % 10,
-        rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8), np.arange(n_test, dtype=np.int64) % 10,
+        rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8),
+        np.arange(n_train, dtype=np.int64) % 10,
+        rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8),
+        np.arange(n_test, dtype=np.int64) % 10,
     )
 
 
@@ -36,8 +38,14 @@ class Outputs:
     def write(self, raw: RawDataset, **params) -> dict:
         settings = dict(val_size=10, train_limit=None, test_limit=None, seed=0)
         settings.update(params)
-        return write_processed(raw, {"source": "test"}, split_paths=self.split_paths,
-                               stats_path=self.stats, meta_path=self.meta, **settings)
+        return write_processed(
+            raw,
+            {"source": "test"},
+            split_paths=self.split_paths,
+            stats_path=self.stats,
+            meta_path=self.meta,
+            **settings,
+        )
 
     def load(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         x_path, y_path = self.split_paths(split)
@@ -77,7 +85,9 @@ def test_limits_take_random_subsets_without_moving_the_validation_set():
 
 @pytest.mark.parametrize("val_size", [100, 150])
 def test_a_validation_set_that_leaves_no_training_data_is_refused(val_size):
-    with pytest.raises(DataError, match=rf"preprocess.val_size is {val_size}; expected at least 1 and fewer than the 100"):
+    with pytest.raises(
+        DataError, match=rf"preprocess.val_size is {val_size}; expected at least 1 and fewer than the 100"
+    ):
         split_indices(100, 30, val_size=val_size, train_limit=None, test_limit=None, seed=0)
 
 

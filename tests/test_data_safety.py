@@ -176,8 +176,9 @@ finally:
 
 def fetch_in_child(source: Path, downloads: Path) -> tuple[int, str, float]:
     """(exit code, stderr, peak resident MB) of `fetch(source)` in a fresh Python process."""
-    done = subprocess.run([sys.executable, "-c", CHILD, str(source), str(downloads)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(source), str(downloads)], capture_output=True, text=True, timeout=120
+    )
     peak_kb = int(done.stdout.split("VmHWM:")[1].split()[0])
     return done.returncode, done.stderr, peak_kb / 1024
 
@@ -190,15 +191,26 @@ def _with_bomb(members: dict[str, bytes], name: str) -> dict[str, bytes | int]:
 @pytest.mark.parametrize(
     "layout, member, limit",
     [
-        ("python", "cifar-10-batches-py/data_batch_1", f"a python batch \\(10,000 images at most\\) is at most {PYTHON_BATCH_MAX:,}"),
-        ("binary", "cifar-10-batches-bin/test_batch.bin", f"a binary batch \\(10,000 records of 3,073 bytes\\) is at most {BINARY_BATCH_MAX:,}"),
+        (
+            "python",
+            "cifar-10-batches-py/data_batch_1",
+            f"a python batch \\(10,000 images at most\\) is at most {PYTHON_BATCH_MAX:,}",
+        ),
+        (
+            "binary",
+            "cifar-10-batches-bin/test_batch.bin",
+            f"a binary batch \\(10,000 records of 3,073 bytes\\) is at most {BINARY_BATCH_MAX:,}",
+        ),
         ("image-folder", "train/cat/0007.png", f"a 32x32 image file is at most {IMAGE_FILE_MAX:,}"),
     ],
 )
 def test_an_oversized_member_is_refused_from_its_header_in_bounded_memory(tmp_path, layout, member, limit):
     ds = tiny_dataset()
-    members = {"python": python_release_members, "binary": binary_release_members,
-               "image-folder": image_folder_members}[layout](ds)
+    members = {
+        "python": python_release_members,
+        "binary": binary_release_members,
+        "image-folder": image_folder_members,
+    }[layout](ds)
     archive = zero_bomb_tar_gz(tmp_path / "bomb.tar.gz", _with_bomb(members, member))
     assert archive.stat().st_size < 2 << 20
 
@@ -266,21 +278,38 @@ def _corrupt_first(members: dict[str, bytes]) -> dict[str, bytes]:
     "layout, change, complaint",
     [
         ("python", lambda m: m.pop("cifar-10-batches-py/data_batch_3"), r"missing data_batch_3; expected all of"),
-        ("python", lambda m: m.update({"cifar-10-batches-py/data_batch_6": b"more"}),
-         r"cifar-10-batches-py/data_batch_6: unexpected in the release's layout"),
-        ("binary", lambda m: m.update({"cifar-10-batches-bin/data_batch_2.bin": bytes(3073 * 2 + 2)}),
-         r"data_batch_2.bin: is 6148 bytes; expected a whole number of 3073-byte records"),
+        (
+            "python",
+            lambda m: m.update({"cifar-10-batches-py/data_batch_6": b"more"}),
+            r"cifar-10-batches-py/data_batch_6: unexpected in the release's layout",
+        ),
+        (
+            "binary",
+            lambda m: m.update({"cifar-10-batches-bin/data_batch_2.bin": bytes(3073 * 2 + 2)}),
+            r"data_batch_2.bin: is 6148 bytes; expected a whole number of 3073-byte records",
+        ),
         ("image-folder", lambda m: m.update({"train/dragon/0000.png": b"x"}), r"unknown class folder train/dragon"),
-        ("image-folder", lambda m: m.update({"train/bird/notes.txt": b"x"}), r"train/bird/notes.txt: expected a PNG or JPEG"),
-        ("image-folder", lambda m: [m.pop(k) for k in list(m) if k.startswith("test/ship/")],
-         r"no test/ images for ship"),
+        (
+            "image-folder",
+            lambda m: m.update({"train/bird/notes.txt": b"x"}),
+            r"train/bird/notes.txt: expected a PNG or JPEG",
+        ),
+        (
+            "image-folder",
+            lambda m: [m.pop(k) for k in list(m) if k.startswith("test/ship/")],
+            r"no test/ images for ship",
+        ),
     ],
 )
 def test_structural_problems_are_found_from_the_index_before_any_member_is_read(
-        tmp_path, monkeypatch, layout, change, complaint):
+    tmp_path, monkeypatch, layout, change, complaint
+):
     ds = tiny_dataset()
-    members = {"python": python_release_members, "binary": binary_release_members,
-               "image-folder": image_folder_members}[layout](ds)
+    members = {
+        "python": python_release_members,
+        "binary": binary_release_members,
+        "image-folder": image_folder_members,
+    }[layout](ds)
     change(members)
     archive = tar_of(tmp_path / "bad.tar.gz", _corrupt_first(members))
     reads = NoMemberRead(monkeypatch)
@@ -333,7 +362,10 @@ class CallsNdarray:
 @pytest.mark.parametrize("shape, dtype", [((700_000, 3072), "u1"), ((2,), "O")])
 def test_a_pickle_calling_ndarray_directly_is_refused(shape, dtype):
     data = pickle.dumps({b"data": CallsNdarray(shape, dtype), b"labels": [0]}, protocol=2)
-    with pytest.raises(DataError, match=r"batch.pkl: not a CIFAR python batch \(pickle refused: numpy.ndarray may be named, never called"):
+    with pytest.raises(
+        DataError,
+        match=r"batch.pkl: not a CIFAR python batch \(pickle refused: numpy.ndarray may be named, never called",
+    ):
         safe_unpickle(data, "batch.pkl")
 
 
@@ -341,7 +373,8 @@ def test_an_archive_whose_batch_calls_ndarray_is_refused_in_bounded_memory(tmp_p
     # The issue's archive, scaled down: 70,000 rows of zeros a caller would then concatenate.
     members = python_release_members(tiny_dataset())
     members["cifar-10-batches-py/data_batch_1"] = pickle.dumps(
-        {b"data": CallsNdarray((70_000, 3072), "u1"), b"labels": [0] * 70_000}, protocol=2)
+        {b"data": CallsNdarray((70_000, 3072), "u1"), b"labels": [0] * 70_000}, protocol=2
+    )
     archive = tar_of(tmp_path / "ndarray.tar.gz", members)
 
     code, stderr, peak_mb = fetch_in_child(archive, tmp_path / "dl")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import socket
 import threading
-import json
 import time
 from pathlib import Path
 
@@ -34,8 +34,7 @@ class Server:
     closes the connection). `sent` counts the body bytes written per path.
     """
 
-    def __init__(self, files: dict[str, bytes], truncate: tuple[str, ...] = (),
-                 unannounced: tuple[str, ...] = ()):
+    def __init__(self, files: dict[str, bytes], truncate: tuple[str, ...] = (), unannounced: tuple[str, ...] = ()):
         self.files, self.truncate, self.unannounced, self.requests = files, truncate, unannounced, []
         self.sent: dict[str, int] = {}
         server = self
@@ -54,7 +53,7 @@ class Server:
                 body = body[: len(body) // 2] if self.path in server.truncate else body
                 try:
                     for start in range(0, len(body), 1 << 16):
-                        self.wfile.write(body[start:start + (1 << 16)])
+                        self.wfile.write(body[start : start + (1 << 16)])
                         server.sent[self.path] = server.sent.get(self.path, 0) + min(1 << 16, len(body) - start)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client stopped reading: what these tests want to see
@@ -162,10 +161,12 @@ def test_a_download_cut_short_is_refused_and_leaves_nothing(archives, tmp_path):
 def test_a_download_announcing_more_than_the_release_is_refused_before_its_body_is_read(archives, tmp_path):
     body = archives["python"].read_bytes() + bytes(32 << 20)  # larger than the release claims to be
     with Server({"/x.tar.gz": body}) as server:
-        official = official_at(server.url("/x.tar.gz"), archives["python"],
-                               size=archives["python"].stat().st_size)
-        with pytest.raises(DataError, match=rf"/x.tar.gz: announces {len(body):,} bytes \(Content-Length\); the "
-                                            rf"archive expected there is at most {official['official'].size:,} bytes"):
+        official = official_at(server.url("/x.tar.gz"), archives["python"], size=archives["python"].stat().st_size)
+        with pytest.raises(
+            DataError,
+            match=rf"/x.tar.gz: announces {len(body):,} bytes \(Content-Length\); the "
+            rf"archive expected there is at most {official['official'].size:,} bytes",
+        ):
             fetch("official", 5, downloads=tmp_path, official=official, progress=False)
 
     assert server.sent.get("/x.tar.gz", 0) < len(body)
@@ -175,10 +176,12 @@ def test_a_download_announcing_more_than_the_release_is_refused_before_its_body_
 def test_a_download_without_a_length_is_stopped_once_it_passes_the_limit(tmp_path):
     body = bytes(8 << 20)
     with Server({"/endless.tar.gz": body}, unannounced=("/endless.tar.gz",)) as server:
-        with pytest.raises(DataError, match=r"/endless.tar.gz: sent more than 1,048,576 bytes, the most the archive "
-                                            r"expected there can be; download stopped"):
-            download(server.url("/endless.tar.gz"), tmp_path / "e.tar.gz", timeout=5, max_bytes=1 << 20,
-                     progress=False)
+        with pytest.raises(
+            DataError,
+            match=r"/endless.tar.gz: sent more than 1,048,576 bytes, the most the archive "
+            r"expected there can be; download stopped",
+        ):
+            download(server.url("/endless.tar.gz"), tmp_path / "e.tar.gz", timeout=5, max_bytes=1 << 20, progress=False)
 
     assert list(tmp_path.iterdir()) == []
 
@@ -186,24 +189,38 @@ def test_a_download_without_a_length_is_stopped_once_it_passes_the_limit(tmp_pat
 def test_a_url_of_unknown_content_is_bounded_by_the_largest_cifar10_archive(monkeypatch, archives, tmp_path):
     monkeypatch.setattr(sources, "ARCHIVE_BYTES_MAX", 1000)  # the real bound is ~1.2 GB
     with Server({"/big.tar.gz": archives["images"].read_bytes()}) as server:
-        with pytest.raises(DataError, match=r"/big.tar.gz: announces [\d,]+ bytes \(Content-Length\); the archive "
-                                            r"expected there is at most 1,000 bytes"):
+        with pytest.raises(
+            DataError,
+            match=r"/big.tar.gz: announces [\d,]+ bytes \(Content-Length\); the archive "
+            r"expected there is at most 1,000 bytes",
+        ):
             fetch(server.url("/big.tar.gz"), 5, downloads=tmp_path, progress=False)
 
 
 def test_a_known_release_must_hold_exactly_the_release_s_images(archives, tmp_path):
     # The tiny archive passes for a release record (its md5) that claims CIFAR-10's full counts.
     official = official_at("http://127.0.0.1:9/unused", archives["python"], exact_counts=True)
-    with pytest.raises(DataError, match=r"py.tar.gz: cifar-10-batches-py/data_batch_1: is [\d,]+ bytes; "
-                                        r"a batch of the release holds 10,000 images"):
-        fetch(str(archives["python"]), 5, downloads=tmp_path, official=official,
-              mirror=mirror_of(archives["images"]), progress=False)
+    with pytest.raises(
+        DataError,
+        match=r"py.tar.gz: cifar-10-batches-py/data_batch_1: is [\d,]+ bytes; "
+        r"a batch of the release holds 10,000 images",
+    ):
+        fetch(
+            str(archives["python"]),
+            5,
+            downloads=tmp_path,
+            official=official,
+            mirror=mirror_of(archives["images"]),
+            progress=False,
+        )
 
 
 def test_the_real_releases_claim_exact_counts_and_the_official_ones_their_sizes():
     assert all(release.exact_counts for release in [*OFFICIAL.values(), MIRROR])
     assert {name: release.size for name, release in OFFICIAL.items()} == {
-        "official": 170_498_071, "official-binary": 170_052_171}
+        "official": 170_498_071,
+        "official-binary": 170_052_171,
+    }
 
 
 def test_a_server_error_is_reported_with_its_status(tmp_path):
@@ -226,8 +243,9 @@ def test_a_url_source_is_downloaded_and_read(archives, tmp_path):
 def test_auto_uses_the_official_release_when_it_answers(archives, tmp_path):
     with Server({"/cifar-10-python.tar.gz": archives["python"].read_bytes()}) as server:
         official = official_at(server.url("/cifar-10-python.tar.gz"), archives["python"])
-        _, provenance = fetch("auto", 5, downloads=tmp_path, official=official,
-                              mirror=mirror_of(archives["images"]), progress=False)
+        _, provenance = fetch(
+            "auto", 5, downloads=tmp_path, official=official, mirror=mirror_of(archives["images"]), progress=False
+        )
 
     assert provenance["fell_back"] is False and "reason" not in provenance
     assert provenance["format"] == "python" and provenance["location"] == official["official"].location
@@ -239,9 +257,13 @@ def test_auto_falls_back_to_the_mirror_loudly_when_the_official_server_is_unreac
     mirror = mirror_of(archives["images"])
     start = time.perf_counter()
 
-    with pytest.warns(MirrorFallbackWarning, match=rf"using the bundled mirror {archives['images']}, tiny mirror, because the official release could not be fetched: {url}: unreachable"):
-        dataset, provenance = fetch("auto", 5, downloads=tmp_path, official=official_at(url, md5_hex="0" * 32),
-                                    mirror=mirror, progress=False)
+    with pytest.warns(
+        MirrorFallbackWarning,
+        match=rf"using the bundled mirror {archives['images']}, tiny mirror, because the official release could not be fetched: {url}: unreachable",
+    ):
+        dataset, provenance = fetch(
+            "auto", 5, downloads=tmp_path, official=official_at(url, md5_hex="0" * 32), mirror=mirror, progress=False
+        )
 
     assert time.perf_counter() - start < 5
     # why it fell back is the warning's (the console's), never the provenance's: a DVC output
@@ -258,8 +280,14 @@ def test_auto_falls_back_within_the_timeout_when_the_server_never_answers(archiv
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/cifar-10-python.tar.gz"
         start = time.perf_counter()
         with pytest.warns(MirrorFallbackWarning, match=r"no answer within 0.5 s"):
-            _, provenance = fetch("auto", 0.5, downloads=tmp_path, official=official_at(url, md5_hex="0" * 32),
-                                  mirror=mirror_of(archives["images"]), progress=False)
+            _, provenance = fetch(
+                "auto",
+                0.5,
+                downloads=tmp_path,
+                official=official_at(url, md5_hex="0" * 32),
+                mirror=mirror_of(archives["images"]),
+                progress=False,
+            )
         elapsed = time.perf_counter() - start
 
     assert provenance["fell_back"] is True
@@ -270,16 +298,26 @@ def test_auto_refuses_a_mirror_whose_sha256_does_not_match(archives, tmp_path):
     url = f"http://127.0.0.1:{closed_loopback_port()}/cifar-10-python.tar.gz"
     mirror = mirror_of(archives["images"], sha256_hex="f" * 64)
 
-    with pytest.warns(MirrorFallbackWarning), pytest.raises(
-        DataError, match=r"img.tar.gz: sha256 is [0-9a-f]{64}; expected f{64}.*; and the official release could not be fetched"
+    with (
+        pytest.warns(MirrorFallbackWarning),
+        pytest.raises(
+            DataError,
+            match=r"img.tar.gz: sha256 is [0-9a-f]{64}; expected f{64}.*; and the official release could not be fetched",
+        ),
     ):
         fetch("auto", 5, downloads=tmp_path, official=official_at(url, md5_hex="0" * 32), mirror=mirror, progress=False)
 
 
 def test_a_known_archive_given_as_a_path_is_recognised_by_its_checksum(archives, tmp_path):
     official = official_at("http://127.0.0.1:9/unused", archives["python"])
-    _, provenance = fetch(str(archives["python"]), 5, downloads=tmp_path, official=official,
-                          mirror=mirror_of(archives["images"]), progress=False)
+    _, provenance = fetch(
+        str(archives["python"]),
+        5,
+        downloads=tmp_path,
+        official=official,
+        mirror=mirror_of(archives["images"]),
+        progress=False,
+    )
     assert provenance["dataset"] == "tiny official" and provenance["location"] == str(archives["python"])
 
 

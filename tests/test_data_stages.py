@@ -20,8 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_stage(project: Path, stage: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "pipeline" / f"{stage}.py")], cwd=project,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "pipeline" / f"{stage}.py")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def project_with_source(folder: Path, source: Path, **preprocess) -> Path:

@@ -43,6 +43,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------- the store, wherever DVC runs
 
+
 @pytest.fixture
 def no_dvc_env(monkeypatch):
     for name in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME"):
@@ -84,21 +85,30 @@ def test_runs_of_a_dvc_experiment_carry_its_name(no_dvc_env, monkeypatch):
 
 
 def test_a_new_experiment_keeps_its_artifacts_beside_the_store_not_the_working_directory(
-        tmp_path, no_dvc_env, monkeypatch):
+    tmp_path, no_dvc_env, monkeypatch
+):
     study = tmp_path / "study"
     study.mkdir()
     monkeypatch.chdir(tmp_path)  # MLflow's default would be ./mlruns of this folder
     tracker = Tracker("unit", root=study)
     location = tracker.client.get_experiment(tracker.experiment_id).artifact_location
     assert location == (study.resolve() / "mlruns").as_uri()
-    run_id = tracker.log_outputs("k", run_name="r", params={}, tags={}, metrics={}, artifacts=[Path(__file__)],
-                                 artifact_path=None, started=0.0, ended=1.0)
+    run_id = tracker.log_outputs(
+        "k",
+        run_name="r",
+        params={},
+        tags={},
+        metrics={},
+        artifacts=[Path(__file__)],
+        artifact_path=None,
+        started=0.0,
+        ended=1.0,
+    )
     assert (study / "mlruns" / run_id / "artifacts" / Path(__file__).name).is_file()
     assert not (tmp_path / "mlruns").exists()
 
 
-def test_a_copied_store_refuses_to_write_into_the_original_projects_artifacts(
-        tmp_path, no_dvc_env):
+def test_a_copied_store_refuses_to_write_into_the_original_projects_artifacts(tmp_path, no_dvc_env):
     original, copy = tmp_path / "original", tmp_path / "copy"
     original.mkdir()
     Tracker("unit", root=original)
@@ -113,18 +123,19 @@ def test_a_copied_store_refuses_to_write_into_the_original_projects_artifacts(
 
 # ------------------------------------------------------------------------- data.source fingerprint
 
+
 def test_the_fingerprint_changes_with_every_change_to_a_folder(tmp_path):
     folder = tmp_path / "images"
     (folder / "train" / "cat").mkdir(parents=True)
     (folder / "train" / "cat" / "a.png").write_bytes(b"one")
     seen = [source_fingerprint("images", tmp_path)]
-    (folder / "train" / "cat" / "b.png").write_bytes(b"two")             # added
+    (folder / "train" / "cat" / "b.png").write_bytes(b"two")  # added
     seen.append(source_fingerprint("images", tmp_path))
-    (folder / "train" / "cat" / "b.png").write_bytes(b"TWO")             # replaced, same size
+    (folder / "train" / "cat" / "b.png").write_bytes(b"TWO")  # replaced, same size
     seen.append(source_fingerprint("images", tmp_path))
     (folder / "train" / "cat" / "b.png").rename(folder / "train" / "cat" / "c.png")  # renamed
     seen.append(source_fingerprint("images", tmp_path))
-    (folder / "train" / "cat" / "c.png").unlink()                         # deleted
+    (folder / "train" / "cat" / "c.png").unlink()  # deleted
     seen.append(source_fingerprint("images", tmp_path))
     assert [s["files"] for s in seen] == [1, 2, 2, 2, 1]
     assert len({s["sha256"] for s in seen[:4]}) == 4
@@ -134,14 +145,20 @@ def test_the_fingerprint_changes_with_every_change_to_a_folder(tmp_path):
 def test_the_fingerprint_of_an_archive_is_its_checksum_and_named_sources_are_themselves(tmp_path):
     (tmp_path / "a.tar.gz").write_bytes(b"archive")
     assert source_fingerprint("a.tar.gz", tmp_path) == {
-        "kind": "file", "bytes": 7, "sha256": hashlib.sha256(b"archive").hexdigest()}
+        "kind": "file",
+        "bytes": 7,
+        "sha256": hashlib.sha256(b"archive").hexdigest(),
+    }
     for named in ("auto", "official", "official-binary", "https://example.org/c.tar.gz"):
         assert source_fingerprint(named, tmp_path) == {
-            "source": named, "kind": "url" if named.startswith("https") else "named"}
+            "source": named,
+            "kind": "url" if named.startswith("https") else "named",
+        }
     assert source_fingerprint("absent.tar.gz", tmp_path) == {"source": "absent.tar.gz", "kind": "missing"}
 
 
 # ------------------------------------------------------------------ the real dvc on a tiny study
+
 
 def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
@@ -259,8 +276,11 @@ def test_the_readmes_experiment_examples_run_and_compare_in_120_columns(study):
     run(dvc("exp", "run", "-S", "twolayer.hidden_dim=200"), study)
     run(dvc("exp", "run", "-S", "softmax.lr=0.01"), study)
     # COLUMNS wide enough that the table is shown at its natural width, as in DVC's pager
-    table = run(dvc("exp", "show", "--only-changed", "--drop", EXP_SHOW_DROP, "--no-pager"), study,
-                env=environment(COLUMNS="1000")).stdout
+    table = run(
+        dvc("exp", "show", "--only-changed", "--drop", EXP_SHOW_DROP, "--no-pager"),
+        study,
+        env=environment(COLUMNS="1000"),
+    ).stdout
     lines = table.splitlines()
     header = next(line for line in lines if "Experiment" in line).split()
     # the experiment, the headline metrics that changed, the params that changed: no dependency
@@ -268,8 +288,7 @@ def test_the_readmes_experiment_examples_run_and_compare_in_120_columns(study):
     assert header[0] == "Experiment" and header[-2:] == ["softmax.lr", "twolayer.hidden_dim"], header
     # (acc.twolayer only if it changed: the tiny study's colour-coded classes may be learnt
     # as well at either width)
-    assert {"acc.softmax"} <= set(header[1:-2]) <= {
-        "acc.softmax", "acc.twolayer", "gap", "agree", "fooled"}, header
+    assert {"acc.softmax"} <= set(header[1:-2]) <= {"acc.softmax", "acc.twolayer", "gap", "agree", "fooled"}, header
     assert len([line for line in lines if "[" in line]) == 2  # the two experiments, by name
     # at its natural width the table fits a 120-column terminal
     assert max(len(line.rstrip()) for line in lines) <= 120, table

@@ -18,11 +18,15 @@ STAGES = sorted(p.stem for p in (PROJECT / "pipeline").glob("*.py"))
 
 
 def stage(project: Path, name: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items()
-               if k not in ("MLFLOW_TRACKING_URI", "SCRATCHNET_DEBUG", "DVC_ROOT")}
-    return subprocess.run([sys.executable, str(PROJECT / "pipeline" / f"{name}.py"), *args],
-                          cwd=project, env={**environ, **env}, capture_output=True, text=True,
-                          timeout=120)
+    environ = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "SCRATCHNET_DEBUG", "DVC_ROOT")}
+    return subprocess.run(
+        [sys.executable, str(PROJECT / "pipeline" / f"{name}.py"), *args],
+        cwd=project,
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:
@@ -79,8 +83,7 @@ def test_a_missing_artifact_names_the_file_and_the_stage_to_run(tmp_path):
     line = one_line(stage(folder, "report"))
     assert line.startswith("report: results/") and "run its stage first" in line
     line = one_line(stage(project(tmp_path), "evaluate"))
-    assert line == ("evaluate: results/ablate/softmax/baseline.json is missing; "
-                    "run its stage first (dvc repro)")
+    assert line == ("evaluate: results/ablate/softmax/baseline.json is missing; run its stage first (dvc repro)")
 
 
 @pytest.mark.parametrize("name", STAGES)
@@ -96,8 +99,7 @@ def test_a_model_name_that_is_not_a_model_is_a_usage_error(tmp_path):
 
 
 def test_scratchnet_debug_shows_the_traceback_of_a_user_error(tmp_path):
-    failed = stage(project(tmp_path, twolayer={"batch_size": 0}), "train", "twolayer",
-                   SCRATCHNET_DEBUG="1")
+    failed = stage(project(tmp_path, twolayer={"batch_size": 0}), "train", "twolayer", SCRATCHNET_DEBUG="1")
     assert failed.returncode == 1
     assert "Traceback (most recent call last)" in failed.stderr
     assert failed.stderr.strip().splitlines()[-1].startswith("scratchnet.study.params.ParamsError: ")
@@ -112,8 +114,7 @@ def test_an_unexpected_error_keeps_its_traceback(tmp_path):
         "    return {}['missing key']\n"
         "stage_main('buggy', main)\n"
     )
-    failed = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60)
+    failed = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert failed.returncode == 1
     assert "Traceback (most recent call last)" in failed.stderr
     assert "return {}['missing key']" in failed.stderr

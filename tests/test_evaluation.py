@@ -27,15 +27,33 @@ ACCS = {  # (model, entry) -> test accuracy per seed; None = diverged
 @pytest.fixture
 def study(tmp_path):
     params = load_params("params.yaml")
-    params["ablate"].update(seeds=[0, 1], **copy.deepcopy(SWEEPS))  # a test may add a value: never to the module's lists
+    params["ablate"].update(
+        seeds=[0, 1], **copy.deepcopy(SWEEPS)
+    )  # a test may add a value: never to the module's lists
     for (model, entry), accs in ACCS.items():
         param, _, raw = entry.partition("=")
-        records = [{"key": f"{model}-{entry}-{s}", "seed": s, "test_acc": a, "final_val_acc": a,
-                    "diverged": a is None, "diverged_epoch": 3 if a is None else None, "history": []}
-                   for s, a in enumerate(accs)]
-        write_json(tmp_path / layout.ablate_run(model, entry), {
-            "model": model, "run": entry, "param": param if raw else None,
-            "value": float(raw) if raw else None, "seeds": records})
+        records = [
+            {
+                "key": f"{model}-{entry}-{s}",
+                "seed": s,
+                "test_acc": a,
+                "final_val_acc": a,
+                "diverged": a is None,
+                "diverged_epoch": 3 if a is None else None,
+                "history": [],
+            }
+            for s, a in enumerate(accs)
+        ]
+        write_json(
+            tmp_path / layout.ablate_run(model, entry),
+            {
+                "model": model,
+                "run": entry,
+                "param": param if raw else None,
+                "value": float(raw) if raw else None,
+                "seeds": records,
+            },
+        )
     results = evaluation.ablation_results(params, tmp_path)
     train = {m: {"seeds": [{"test_acc": ACCS[(m, "baseline")][0]}]} for m in params["models"]}
     summary = evaluation.build_summary(params, results, train, load_study(layout.STUDY_NUMBERS, params["models"]))
@@ -53,8 +71,10 @@ def test_the_baseline_is_the_centre_row_of_every_sweep_of_its_model(study):
     params, results, summary = study
     softmax = summary.models["softmax"]
     assert [(p, r.value, r.is_baseline) for p, s in softmax.sweeps.items() for r in s.rows] == [
-        ("reg", 0.0, True), ("reg", 0.1, False),
-        ("lr", 0.005, True), ("lr", 0.01, False),
+        ("reg", 0.0, True),
+        ("reg", 0.1, False),
+        ("lr", 0.005, True),
+        ("lr", 0.01, False),
     ]
     base = softmax.sweeps["reg"].rows[0]
     assert base.mean == pytest.approx(0.41)
@@ -81,13 +101,16 @@ def test_every_verdict_is_in_the_summary_with_the_noise_factor_applied_once(stud
     assert summary.models["softmax"].study_test_acc == 0.4107
     assert summary.distance.sweeps == 3 and summary.distance.untrained_sweeps[0].startswith("softmax `batch_size`")
     assert evaluation.headline_metrics(summary) == {
-        "acc": {"softmax": 0.4, "twolayer": 0.5}, "gap": round(summary.distance.mean_abs, 4), "agree": 1}  # lr: 0.005 best in both
+        "acc": {"softmax": 0.4, "twolayer": 0.5},
+        "gap": round(summary.distance.mean_abs, 4),
+        "agree": 1,
+    }  # lr: 0.005 best in both
 
 
 def test_the_markdown_tables_say_all_seeds_diverged_where_there_is_no_mean(study):
     params, results, summary = study
     tables = evaluation.markdown_tables(summary)
-    hidden = tables[tables.index("### twolayer: hidden_dim"):]
+    hidden = tables[tables.index("### twolayer: hidden_dim") :]
     assert re.search(r"\| 50 +\| all seeds diverged +\| +2 \| +2 \|", hidden)
     assert re.search(r"\| 100 \(baseline\) +\| 0.5100 ± 0.0141 ", hidden)
 
@@ -109,8 +132,14 @@ def test_the_summary_csv_keeps_full_precision_and_writes_a_diverged_mean_as_empt
     assert "twolayer,hidden_dim,50.0,False,2,,,2" in lines
 
 
-@pytest.mark.parametrize("mean, std, text", [(0.8916666666666666, 0.014433756729740658, "0.8917 ± 0.0144"),
-                                             (0.41, None, "0.4100 ± 0.0000"), (None, None, "all seeds diverged")])
+@pytest.mark.parametrize(
+    "mean, std, text",
+    [
+        (0.8916666666666666, 0.014433756729740658, "0.8917 ± 0.0144"),
+        (0.41, None, "0.4100 ± 0.0000"),
+        (None, None, "all seeds diverged"),
+    ],
+)
 def test_mean_and_std_print_rounded_for_people(mean, std, text):
     assert evaluation.mean_std_text(mean, std) == text
 

@@ -61,8 +61,18 @@ def test_a_rate_above_the_stability_limit_diverges(result):
 
 def test_result_is_strict_json_with_the_contract_keys(result):
     text = json.dumps(result, allow_nan=False)
-    assert {"lr", "steps", "losses", "optimum_loss", "final_loss", "problem", "x", "y", "fitted",
-            "optimum_fitted"} <= set(json.loads(text))
+    assert {
+        "lr",
+        "steps",
+        "losses",
+        "optimum_loss",
+        "final_loss",
+        "problem",
+        "x",
+        "y",
+        "fitted",
+        "optimum_fitted",
+    } <= set(json.loads(text))
     assert "seconds" not in result  # a DVC output: no time in it
     assert result["problem"]["description"] and result["problem"]["num_points"] == 1000
     assert len(result["x"]) == len(result["y"]) == len(result["fitted"]) == 1000

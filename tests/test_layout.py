@@ -23,11 +23,25 @@ def stage_paths(kind: str) -> set[str]:
 def test_every_stage_output_is_a_layout_path():
     outs = stage_paths("outs") | stage_paths("metrics")
     named = {
-        layout.SOURCE_FINGERPRINT, layout.DATA_RAW, layout.DATA_PROCESSED, layout.FIT_DIR, layout.STUDY_METRICS,
-        layout.ABLATION_RUNS_CSV, layout.ABLATION_SUMMARY_CSV, layout.ABLATION_SUMMARY_JSON, layout.ABLATION_TABLES_MD,
-        layout.SWEEP_PLOTS_DIR, layout.ATTACK_EXAMPLE, layout.ATTACK_SWEEP_CSV,
-        layout.ATTACK_METRICS, *layout.ATTACK_IMAGES.values(), layout.ATTACK_SUCCESS_PLOT, layout.ATTACK_PLOTS_DIR, layout.REPORT_DIR,
-        layout.model_path("${item}"), layout.train_dir("${item}"),
+        layout.SOURCE_FINGERPRINT,
+        layout.DATA_RAW,
+        layout.DATA_PROCESSED,
+        layout.FIT_DIR,
+        layout.STUDY_METRICS,
+        layout.ABLATION_RUNS_CSV,
+        layout.ABLATION_SUMMARY_CSV,
+        layout.ABLATION_SUMMARY_JSON,
+        layout.ABLATION_TABLES_MD,
+        layout.SWEEP_PLOTS_DIR,
+        layout.ATTACK_EXAMPLE,
+        layout.ATTACK_SWEEP_CSV,
+        layout.ATTACK_METRICS,
+        *layout.ATTACK_IMAGES.values(),
+        layout.ATTACK_SUCCESS_PLOT,
+        layout.ATTACK_PLOTS_DIR,
+        layout.REPORT_DIR,
+        layout.model_path("${item}"),
+        layout.train_dir("${item}"),
         layout.ABLATE_DIR,
     }
     assert {p.as_posix() for p in named} <= outs

@@ -3,10 +3,10 @@ declares is pinned in the lock within its declared range, with hashes, and the l
 machine's paths or indexes. A dependency added to pyproject.toml without `make lock` fails here."""
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -63,11 +63,14 @@ def test_extras_of_a_dependency_are_locked_too():
             assert "distributed" in locked
 
 
-@pytest.mark.parametrize("requirement, expected", [
-    ("numpy>=1.24", []),
-    ("numpy>=9.0", ["numpy is pinned to"]),
-    ("a-package-nobody-locked>=1.0", ["a-package-nobody-locked is not in"]),
-])
+@pytest.mark.parametrize(
+    "requirement, expected",
+    [
+        ("numpy>=1.24", []),
+        ("numpy>=9.0", ["numpy is pinned to"]),
+        ("a-package-nobody-locked>=1.0", ["a-package-nobody-locked is not in"]),
+    ],
+)
 def test_a_dependency_missing_from_the_lock_or_outside_its_range_is_named(requirement, expected):
     problems = disagreements([Requirement(requirement)], pins(LOCK.read_text()))
     assert len(problems) == len(expected)
@@ -85,15 +88,31 @@ def test_every_pin_is_exact_and_hashed():
 
 def test_the_lock_names_no_machine_path_or_index_and_no_bench_only_package():
     text = LOCK.read_text()
-    for forbidden in ("file:", "/opt/", "/home/", "/work/", "/tmp/", "--index-url", "--extra-index-url",
-                      "--find-links", "-f ", "http://", "https://"):
+    for forbidden in (
+        "file:",
+        "/opt/",
+        "/home/",
+        "/work/",
+        "/tmp/",
+        "--index-url",
+        "--extra-index-url",
+        "--find-links",
+        "-f ",
+        "http://",
+        "https://",
+    ):
         assert forbidden not in text, forbidden
     assert "torch" not in pins(text)  # the benchmarks' torch is not part of the study's environment
 
 
 def test_make_lock_writes_the_lock_with_the_command_its_header_names():
     makefile = (PROJECT / "Makefile").read_text()
-    command = " ".join(re.search(r"^LOCK_CMD := (.*?)(?<!\\)$", makefile, re.M | re.S).group(1)
-                       .replace("\\\n", " ").replace("$(LOCK)", LOCK.name).split())
+    command = " ".join(
+        re.search(r"^LOCK_CMD := (.*?)(?<!\\)$", makefile, re.M | re.S)
+        .group(1)
+        .replace("\\\n", " ")
+        .replace("$(LOCK)", LOCK.name)
+        .split()
+    )
     header = LOCK.read_text().splitlines()[1].lstrip("# ").strip()
     assert header == command

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from report_reading import section_text, sweep_table
 from test_pipeline_e2e import BIN, TINY, Replace, copy_project, mlflow_runs, run, set_params, tiny_image_folder_archive
 
@@ -16,8 +15,16 @@ pytestmark = pytest.mark.e2e
 # What a user adds to params.yaml: the model in `models`, its section, its epochs and sweeps.
 MLP = {
     "models": ["softmax", "twolayer", "mlp"],
-    "mlp": {"hidden_dims": [16, 16], "normalize": "mean", "lr": 0.05, "lr_decay": 0.9, "batch_size": 32,
-            "reg": 0.0, "init": "he", "init_scale": 0.001},
+    "mlp": {
+        "hidden_dims": [16, 16],
+        "normalize": "mean",
+        "lr": 0.05,
+        "lr_decay": 0.9,
+        "batch_size": 32,
+        "reg": 0.0,
+        "init": "he",
+        "init_scale": 0.001,
+    },
     "train": {"epochs": {"mlp": 2}},
     "ablate": {"epochs": {"mlp": 2}, "mlp": Replace({"hidden_dims": [[8], [16, 16, 8]], "lr": [0.02]})},
 }

@@ -46,20 +46,33 @@ def logged(tmp_path_factory):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                record = {"key": "net", "seed": 0, "test_acc": 0.5, "diverged": False,
-                          "diverged_epoch": None, "history": []}
+                record = {
+                    "key": "net",
+                    "seed": 0,
+                    "test_acc": 0.5,
+                    "diverged": False,
+                    "diverged_epoch": None,
+                    "history": [],
+                }
                 run_id = tracker.log_run(
-                    record, {"started": 0.0, "ended": 1.0, "worker": "here"}, run_name="baseline",
-                    params={}, tags={},
-                    on_logged=lambda run: run.log_model(tmp / "net.npz", CLASSES, example=images[:1]))
+                    record,
+                    {"started": 0.0, "ended": 1.0, "worker": "here"},
+                    run_name="baseline",
+                    params={},
+                    tags={},
+                    on_logged=lambda run: run.log_model(tmp / "net.npz", CLASSES, example=images[:1]),
+                )
         finally:
             logging.getLogger("mlflow").removeHandler(logged_warnings)
         import mlflow.artifacts
 
-        folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model",
-                                                          dst_path=str(tmp / "downloaded")))
-    return folder, images, expected, (
-        [f"{w.category.__name__}: {w.message}" for w in caught] + logged_warnings.messages)
+        folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=str(tmp / "downloaded")))
+    return (
+        folder,
+        images,
+        expected,
+        ([f"{w.category.__name__}: {w.message}" for w in caught] + logged_warnings.messages),
+    )
 
 
 class Records(logging.Handler):
@@ -87,7 +100,10 @@ def test_the_model_declares_its_output_and_shows_its_input_by_a_real_example(log
     assert meta["signature"]["inputs"] is None
     outputs = json.loads(meta["signature"]["outputs"])
     assert [(c["name"], c["type"]) for c in outputs] == [
-        ("label", "long"), ("class", "string"), *((name, "float") for name in CLASSES)]
+        ("label", "long"),
+        ("class", "string"),
+        *((name, "float") for name in CLASSES),
+    ]
     info = meta["saved_input_example_info"]
     example = json.loads((folder / info["artifact_path"]).read_text())
     assert np.array_equal(np.asarray(example), images[:1])
@@ -150,7 +166,10 @@ def loaded_elsewhere(logged, tmp_path_factory):
     np.save(tmp / "images.npy", images)
     result = subprocess.run(
         [sys.executable, "-c", LOAD_WITHOUT_INSTALLED_SCRATCHNET, str(folder), str(tmp / "images.npy")],
-        cwd=tmp, capture_output=True, text=True, timeout=180,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -181,23 +200,35 @@ def test_one_image_gives_one_row_the_batch_gives_for_it(loaded_elsewhere):
 
 def test_every_documented_form_of_the_images_gives_the_same_labels(loaded_elsewhere):
     labels = loaded_elsewhere["frame"]["label"]
-    labels_of = {name: result["frame"]["label"] if "frame" in result else result
-                 for name, result in loaded_elsewhere["same_images"].items()}
+    labels_of = {
+        name: result["frame"]["label"] if "frame" in result else result
+        for name, result in loaded_elsewhere["same_images"].items()
+    }
     assert labels_of == {
-        "flat row": labels[:1], "flat rows": labels, "int64 batch": labels, "whole floats": labels,
-        "nested lists": labels, "DataFrame of flat cells": labels, "DataFrame of 3072 columns": labels}
+        "flat row": labels[:1],
+        "flat rows": labels,
+        "int64 batch": labels,
+        "whole floats": labels,
+        "nested lists": labels,
+        "DataFrame of flat cells": labels,
+        "DataFrame of 3072 columns": labels,
+    }
 
 
-@pytest.mark.parametrize("name, problem", [
-    ("grayscale", "shape (32, 32); grayscale?"),
-    ("RGBA", "shape (32, 32, 4); RGBA?"),
-    ("300 values", "shape (300,)"),
-    ("[0, 1] floats", "fractions such as"),
-    ("above 255", "values from 256 to 511"),
-    ("empty", "no pixels"),
-])
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("grayscale", "shape (32, 32); grayscale?"),
+        ("RGBA", "shape (32, 32, 4); RGBA?"),
+        ("300 values", "shape (300,)"),
+        ("[0, 1] floats", "fractions such as"),
+        ("above 255", "values from 256 to 511"),
+        ("empty", "no pixels"),
+    ],
+)
 def test_an_input_that_is_not_rgb_pixels_is_refused_saying_what_it_got_and_what_is_expected(
-        loaded_elsewhere, name, problem):
+    loaded_elsewhere, name, problem
+):
     refused = loaded_elsewhere["wrong"][name]
     assert refused.get("raised") == "MlflowException", refused
     assert refused["code"] == "INVALID_PARAMETER_VALUE"  # HTTP 400 when served

@@ -56,13 +56,16 @@ def test_the_readmes_command_blocks_run_as_written_on_the_tiny_study(study):
     for block in blocks():
         if block.marker or block.lang == "yaml":  # yaml: a fragment, checked in tests/test_readme.py
             continue
-        command = ["bash", "-euo", "pipefail", "-c", block.text] if block.lang == "shell" else \
-            [str(BIN / "python"), "-c", block.text]
-        result = subprocess.run(command, cwd=study, env=environment(), capture_output=True, text=True,
-                                timeout=900)
+        command = (
+            ["bash", "-euo", "pipefail", "-c", block.text]
+            if block.lang == "shell"
+            else [str(BIN / "python"), "-c", block.text]
+        )
+        result = subprocess.run(command, cwd=study, env=environment(), capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, (
             f"README.md:{block.line} failed ({result.returncode}):\n{block.text}\n"
-            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
         ran.append(block.text.strip().splitlines()[0])
     assert any("+ablate.twolayer.reg" in line for line in ran)  # the new sweep, with its `+`
     params = yaml.safe_load((study / "params.yaml").read_text())
@@ -89,7 +92,8 @@ def test_dvc_plots_show_draws_every_chart_offline_the_new_sweep_included(study, 
         watched.page.goto(page.as_uri(), wait_until="load")
         watched.page.wait_for_function(
             "Array.from(document.querySelectorAll('body > div[id]')).every(d => d.querySelector('svg, canvas'))",
-            timeout=60_000)
+            timeout=60_000,
+        )
         charts = watched.page.evaluate("""Array.from(document.querySelectorAll('body > div[id]'), d => ({
             drawn: d.querySelectorAll('svg, canvas').length,
             title: (d.querySelector('.role-title-text') || {}).textContent || '',

@@ -7,16 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from scratchnet.nn.init import weight_std
 from scratchnet.nn.gradcheck import numerical_gradient, numerical_gradient_array, rel_error
+from scratchnet.nn.init import weight_std
 from scratchnet.nn.layers import affine_backward, affine_forward, relu_backward, relu_forward
-from scratchnet.nn.losses import (
-    l2_regularization,
-    log_softmax,
-    softmax,
-    softmax_cross_entropy,
-    squared_error,
-)
+from scratchnet.nn.losses import l2_regularization, log_softmax, softmax, softmax_cross_entropy, squared_error
 
 TOL = 1e-7
 
@@ -121,8 +115,7 @@ def test_softmax_rows_sum_to_one_even_for_huge_logits():
     assert log_softmax(np.array([[1e4, 0.0]]))[0, 1] == pytest.approx(-1e4)
 
 
-logits = arrays(np.float32, st.tuples(st.integers(1, 8), st.integers(2, 12)),
-                elements=st.floats(-1e4, 1e4, width=32))
+logits = arrays(np.float32, st.tuples(st.integers(1, 8), st.integers(2, 12)), elements=st.floats(-1e4, 1e4, width=32))
 
 
 @settings(max_examples=60, deadline=None)

@@ -35,6 +35,7 @@ def batch(n=6, seed=1):
 
 # --- gradients ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", CONFIGS)
 @pytest.mark.parametrize("reg", [0.0, 0.1])
 def test_loss_gradients_match_central_differences(kind, reg):
@@ -63,7 +64,7 @@ def test_input_gradient_rows_are_each_examples_own_gradient():
     model, (X, y) = small_model("twolayer"), batch()
     together = model.input_gradient(X, y)
     for i in range(len(X)):
-        np.testing.assert_allclose(together[i], model.input_gradient(X[i:i + 1], y[i:i + 1])[0], rtol=1e-12)
+        np.testing.assert_allclose(together[i], model.input_gradient(X[i : i + 1], y[i : i + 1])[0], rtol=1e-12)
 
 
 def test_descending_the_targeted_gradient_moves_inputs_toward_the_target():
@@ -80,6 +81,7 @@ def test_targeted_input_gradient_accepts_one_target_per_row():
 
 
 # --- the loss -------------------------------------------------------------------------------
+
 
 def test_reg_adds_half_reg_sum_of_squared_weights_and_ignores_biases():
     model, (X, y) = small_model("mlp"), batch()
@@ -101,8 +103,12 @@ def test_forward_backward_without_reg_is_the_plain_cross_entropy():
 
 
 def test_fresh_network_loss_is_near_log_of_class_count():
-    model = build_model({"kind": "twolayer", "hidden_dim": 50, "init": "gaussian", "init_scale": 1e-3},
-                        input_dim=D, num_classes=10, seed=0)
+    model = build_model(
+        {"kind": "twolayer", "hidden_dim": 50, "init": "gaussian", "init_scale": 1e-3},
+        input_dim=D,
+        num_classes=10,
+        seed=0,
+    )
     X, _ = batch(200)
     loss, _ = model.loss(X, np.arange(200) % 10)
     assert loss == pytest.approx(np.log(10), rel=1e-3)
@@ -126,10 +132,15 @@ def test_predict_in_batches_equals_argmax_of_scores():
 
 # --- construction ---------------------------------------------------------------------------
 
+
 def test_build_model_shapes_and_defaults():
     model = build_model({"kind": "twolayer", "hidden_dim": 100}, input_dim=3072, num_classes=10, seed=0)
     assert {k: v.shape for k, v in model.params.items()} == {
-        "W1": (3072, 100), "b1": (100,), "W2": (100, 10), "b2": (10,)}
+        "W1": (3072, 100),
+        "b1": (100,),
+        "W2": (100, 10),
+        "b2": (10,),
+    }
     assert all(v.dtype == np.float32 for v in model.params.values())
     assert model.config == {"kind": "twolayer", "hidden_dim": 100, "init": "he", "init_scale": 1e-3}
     assert not model.params["b1"].any()
@@ -162,40 +173,50 @@ def test_float64_model_holds_the_float32_models_numbers():
     np.testing.assert_array_equal(f64.params["W1"].astype(np.float32), f32.params["W1"])
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"kind": "cnn"}, "unknown model kind 'cnn'"),
-    ({"kind": "softmax", "hidden_dim": 10}, "unknown key.*hidden_dim"),
-    ({"kind": "twolayer", "hidden_dim": 10, "lr": 0.1}, "unknown key.*lr"),
-    ({"kind": "twolayer"}, "needs hidden_dim"),
-    ({"kind": "twolayer", "hidden_dim": 0}, "hidden_dim must be a whole number"),
-    ({"kind": "mlp", "hidden_dims": 5}, "hidden_dims must be a list"),
-    ({"kind": "softmax", "init": "xavier"}, "init must be one of he, gaussian"),
-    ({"kind": "softmax", "init_scale": -1.0}, "init_scale must be a positive number"),
-    ({"hidden_dim": 3}, "'kind'"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"kind": "cnn"}, "unknown model kind 'cnn'"),
+        ({"kind": "softmax", "hidden_dim": 10}, "unknown key.*hidden_dim"),
+        ({"kind": "twolayer", "hidden_dim": 10, "lr": 0.1}, "unknown key.*lr"),
+        ({"kind": "twolayer"}, "needs hidden_dim"),
+        ({"kind": "twolayer", "hidden_dim": 0}, "hidden_dim must be a whole number"),
+        ({"kind": "mlp", "hidden_dims": 5}, "hidden_dims must be a list"),
+        ({"kind": "softmax", "init": "xavier"}, "init must be one of he, gaussian"),
+        ({"kind": "softmax", "init_scale": -1.0}, "init_scale must be a positive number"),
+        ({"hidden_dim": 3}, "'kind'"),
+    ],
+)
 def test_build_model_rejects_bad_configs_naming_the_problem(config, message):
     with pytest.raises(ValueError, match=message):
         build_model(config, input_dim=4, num_classes=2)
 
 
-@pytest.mark.parametrize("config, message", [
-    ("softmax", r"must be a dict with a 'kind' \(softmax, twolayer, mlp\)"),
-    ({"kind": "cnn"}, "expected one of softmax, twolayer, mlp"),
-    ({"kind": "twolayer", "hidden_dim": 10, "lr": 0.1, "seed": 1},
-     "unknown key\\(s\\) lr, seed in twolayer model config; allowed: hidden_dim, init, init_scale, kind"),
-    ({"kind": "mlp"}, "mlp model config needs hidden_dims"),
-    ({"kind": "softmax", "init_scale": True}, "init_scale must be a positive number; got True"),
-    ({"kind": "softmax", "init_scale": 0.0}, "init_scale must be a positive number; got 0.0"),
-    ({"kind": "twolayer", "hidden_dim": True}, "hidden_dim must be a whole number >= 1; got True"),
-    ({"kind": "mlp", "hidden_dims": [4, 0]}, "hidden_dims must be a whole number >= 1; got 0"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("softmax", r"must be a dict with a 'kind' \(softmax, twolayer, mlp\)"),
+        ({"kind": "cnn"}, "expected one of softmax, twolayer, mlp"),
+        (
+            {"kind": "twolayer", "hidden_dim": 10, "lr": 0.1, "seed": 1},
+            "unknown key\\(s\\) lr, seed in twolayer model config; allowed: hidden_dim, init, init_scale, kind",
+        ),
+        ({"kind": "mlp"}, "mlp model config needs hidden_dims"),
+        ({"kind": "softmax", "init_scale": True}, "init_scale must be a positive number; got True"),
+        ({"kind": "softmax", "init_scale": 0.0}, "init_scale must be a positive number; got 0.0"),
+        ({"kind": "twolayer", "hidden_dim": True}, "hidden_dim must be a whole number >= 1; got True"),
+        ({"kind": "mlp", "hidden_dims": [4, 0]}, "hidden_dims must be a whole number >= 1; got 0"),
+    ],
+)
 def test_build_model_error_messages_name_the_choices_and_the_bad_value(config, message):
     with pytest.raises(ValueError, match=message):
         build_model(config, input_dim=4, num_classes=2)
 
 
-@pytest.mark.parametrize("name, value", [("input_dim", 0), ("input_dim", True), ("input_dim", 2.5),
-                                         ("num_classes", 0), ("num_classes", False)])
+@pytest.mark.parametrize(
+    "name, value",
+    [("input_dim", 0), ("input_dim", True), ("input_dim", 2.5), ("num_classes", 0), ("num_classes", False)],
+)
 def test_build_model_rejects_sizes_that_are_not_whole_numbers_from_one(name, value):
     sizes = {"input_dim": 4, "num_classes": 2, name: value}
     with pytest.raises(ValueError, match=f"{name} must be a whole number >= 1; got {value!r}"):
@@ -221,9 +242,14 @@ def test_build_model_rejects_non_float_dtypes():
 
 # --- save / load ----------------------------------------------------------------------------
 
+
 def test_save_load_round_trip_keeps_params_config_and_metadata(tmp_path):
-    model = build_model({"kind": "mlp", "hidden_dims": [7, 5], "init": "gaussian", "init_scale": 0.01},
-                        input_dim=D, num_classes=C, seed=5)
+    model = build_model(
+        {"kind": "mlp", "hidden_dims": [7, 5], "init": "gaussian", "init_scale": 0.01},
+        input_dim=D,
+        num_classes=C,
+        seed=5,
+    )
     path = tmp_path / "sub" / "model.npz"
     model.save(path, metadata={"epochs": 3, "lr": 0.1, "history": [{"val_acc": 0.5}]})
     for loaded in (load_model(path),):
@@ -285,17 +311,28 @@ def rewrite_saved(path, **changes):
     np.savez(path, **arrays)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"b1": np.zeros(3)}, r"W1 \(8, 7\) / b1 \(3,\) do not fit layer sizes \[8, 7, 4\]"),
-    ({"b2": np.zeros(C, np.float32)}, "params must share one dtype; W1 is float64, W2/b2 are float64/float32"),
-    ({f"{p}{i}": np.zeros(s, np.int64) for p, i, s in [("W", 1, (D, 7)), ("b", 1, 7), ("W", 2, (7, C)), ("b", 2, C)]},
-     "dtype must be float32 or float64; got int64"),
-    ({"W3": np.zeros((C, C))}, r"params \['W1', 'W2', 'W3', 'b1', 'b2'\] do not match a twolayer model "
-                               r"\(\['W1', 'W2', 'b1', 'b2'\]\)"),
-    ({"__metadata__": np.array("[1, 2]")}, "model metadata must be a JSON object; got list"),
-    ({"__metadata__": np.array("{not json")}, "missing or corrupt model config/metadata"),
-    ({"__config__": np.array('{"kind": "cnn"}')}, "unknown model kind 'cnn'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"b1": np.zeros(3)}, r"W1 \(8, 7\) / b1 \(3,\) do not fit layer sizes \[8, 7, 4\]"),
+        ({"b2": np.zeros(C, np.float32)}, "params must share one dtype; W1 is float64, W2/b2 are float64/float32"),
+        (
+            {
+                f"{p}{i}": np.zeros(s, np.int64)
+                for p, i, s in [("W", 1, (D, 7)), ("b", 1, 7), ("W", 2, (7, C)), ("b", 2, C)]
+            },
+            "dtype must be float32 or float64; got int64",
+        ),
+        (
+            {"W3": np.zeros((C, C))},
+            r"params \['W1', 'W2', 'W3', 'b1', 'b2'\] do not match a twolayer model "
+            r"\(\['W1', 'W2', 'b1', 'b2'\]\)",
+        ),
+        ({"__metadata__": np.array("[1, 2]")}, "model metadata must be a JSON object; got list"),
+        ({"__metadata__": np.array("{not json")}, "missing or corrupt model config/metadata"),
+        ({"__config__": np.array('{"kind": "cnn"}')}, "unknown model kind 'cnn'"),
+    ],
+)
 def test_loading_names_the_file_and_what_does_not_fit(tmp_path, change, message):
     path = tmp_path / "m.npz"
     small_model("twolayer").save(path)

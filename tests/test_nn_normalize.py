@@ -117,12 +117,15 @@ def test_normalizers_are_equal_only_when_method_mean_and_std_all_match():
     assert normalizer("mean_std") != (mean, std)  # not a Normalizer at all
 
 
-@pytest.mark.parametrize("mean, std", [
-    (np.zeros((2, D)), np.ones((2, D))),  # not one row of statistics
-    (np.zeros(D), np.ones(D + 1)),  # std of another length
-    (np.zeros(D), np.r_[np.ones(D - 1), np.nan]),  # a NaN std
-    (np.r_[np.zeros(D - 1), np.inf], np.ones(D)),  # an infinite mean
-])
+@pytest.mark.parametrize(
+    "mean, std",
+    [
+        (np.zeros((2, D)), np.ones((2, D))),  # not one row of statistics
+        (np.zeros(D), np.ones(D + 1)),  # std of another length
+        (np.zeros(D), np.r_[np.ones(D - 1), np.nan]),  # a NaN std
+        (np.r_[np.zeros(D - 1), np.inf], np.ones(D)),  # an infinite mean
+    ],
+)
 def test_statistics_of_the_wrong_shape_or_not_finite_are_rejected_naming_the_shapes(mean, std):
     shapes = re.escape(f"got mean {mean.shape}, std {std.shape}")
     with pytest.raises(ValueError, match=r"finite \(D,\) arrays of one shape; " + shapes):
@@ -136,8 +139,10 @@ def test_loading_a_model_with_a_damaged_scaling_names_the_file_and_the_problem(t
         arrays = dict(archive)
     for change, message in [
         ({"__normalize__": np.array("zscore")}, "m.npz: missing or corrupt input normalizer: normalize must be"),
-        ({"__input_mean__": np.zeros(D + 1), "__input_std__": np.ones(D + 1)},
-         f"m.npz: the input normalizer has {D + 1} entries; W1 takes {D} inputs"),
+        (
+            {"__input_mean__": np.zeros(D + 1), "__input_std__": np.ones(D + 1)},
+            f"m.npz: the input normalizer has {D + 1} entries; W1 takes {D} inputs",
+        ),
     ]:
         np.savez(path, **{**arrays, **change})
         with pytest.raises(ValueError, match=re.escape(message)):
@@ -213,12 +218,14 @@ def test_a_network_on_pixels_equals_the_same_network_on_explicitly_scaled_inputs
     loss_plain, grads_plain = plain.loss(scaled, y, reg=0.1)
     assert loss == pytest.approx(loss_plain, rel=tolerance)
     for k in grads:
-        np.testing.assert_allclose(grads[k], grads_plain[k], rtol=tolerance,
-                                   atol=tolerance * np.abs(grads_plain[k]).max())
+        np.testing.assert_allclose(
+            grads[k], grads_plain[k], rtol=tolerance, atol=tolerance * np.abs(grads_plain[k]).max()
+        )
     # d loss / d pixels: the explicit path's input gradient times the scaling's Jacobian
     expected = folded.normalizer.backward(plain.input_gradient(scaled, y))
-    np.testing.assert_allclose(folded.input_gradient(x, y), expected, rtol=tolerance,
-                               atol=tolerance * np.abs(expected).max())
+    np.testing.assert_allclose(
+        folded.input_gradient(x, y), expected, rtol=tolerance, atol=tolerance * np.abs(expected).max()
+    )
 
 
 @pytest.mark.parametrize("method", ["mean", "mean_std"])

@@ -5,8 +5,18 @@ import copy
 import pytest
 import yaml
 
-from scratchnet.study.params import (REGISTRY, ParamsError, ablation_entries, load_params, model_config, model_schema,
-                                     parse_entry, run_config, schema, validate)
+from scratchnet.study.params import (
+    REGISTRY,
+    ParamsError,
+    ablation_entries,
+    load_params,
+    model_config,
+    model_schema,
+    parse_entry,
+    run_config,
+    schema,
+    validate,
+)
 
 
 @pytest.fixture
@@ -111,8 +121,16 @@ def test_an_entry_changes_one_key_of_the_baseline(raw):
 
 # ------------------------------------------------------------------------------ the model registry
 
-MLP = {"hidden_dims": [32, 16], "normalize": "mean", "lr": 0.05, "lr_decay": 0.9, "batch_size": 64,
-       "reg": 0.0, "init": "he", "init_scale": 0.001}
+MLP = {
+    "hidden_dims": [32, 16],
+    "normalize": "mean",
+    "lr": 0.05,
+    "lr_decay": 0.9,
+    "batch_size": 64,
+    "reg": 0.0,
+    "init": "he",
+    "init_scale": 0.001,
+}
 
 
 def with_mlp(raw):
@@ -135,7 +153,10 @@ def test_a_registered_model_runs_once_listed_in_models_with_its_sections(raw):
 def test_a_model_section_is_checked_by_its_registry_entry(raw):
     raw = with_mlp(raw)
     raw["mlp"]["hidden_dims"] = [32, 0]
-    with pytest.raises(ParamsError, match=r"mlp.hidden_dims is \[32, 0\]; expected a list of at least 1 items, each a whole number >= 1"):
+    with pytest.raises(
+        ParamsError,
+        match=r"mlp.hidden_dims is \[32, 0\]; expected a list of at least 1 items, each a whole number >= 1",
+    ):
         validate(raw)
 
 
@@ -147,7 +168,9 @@ def test_a_model_not_listed_in_models_has_no_section(raw):
         run_config(load_params("params.yaml"), "mlp", "baseline", epochs=1)  # `train.py mlp` before adding it
     raw = yaml.safe_load(open("params.yaml"))
     raw["models"] = ["softmax", "resnet"]
-    with pytest.raises(ParamsError, match=r"models is \['softmax', 'resnet'\]; expected a list .* one of 'mlp', 'softmax', 'twolayer'"):
+    with pytest.raises(
+        ParamsError, match=r"models is \['softmax', 'resnet'\]; expected a list .* one of 'mlp', 'softmax', 'twolayer'"
+    ):
         validate(raw)
 
 

@@ -34,10 +34,19 @@ pytestmark = pytest.mark.e2e
 
 
 def test_dvc_repro_builds_every_output(tiny_project, first_repro):
-    expected = ["data/raw/cifar10.npz", "data/raw/provenance.json", "data/processed/X_train.npy",
-                "results/fit/fit.json", "models/softmax.npz", "models/twolayer.npz",
-                "results/evaluate/ablation_summary.csv", "metrics/study.json",
-                "results/attack/example.json", "report/report.md", "report/report.html"]
+    expected = [
+        "data/raw/cifar10.npz",
+        "data/raw/provenance.json",
+        "data/processed/X_train.npy",
+        "results/fit/fit.json",
+        "models/softmax.npz",
+        "models/twolayer.npz",
+        "results/evaluate/ablation_summary.csv",
+        "metrics/study.json",
+        "results/attack/example.json",
+        "report/report.md",
+        "report/report.html",
+    ]
     missing = [p for p in expected if not (tiny_project / p).is_file()]
     assert not missing, first_repro.stdout[-3000:]
 
@@ -76,9 +85,21 @@ def test_the_report_holds_every_section_valid_figures_and_the_evaluate_numbers(t
     assert positions == sorted(positions)
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
     assert {Path(f).stem for f in figures} == {
-        "reproduction", "fit", "curve_softmax", "curve_twolayer", "sweep_softmax_reg", "sweep_twolayer_hidden_dim",
-        "sweep_twolayer_lr", "robust_softmax_reg", "robust_twolayer_hidden_dim", "robust_twolayer_lr",
-        "attack_original", "attack_adversarial", "attack_difference", "attack_success_vs_epsilon"}
+        "reproduction",
+        "fit",
+        "curve_softmax",
+        "curve_twolayer",
+        "sweep_softmax_reg",
+        "sweep_twolayer_hidden_dim",
+        "sweep_twolayer_lr",
+        "robust_softmax_reg",
+        "robust_twolayer_hidden_dim",
+        "robust_twolayer_lr",
+        "attack_original",
+        "attack_adversarial",
+        "attack_difference",
+        "attack_success_vs_epsilon",
+    }
     for rel in figures:
         with Image.open(tiny_project / "report" / rel) as image:
             assert image.format == "PNG"
@@ -89,8 +110,11 @@ def test_the_report_holds_every_section_valid_figures_and_the_evaluate_numbers(t
     for (model, param), sweep in summary.groupby(["model", "param"], sort=False):
         rows = {r[0].replace(" (baseline)", ""): r for r in sweep_table(markdown, f"### {names[model]}: `{param}`")}
         for row in sweep.itertuples():
-            expected = ("all seeds diverged" if pd.isna(row.test_acc_mean)
-                        else f"{row.test_acc_mean:.4f} ± {row.test_acc_std:.4f}")
+            expected = (
+                "all seeds diverged"
+                if pd.isna(row.test_acc_mean)
+                else f"{row.test_acc_mean:.4f} ± {row.test_acc_std:.4f}"
+            )
             assert rows[f"{float(row.value):g}"][1] == expected
 
 
@@ -106,8 +130,9 @@ def test_dvc_metrics_show_lists_the_headline_numbers(tiny_project, first_repro):
     assert set(study) == {"acc", "gap", "agree"} and study["gap"] >= 0 and study["agree"] in (0, 1, 2, 3)
     # the attack's targeted success at the study's budget (L2 91), as its sweep measured it
     with (tiny_project / "results/attack/sweep.csv").open() as f:
-        (at_91,) = [r for r in csv.DictReader(f)
-                    if (r["norm"], float(r["epsilon"]), r["mode"]) == ("l2", 91.0, "targeted")]
+        (at_91,) = [
+            r for r in csv.DictReader(f) if (r["norm"], float(r["epsilon"]), r["mode"]) == ("l2", 91.0, "targeted")
+        ]
     assert data["metrics/attack.json"]["data"] == {"fooled": round(float(at_91["success_rate"]), 4)}
 
 
@@ -136,10 +161,13 @@ def test_every_training_run_is_an_mlflow_run_with_params_and_epoch_metrics(tiny_
     values = [r for r in training if r.data.tags["scratchnet.entry"] != "baseline"]
     sweep_of = {r.data.tags["mlflow.parentRunId"]: r.data.tags["scratchnet.sweep"] for r in values}
     assert sorted(sweep_of.values()) == ["softmax.reg", "twolayer.hidden_dim", "twolayer.lr"]
-    lr_sweep = client.search_runs([runs[0].info.experiment_id],
-                                  "tags.`scratchnet.in_sweep.twolayer.lr` = 'true'")
+    lr_sweep = client.search_runs([runs[0].info.experiment_id], "tags.`scratchnet.in_sweep.twolayer.lr` = 'true'")
     assert sorted(r.data.tags["scratchnet.entry"] for r in lr_sweep) == [
-        "baseline", "baseline", "lr=1000.0", "lr=1000.0"]
+        "baseline",
+        "baseline",
+        "lr=1000.0",
+        "lr=1000.0",
+    ]
 
 
 def test_the_attack_is_an_mlflow_run_with_its_figures(tiny_project, first_repro):
@@ -154,8 +182,11 @@ def test_the_baselines_are_mlflow_models_that_predict_from_images(tiny_project, 
     import mlflow.pyfunc
 
     client, runs = mlflow_runs(tiny_project)
-    (run_,) = [r for r in runs if r.data.tags.get("scratchnet.stage") == "train"
-               and r.data.tags["scratchnet.model"] == "twolayer"]
+    (run_,) = [
+        r
+        for r in runs
+        if r.data.tags.get("scratchnet.stage") == "train" and r.data.tags["scratchnet.model"] == "twolayer"
+    ]
     # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: monkeypatch restores both
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tiny_project / 'mlflow.db'}")
     monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
@@ -197,8 +228,9 @@ def test_editing_one_ablation_value_reruns_only_that_run(study_copy):
     client, after = mlflow_runs(tiny_project)
     new = [r for r in after if r.info.run_id not in {b.info.run_id for b in before}]
     assert len(new) == 2  # one per seed; the value joins its sweep's existing parent run
-    old_parents = {r.data.tags.get("mlflow.parentRunId") for r in before
-                   if r.data.tags.get("scratchnet.sweep") == "softmax.reg"}
+    old_parents = {
+        r.data.tags.get("mlflow.parentRunId") for r in before if r.data.tags.get("scratchnet.sweep") == "softmax.reg"
+    }
     assert {r.data.tags["mlflow.parentRunId"] for r in new} <= old_parents
     summary = (tiny_project / "results/evaluate/ablation_summary.csv").read_text()
     assert "reg,0.05" in summary and "reg,0.01" not in summary
@@ -208,9 +240,7 @@ def test_editing_one_ablation_value_reruns_only_that_run(study_copy):
 def test_a_changed_baseline_param_reruns_what_depends_on_it(study_copy):
     set_params(study_copy, {"twolayer": {"lr": 0.02}})
     edited = run(dvc("repro"), study_copy)
-    assert stages_run(edited.stdout) == {
-        "train@twolayer", "ablate", "evaluate", "attack", "report",
-    }
+    assert stages_run(edited.stdout) == {"train@twolayer", "ablate", "evaluate", "attack", "report"}
 
 
 @pytest.mark.timeout(1800)  # a hang guard; the dead server's failure is immediate (no retries)
@@ -224,12 +254,12 @@ def test_runs_go_to_a_tracking_server_and_a_dead_server_fails_the_next_stage_at_
         env = environment(MLFLOW_TRACKING_URI=uri)
         run(dvc("repro", "--force", "--single-item", "train@softmax"), project, env=env)
 
-        request = urllib.request.Request(
-            uri + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=scratchnet")
+        request = urllib.request.Request(uri + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=scratchnet")
         experiment = json.load(urllib.request.urlopen(request, timeout=60))["experiment"]
         body = json.dumps({"experiment_ids": [experiment["experiment_id"]]}).encode()
-        request = urllib.request.Request(uri + "/api/2.0/mlflow/runs/search", data=body,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            uri + "/api/2.0/mlflow/runs/search", data=body, headers={"Content-Type": "application/json"}
+        )
         (found,) = json.load(urllib.request.urlopen(request, timeout=60))["runs"]
         tags = {t["key"]: t["value"] for t in found["data"]["tags"]}
         assert tags["scratchnet.model"] == "softmax"
@@ -249,7 +279,8 @@ def test_dvc_plots_show_titles_the_curves_and_every_sweep_and_draws_them_with_th
     shown = json.loads(run(dvc("plots", "show", "--json"), tiny_project).stdout)["data"]
     sweeps = {f"results/evaluate/sweeps/{name}.json" for name in ("softmax.reg", "twolayer.hidden_dim", "twolayer.lr")}
     assert set(shown) == sweeps | {
-        "Softmax baseline, accuracy per epoch", "Two-layer baseline, accuracy per epoch",
+        "Softmax baseline, accuracy per epoch",
+        "Two-layer baseline, accuracy per epoch",
         "Attack on the two-layer net: success vs L2 epsilon",
         "Attack on the two-layer net: success vs L∞ epsilon",
     }
@@ -258,15 +289,17 @@ def test_dvc_plots_show_titles_the_curves_and_every_sweep_and_draws_them_with_th
     spec = reg["content"]
     (sweep,) = [p["expr"] for p in spec["params"] if p["name"] == "sweep"]  # the title names it
     assert "results/evaluate/sweeps/softmax.reg.json" in sweep and "sweep" in spec["title"]["text"]["expr"]
-    axes = [layer["encoding"]["x"]["scale"] for layer in spec["layer"] if "x" in layer["encoding"]
-            and "scale" in layer["encoding"]["x"]]
+    axes = [
+        layer["encoding"]["x"]["scale"]
+        for layer in spec["layer"]
+        if "x" in layer["encoding"] and "scale" in layer["encoding"]["x"]
+    ]
     assert axes and all(a["type"] == "log" for a in axes)  # from the smallest value, not from 0
     rows = {row["value"]: row for row in spec["data"]["values"]}
     assert rows.pop(0.0)["is_baseline"] is True and rows and all(r["is_baseline"] is False for r in rows.values())
     filters = [t["filter"] for t in spec["transform"] if "filter" in t]
     assert any("isValid(datum.mean)" in f for f in filters)  # a diverged value is not drawn as 0
-    means = [layer["encoding"]["y"] for layer in spec["layer"]
-             if layer["encoding"].get("y", {}).get("field") == "mean"]
+    means = [layer["encoding"]["y"] for layer in spec["layer"] if layer["encoding"].get("y", {}).get("field") == "mean"]
     assert means and all(y["scale"]["zero"] for y in means)  # noise is not zoomed into a trend
     assert any(layer["mark"].get("shape") == "diamond" for layer in spec["layer"])  # the baseline
     (success,) = shown["Attack on the two-layer net: success vs L2 epsilon"]
@@ -279,8 +312,12 @@ def test_dvc_exp_run_with_a_set_param_reruns_only_what_it_feeds(study_copy):
     exp = run(dvc("exp", "run", "-S", "fit.steps=30"), study_copy)
     assert stages_run(exp.stdout) == {"fit", "report"}
     shown = json.loads(run(dvc("exp", "show", "--json"), study_copy).stdout)
-    experiments = [rev["data"]["params"]["params.yaml"]["data"]
-                   for row in shown for exp_ in (row.get("experiments") or []) for rev in exp_["revs"]]
+    experiments = [
+        rev["data"]["params"]["params.yaml"]["data"]
+        for row in shown
+        for exp_ in (row.get("experiments") or [])
+        for rev in exp_["revs"]
+    ]
     assert [p["fit"]["steps"] for p in experiments] == [30]
 
 

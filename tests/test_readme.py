@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import subprocess
 import tarfile
-from pathlib import Path
 
 import pytest
 import yaml
@@ -79,8 +78,11 @@ def test_the_sample_prediction_names_the_bundled_datas_first_test_image():
     # The image-folder reader orders each split by (class, file name): the first test image is
     # the first file of the first class folder that the mirror's test/ holds.
     with tarfile.open(ROOT / MIRROR) as tar:
-        first = min((CIFAR10_CLASSES.index(parts[-2]), parts[-1]) for parts in
-                    (m.name.split("/") for m in tar if m.isfile()) if "test" in parts)
+        first = min(
+            (CIFAR10_CLASSES.index(parts[-2]), parts[-1])
+            for parts in (m.name.split("/") for m in tar if m.isfile())
+            if "test" in parts
+        )
     label, name = first[0], CIFAR10_CLASSES[first[0]]
     text = README.read_text()
     assert f'"label": {label}, "class": "{name}"' in text

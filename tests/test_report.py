@@ -20,17 +20,25 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image
-
 from report_reading import section_text, sweep_table
-from scratchnet.study import evaluation, layout
+
 from scratchnet.files import read_json, write_json, write_text
+from scratchnet.study import evaluation, layout
+from scratchnet.study.analysis import SweepRow as Row
+from scratchnet.study.analysis import describe_trend, judge, pooled_std, trend
+from scratchnet.study.evaluation import ModelSummary, value_text
 from scratchnet.study.params import REGISTRY, load_params
 from scratchnet.study.plots.study import x_scale
 from scratchnet.study.report import PART_TITLES, ReportError, build_report, write_report
-from scratchnet.study.analysis import SweepRow as Row, describe_trend, judge, pooled_std, trend
-from scratchnet.study.evaluation import ModelSummary, value_text
-from scratchnet.study.report.sections import (attack_example, fit_sentences, rounding_sentence, stale_params,
-                                              study_sentences, accuracy_sentences, verdict_sentences)
+from scratchnet.study.report.sections import (
+    accuracy_sentences,
+    attack_example,
+    fit_sentences,
+    rounding_sentence,
+    stale_params,
+    study_sentences,
+    verdict_sentences,
+)
 from scratchnet.study.reproduction import compare, distance
 
 MODELS = ("softmax", "twolayer")
@@ -45,10 +53,17 @@ ENTRIES = {
 }
 # Test accuracy of each ablation value (mean over seeds); each seed adds -NOISE, 0, +NOISE.
 MEANS = {
-    ("softmax", "baseline"): 0.410, ("softmax", "reg=0.001"): 0.411, ("softmax", "reg=0.1"): 0.412,
-    ("softmax", "lr=0.001"): 0.400, ("softmax", "lr=0.05"): 0.360,
-    ("twolayer", "baseline"): 0.510, ("twolayer", "hidden_dim=50"): 0.490, ("twolayer", "hidden_dim=200"): 0.530,
+    ("softmax", "baseline"): 0.410,
+    ("softmax", "reg=0.001"): 0.411,
+    ("softmax", "reg=0.1"): 0.412,
+    ("softmax", "lr=0.001"): 0.400,
+    ("softmax", "lr=0.05"): 0.360,
+    ("twolayer", "baseline"): 0.510,
+    ("twolayer", "hidden_dim=50"): 0.490,
+    ("twolayer", "hidden_dim=200"): 0.530,
 }
+
+
 def sweeps_of(entries: list[str]) -> dict[str, list]:
     """['baseline', 'reg=0.1', ...] -> {'reg': [0.1], ...}: params.yaml's ablate.<model>."""
     out: dict[str, list] = {}
@@ -69,23 +84,47 @@ def png(colour=(200, 30, 30), size=(32, 32)) -> bytes:
 
 
 def history(epochs: int, final_val: float) -> list[dict]:
-    return [{"epoch": e, "loss": 2.3 / e, "train_acc": final_val * (0.6 + 0.45 * e / epochs),
-             "val_acc": final_val * (0.6 + 0.4 * e / epochs), "lr": 0.005 * 0.9 ** (e - 1)}
-            for e in range(1, epochs + 1)]
+    return [
+        {
+            "epoch": e,
+            "loss": 2.3 / e,
+            "train_acc": final_val * (0.6 + 0.45 * e / epochs),
+            "val_acc": final_val * (0.6 + 0.4 * e / epochs),
+            "lr": 0.005 * 0.9 ** (e - 1),
+        }
+        for e in range(1, epochs + 1)
+    ]
 
 
 def run_json(model: str, entry: str, stage: str, seeds: list[int], accs: list, config: dict) -> dict:
     """A result as the train and ablate stages write it (BRIEF contract 2)."""
     param, _, raw = entry.partition("=")
-    records = [{"key": f"{model}-{stage}-{entry}-{seed}".replace("=", ""), "seed": seed, "test_acc": a,
-                "final_val_acc": a, "diverged": a is None, "diverged_epoch": 2 if a is None else None,
-                "history": history(config["epochs"], a or 0.1)} for seed, a in zip(seeds, accs)]
-    return {"model": model, "stage": stage, "run": entry, "param": param if raw else None,
-            "value": yaml.safe_load(raw) if raw else None, "config": config, "seeds": records}
+    records = [
+        {
+            "key": f"{model}-{stage}-{entry}-{seed}".replace("=", ""),
+            "seed": seed,
+            "test_acc": a,
+            "final_val_acc": a,
+            "diverged": a is None,
+            "diverged_epoch": 2 if a is None else None,
+            "history": history(config["epochs"], a or 0.1),
+        }
+        for seed, a in zip(seeds, accs)
+    ]
+    return {
+        "model": model,
+        "stage": stage,
+        "run": entry,
+        "param": param if raw else None,
+        "value": yaml.safe_load(raw) if raw else None,
+        "config": config,
+        "seeds": records,
+    }
 
 
-def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: bool = True,
-                 diverged_baseline: str | None = None) -> dict:
+def make_project(
+    root: Path, means: dict = MEANS, noise: float = NOISE, attack: bool = True, diverged_baseline: str | None = None
+) -> dict:
     """Writes every artifact the report reads under `root`; returns the params used.
     diverged_baseline: a model whose train-stage baseline diverges in its first epoch."""
     params = load_params(PROJECT / "params.yaml")
@@ -97,23 +136,59 @@ def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: 
     shutil.copy(PROJECT / layout.STUDY_NUMBERS, root / layout.STUDY_NUMBERS)
 
     counts = {s: {c: n for c in CLASSES} for s, n in (("train", 5000), ("test", 1000))}
-    write_json(root / layout.PROVENANCE, {
-        "source": "auto", "dataset": "CIFAR-10 (bundled mirror)", "format": "image-folder",
-        "location": "data/mirror/cifar-10-jpeg.tar.gz", "file": "data/mirror/cifar-10-jpeg.tar.gz",
-        "md5": "0" * 32, "sha256": "a" * 64, "arrays_sha256": "b" * 64, "counts": counts,
-        "fell_back": True, "reason": "the official release could not be fetched: <timeout>",
-        "seconds": 4.5, "mirror": "the <bundled> mirror"})
-    write_json(root / layout.PROCESSED_META, {
-        "class_names": CLASSES, "counts": {"train": {c: 4900 for c in CLASSES}, "val": {c: 100 for c in CLASSES},
-                                           "test": {c: 1000 for c in CLASSES}},
-        "normalize": "mean_std", "seed": 0, "val_size": 1000, "train_limit": None, "test_limit": None,
-        "provenance": {}, "seconds": 2.0})
+    write_json(
+        root / layout.PROVENANCE,
+        {
+            "source": "auto",
+            "dataset": "CIFAR-10 (bundled mirror)",
+            "format": "image-folder",
+            "location": "data/mirror/cifar-10-jpeg.tar.gz",
+            "file": "data/mirror/cifar-10-jpeg.tar.gz",
+            "md5": "0" * 32,
+            "sha256": "a" * 64,
+            "arrays_sha256": "b" * 64,
+            "counts": counts,
+            "fell_back": True,
+            "reason": "the official release could not be fetched: <timeout>",
+            "seconds": 4.5,
+            "mirror": "the <bundled> mirror",
+        },
+    )
+    write_json(
+        root / layout.PROCESSED_META,
+        {
+            "class_names": CLASSES,
+            "counts": {
+                "train": {c: 4900 for c in CLASSES},
+                "val": {c: 100 for c in CLASSES},
+                "test": {c: 1000 for c in CLASSES},
+            },
+            "normalize": "mean_std",
+            "seed": 0,
+            "val_size": 1000,
+            "train_limit": None,
+            "test_limit": None,
+            "provenance": {},
+            "seconds": 2.0,
+        },
+    )
     xs = [i / 10 for i in range(11)]
-    write_json(root / layout.FIT_RESULT, {
-        "lr": 1e-4, "steps": 5, "losses": [9.0, 4.0, 2.0, 1.2, 1.05, 1.01], "optimum_loss": 1.0,
-        "final_loss": 1.01, "problem": {"description": "a degree-5 polynomial fit to noisy points", "degree": 5},
-        "x": xs, "y": [x * x for x in xs], "fitted": [x * x + 0.01 for x in xs],
-        "optimum_fitted": [x * x for x in xs], "seconds": 0.5})
+    write_json(
+        root / layout.FIT_RESULT,
+        {
+            "lr": 1e-4,
+            "steps": 5,
+            "losses": [9.0, 4.0, 2.0, 1.2, 1.05, 1.01],
+            "optimum_loss": 1.0,
+            "final_loss": 1.01,
+            "problem": {"description": "a degree-5 polynomial fit to noisy points", "degree": 5},
+            "x": xs,
+            "y": [x * x for x in xs],
+            "fitted": [x * x + 0.01 for x in xs],
+            "optimum_fitted": [x * x for x in xs],
+            "seconds": 0.5,
+        },
+    )
 
     for model in MODELS:
         base = {**params[model], "epochs": params["train"]["epochs"][model]}
@@ -142,13 +217,33 @@ def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: 
 
     if attack:
         probs = {c: 0.01 for c in CLASSES}
-        write_json(root / layout.ATTACK_EXAMPLE, {
-            "index": 11, "true_class": "truck", "target_class": "automobile", "norm": "l2",
-            "epsilon": 91.0, "steps": 1, "step_size": 91.0, "l2": 91.0, "linf": 7.25,
-            "probs_before": {**probs, "truck": 0.91}, "probs_after": {**probs, "automobile": 0.62, "truck": 0.29},
-            "pred_before": "truck", "pred_after": "automobile", "fooled": True,
-            "pred_after_uint8": "automobile", "fooled_after_uint8": True, "seconds": 3.0,
-            "shown": "first fooled", "before": 0, "attacked": 40, "fooled_count": 16, "share": 0.4})
+        write_json(
+            root / layout.ATTACK_EXAMPLE,
+            {
+                "index": 11,
+                "true_class": "truck",
+                "target_class": "automobile",
+                "norm": "l2",
+                "epsilon": 91.0,
+                "steps": 1,
+                "step_size": 91.0,
+                "l2": 91.0,
+                "linf": 7.25,
+                "probs_before": {**probs, "truck": 0.91},
+                "probs_after": {**probs, "automobile": 0.62, "truck": 0.29},
+                "pred_before": "truck",
+                "pred_after": "automobile",
+                "fooled": True,
+                "pred_after_uint8": "automobile",
+                "fooled_after_uint8": True,
+                "seconds": 3.0,
+                "shown": "first fooled",
+                "before": 0,
+                "attacked": 40,
+                "fooled_count": 16,
+                "share": 0.4,
+            },
+        )
         first = read_json(root / layout.ATTACK_EXAMPLE)
         write_json(root / layout.ATTACK_EXAMPLE, {**first, "first_correct": dict(first)})  # (class_record's shape)
         rows = ["norm,epsilon,mode,success_rate,median_l2,n"]
@@ -156,7 +251,7 @@ def make_project(root: Path, means: dict = MEANS, noise: float = NOISE, attack: 
             rows.append(f"l2,{eps},targeted,{rate},{'' if rate == 0 else eps * 0.9},100")
         write_text(root / layout.ATTACK_SWEEP_CSV, "\n".join(rows) + "\n")
         write_json(root / layout.ATTACK_METRICS, {"fooled": 0.6})
-        for name, path in layout.ATTACK_IMAGES.items():
+        for path in layout.ATTACK_IMAGES.values():
             (root / path).write_bytes(png())
         (root / layout.ATTACK_DIR / "success_vs_epsilon.png").write_bytes(png((0, 0, 200), (64, 48)))
     return params
@@ -179,8 +274,16 @@ def test_every_section_is_present_in_order_in_markdown_and_html(built):
     root, report = built
     markdown = (root / layout.REPORT_MD).read_text()
     html = (root / layout.REPORT_HTML).read_text()
-    titles = [PART_TITLES["glance"], PART_TITLES["distance"], PART_TITLES["fit"], REGISTRY["softmax"].part,
-              REGISTRY["twolayer"].part, PART_TITLES["attack"], PART_TITLES["provenance"], PART_TITLES["mlflow"]]
+    titles = [
+        PART_TITLES["glance"],
+        PART_TITLES["distance"],
+        PART_TITLES["fit"],
+        REGISTRY["softmax"].part,
+        REGISTRY["twolayer"].part,
+        PART_TITLES["attack"],
+        PART_TITLES["provenance"],
+        PART_TITLES["mlflow"],
+    ]
     positions = [markdown.index(f"\n## {title}\n") for title in titles]  # the answer first, the appendix last
     assert positions == sorted(positions)
     for title in titles:
@@ -194,9 +297,19 @@ def test_every_figure_file_exists_and_is_a_valid_png(built):
     root, report = built
     markdown = (root / layout.REPORT_MD).read_text()
     referenced = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    expected = {"reproduction.png", "fit.png", "curve_softmax.png", "curve_twolayer.png", "sweep_softmax_reg.png",
-                "sweep_softmax_lr.png", "sweep_twolayer_hidden_dim.png", "attack_original.png",
-                "attack_adversarial.png", "attack_difference.png", "attack_success_vs_epsilon.png"}
+    expected = {
+        "reproduction.png",
+        "fit.png",
+        "curve_softmax.png",
+        "curve_twolayer.png",
+        "sweep_softmax_reg.png",
+        "sweep_softmax_lr.png",
+        "sweep_twolayer_hidden_dim.png",
+        "attack_original.png",
+        "attack_adversarial.png",
+        "attack_difference.png",
+        "attack_success_vs_epsilon.png",
+    }
     assert {Path(r).name for r in referenced} == expected
     for rel in referenced:
         path = root / layout.REPORT_MD.parent / rel
@@ -222,8 +335,11 @@ def test_every_number_in_the_ablation_tables_equals_the_summary_csv(built):
             assert cells[0].endswith("(baseline)") == bool(csv_row.is_baseline)
             assert cells[1] == f"{csv_row.test_acc_mean:.4f} ± {csv_row.test_acc_std:.4f}"
             assert cells[2].split()[0] == str(csv_row.n_seeds)
-            theirs = [r["test_acc"] for r in study[model]["ablations"].get(param, {}).get("rows", [])
-                      if math.isclose(r["value"], float(csv_row.value))]
+            theirs = [
+                r["test_acc"]
+                for r in study[model]["ablations"].get(param, {}).get("rows", [])
+                if math.isclose(r["value"], float(csv_row.value))
+            ]
             if theirs:
                 assert cells[3] == f"{theirs[0]:.4f}"
                 assert cells[4] == f"{csv_row.test_acc_mean - theirs[0]:+.4f}"
@@ -282,8 +398,11 @@ def test_test_accuracy_is_compared_with_the_studys(built):
 
 def test_fit_section_states_lr_and_gap_to_the_optimum(built):
     text = section_text(built[1].markdown, f"## {PART_TITLES['fit']}")
-    for says in ("learning rate lr = 0.0001 — the study's own choice.", "ended 0.01 above it (1.00% of the optimum)",
-                 "The loss decreased at every step."):
+    for says in (
+        "learning rate lr = 0.0001 — the study's own choice.",
+        "ended 0.01 above it (1.00% of the optimum)",
+        "The loss decreased at every step.",
+    ):
         assert says in text
 
 
@@ -317,10 +436,23 @@ def test_attack_section_shows_images_norms_probabilities_and_success(built):
 
 
 def test_a_failed_attack_is_reported_as_failed():
-    example = {"index": 3, "true_class": "truck", "target_class": "automobile", "norm": "l2", "epsilon": 91.0,
-               "steps": 1, "l2": 90.6, "linf": 5.9, "probs_before": {"automobile": 0.001, "truck": 0.997},
-               "probs_after": {"automobile": 0.002, "truck": 0.986}, "pred_before": "truck",
-               "pred_after": "truck", "fooled": False, "pred_after_uint8": "truck", "fooled_after_uint8": False}
+    example = {
+        "index": 3,
+        "true_class": "truck",
+        "target_class": "automobile",
+        "norm": "l2",
+        "epsilon": 91.0,
+        "steps": 1,
+        "l2": 90.6,
+        "linf": 5.9,
+        "probs_before": {"automobile": 0.001, "truck": 0.997},
+        "probs_after": {"automobile": 0.002, "truck": 0.986},
+        "pred_before": "truck",
+        "pred_after": "truck",
+        "fooled": False,
+        "pred_after_uint8": "truck",
+        "fooled_after_uint8": False,
+    }
     text = " ".join(b.text for b in attack_example(example, {"l2": 91}) if hasattr(b, "text"))
     assert "predicts **truck** (p = 0.986): the attack failed" in text
     assert "classified as truck." in text and "undoes" not in text
@@ -361,8 +493,9 @@ def comparison(param, ours, study, conclusion=None):
 
 def sweep_sentences(param, ours, study, conclusion):
     """Our verdict, then the comparison with the study's table ({value, test_acc} rows)."""
-    return (verdict_sentences(param, judge(ours), 2.0)
-            + study_sentences(param, comparison(param, ours, study, conclusion) if study else None))
+    return verdict_sentences(param, judge(ours), 2.0) + study_sentences(
+        param, comparison(param, ours, study, conclusion) if study else None
+    )
 
 
 def test_best_value_and_trend_follow_the_means():
@@ -410,10 +543,18 @@ def test_noise_rule_is_spread_at_most_twice_the_pooled_std():
     assert above.within_noise is False
 
 
-@pytest.mark.parametrize("means, kind", [
-    ([1, 2, 3], "increasing"), ([3, 2, 2], "decreasing"), ([1, 3, 2], "peak"),
-    ([3, 1, 2], "valley"), ([1, 3, 1, 3], "mixed"), ([2, 2], "flat"), ([1], "single"),
-])
+@pytest.mark.parametrize(
+    "means, kind",
+    [
+        ([1, 2, 3], "increasing"),
+        ([3, 2, 2], "decreasing"),
+        ([1, 3, 2], "peak"),
+        ([3, 1, 2], "valley"),
+        ([1, 3, 1, 3], "mixed"),
+        ([2, 2], "flat"),
+        ([1], "single"),
+    ],
+)
 def test_trend_names_the_direction_of_the_means(means, kind):
     assert trend(list(range(len(means))), means).kind == kind
 
@@ -422,12 +563,15 @@ def test_trend_of_labels_without_order_is_not_claimed():
     assert trend(["gaussian", "he"], [0.4, 0.5]).kind == "unordered"
 
 
-@pytest.mark.parametrize("values, scale", [
-    ([0.001, 0.005, 0.01, 0.05], ("log", None)),
-    ([0.0, 0.001, 0.01, 0.1], ("symlog", 0.001)),
-    ([0.8, 0.9, 0.99, 1.0], ("linear", None)),
-    ([128, 256, 512, 1024], ("linear", None)),  # less than a decade
-])
+@pytest.mark.parametrize(
+    "values, scale",
+    [
+        ([0.001, 0.005, 0.01, 0.05], ("log", None)),
+        ([0.0, 0.001, 0.01, 0.1], ("symlog", 0.001)),
+        ([0.8, 0.9, 0.99, 1.0], ("linear", None)),
+        ([128, 256, 512, 1024], ("linear", None)),  # less than a decade
+    ],
+)
 def test_sweep_figures_use_a_log_axis_when_values_span_decades(values, scale):
     assert x_scale(values) == scale
 
@@ -496,8 +640,9 @@ def test_study_numbers_hold_the_studys_published_results():
     assert "study-report.txt" in study["source"]
     assert study["softmax"]["test_acc"] == 0.4107 and study["twolayer"]["test_acc"] == 0.514
     assert study["attack"]["l2"] == 91 and study["fit"]["lr"] == 1e-4
-    tables = {m: {p: {r["value"]: r["test_acc"] for r in t["rows"]} for p, t in study[m]["ablations"].items()}
-              for m in MODELS}
+    tables = {
+        m: {p: {r["value"]: r["test_acc"] for r in t["rows"]} for p, t in study[m]["ablations"].items()} for m in MODELS
+    }
     assert tables["softmax"]["reg"] == {0.0: 0.4098, 0.001: 0.4103, 0.01: 0.4101, 0.1: 0.4108}
     assert tables["twolayer"]["hidden_dim"] == {50: 0.503, 100: 0.514, 150: 0.518, 200: 0.5272}
     assert sum(len(t) for m in MODELS for t in tables[m].values()) == 32
@@ -575,9 +720,11 @@ def test_the_evaluate_stage_writes_the_few_headline_metrics_with_the_same_distan
     diffs, _, agreeing, _ = independent_distance(root)
     metrics = read_json(root / layout.STUDY_METRICS)
     # the baselines' test accuracy, and the distance over both models' entries
-    assert metrics == {"acc": {model: MEANS[(model, "baseline")] for model in MODELS},
-                       "gap": round(sum(abs(d) for d in diffs.values()) / len(diffs), 4),
-                       "agree": agreeing}
+    assert metrics == {
+        "acc": {model: MEANS[(model, "baseline")] for model in MODELS},
+        "gap": round(sum(abs(d) for d in diffs.values()) / len(diffs), 4),
+        "agree": agreeing,
+    }
     assert metrics["agree"] >= 1  # twolayer hidden_dim: 200 is best in both
 
 
@@ -585,15 +732,18 @@ def test_the_report_opens_with_the_answer_and_cites_the_study_by_its_title(built
     root, report = built
     glance = section_text(report.markdown, f"## {PART_TITLES['glance']}")
     title = yaml.safe_load((PROJECT / layout.STUDY_NUMBERS).read_text())["title"]
-    intro = report.markdown[:report.markdown.index(f"## {PART_TITLES['glance']}")]
+    intro = report.markdown[: report.markdown.index(f"## {PART_TITLES['glance']}")]
     assert f"A reproduction of the study “{title}”" in intro and "../shared" not in report.markdown
     assert glance.split("\n\n")[1].startswith("Over the 9 of the study's 32 ablation entries")  # the answer first
-    assert "| softmax classifier | 41.00% | 0.4100 ± 0.0040 (3 seeds) | 41.07% | -0.07 pt | within noise (2 × std = 0.80 pt) |" in glance
+    assert (
+        "| softmax classifier | 41.00% | 0.4100 ± 0.0040 (3 seeds) | 41.07% | -0.07 pt | within noise (2 × std = 0.80 pt) |"
+        in glance
+    )
     assert "| softmax `lr` | 0.005 (0.4100) | beyond noise | 0.001 (0.4090) | no | no |" in glance
     assert "| twolayer `hidden_dim` | 200 (0.5300) | beyond noise | 200 (0.5272) | yes | yes |" in glance
     assert "fools 60.00% of 100 test images" in glance  # the sweep at eps 100, the first >= the study's 91
     assert "![" in glance and "reproduction.png" in glance
-    first_screen = report.markdown[:report.markdown.index(f"## {PART_TITLES['distance']}")]
+    first_screen = report.markdown[: report.markdown.index(f"## {PART_TITLES['distance']}")]
     assert "sha256" not in first_screen and "mlflow" not in first_screen.lower()
 
 
@@ -604,8 +754,19 @@ def baseline(test_acc, study, seeds: Row) -> ModelSummary:
     """A model's summary as evaluate makes it: the gap to the study against 2 x the seeds' std."""
     noise = 2 * seeds.std if seeds.n_converged >= 2 else None
     diff = test_acc - study
-    return ModelSummary("softmax", "softmax classifier", "Part 2", test_acc, seeds, study, diff, noise,
-                        None if noise is None else abs(diff) <= noise, {}, {})
+    return ModelSummary(
+        "softmax",
+        "softmax classifier",
+        "Part 2",
+        test_acc,
+        seeds,
+        study,
+        diff,
+        noise,
+        None if noise is None else abs(diff) <= noise,
+        {},
+        {},
+    )
 
 
 def test_the_baseline_gap_to_the_study_is_judged_against_our_seed_noise():
@@ -654,7 +815,9 @@ def test_tied_best_values_are_named_as_tied():
 
 def test_a_sweep_whose_every_run_diverged_claims_nothing():
     diverged = [Row(0.1, None, None, 3, 3), Row(0.2, None, None, 3, 3)]
-    assert verdict_sentences("lr", judge(diverged), 2.0) == ["Every run of this sweep diverged; there is nothing to compare."]
+    assert verdict_sentences("lr", judge(diverged), 2.0) == [
+        "Every run of this sweep diverged; there is nothing to compare."
+    ]
     text = " ".join(study_sentences("lr", comparison("lr", diverged, [{"value": 0.1, "test_acc": 0.41}])))
     assert "no claim on the best value" in text and "on average" not in text
 
@@ -662,7 +825,10 @@ def test_a_sweep_whose_every_run_diverged_claims_nothing():
 def test_the_studys_spread_is_set_against_our_noise():
     study = [{"value": 0.1, "test_acc": 0.410}, {"value": 0.2, "test_acc": 0.404}]  # spread 0.006
     quiet = " ".join(study_sentences("reg", comparison("reg", rows([0.41, 0.41], std=0.004), study)))  # noise 0.008
-    assert "The study's values span 0.0060 from one run per value; against our seed noise (0.0080) that spread is within noise." in quiet
+    assert (
+        "The study's values span 0.0060 from one run per value; against our seed noise (0.0080) that spread is within noise."
+        in quiet
+    )
     loud = " ".join(study_sentences("reg", comparison("reg", rows([0.41, 0.41], std=0.002), study)))  # noise 0.004
     assert "that spread is larger than noise." in loud
 
@@ -684,13 +850,21 @@ def test_a_diverging_fit_is_reported_as_diverged():
     assert "The loss rose at 1 of 2 steps." in rising
 
 
-@pytest.mark.parametrize("fooled, fooled_uint8, says", [
-    (True, True, ": still fooled."), (True, False, ": the rounding undoes the attack."),
-    (False, True, ": the rounding makes it succeed."), (False, False, "classified as truck."),
-])
+@pytest.mark.parametrize(
+    "fooled, fooled_uint8, says",
+    [
+        (True, True, ": still fooled."),
+        (True, False, ": the rounding undoes the attack."),
+        (False, True, ": the rounding makes it succeed."),
+        (False, False, "classified as truck."),
+    ],
+)
 def test_the_8_bit_rounding_outcome_is_stated(fooled, fooled_uint8, says):
-    example = {"fooled": fooled, "fooled_after_uint8": fooled_uint8,
-               "pred_after_uint8": "automobile" if fooled_uint8 else "truck"}
+    example = {
+        "fooled": fooled,
+        "fooled_after_uint8": fooled_uint8,
+        "pred_after_uint8": "automobile" if fooled_uint8 else "truck",
+    }
     assert rounding_sentence(example).endswith(says)
     assert rounding_sentence({"fooled": fooled}) == ""  # an example from before the check was recorded
 
@@ -709,8 +883,11 @@ def test_a_diverged_baseline_is_reported_without_a_curve_or_a_test_accuracy(tmp_
 
 
 def table_rows(text: str) -> list[list[str]]:
-    return [[c.strip() for c in line.strip("|").split(" | ")] for line in text.splitlines()
-            if line.startswith("| ") and not line.startswith("| :") and not line.startswith("| ---")]
+    return [
+        [c.strip() for c in line.strip("|").split(" | ")]
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| :") and not line.startswith("| ---")
+    ]
 
 
 def yes_no(flag):
@@ -723,8 +900,11 @@ def test_every_agreement_trend_and_noise_word_of_the_report_is_the_summarys_valu
     report = build_report(tmp_path)
     summary = report.summary
     glance = {r[0]: r for r in table_rows(section_text(report.markdown, f"## {PART_TITLES['glance']}"))}
-    distance_rows = {(r[0], r[1]): r for r in table_rows(section_text(report.markdown, f"## {PART_TITLES['distance']}"))
-                     if len(r) == 8}
+    distance_rows = {
+        (r[0], r[1]): r
+        for r in table_rows(section_text(report.markdown, f"## {PART_TITLES['distance']}"))
+        if len(r) == 8
+    }
     seen = set()
     for model, sweep in summary.sweeps():
         m = summary.models[model]
@@ -743,7 +923,7 @@ def test_every_agreement_trend_and_noise_word_of_the_report_is_the_summarys_valu
         assert ("no claim on the best value" in text) == (c.best_agrees is None)
         assert f"Trend: {describe_trend(v.trend, sweep.param, value_text)}" in text
         seen.add(c.best_agrees)
-    for model, m in summary.models.items():
+    for m in summary.models.values():
         text = section_text(report.markdown, f"## {m.part}")
         word = "within noise" if m.within_noise else "larger than the noise"
         assert f"the difference from the study is {word}" in text

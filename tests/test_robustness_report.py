@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from report_reading import section_text, sweep_table
+from test_report import PROJECT, make_project
+
 from scratchnet.files import read_json, write_json
 from scratchnet.study import evaluation, layout
 from scratchnet.study.analysis import Effect, Robustness, judge, robustness_of, robustness_ranking, row_of
@@ -27,20 +28,31 @@ from scratchnet.study.evaluation import mean_std_text
 from scratchnet.study.plots.dvc_data import write_sweep_plots
 from scratchnet.study.report import PART_TITLES, build_report
 from scratchnet.study.report.robustness import effect_phrase, finding_words, robustness_sentence
-from test_report import PROJECT, make_project
 
 OFFSETS = (-0.01, 0.0, 0.01)  # per seed: sample std exactly 0.01, so the noise is 2 × 0.01
 
 
-def records(acc: float | None, fooled: float | None, budget: float | None = 90.0, *, measured=True,
-            offsets=OFFSETS, diverged=()) -> list[dict]:
+def records(
+    acc: float | None, fooled: float | None, budget: float | None = 90.0, *, measured=True, offsets=OFFSETS, diverged=()
+) -> list[dict]:
     """One value's seeds: test accuracy acc + offset, targeted success fooled + offset."""
-    return [{"seed": s, "diverged": s in diverged, "diverged_epoch": 2 if s in diverged else None,
-             "test_acc": None if s in diverged else acc + o,
-             "robustness": None if not measured or s in diverged else
-             {"n": 100, "targeted": None if fooled is None else fooled + o, "untargeted": 0.9,
-              "median_budget": None if budget is None else budget + 1000 * o}}
-            for s, o in enumerate(offsets)]
+    return [
+        {
+            "seed": s,
+            "diverged": s in diverged,
+            "diverged_epoch": 2 if s in diverged else None,
+            "test_acc": None if s in diverged else acc + o,
+            "robustness": None
+            if not measured or s in diverged
+            else {
+                "n": 100,
+                "targeted": None if fooled is None else fooled + o,
+                "untargeted": 0.9,
+                "median_budget": None if budget is None else budget + 1000 * o,
+            },
+        }
+        for s, o in enumerate(offsets)
+    ]
 
 
 def sweep(*values: tuple) -> Robustness | None:
@@ -88,7 +100,8 @@ def test_a_sweep_whose_every_run_diverged_is_all_diverged():
     r = sweep((1.0, True, records(0.4, 0.5, diverged=(0, 1, 2))), (10.0, False, records(0.4, 0.5, diverged=(0, 1, 2))))
     assert r.finding == "all diverged"
     assert robustness_sentence("lr", r, 2.0) == (
-        "**All diverged**: every run of this sweep diverged, so there is no network to attack.")
+        "**All diverged**: every run of this sweep diverged, so there is no network to attack."
+    )
 
 
 def test_differences_within_twice_the_pooled_std_are_within_noise():
@@ -97,7 +110,8 @@ def test_differences_within_twice_the_pooled_std_are_within_noise():
     assert robustness_sentence("lr", r, 2.0) == (
         "**Within noise**: targeted success spans 0.0150 across the values of `lr`, not more than 2 × the pooled "
         "seed std (2 × 0.0100 = 0.0200); no value of `lr` makes the network harder or easier to fool beyond seed "
-        "noise.")
+        "noise."
+    )
 
 
 def test_a_value_fooled_less_often_is_more_robust_and_says_what_accuracy_it_costs():
@@ -107,7 +121,8 @@ def test_a_value_fooled_less_often_is_more_robust_and_says_what_accuracy_it_cost
     assert robustness_sentence("lr", r, 2.0) == (
         "**Harder to fool**: targeted success spans 0.3000, more than 2 × the pooled seed std (2 × 0.0100 = "
         "0.0200). Against the baseline: `lr=10`: trades accuracy for robustness; `lr=0.1`: changes neither "
-        "beyond noise.")
+        "beyond noise."
+    )
 
 
 def test_a_value_fooled_more_often_is_less_robust():
@@ -115,7 +130,8 @@ def test_a_value_fooled_more_often_is_less_robust():
     assert r.finding == "less robust" and finding_words(r) == "easier to fool"
     assert robustness_sentence("lr", r, 2.0).endswith(
         "Against the baseline: `lr=10`: easier to fool at no gain in accuracy; `lr=100`: trades robustness for "
-        "accuracy.")
+        "accuracy."
+    )
 
 
 def test_values_on_both_sides_of_the_baseline_are_named_on_both_sides():
@@ -129,11 +145,20 @@ def test_one_seed_per_value_makes_no_claim():
     assert "no seed-to-seed noise estimate, so no claim is made" in robustness_sentence("lr", r, 2.0)
 
 
-@pytest.mark.parametrize("fooled, accuracy, phrase", [
-    (-1, -1, "trades accuracy for robustness"), (-1, 0, "harder to fool at no cost in accuracy"),
-    (-1, 1, "harder to fool and more accurate"), (1, 1, "trades robustness for accuracy"),
-    (1, 0, "easier to fool at no gain in accuracy"), (1, -1, "easier to fool and less accurate"),
-    (0, 0, "changes neither beyond noise"), (0, 1, "changes accuracy only"), (None, 0, "no claim")])
+@pytest.mark.parametrize(
+    "fooled, accuracy, phrase",
+    [
+        (-1, -1, "trades accuracy for robustness"),
+        (-1, 0, "harder to fool at no cost in accuracy"),
+        (-1, 1, "harder to fool and more accurate"),
+        (1, 1, "trades robustness for accuracy"),
+        (1, 0, "easier to fool at no gain in accuracy"),
+        (1, -1, "easier to fool and less accurate"),
+        (0, 0, "changes neither beyond noise"),
+        (0, 1, "changes accuracy only"),
+        (None, 0, "no claim"),
+    ],
+)
 def test_each_value_is_named_by_what_it_does_to_robustness_and_to_accuracy(fooled, accuracy, phrase):
     assert effect_phrase(Effect(1.0, accuracy, fooled)) == phrase
 
@@ -145,18 +170,29 @@ def test_sweeps_rank_beyond_noise_first_then_by_spread_leaving_out_the_unmeasure
     small = sweep(base(), (10.0, False, records(0.41, 0.30)))  # spread 0.2, beyond
     large = sweep(base(), (10.0, False, records(0.41, 0.90)))  # spread 0.4, beyond
     within = sweep(base(), (10.0, False, records(0.41, 0.51)))  # spread 0.01, within
-    diverged = sweep((1.0, True, records(0.4, 0.5, diverged=(0, 1, 2))),)
-    assert robustness_ranking([("m", "within", within), ("m", "small", small), ("m", "none", None),
-                               ("m", "diverged", diverged), ("m", "large", large)]) == [
-        ("m", "large"), ("m", "small"), ("m", "within")]
+    diverged = sweep((1.0, True, records(0.4, 0.5, diverged=(0, 1, 2))))
+    assert robustness_ranking(
+        [
+            ("m", "within", within),
+            ("m", "small", small),
+            ("m", "none", None),
+            ("m", "diverged", diverged),
+            ("m", "large", large),
+        ]
+    ) == [("m", "large"), ("m", "small"), ("m", "within")]
 
 
 # ---------------------------------------------------------------- the project: summary and report
 
 FOOLED = {  # (model, entry) -> mean targeted success; each seed adds -NOISE, 0, +NOISE as for accuracy
-    ("softmax", "baseline"): 0.50, ("softmax", "reg=0.001"): 0.501, ("softmax", "reg=0.1"): 0.30,
-    ("softmax", "lr=0.001"): 0.70, ("softmax", "lr=0.05"): 0.20,
-    ("twolayer", "baseline"): 0.60, ("twolayer", "hidden_dim=50"): 0.602, ("twolayer", "hidden_dim=200"): 0.598,
+    ("softmax", "baseline"): 0.50,
+    ("softmax", "reg=0.001"): 0.501,
+    ("softmax", "reg=0.1"): 0.30,
+    ("softmax", "lr=0.001"): 0.70,
+    ("softmax", "lr=0.05"): 0.20,
+    ("twolayer", "baseline"): 0.60,
+    ("twolayer", "hidden_dim=50"): 0.602,
+    ("twolayer", "hidden_dim=200"): 0.598,
 }
 
 
@@ -167,8 +203,11 @@ def with_robustness(root: Path) -> None:
         result = read_json(path)
         for rec in result["seeds"]:
             offset = (rec["seed"] - 1) * 0.004
-            rec["robustness"] = None if rec["diverged"] else {
-                "n": 100, "targeted": fooled + offset, "untargeted": 0.9, "median_budget": 91.0 + 100 * offset}
+            rec["robustness"] = (
+                None
+                if rec["diverged"]
+                else {"n": 100, "targeted": fooled + offset, "untargeted": 0.9, "median_budget": 91.0 + 100 * offset}
+            )
         write_json(path, result)
     argv = sys.argv
     with contextlib.chdir(root):
@@ -198,7 +237,10 @@ def test_the_summary_holds_each_sweeps_robustness_as_computed_by_hand(measured):
     lr = summary.models["softmax"].sweeps["lr"].robustness
     assert lr.fooled[-1].mean == pytest.approx(statistics.fmean([0.196, 0.204]))  # seed 1 diverged
     assert [reg.finding, lr.finding, summary.models["twolayer"].sweeps["hidden_dim"].robustness.finding] == [
-        "more robust", "both", "within noise"]
+        "more robust",
+        "both",
+        "within noise",
+    ]
     assert summary.robustness_ranking == [("softmax", "lr"), ("softmax", "reg"), ("twolayer", "hidden_dim")]
 
 
@@ -206,10 +248,12 @@ def test_the_section_agrees_word_for_word_with_the_summary(measured):
     _, report = measured
     summary, title = report.summary, PART_TITLES["robustness"]
     text = section_text(report.markdown, f"## {title}")
-    ranking = sweep_table(report.markdown, "**Sweeps by how much they move targeted success** (beyond noise "
-                                           "first, then by spread):")
-    assert [(r[0], r[1]) for r in ranking] == [(str(i), f"{m} `{p}`")
-                                              for i, (m, p) in enumerate(summary.robustness_ranking, 1)]
+    ranking = sweep_table(
+        report.markdown, "**Sweeps by how much they move targeted success** (beyond noise first, then by spread):"
+    )
+    assert [(r[0], r[1]) for r in ranking] == [
+        (str(i), f"{m} `{p}`") for i, (m, p) in enumerate(summary.robustness_ranking, 1)
+    ]
     for model, s in summary.sweeps():
         r, m = s.robustness, summary.models[model]
         row = next(x for x in ranking if x[1] == f"{model} `{s.param}`")
@@ -217,8 +261,9 @@ def test_the_section_agrees_word_for_word_with_the_summary(measured):
         sub = section_text(text, f"### {m.title}: `{s.param}`")
         assert robustness_sentence(s.param, r, summary.noise_factor) in sub
         assert sub.count(f"**{finding_words(r).capitalize()}**") == 1
-        table = sweep_table(sub, sub.splitlines()[[i for i, line in enumerate(sub.splitlines())
-                                                   if line.startswith("**")][0]])
+        table = sweep_table(
+            sub, sub.splitlines()[[i for i, line in enumerate(sub.splitlines()) if line.startswith("**")][0]]
+        )
         assert [c[2] for c in table] == [mean_std_text(f.mean, f.std) for f in r.fooled]
         assert [c[5] for c in table if c[5] != "baseline"] == [effect_phrase(e) for e in r.effects]
     assert "`reg=0.1`: harder to fool at no cost in accuracy" in text
@@ -237,28 +282,37 @@ def test_without_robustness_the_report_says_it_was_not_measured(tmp_path):
 def test_the_glance_states_the_share_fooled_and_the_first_fooled_image(measured):
     root, report = measured
     glance = section_text(report.markdown, f"## {PART_TITLES['glance']}")
-    assert ("**Attack**: **16 of 40** correctly classified truck test images (40.0%) are fooled by one targeted "
-            "L2 step of 91 toward automobile. The first, test image 11 (the first correctly classified one), goes "
-            "from truck (p = 0.91) to automobile (p = 0.62). **The study's claim holds here** for some of them, "
-            "not for every image.") in glance
+    assert (
+        "**Attack**: **16 of 40** correctly classified truck test images (40.0%) are fooled by one targeted "
+        "L2 step of 91 toward automobile. The first, test image 11 (the first correctly classified one), goes "
+        "from truck (p = 0.91) to automobile (p = 0.62). **The study's claim holds here** for some of them, "
+        "not for every image."
+    ) in glance
     part4 = section_text(report.markdown, f"## {PART_TITLES['attack']}")
     assert "**16 of 40** correctly classified truck test images (40.0%)" in part4
     assert "The image below is the first one fooled." in part4
 
 
 def test_the_glance_names_the_studys_image_when_it_is_not_the_one_fooled(measured):
-    from scratchnet.study.report.sections import claim_sentence
     from scratchnet.study.attack_study import example_sentence
+    from scratchnet.study.report.sections import claim_sentence
 
     root, _ = measured
     shown = read_json(root / layout.ATTACK_EXAMPLE)
-    first = {**shown["first_correct"], "index": 9002, "fooled": False, "pred_after": "truck",
-             "probs_after": {**shown["probs_after"], "truck": 0.54}}
+    first = {
+        **shown["first_correct"],
+        "index": 9002,
+        "fooled": False,
+        "pred_after": "truck",
+        "probs_after": {**shown["probs_after"], "truck": 0.54},
+    }
     record = {**shown, "index": 9010, "before": 2, "first_correct": first}
     assert example_sentence(record).endswith(
-        "The study's image, the first correctly classified truck, test image 9002, is not fooled: truck (p = 0.54).")
+        "The study's image, the first correctly classified truck, test image 9002, is not fooled: truck (p = 0.54)."
+    )
     assert claim_sentence({**record, "fooled_count": 0}) == (
-        "**The study's claim does not hold here**: the step fools none of them.")
+        "**The study's claim does not hold here**: the step fools none of them."
+    )
     assert claim_sentence({**record, "fooled_count": 40}) == "**The study's claim holds here** for every one of them."
 
 
@@ -272,7 +326,8 @@ def test_the_plots_rows_carry_each_values_targeted_success(measured, tmp_path, m
     rows = json.loads(layout.sweep_plot_data("softmax", "reg").read_text())
     fooled = report.summary.models["softmax"].sweeps["reg"].robustness.fooled
     assert [(r["value"], r["robust_targeted_mean"], r["robust_targeted_std"]) for r in rows] == [
-        (f.value, f.mean, f.std) for f in fooled]
+        (f.value, f.mean, f.std) for f in fooled
+    ]
 
 
 def test_the_sweep_template_draws_accuracy_and_robustness_offline(measured, tmp_path, monkeypatch):
@@ -283,15 +338,25 @@ def test_the_sweep_template_draws_accuracy_and_robustness_offline(measured, tmp_
     monkeypatch.chdir(tmp_path)
     write_sweep_plots(report.summary)
     rows = json.loads(layout.sweep_plot_data("softmax", "reg").read_text())
-    data = [{**r, "dvc_inferred_y_value": r[f], "field": f, "rev": "workspace"}
-            for f in ("test_acc_mean", "robust_targeted_mean") for r in rows]
+    data = [
+        {**r, "dvc_inferred_y_value": r[f], "field": f, "rev": "workspace"}
+        for f in ("test_acc_mean", "robust_targeted_mean")
+        for r in rows
+    ]
     text = (PROJECT / ".dvc/plots/sweep.json").read_text()
-    for anchor, value in (("<DVC_METRIC_TITLE>", "results/evaluate/sweeps/softmax.reg.json"),
-                          ("<DVC_METRIC_X>", "value"), ("<DVC_METRIC_Y>", "dvc_inferred_y_value"),
-                          ("<DVC_METRIC_X_LABEL>", "x"), ("<DVC_METRIC_Y_LABEL>", "y")):
+    for anchor, value in (
+        ("<DVC_METRIC_TITLE>", "results/evaluate/sweeps/softmax.reg.json"),
+        ("<DVC_METRIC_X>", "value"),
+        ("<DVC_METRIC_Y>", "dvc_inferred_y_value"),
+        ("<DVC_METRIC_X_LABEL>", "x"),
+        ("<DVC_METRIC_Y_LABEL>", "y"),
+    ):
         text = text.replace(anchor, value)
-    spec = json.loads(text.replace('"<DVC_METRIC_DATA>"', json.dumps(data))
-                      .replace('"<DVC_METRIC_PLOT_WIDTH>"', "300").replace('"<DVC_METRIC_PLOT_HEIGHT>"', "300")
-                      .replace('"<DVC_METRIC_COLOR>"', "{}"))
+    spec = json.loads(
+        text.replace('"<DVC_METRIC_DATA>"', json.dumps(data))
+        .replace('"<DVC_METRIC_PLOT_WIDTH>"', "300")
+        .replace('"<DVC_METRIC_PLOT_HEIGHT>"', "300")
+        .replace('"<DVC_METRIC_COLOR>"', "{}")
+    )
     svg = vl_convert.vegalite_to_svg(spec)
     assert "targeted attack success" in svg and "test accuracy" in svg  # the two series' legend

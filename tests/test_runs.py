@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tiny_runs import CONFIG, splits
 
 from scratchnet.data import PixelStats
 from scratchnet.study import layout
 from scratchnet.study.classifier import FACT_FIELDS, RECORD_FIELDS, train_classifier, train_run
 from scratchnet.study.runs import RunSpec, load_splits, run_result
-from tiny_runs import CONFIG, splits
 
 
 def test_a_run_returns_its_record_its_facts_and_its_trained_model():
@@ -54,8 +54,15 @@ def test_a_sweep_run_carries_its_key_and_worker_and_equals_the_same_run_alone():
 def test_a_result_file_holds_what_was_run_and_its_records_only():
     records = [train_classifier("twolayer", CONFIG, s, splits(), key=str(s), progress=False)[0] for s in (0, 1)]
     result = run_result("twolayer", "ablate", "lr=0.05", "lr", 0.05, CONFIG, records)
-    assert result == {"model": "twolayer", "stage": "ablate", "run": "lr=0.05", "param": "lr",
-                      "value": 0.05, "config": CONFIG, "seeds": records}
+    assert result == {
+        "model": "twolayer",
+        "stage": "ablate",
+        "run": "lr=0.05",
+        "param": "lr",
+        "value": 0.05,
+        "config": CONFIG,
+        "seeds": records,
+    }
 
 
 def test_the_training_set_is_memory_mapped_not_read_into_memory(tmp_path):
@@ -76,8 +83,10 @@ def test_the_training_set_is_memory_mapped_not_read_into_memory(tmp_path):
 
 def test_the_training_library_does_not_import_mlflow_or_dask():
     # A stage opens MLflow itself, while its runs train; Dask only with the dask executor.
-    code = ("import sys, scratchnet.study.runs, scratchnet.study.sweep, scratchnet.study.cache, "
-            "scratchnet.study.tracking; print('mlflow' in sys.modules, 'distributed' in sys.modules)")
+    code = (
+        "import sys, scratchnet.study.runs, scratchnet.study.sweep, scratchnet.study.cache, "
+        "scratchnet.study.tracking; print('mlflow' in sys.modules, 'distributed' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_pipeline_e2e import BIN, TINY, copy_project, environment, run, set_params, tiny_image_folder_archive
 
 from scratchnet.data.fingerprint import source_fingerprint
-from test_pipeline_e2e import BIN, TINY, copy_project, environment, run, set_params, tiny_image_folder_archive
 
 pytestmark = pytest.mark.e2e
 
@@ -90,8 +90,10 @@ def locks(tmp_path_factory) -> dict[str, dict]:
     """{'A', 'B', 'dask'}: each fresh copy's dvc.lock stages, with the copies' folders."""
     archive = tmp_path_factory.mktemp("archive") / "tiny.tar.gz"
     tiny_image_folder_archive(archive)
-    copies = {name: study_copy(tmp_path_factory.mktemp(f"copy-{name}") / "somewhere" / name, archive)
-              for name in ("A", "B", "dask")}
+    copies = {
+        name: study_copy(tmp_path_factory.mktemp(f"copy-{name}") / "somewhere" / name, archive)
+        for name in ("A", "B", "dask")
+    }
     assert len({p.resolve() for p in copies.values()}) == 3
     stages = {"A": repro(copies["A"]), "B": repro(copies["B"])}
 
@@ -99,14 +101,24 @@ def locks(tmp_path_factory) -> dict[str, dict]:
     address = f"tcp://127.0.0.1:{free_port()}"
     folder = tmp_path_factory.mktemp("dask")  # workers need no project folder
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                                  address.rsplit(":", 1)[1], "--no-dashboard"], cwd=folder, env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
+    scheduler = subprocess.Popen(
+        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        process_group=0,
+    )
     try:
         for _ in range(2):
-            subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
-                              "--host", "127.0.0.1"], cwd=folder, env=env, process_group=scheduler.pid,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.Popen(
+                [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                cwd=folder,
+                env=env,
+                process_group=scheduler.pid,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         wait_for_workers(address, 2)
         stages["dask"] = repro(copies["dask"], SCRATCHNET_EXECUTOR="dask", DASK_SCHEDULER_ADDRESS=address)
     finally:
@@ -135,16 +147,28 @@ def test_the_dask_cluster_gives_the_same_dvc_lock_as_the_local_executor(locks):
 def test_no_result_holds_a_time_a_host_a_worker_or_an_mlflow_id(locks):
     project = locks["copies"]["A"]
     forbidden = ("seconds", "started", "ended", "worker", "mlflow", "tracking_uri", "reason")
-    files = [project / "data/raw/provenance.json", project / "data/processed/meta.json",
-             project / "results/fit/fit.json", project / "results/attack/example.json",
-             *sorted((project / "results/train").rglob("*.json")), *sorted((project / "results/ablate").rglob("*.json"))]
+    files = [
+        project / "data/raw/provenance.json",
+        project / "data/processed/meta.json",
+        project / "results/fit/fit.json",
+        project / "results/attack/example.json",
+        *sorted((project / "results/train").rglob("*.json")),
+        *sorted((project / "results/ablate").rglob("*.json")),
+    ]
     for file in files:
         text = file.read_text()
         assert not [w for w in forbidden if f'"{w}' in text], file
     result = json.loads((project / "results/ablate/twolayer/lr=1000.0.json").read_text())
     assert set(result) == {"model", "stage", "run", "param", "value", "config", "seeds"}
-    assert set(result["seeds"][0]) == {"key", "seed", "test_acc", "final_val_acc", "diverged",
-                                       "diverged_epoch", "history"}
+    assert set(result["seeds"][0]) == {
+        "key",
+        "seed",
+        "test_acc",
+        "final_val_acc",
+        "diverged",
+        "diverged_epoch",
+        "history",
+    }
 
 
 def test_a_local_sources_fingerprint_is_its_content_not_its_path(tmp_path):

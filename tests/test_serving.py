@@ -19,13 +19,19 @@ pytestmark = pytest.mark.e2e
 
 
 def test_mlflow_models_serve_classifies_a_batch_and_one_image_as_the_library_and_refuses_bad_pixels(
-        tiny_project, first_repro):
+    tiny_project, first_repro
+):
     from scratchnet.nn import load_model
 
     client, runs = mlflow_runs(tiny_project)
-    baseline = max((r for r in runs if r.data.tags.get("scratchnet.stage") == "train"
-                    and r.data.tags["scratchnet.model"] == "twolayer"),
-                   key=lambda r: r.info.start_time)
+    baseline = max(
+        (
+            r
+            for r in runs
+            if r.data.tags.get("scratchnet.stage") == "train" and r.data.tags["scratchnet.model"] == "twolayer"
+        ),
+        key=lambda r: r.info.start_time,
+    )
     # What the library predicts, from the very files logged with the model.
     (output,) = baseline.outputs.model_outputs  # MLflow 3 keeps a run's model as a LoggedModel
     location = client.get_logged_model(output.model_id).artifact_location  # file: URI, or a path
@@ -38,10 +44,24 @@ def test_mlflow_models_serve_classifies_a_batch_and_one_image_as_the_library_and
     assert len(set(expected)) > len(CLASSES) // 2  # the tiny study's classes are learnt
 
     port = free_port()
-    with service([BIN / "mlflow", "models", "serve", "-m", f"runs:/{baseline.info.run_id}/model",
-                  "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-                 cwd=tiny_project, ready=f"http://127.0.0.1:{port}/ping",
-                 env=environment(MLFLOW_TRACKING_URI=f"sqlite:///{tiny_project / 'mlflow.db'}")):
+    with service(
+        [
+            BIN / "mlflow",
+            "models",
+            "serve",
+            "-m",
+            f"runs:/{baseline.info.run_id}/model",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=tiny_project,
+        ready=f"http://127.0.0.1:{port}/ping",
+        env=environment(MLFLOW_TRACKING_URI=f"sqlite:///{tiny_project / 'mlflow.db'}"),
+    ):
         # The README's requests: {"inputs": [image, ...]}, each image 32 x 32 x [r, g, b] ...
         status, batch = invoke(port, {"inputs": images.tolist()})
         # ... and one image on its own, {"inputs": image}
@@ -70,8 +90,11 @@ def test_mlflow_models_serve_classifies_a_batch_and_one_image_as_the_library_and
 
 def invoke(port: int, body: dict) -> tuple[int, dict]:
     """POSTs body as JSON to the server's /invocations: (HTTP status, the JSON answer)."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.load(response)

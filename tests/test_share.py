@@ -6,7 +6,6 @@ trains nothing."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from test_pipeline_e2e import BIN, run, stages_run
@@ -29,8 +28,13 @@ def test_a_second_clone_pulls_every_output_from_the_remote_and_reproduces_nothin
     run(["git", "clone", "-q", str(first), str(second)], tmp_path)
     assert not (second / "results").exists()
     run(dvc("pull"), second)
-    outputs = ["data/raw/cifar10.npz", "data/processed/X_train.npy", "models/twolayer.npz",
-               "results/evaluate/ablation_summary.json", "report/report.html"]
+    outputs = [
+        "data/raw/cifar10.npz",
+        "data/processed/X_train.npy",
+        "models/twolayer.npz",
+        "results/evaluate/ablation_summary.json",
+        "report/report.html",
+    ]
     assert [p for p in outputs if not (second / p).is_file()] == []
     for path in outputs:
         assert (second / path).read_bytes() == (first / path).read_bytes()

@@ -46,8 +46,10 @@ def test_a_sweep_on_two_workers_equals_its_runs_trained_one_by_one(tmp_path):
     facts = {}
     records = sweep(specs, RunCache(tmp_path), on_record=lambda s, r, f, cached: facts.update({s: f}))
     with threadpool_limits(limits=1):  # the workers' BLAS threads, so the sums add up alike
-        alone = [train_classifier(s.model, s.config, s.seed, splits(), key=records[s]["key"],
-                                  progress=False)[0] for s in specs]
+        alone = [
+            train_classifier(s.model, s.config, s.seed, splits(), key=records[s]["key"], progress=False)[0]
+            for s in specs
+        ]
     assert [records[s] for s in specs] == alone
     assert len({facts[s]["worker"] for s in specs}) == 2  # both workers trained
     assert os.getpid() not in {int(facts[s]["worker"].rsplit(":", 1)[1]) for s in specs}
@@ -55,10 +57,12 @@ def test_a_sweep_on_two_workers_equals_its_runs_trained_one_by_one(tmp_path):
 
 def test_runs_are_submitted_longest_first(tmp_path, trainings):
     softmax = {k: v for k, v in CONFIG.items() if k != "hidden_dim"}
-    specs = [RunSpec("twolayer", "a", {**CONFIG, "epochs": 1, "hidden_dim": 8}, 0),
-             RunSpec("twolayer", "b", {**CONFIG, "epochs": 3, "hidden_dim": 8}, 0),
-             RunSpec("softmax", "c", {**softmax, "epochs": 3}, 0),
-             RunSpec("twolayer", "d", {**CONFIG, "epochs": 3, "hidden_dim": 64}, 0)]
+    specs = [
+        RunSpec("twolayer", "a", {**CONFIG, "epochs": 1, "hidden_dim": 8}, 0),
+        RunSpec("twolayer", "b", {**CONFIG, "epochs": 3, "hidden_dim": 8}, 0),
+        RunSpec("softmax", "c", {**softmax, "epochs": 3}, 0),
+        RunSpec("twolayer", "d", {**CONFIG, "epochs": 3, "hidden_dim": 64}, 0),
+    ]
     assert sorted(specs, key=lambda s: -cost(s, 300)) == [specs[3], specs[1], specs[2], specs[0]]
     sweep(specs, RunCache(tmp_path), workers=1)
     assert trainings() == [specs[i].name for i in (3, 1, 2, 0)]
@@ -102,6 +106,7 @@ def dies_once(marker, seed):
             marker.touch()
             os._exit(1)
         return real(spec, splits, key, worker)
+
     return run
 
 
@@ -154,8 +159,11 @@ def test_ctrl_c_or_an_error_in_the_driver_stops_the_workers_at_once_and_keeps_fi
     with pytest.raises(interrupt):
         sweep([short] + long_runs, cache, workers=3, on_record=stop)
     assert not multiprocessing.active_children()
-    assert [s for s in [short] + long_runs if cache.get(
-        sweep_module.run_key(s.model, s.config, s.seed, "d", sweep_module.code_hash()))] == [short]
+    assert [
+        s
+        for s in [short] + long_runs
+        if cache.get(sweep_module.run_key(s.model, s.config, s.seed, "d", sweep_module.code_hash()))
+    ] == [short]
 
 
 def test_the_executor_is_chosen_by_the_environment(monkeypatch):

@@ -11,9 +11,7 @@ import pytest
 from processes import free_port, mlflow_server
 
 from scratchnet.study.runs import log_seed
-from scratchnet.study.tracking import (
-    Tracker, TrackingError, flatten, sweep_tags, tracking_uri,
-)
+from scratchnet.study.tracking import Tracker, TrackingError, flatten, sweep_tags, tracking_uri
 
 
 def closed_port() -> int:
@@ -22,12 +20,20 @@ def closed_port() -> int:
 
 def record(key: str | None, *, seed=0, test_acc=0.4, epochs=3, diverged_epoch=None, robustness=None) -> dict:
     """A finished run's record as the sweep's driver receives it."""
-    history = [{"epoch": e, "loss": 2.0 / e, "train_acc": 0.1 * e, "val_acc": 0.09 * e, "lr": 0.1 * 0.9 ** e}
-               for e in range(1, epochs + 1)]
-    return {"seed": seed, "test_acc": None if diverged_epoch else test_acc,
-            "final_val_acc": history[-1]["val_acc"] if history else None,
-            "diverged": diverged_epoch is not None, "diverged_epoch": diverged_epoch,
-            "history": history, "key": key, "robustness": robustness}
+    history = [
+        {"epoch": e, "loss": 2.0 / e, "train_acc": 0.1 * e, "val_acc": 0.09 * e, "lr": 0.1 * 0.9**e}
+        for e in range(1, epochs + 1)
+    ]
+    return {
+        "seed": seed,
+        "test_acc": None if diverged_epoch else test_acc,
+        "final_val_acc": history[-1]["val_acc"] if history else None,
+        "diverged": diverged_epoch is not None,
+        "diverged_epoch": diverged_epoch,
+        "history": history,
+        "key": key,
+        "robustness": robustness,
+    }
 
 
 def facts(started=1_700_000_000.25, seconds=30.5) -> dict:
@@ -36,8 +42,14 @@ def facts(started=1_700_000_000.25, seconds=30.5) -> dict:
 
 
 def log(tracker, rec, name="twolayer lr=0.05 seed 0", tags=None, parent=None, at=None):
-    return tracker.log_run(rec, at or facts(), run_name=name, params={"lr": 0.05, "seed": rec["seed"]},
-                           tags=tags or {"scratchnet.model": "twolayer"}, parent_run_id=parent)
+    return tracker.log_run(
+        rec,
+        at or facts(),
+        run_name=name,
+        params={"lr": 0.05, "seed": rec["seed"]},
+        tags=tags or {"scratchnet.model": "twolayer"},
+        parent_run_id=parent,
+    )
 
 
 def all_runs(tracker):
@@ -80,8 +92,7 @@ def test_an_unreachable_server_fails_at_once_naming_the_uri(monkeypatch):
 
 
 def test_importing_tracking_changes_no_environment_variable():
-    code = ("import os; before = dict(os.environ); import scratchnet.study.tracking; "
-            "print(dict(os.environ) == before)")
+    code = "import os; before = dict(os.environ); import scratchnet.study.tracking; print(dict(os.environ) == before)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
 
@@ -96,12 +107,17 @@ def test_a_record_becomes_a_run_with_params_epoch_metrics_test_acc_curve_and_tag
     assert (run.data.metrics["robust_l2_90"], run.data.metrics["robust_linf_8"]) == (0.75, 0.5)
     assert [m.step for m in tracker.client.get_metric_history(run_id, "val_acc")] == [1, 2, 3]
     assert {k: v for k, v in run.data.tags.items() if k.startswith("scratchnet.")} == {
-        "scratchnet.model": "twolayer", "scratchnet.seed": "2", "scratchnet.diverged": "false",
-        "scratchnet.run_key": "k1", "scratchnet.worker": "host:42"}
+        "scratchnet.model": "twolayer",
+        "scratchnet.seed": "2",
+        "scratchnet.diverged": "false",
+        "scratchnet.run_key": "k1",
+        "scratchnet.worker": "host:42",
+    }
     curve = Path(tracker.client.download_artifacts(run_id, "curve.csv", str(tmp_path)))
     assert curve.read_text().splitlines() == [
         "epoch,loss,train_acc,val_acc,lr",
-        *(f"{r['epoch']},{r['loss']},{r['train_acc']},{r['val_acc']},{r['lr']}" for r in rec["history"])]
+        *(f"{r['epoch']},{r['loss']},{r['train_acc']},{r['val_acc']},{r['lr']}" for r in rec["history"]),
+    ]
 
 
 def test_a_run_starts_and_ends_when_its_training_did_not_when_it_was_logged(tracker):
@@ -149,8 +165,9 @@ def test_a_run_missing_from_the_store_is_logged_again_from_its_record(tracker, e
 
 def test_a_run_cut_short_while_logging_is_replaced_not_duplicated(tracker, experiment, store):
     # What a stage killed between create_run and set_terminated leaves in the store.
-    partial = tracker.client.create_run(tracker.experiment_id, run_name="twolayer lr=0.05 seed 0",
-                                        tags={"scratchnet.run_key": "k1"}).info.run_id
+    partial = tracker.client.create_run(
+        tracker.experiment_id, run_name="twolayer lr=0.05 seed 0", tags={"scratchnet.run_key": "k1"}
+    ).info.run_id
     again = Tracker(experiment, root=store)
     logged = log(again, record("k1"))
     assert [r.info.run_id for r in all_runs(again)] == [logged]
@@ -162,18 +179,19 @@ def test_a_run_that_fails_while_logging_is_marked_failed_and_replaced_by_the_ret
         raise OSError("disk full")
 
     with pytest.raises(TrackingError, match=r"run 'twolayer baseline seed 0' \(\w+\) was not fully logged.*disk full"):
-        tracker.log_run(record("k1"), facts(), run_name="twolayer baseline seed 0", params={}, tags={},
-                        on_logged=broken)
+        tracker.log_run(
+            record("k1"), facts(), run_name="twolayer baseline seed 0", params={}, tags={}, on_logged=broken
+        )
     assert [r.info.status for r in all_runs(tracker)] == ["FAILED"]
     logged = log(tracker, record("k1"))
     assert [(r.info.run_id, r.info.status) for r in all_runs(tracker)] == [(logged, "FINISHED")]
 
 
-def test_a_sweeps_parent_spans_its_children_and_a_later_stage_moves_its_end_not_its_start(
-        tracker, experiment, store):
+def test_a_sweeps_parent_spans_its_children_and_a_later_stage_moves_its_end_not_its_start(tracker, experiment, store):
     # Created at its sweep's start, before its children started; ended at the last child's end.
-    parent = tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {"scratchnet.stage": "sweep"},
-                                  start=1_700_000_080.0)
+    parent = tracker.sweep_parent(
+        "twolayer sweep: lr", "sweep-key", {"scratchnet.stage": "sweep"}, start=1_700_000_080.0
+    )
     assert tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {}, start=1_700_000_090.0) == parent
     assert tracker.sweep_parent("twolayer sweep: lr", "other-key", {}, start=1_700_000_090.0) != parent
     for key, started, seconds in (("a", 1_700_000_100.0, 30.0), ("b", 1_700_000_090.0, 20.0)):
@@ -221,8 +239,13 @@ def test_one_query_finds_a_sweep_with_its_baseline_best_first(tracker, experimen
     query = "tags.`scratchnet.in_sweep.twolayer.lr` = 'true'"
     found = tracker.client.search_runs([tracker.experiment_id], query, order_by=["metrics.test_acc DESC"])
     assert [(r.data.tags["scratchnet.entry"], r.data.metrics["test_acc"]) for r in found] == [
-        ("baseline", 0.52), ("baseline", 0.50), ("lr=0.2", 0.47), ("lr=0.2", 0.45),
-        ("lr=0.01", 0.31), ("lr=0.01", 0.30)]
+        ("baseline", 0.52),
+        ("baseline", 0.50),
+        ("lr=0.2", 0.47),
+        ("lr=0.2", 0.45),
+        ("lr=0.01", 0.31),
+        ("lr=0.01", 0.30),
+    ]
     # A sweep added later (reg): the baseline, already logged, joins it without a second run.
     again = Tracker(experiment, root=store)
     tags = {**common, **sweep_tags("twolayer", None, "baseline", ["lr", "hidden_dim", "reg"])}
@@ -241,20 +264,34 @@ def test_runs_of_a_dvc_experiment_carry_its_name_and_a_parent_every_experiment_i
     assert tracker.sweep_parent("twolayer sweep: lr", "sweep-key", {}, start=1_700_000_000.0) == parent
     tags = tracker.client.get_run(parent).data.tags
     assert {k: v for k, v in tags.items() if k.startswith("scratchnet.dvc_exp")} == {
-        "scratchnet.dvc_exp.bushy-sled": "true", "scratchnet.dvc_exp.lucky-lion": "true"}
+        "scratchnet.dvc_exp.bushy-sled": "true",
+        "scratchnet.dvc_exp.lucky-lion": "true",
+    }
 
 
 def test_log_seed_logs_a_baseline_with_its_params_and_training_times(tracker):
     rec, at = record("base"), facts()
-    assert log_seed(tracker, rec, at, model_name="twolayer", config={"lr": 0.05}, train_size=100,
-                    run_name="twolayer baseline", tags={}) is None
+    assert (
+        log_seed(
+            tracker,
+            rec,
+            at,
+            model_name="twolayer",
+            config={"lr": 0.05},
+            train_size=100,
+            run_name="twolayer baseline",
+            tags={},
+        )
+        is None
+    )
     run = tracker.client.get_run(tracker.logged_keys()["base"])
     assert run.data.params == {"lr": "0.05", "seed": "0", "model": "twolayer", "train_size": "100"}
     assert (run.info.start_time, run.info.end_time) == (round(at["started"] * 1000), round(at["ended"] * 1000))
 
 
 def test_a_server_that_dies_between_two_runs_loses_nothing_and_a_retry_duplicates_nothing(
-        experiment, store, tmp_path, monkeypatch):
+    experiment, store, tmp_path, monkeypatch
+):
     backend = tracking_uri(store)  # the store's tables exist already: the server starts sooner
     with mlflow_server(tmp_path, backend=backend, serve_artifacts=False) as server:
         uri = server.uri
@@ -268,8 +305,9 @@ def test_a_server_that_dies_between_two_runs_loses_nothing_and_a_retry_duplicate
         log(tracker, record("k2", seed=1), "twolayer lr=0.05 seed 1")
     # The train stage's path: the failure comes back as a value, after which it writes results.
     rec = record(None, seed=2)
-    error = log_seed(tracker, rec, facts(), model_name="twolayer", config={}, train_size=1,
-                     run_name="twolayer baseline", tags={})
+    error = log_seed(
+        tracker, rec, facts(), model_name="twolayer", config={}, train_size=1, run_name="twolayer baseline", tags={}
+    )
     assert isinstance(error, TrackingError) and "twolayer baseline" in str(error)
 
     # The retry (the next `dvc repro`), on the same store: the first run is kept, not logged
@@ -286,9 +324,16 @@ def test_a_server_that_dies_between_two_runs_loses_nothing_and_a_retry_duplicate
 
 def test_a_stage_run_is_logged_once_with_its_times_and_a_store_failure_names_it(tracker, tmp_path, monkeypatch):
     (tmp_path / "example.json").write_text("{}")
-    kwargs = dict(run_name="twolayer attack", params={"norm": "l2"}, tags={}, metrics={"example.l2": 91.0},
-                  artifacts=[tmp_path / "example.json"], artifact_path="attack",
-                  started=1_700_000_000.0, ended=1_700_000_012.0)
+    kwargs = dict(
+        run_name="twolayer attack",
+        params={"norm": "l2"},
+        tags={},
+        metrics={"example.l2": 91.0},
+        artifacts=[tmp_path / "example.json"],
+        artifact_path="attack",
+        started=1_700_000_000.0,
+        ended=1_700_000_012.0,
+    )
     first = tracker.log_outputs("attack-key", **kwargs)
     assert tracker.log_outputs("attack-key", **kwargs) == first
     run = tracker.client.get_run(first)
@@ -300,7 +345,9 @@ def test_a_stage_run_is_logged_once_with_its_times_and_a_store_failure_names_it(
         raise mlflow.exceptions.MlflowException("store is gone")
 
     monkeypatch.setattr(tracker.client, "log_batch", broken)
-    with pytest.raises(TrackingError, match=r"run 'twolayer attack' \(\w+\) was not fully logged to MLflow.*store is gone"):
+    with pytest.raises(
+        TrackingError, match=r"run 'twolayer attack' \(\w+\) was not fully logged to MLflow.*store is gone"
+    ):
         tracker.log_outputs("other-key", **kwargs)
 
 
@@ -319,7 +366,10 @@ def test_the_pyfunc_model_class_imports_without_mlflow_warnings():
 
 def test_nested_params_flatten_to_dotted_keys():
     assert flatten({"sweep": {"epsilons": {"l2": [1, 2]}, "seed": 0}, "norm": "l2"}) == {
-        "sweep.epsilons.l2": [1, 2], "sweep.seed": 0, "norm": "l2"}
+        "sweep.epsilons.l2": [1, 2],
+        "sweep.seed": 0,
+        "norm": "l2",
+    }
 
 
 def test_the_baselines_model_lands_on_its_run_when_the_ablation_logged_the_run_first(tracker, tmp_path):
@@ -338,10 +388,17 @@ def test_the_baselines_model_lands_on_its_run_when_the_ablation_logged_the_run_f
         run.log_model(tmp_path / "net.npz", classes, example=images)
 
     for _ in range(2):  # the second time, the model is there: nothing is logged again
-        assert tracker.log_run(record("k1"), facts(), run_name="softmax baseline", params={}, tags={},
-                               on_logged=with_model) == first
+        assert (
+            tracker.log_run(
+                record("k1"), facts(), run_name="softmax baseline", params={}, tags={}, on_logged=with_model
+            )
+            == first
+        )
     assert calls == [first]
     (run,) = all_runs(tracker)
     assert len(run.outputs.model_outputs) == 1
     assert (run.info.status, run.info.start_time, run.info.end_time) == (
-        "FINISHED", 1_700_000_000_250, 1_700_000_030_750)
+        "FINISHED",
+        1_700_000_000_250,
+        1_700_000_030_750,
+    )

@@ -18,8 +18,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_pipeline_e2e import BIN, TINY, copy_project, environment, free_port, run, set_params, \
-    tiny_image_folder_archive, wait_for
+from test_pipeline_e2e import (
+    BIN,
+    TINY,
+    copy_project,
+    environment,
+    free_port,
+    run,
+    set_params,
+    tiny_image_folder_archive,
+    wait_for,
+)
 
 WRITERS = 4
 SHARED = [f"shared-{i}" for i in range(4)]
@@ -27,8 +36,15 @@ SHARED = [f"shared-{i}" for i in range(4)]
 
 def record(key: str) -> dict:
     history = [{"epoch": 1, "loss": 1.0, "train_acc": 0.5, "val_acc": 0.4, "lr": 0.1}]
-    return {"key": key, "seed": 0, "test_acc": 0.4, "final_val_acc": 0.4, "diverged": False,
-            "diverged_epoch": None, "history": history}
+    return {
+        "key": key,
+        "seed": 0,
+        "test_acc": 0.4,
+        "final_val_acc": 0.4,
+        "diverged": False,
+        "diverged_epoch": None,
+        "history": history,
+    }
 
 
 def writer(uri: str, root: str, experiment: str, name: str, barrier) -> None:
@@ -47,9 +63,14 @@ def writer(uri: str, root: str, experiment: str, name: str, barrier) -> None:
     parent = tracker.sweep_parent("twolayer sweep: reg", "sweep", {"scratchnet.stage": "ablate-sweep"}, began)
     for key in [*SHARED, f"own-{name}"]:
         at = time.time()
-        tracker.log_run(record(key), {"started": at, "ended": at + 1, "worker": name},
-                        run_name=key, params={"reg": 0.001}, tags={"scratchnet.model": "twolayer"},
-                        parent_run_id=parent)
+        tracker.log_run(
+            record(key),
+            {"started": at, "ended": at + 1, "worker": name},
+            run_name=key,
+            params={"reg": 0.001},
+            tags={"scratchnet.model": "twolayer"},
+            parent_run_id=parent,
+        )
     tracker.close_parent("sweep")
 
 
@@ -57,8 +78,7 @@ def log_at_once(uri: str, root: Path, experiment: str) -> None:
     context = multiprocessing.get_context("spawn")  # no MLflow state inherited from pytest
     barrier = context.Barrier(WRITERS)
     names = [f"exp{i}" for i in range(WRITERS)]
-    processes = [context.Process(target=writer, args=(uri, str(root), experiment, name, barrier))
-                 for name in names]
+    processes = [context.Process(target=writer, args=(uri, str(root), experiment, name, barrier)) for name in names]
     for p in processes:
         p.start()
     for p in processes:
@@ -81,7 +101,8 @@ def check_once(client, experiment_id: str, names: list[str]) -> None:
     # a parent several experiments joined names each of them, and no single one
     assert "scratchnet.dvc_exp" not in parent.data.tags
     assert {k for k in parent.data.tags if k.startswith("scratchnet.dvc_exp.")} == {
-        f"scratchnet.dvc_exp.{n}" for n in names}
+        f"scratchnet.dvc_exp.{n}" for n in names
+    }
     for run_ in children:  # a run names the experiment that logged it
         assert run_.data.tags["scratchnet.dvc_exp"] == run_.data.tags["scratchnet.worker"]
         assert run_.info.status == "FINISHED"
@@ -99,8 +120,7 @@ def test_writers_logging_the_same_runs_at_once_into_the_sqlite_store_log_each_on
     monkeypatch.chdir(tmp_path)
     experiment_id = Tracker("race", root=tmp_path).experiment_id  # the store's tables, once
     log_at_once("", tmp_path, "race")
-    check_once(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), experiment_id,
-               [f"exp{i}" for i in range(WRITERS)])
+    check_once(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), experiment_id, [f"exp{i}" for i in range(WRITERS)])
 
 
 @contextmanager
@@ -109,11 +129,26 @@ def mlflow_server(folder: Path):
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-         "--artifacts-destination", str(folder / "server-artifacts"), "--workers", "2"],
-        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env={**environment(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination",
+            str(folder / "server-artifacts"),
+            "--workers",
+            "2",
+        ],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**environment(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
     try:
         wait_for(uri + "/health", 120)
         yield uri
@@ -139,6 +174,7 @@ def test_writers_logging_the_same_runs_at_once_into_a_server_log_each_once(tmp_p
 
 
 # ----------------------------------------------------------------- the real thing: DVC at once
+
 
 def dvc(*args: str) -> list[str]:
     return [str(BIN / "dvc"), *args]
@@ -197,8 +233,11 @@ EXPERIMENTS = {
     "reg-c": ["+ablate.twolayer.reg=[0.01]"],
     "soft-d": ["ablate.softmax.reg=[0.01,0.05]"],
 }
-OWN_ENTRIES = {("twolayer", "reg=0.001"): {"reg-a", "reg-b"}, ("twolayer", "reg=0.01"): {"reg-c"},
-               ("softmax", "reg=0.05"): {"soft-d"}}
+OWN_ENTRIES = {
+    ("twolayer", "reg=0.001"): {"reg-a", "reg-b"},
+    ("twolayer", "reg=0.01"): {"reg-c"},
+    ("softmax", "reg=0.05"): {"soft-d"},
+}
 
 
 @pytest.mark.e2e
@@ -235,10 +274,16 @@ def test_four_queued_experiments_at_once_log_every_run_once_under_its_own_experi
             if (tags.get("scratchnet.model"), tags.get("scratchnet.entry")) == (model, entry):
                 assert tags["scratchnet.dvc_exp"] in names  # the experiment that logged it
                 assert run_.info.status == "FINISHED"
-    (reg,) = [r for r in runs if r.data.tags.get("scratchnet.sweep") == "twolayer.reg"
-              and r.data.tags["scratchnet.stage"] == "ablate-sweep"]
+    (reg,) = [
+        r
+        for r in runs
+        if r.data.tags.get("scratchnet.sweep") == "twolayer.reg" and r.data.tags["scratchnet.stage"] == "ablate-sweep"
+    ]
     assert {k for k in reg.data.tags if k.startswith("scratchnet.dvc_exp")} == {
-        "scratchnet.dvc_exp.reg-a", "scratchnet.dvc_exp.reg-b", "scratchnet.dvc_exp.reg-c"}
+        "scratchnet.dvc_exp.reg-a",
+        "scratchnet.dvc_exp.reg-b",
+        "scratchnet.dvc_exp.reg-c",
+    }
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == reg.info.run_id]
     assert sorted(r.data.tags["scratchnet.entry"] for r in children) == ["reg=0.001"] * 2 + ["reg=0.01"] * 2
     assert reg.info.start_time <= min(c.info.start_time for c in children)
@@ -260,9 +305,18 @@ def test_two_clones_reproducing_at_once_into_one_server_log_no_key_twice(tmp_pat
             set_params(folder, {**TINY, "attack": {"sweep": {"sample_size": 10, "steps": 2}}})
             run(["git", "init", "-q"], folder)
             clones.append(folder)
-        repros = [subprocess.Popen(dvc("repro"), cwd=folder, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
-                  for folder in clones]
+        repros = [
+            subprocess.Popen(
+                dvc("repro"),
+                cwd=folder,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+            for folder in clones
+        ]
         try:
             outputs = [p.communicate(timeout=1500)[0] for p in repros]
         finally:
@@ -271,8 +325,7 @@ def test_two_clones_reproducing_at_once_into_one_server_log_no_key_twice(tmp_pat
                     os.killpg(p.pid, signal.SIGKILL)
         assert [p.returncode for p in repros] == [0, 0], "\n".join(o[-3000:] for o in outputs)
         client = MlflowClient(uri)
-        runs = client.search_runs([client.get_experiment_by_name("scratchnet").experiment_id],
-                                  max_results=1000)
+        runs = client.search_runs([client.get_experiment_by_name("scratchnet").experiment_id], max_results=1000)
     assert duplicated_keys(runs) == {}
     assert all(r.info.status == "FINISHED" for r in runs)
     assert {r.data.tags["scratchnet.stage"] for r in runs} == {"train", "ablate", "ablate-sweep", "attack"}

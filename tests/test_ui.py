@@ -10,7 +10,8 @@ from scratchnet.study.ui import experiment_id, runs_url, sweep_url, sweep_urls, 
 
 def test_the_url_names_the_experiments_runs_table():
     assert runs_url("http://127.0.0.1:5000/", "7") == (
-        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning")
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+    )
 
 
 def test_a_sweeps_url_opens_its_saved_view_the_search_the_sort_and_the_columns():
@@ -20,12 +21,16 @@ def test_a_sweeps_url_opens_its_saved_view_the_search_the_sort_and_the_columns()
     page, query = urlsplit(url).fragment.split("?")
     assert page == "/experiments/7/runs"
     # no search or sort in the URL: with one, the UI ignores the saved view
-    assert parse_qs(query) == {"workflowType": ["machine_learning"],
-                               "viewStateShareKey": ["scratchnet.sweep.twolayer.lr"]}
+    assert parse_qs(query) == {
+        "workflowType": ["machine_learning"],
+        "viewStateShareKey": ["scratchnet.sweep.twolayer.lr"],
+    }
     assert dict([sweep_view("twolayer.lr")])["scratchnet.sweep.twolayer.lr"] == {
         "searchFilter": "tags.`scratchnet.in_sweep.twolayer.lr` = 'true'",  # the README's search
-        "orderByKey": "metrics.`test_acc`", "orderByAsc": False,
-        "selectedColumns": ["metrics.`test_acc`", "metrics.`val_acc`"]}
+        "orderByKey": "metrics.`test_acc`",
+        "orderByAsc": False,
+        "selectedColumns": ["metrics.`test_acc`", "metrics.`val_acc`"],
+    }
 
 
 def test_the_views_are_saved_as_the_uis_saved_view_tags(tmp_path, monkeypatch):
@@ -40,8 +45,11 @@ def test_the_views_are_saved_as_the_uis_saved_view_tags(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     tags = MlflowClient(tracker.uri).get_experiment(tracker.experiment_id).tags
-    saved = {k.removeprefix("mlflow.sharedViewState."): json.loads(v) for k, v in tags.items()
-             if k.startswith("mlflow.sharedViewState.")}
+    saved = {
+        k.removeprefix("mlflow.sharedViewState."): json.loads(v)
+        for k, v in tags.items()
+        if k.startswith("mlflow.sharedViewState.")
+    }
     assert set(saved) == {"scratchnet.runs", "scratchnet.sweep.softmax.reg"}
     envelope = saved["scratchnet.sweep.softmax.reg"]
     assert envelope["name"] == "scratchnet: softmax.reg" and isinstance(envelope["createdAt"], int)
@@ -49,7 +57,10 @@ def test_the_views_are_saved_as_the_uis_saved_view_tags(tmp_path, monkeypatch):
 
 
 def test_every_sweep_of_the_params_gets_its_url_and_a_model_without_sweeps_none():
-    params = {"models": ["softmax", "twolayer"], "ablate": {"softmax": {}, "twolayer": {"lr": [0.2], "hidden_dim": [50]}}}
+    params = {
+        "models": ["softmax", "twolayer"],
+        "ablate": {"softmax": {}, "twolayer": {"lr": [0.2], "hidden_dim": [50]}},
+    }
     assert list(sweep_urls("http://h", "7", params)) == ["twolayer.lr", "twolayer.hidden_dim"]
 
 

@@ -8,7 +8,8 @@ import hashlib
 import pytest
 import yaml
 
-from scratchnet.study.analysis import SweepRow as Row, Trend, judge, row_of
+from scratchnet.study.analysis import SweepRow as Row
+from scratchnet.study.analysis import Trend, judge, row_of
 from scratchnet.study.cache import RunCache, data_identity, run_key
 from scratchnet.study.reproduction import StudyNumbersError, compare, distance, load_study, study_rows
 
@@ -36,7 +37,8 @@ def test_the_run_key_is_the_sha256_of_the_runs_canonical_json_so_cached_runs_out
     # Renaming a field or changing the JSON form would silently retrain every cached run.
     config = {"lr": 0.005, "epochs": 2}
     assert run_key("softmax", config, 0, "d", "c") == sha256(
-        '{"code":"c","config":{"epochs":2,"lr":0.005},"data":"d","model":"softmax","seed":0}')
+        '{"code":"c","config":{"epochs":2,"lr":0.005},"data":"d","model":"softmax","seed":0}'
+    )
 
 
 def test_a_measured_robustness_enters_the_key_and_an_unmeasured_one_leaves_it_as_before():
@@ -44,8 +46,9 @@ def test_a_measured_robustness_enters_the_key_and_an_unmeasured_one_leaves_it_as
     plain = run_key("softmax", config, 0, "d", "c")
     assert run_key("softmax", config, 0, "d", "c", robustness=None) == plain
     measured = run_key("softmax", config, 0, "d", "c", robustness={"epsilons": [50]})
-    assert measured == sha256('{"code":"c","config":{"lr":0.005},"data":"d","model":"softmax",'
-                              '"robustness":{"epsilons":[50]},"seed":0}')
+    assert measured == sha256(
+        '{"code":"c","config":{"lr":0.005},"data":"d","model":"softmax","robustness":{"epsilons":[50]},"seed":0}'
+    )
     assert run_key("softmax", config, 0, "d", "c", robustness={"epsilons": [100]}) != measured
 
 
@@ -53,7 +56,8 @@ def test_the_data_identity_is_the_sha256_of_its_parts_and_needs_no_statistics_fi
     stats = tmp_path / "stats.npz"
     stats.write_bytes(b"stats")
     assert data_identity("b", {"seed": 0}, stats) == sha256(
-        '{"arrays_sha256":"b","preprocess":{"seed":0},"stats":"%s"}' % sha256("stats"))
+        f'{{"arrays_sha256":"b","preprocess":{{"seed":0}},"stats":"{sha256("stats")}"}}'
+    )
     assert data_identity("b", {"seed": 0}, None) == sha256('{"arrays_sha256":"b","preprocess":{"seed":0},"stats":null}')
 
 
@@ -70,8 +74,10 @@ def test_an_explicit_retrain_flag_overrides_the_environment_and_0_means_no(tmp_p
 
 
 def test_a_diverged_seed_is_left_out_of_the_mean_even_if_its_record_holds_an_accuracy():
-    records = [{"seed": 0, "test_acc": 0.40, "diverged": False},
-               {"seed": 1, "test_acc": 0.10, "diverged": True, "diverged_epoch": 2}]
+    records = [
+        {"seed": 0, "test_acc": 0.40, "diverged": False},
+        {"seed": 1, "test_acc": 0.10, "diverged": True, "diverged_epoch": 2},
+    ]
     row = row_of(0.1, records)
     assert row.mean == 0.40 and row.std == 0.0 and row.n_diverged == 1 and row.n_converged == 1
 
@@ -79,19 +85,28 @@ def test_a_diverged_seed_is_left_out_of_the_mean_even_if_its_record_holds_an_acc
 # --------------------------------------------------------------------------- the study's numbers
 
 
-GOOD = {"title": "t", "source": "s", "attack": {},
-        "softmax": {"test_acc": 0.41, "baseline": {}, "ablations": {"lr": {"rows": [{"value": 1, "test_acc": 0.4}]}}}}
+GOOD = {
+    "title": "t",
+    "source": "s",
+    "attack": {},
+    "softmax": {"test_acc": 0.41, "baseline": {}, "ablations": {"lr": {"rows": [{"value": 1, "test_acc": 0.4}]}}},
+}
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda s: s.pop("attack"), r"^{path} lacks key\(s\) attack$"),
-    (lambda s: [s.pop("title"), s.pop("source")], r"^{path} lacks key\(s\) title, source$"),
-    (lambda s: s["softmax"].pop("baseline"), r"^{path} softmax lacks key\(s\) baseline$"),
-    (lambda s: s["softmax"]["ablations"].update(lr=[]), r"^{path} softmax.ablations.lr must be a mapping$"),
-    (lambda s: s["softmax"]["ablations"]["lr"].pop("rows"), r"^{path} softmax.ablations.lr lacks key\(s\) rows$"),
-    (lambda s: s["softmax"]["ablations"]["lr"]["rows"][0].pop("test_acc"),
-     r"^{path} softmax.ablations.lr.rows lacks key\(s\) test_acc$"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.pop("attack"), r"^{path} lacks key\(s\) attack$"),
+        (lambda s: [s.pop("title"), s.pop("source")], r"^{path} lacks key\(s\) title, source$"),
+        (lambda s: s["softmax"].pop("baseline"), r"^{path} softmax lacks key\(s\) baseline$"),
+        (lambda s: s["softmax"]["ablations"].update(lr=[]), r"^{path} softmax.ablations.lr must be a mapping$"),
+        (lambda s: s["softmax"]["ablations"]["lr"].pop("rows"), r"^{path} softmax.ablations.lr lacks key\(s\) rows$"),
+        (
+            lambda s: s["softmax"]["ablations"]["lr"]["rows"][0].pop("test_acc"),
+            r"^{path} softmax.ablations.lr.rows lacks key\(s\) test_acc$",
+        ),
+    ],
+)
 def test_the_studys_numbers_name_the_file_the_place_and_the_missing_keys(tmp_path, edit, message):
     study = yaml.safe_load(yaml.safe_dump(GOOD))
     edit(study)
@@ -140,16 +155,19 @@ def test_our_best_exactly_the_noise_above_ours_at_the_studys_best_still_agrees()
     assert c.ours_best == 2 and c.study_best == 1 and c.best_agrees is True
 
 
-@pytest.mark.parametrize("ours, theirs, ours_kind, agrees", [
-    ([0.40, 0.41, 0.42], [0.30, 0.35, 0.40], "increasing", True),
-    ([0.40, 0.41, 0.42], [0.40, 0.35, 0.30], "increasing", False),
-    ([0.40, 0.45, 0.42], [0.30, 0.40, 0.35], "peak", True),  # both peak at 2
-    ([0.40, 0.45, 0.42], [0.30, 0.35, 0.40], "peak", False),
-    ([0.40, 0.45, 0.42, 0.41], [0.30, 0.35, 0.40, 0.36], "peak", False),  # peaks at 2 and at 3
-    ([0.42, 0.42, 0.42], [0.30, 0.35, 0.40], "flat", False),
-])
+@pytest.mark.parametrize(
+    "ours, theirs, ours_kind, agrees",
+    [
+        ([0.40, 0.41, 0.42], [0.30, 0.35, 0.40], "increasing", True),
+        ([0.40, 0.41, 0.42], [0.40, 0.35, 0.30], "increasing", False),
+        ([0.40, 0.45, 0.42], [0.30, 0.40, 0.35], "peak", True),  # both peak at 2
+        ([0.40, 0.45, 0.42], [0.30, 0.35, 0.40], "peak", False),
+        ([0.40, 0.45, 0.42, 0.41], [0.30, 0.35, 0.40, 0.36], "peak", False),  # peaks at 2 and at 3
+        ([0.42, 0.42, 0.42], [0.30, 0.35, 0.40], "flat", False),
+    ],
+)
 def test_the_trend_agrees_only_on_the_same_direction_and_the_same_turning_value(ours, theirs, ours_kind, agrees):
-    values = (1, 2, 3, 4)[:len(ours)]
+    values = (1, 2, 3, 4)[: len(ours)]
     c = comparison(rows(ours, values=values), table(theirs, values=values))
     assert c.ours_trend.kind == ours_kind and c.trend_agrees is agrees
 
@@ -175,11 +193,17 @@ def test_the_distance_counts_compares_and_names_entries_over_trained_and_untrain
     reg = table([0.41, 0.42, 0.43], values=(1, 2, 3))
     reg_ours = rows([0.40, 0.41, 0.42], values=(1, 2, 3), std=0.001)  # noise 0.002: each 1 point off
     init = table([0.4, 0.5], values=("he", "gaussian"))
-    dist = distance([("softmax", "lr", lr, comparison(lr_ours, lr, "lr")),
-                     ("softmax", "reg", reg, comparison(reg_ours, reg)),
-                     ("twolayer", "init", init, None)])
-    assert [(e.model, e.param, e.value) for e in dist.entries][-2:] == [("twolayer", "init", "he"),
-                                                                        ("twolayer", "init", "gaussian")]
+    dist = distance(
+        [
+            ("softmax", "lr", lr, comparison(lr_ours, lr, "lr")),
+            ("softmax", "reg", reg, comparison(reg_ours, reg)),
+            ("twolayer", "init", init, None),
+        ]
+    )
+    assert [(e.model, e.param, e.value) for e in dist.entries][-2:] == [
+        ("twolayer", "init", "he"),
+        ("twolayer", "init", "gaussian"),
+    ]
     untrained = dist.entries[-1]
     assert untrained.study == 0.5 and untrained.ours is None and untrained.diverged is False
     assert dist.compared == 5 and dist.sweeps == 2

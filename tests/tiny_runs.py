@@ -2,8 +2,16 @@
 
 import numpy as np
 
-CONFIG = {"lr": 0.05, "lr_decay": 0.9, "batch_size": 32, "reg": 0.0, "hidden_dim": 16,
-          "init": "he", "init_scale": 1e-3, "epochs": 2}
+CONFIG = {
+    "lr": 0.05,
+    "lr_decay": 0.9,
+    "batch_size": 32,
+    "reg": 0.0,
+    "hidden_dim": 16,
+    "init": "he",
+    "init_scale": 1e-3,
+    "epochs": 2,
+}
 
 
 def splits(n=300, dim=48, seed=0):

@@ -25,8 +25,8 @@ numbers, on a sample of test images fixed by a seed whatever the network.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -83,8 +83,15 @@ def _l2_project(delta: np.ndarray, epsilon: float) -> np.ndarray:
 
 register_norm(Norm("l2", _l2_steepest, _l2_project, title="L2 ball (normalised steps)", label="L2"))
 # L-inf: every pixel moves by the full step (sign of the gradient); projecting clips each pixel.
-register_norm(Norm("linf", np.sign, lambda delta, epsilon: np.clip(delta, -epsilon, epsilon),
-                   title="L∞ ball (sign steps)", label="L∞"))
+register_norm(
+    Norm(
+        "linf",
+        np.sign,
+        lambda delta, epsilon: np.clip(delta, -epsilon, epsilon),
+        title="L∞ ball (sign steps)",
+        label="L∞",
+    )
+)
 
 
 def _norm(name: str) -> Norm:
@@ -113,9 +120,7 @@ def _flat_pixels(images: np.ndarray) -> np.ndarray:
     """(N, ...) pixels -> (N, D) float64 copy, checked to lie in [0, 255]."""
     x = np.array(images, dtype=np.float64).reshape(len(images), -1)
     if x.size and (not np.isfinite(x).all() or x.min() < PIXEL_MIN or x.max() > PIXEL_MAX):
-        raise ValueError(
-            f"images must be finite pixels in [0, 255]; got values in [{x.min()}, {x.max()}]"
-        )
+        raise ValueError(f"images must be finite pixels in [0, 255]; got values in [{x.min()}, {x.max()}]")
     return x
 
 
@@ -154,9 +159,7 @@ def pgd(
     """
     ball = _norm(norm)
     if epsilon < 0 or step_size < 0 or steps < 0:
-        raise ValueError(
-            f"epsilon, step_size and steps must be >= 0; got {epsilon}, {step_size}, {steps}"
-        )
+        raise ValueError(f"epsilon, step_size and steps must be >= 0; got {epsilon}, {step_size}, {steps}")
     x0 = _flat_pixels(images)
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     if labels.shape != (len(x0),):
@@ -220,45 +223,65 @@ def _targeted(model, originals: np.ndarray, target_label: int, norm: str, epsilo
     """`steps` targeted steps of epsilon / steps on (B, ...) float64 pixel images ->
     (adversarial (B, ...), probs_before (B, C), probs_after (B, C)). Steps of epsilon / steps
     add up to exactly the budget along a straight path; steps=1 is the study's single step."""
-    adversarial = pgd(model, originals, np.full(len(originals), target_label), norm=norm,
-                      epsilon=epsilon, steps=steps, step_size=epsilon / steps, targeted=True)
+    adversarial = pgd(
+        model,
+        originals,
+        np.full(len(originals), target_label),
+        norm=norm,
+        epsilon=epsilon,
+        steps=steps,
+        step_size=epsilon / steps,
+        targeted=True,
+    )
     probs = model.probabilities(_flat(np.concatenate([originals, adversarial])))
-    return adversarial, probs[:len(originals)], probs[len(originals):]
+    return adversarial, probs[: len(originals)], probs[len(originals) :]
 
 
-def _example(model, index, original, adversarial, probs_before, probs_after, *, true_label,
-             target_label, norm, epsilon, steps) -> FoolingExample:
+def _example(
+    model, index, original, adversarial, probs_before, probs_after, *, true_label, target_label, norm, epsilon, steps
+) -> FoolingExample:
     """The FoolingExample of one attacked image (original, adversarial: one image's pixels)."""
     l2, linf = perturbation_norms(original[None], adversarial[None])
     rounded = np.round(adversarial)[None]  # what a PNG of the adversarial image holds
     return FoolingExample(
-        index=int(index), true_label=int(true_label), target_label=int(target_label), norm=norm,
-        epsilon=float(epsilon), steps=int(steps), step_size=float(epsilon / steps),
-        original=original, adversarial=adversarial, l2=float(l2[0]), linf=float(linf[0]),
+        index=int(index),
+        true_label=int(true_label),
+        target_label=int(target_label),
+        norm=norm,
+        epsilon=float(epsilon),
+        steps=int(steps),
+        step_size=float(epsilon / steps),
+        original=original,
+        adversarial=adversarial,
+        l2=float(l2[0]),
+        linf=float(linf[0]),
         probs_before=np.asarray(probs_before, dtype=np.float64),
         probs_after=np.asarray(probs_after, dtype=np.float64),
-        pred_before=int(np.argmax(probs_before)), pred_after=int(np.argmax(probs_after)),
+        pred_before=int(np.argmax(probs_before)),
+        pred_after=int(np.argmax(probs_after)),
         pred_after_uint8=int(model.predict(_flat(rounded))[0]),
     )
 
 
 def fooling_example(
-    model,
-    image: np.ndarray,
-    true_label: int,
-    target_label: int,
-    *,
-    index: int,
-    norm: str,
-    epsilon: float,
-    steps: int,
+    model, image: np.ndarray, true_label: int, target_label: int, *, index: int, norm: str, epsilon: float, steps: int
 ) -> FoolingExample:
     """Targeted PGD on one image (e.g. (32, 32, 3) pixels), `steps` steps of epsilon / steps."""
     original = np.asarray(image, dtype=np.float64)[None]
     adversarial, before, after = _targeted(model, original, target_label, norm, epsilon, steps)
-    return _example(model, index, original[0], adversarial[0], before[0], after[0],
-                    true_label=true_label, target_label=target_label, norm=norm, epsilon=epsilon,
-                    steps=steps)
+    return _example(
+        model,
+        index,
+        original[0],
+        adversarial[0],
+        before[0],
+        after[0],
+        true_label=true_label,
+        target_label=target_label,
+        norm=norm,
+        epsilon=epsilon,
+        steps=steps,
+    )
 
 
 @dataclass(frozen=True)
@@ -302,9 +325,18 @@ class ClassAttack:
         return None if self.first_fooled is None else int(np.argmax(self.fooled))
 
 
-def attack_class(model, images: np.ndarray, labels: np.ndarray, *, true_label: int,
-                 target_label: int, norm: str, epsilon: float, steps: int,
-                 batch_size: int = 500) -> ClassAttack:
+def attack_class(
+    model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    true_label: int,
+    target_label: int,
+    norm: str,
+    epsilon: float,
+    steps: int,
+    batch_size: int = 500,
+) -> ClassAttack:
     """`steps` targeted steps of epsilon / steps (pixel units of `norm`) toward `target_label`
     on every image of `true_label` that the model classifies correctly, `batch_size` at a time.
 
@@ -321,19 +353,27 @@ def attack_class(model, images: np.ndarray, labels: np.ndarray, *, true_label: i
     found: dict[str, FoolingExample] = {}
     spec = dict(true_label=true_label, target_label=target_label, norm=norm, epsilon=epsilon, steps=steps)
     for start in range(0, indices.size, batch_size):
-        part = indices[start:start + batch_size]
+        part = indices[start : start + batch_size]
         originals = np.asarray(images[part], dtype=np.float64)
         adversarial, before, after = _targeted(model, originals, target_label, norm, epsilon, steps)
-        fooled[start:start + len(part)] = after.argmax(axis=1) == target_label
+        fooled[start : start + len(part)] = after.argmax(axis=1) == target_label
         wanted = {"first_correct": 0} if start == 0 else {}
-        hits = np.flatnonzero(fooled[start:start + len(part)])
+        hits = np.flatnonzero(fooled[start : start + len(part)])
         if "first_fooled" not in found and hits.size:
             wanted["first_fooled"] = int(hits[0])
         for name, k in wanted.items():
             found[name] = _example(model, part[k], originals[k], adversarial[k], before[k], after[k], **spec)
-    return ClassAttack(true_label=int(true_label), target_label=int(target_label), norm=norm,
-                       epsilon=float(epsilon), steps=int(steps), indices=indices, fooled=fooled,
-                       first_correct=found["first_correct"], first_fooled=found.get("first_fooled"))
+    return ClassAttack(
+        true_label=int(true_label),
+        target_label=int(target_label),
+        norm=norm,
+        epsilon=float(epsilon),
+        steps=int(steps),
+        indices=indices,
+        fooled=fooled,
+        first_correct=found["first_correct"],
+        first_fooled=found.get("first_fooled"),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,8 +508,14 @@ def robustness_sweep(
             part = slice(start, start + batch_size)
             original = images[part]
             adversarial = pgd(
-                model, original, labels[part], norm=norm, epsilon=float(epsilon),
-                steps=steps, step_size=step_fraction * float(epsilon), targeted=targeted,
+                model,
+                original,
+                labels[part],
+                norm=norm,
+                epsilon=float(epsilon),
+                steps=steps,
+                step_size=step_fraction * float(epsilon),
+                targeted=targeted,
             )
             pred = model.predict(_flat(adversarial))
             success[e, part] = pred == labels[part] if targeted else pred != labels[part]
@@ -489,8 +535,19 @@ def robustness_sample(num_images: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(num_images, size=size, replace=False))
 
 
-def robustness(model, images: np.ndarray, labels: np.ndarray, *, sample_size: int, seed: int,
-               norm: str, budget: float, grid, steps: int, step_fraction: float) -> dict:
+def robustness(
+    model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    sample_size: int,
+    seed: int,
+    norm: str,
+    budget: float,
+    grid,
+    steps: int,
+    step_fraction: float,
+) -> dict:
     """How hard one trained network is to fool, on a seeded sample of test images.
 
     images: (N, ...) test pixels in [0, 255] (e.g. (N, 3072) uint8); labels: (N,).
@@ -516,10 +573,12 @@ def robustness(model, images: np.ndarray, labels: np.ndarray, *, sample_size: in
         return {"n": 0, "targeted": None, "untargeted": None, "median_budget": None}
     x, y, targets = x[correct], y[correct], targets[correct]
     grid = sorted({float(e) for e in grid} | {float(budget)})
-    swept = robustness_sweep(model, x, targets, norm=norm, epsilons=grid, steps=steps,
-                             step_fraction=step_fraction, targeted=True)
-    away = robustness_sweep(model, x, y, norm=norm, epsilons=[budget], steps=steps,
-                            step_fraction=step_fraction, targeted=False)
+    swept = robustness_sweep(
+        model, x, targets, norm=norm, epsilons=grid, steps=steps, step_fraction=step_fraction, targeted=True
+    )
+    away = robustness_sweep(
+        model, x, y, norm=norm, epsilons=[budget], steps=steps, step_fraction=step_fraction, targeted=False
+    )
     median = swept.median_min_epsilon
     return {
         "n": n,

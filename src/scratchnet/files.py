@@ -12,8 +12,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,7 @@ def write_text(path: Path | str, text: str) -> None:
 def write_csv(path: Path | str, records: list[dict], columns: tuple[str, ...] | list[str]) -> None:
     """One row per record, the given columns in order (numbers written with repr: no rounding;
     None and NaN as empty cells, which pandas and `dvc plots` read as missing)."""
+
     def cell(value) -> str:
         return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 

@@ -56,8 +56,10 @@ def legendre_features(x: np.ndarray, degree: int) -> np.ndarray:
 def make_problem(num_points: int, degree: int, noise: float, seed: int) -> FitProblem:
     """The seeded data set: x ~ U[-1, 1], y = sin(pi x) + N(0, noise^2), all float64."""
     if num_points < degree + 1:
-        raise ValueError(f"fit: num_points ({num_points}) must be at least degree + 1 ({degree + 1}) "
-                         "for the least-squares optimum to be unique")
+        raise ValueError(
+            f"fit: num_points ({num_points}) must be at least degree + 1 ({degree + 1}) "
+            "for the least-squares optimum to be unique"
+        )
     rng = np.random.default_rng(seed)
     x = np.sort(rng.uniform(-1.0, 1.0, num_points))
     target = np.sin(np.pi * x)
@@ -80,8 +82,7 @@ def loss_and_grads(features: np.ndarray, y: np.ndarray, w: np.ndarray, b: np.nda
     return loss, dw, db
 
 
-def gradient_descent(features: np.ndarray, y: np.ndarray, lr: float, steps: int,
-                     snapshot_steps=()):
+def gradient_descent(features: np.ndarray, y: np.ndarray, lr: float, steps: int, snapshot_steps=()):
     """`steps` full-batch gradient steps from w = 0, b = 0.
 
     Returns (w (K,), b, losses, snapshots): losses has one entry per step plus the initial
@@ -159,7 +160,6 @@ def run_fit(lr: float, steps: int, num_points: int, degree: int, noise: float, s
         "lr_stability_limit": float(2.0 / eigenvalues[-1]),
         "diverged": len(losses) < steps + 1,
         "snapshots": [
-            {"step": s, "fitted": rounded(problem.features @ sw + sb)}
-            for s, (sw, sb) in sorted(snapshots.items())
+            {"step": s, "fitted": rounded(problem.features @ sw + sb)} for s, (sw, sb) in sorted(snapshots.items())
         ],
     }

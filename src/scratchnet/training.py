@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -45,9 +45,23 @@ def accuracy(model, X: np.ndarray, y: np.ndarray, batch_size: int = 2048) -> flo
     return float(np.count_nonzero(model.predict(X, batch_size) == y) / len(y))
 
 
-def train(model, X_train, y_train, X_val, y_val, *, epochs: int, lr: float, lr_decay: float,
-          batch_size: int, reg: float, seed: int, progress: bool = True, desc: str | None = None,
-          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+def train(
+    model,
+    X_train,
+    y_train,
+    X_val,
+    y_val,
+    *,
+    epochs: int,
+    lr: float,
+    lr_decay: float,
+    batch_size: int,
+    reg: float,
+    seed: int,
+    progress: bool = True,
+    desc: str | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainResult:
     """Trains `model` in place by mini-batch SGD; returns its per-epoch history.
 
     X_train: (N, D) inputs as the model takes them (uint8 pixels for a model with an input
@@ -78,10 +92,10 @@ def train(model, X_train, y_train, X_val, y_val, *, epochs: int, lr: float, lr_d
             loss_sum, num_batches, correct = 0.0, 0, 0
             finite = True
             for start in range(0, n, batch_size):
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 # mode="clip": indices from a permutation are always in range, and the default
                 # mode="raise" would stage the gather through a temporary buffer.
-                xb = np.take(X_train, idx, axis=0, out=batch[:len(idx)], mode="clip")
+                xb = np.take(X_train, idx, axis=0, out=batch[: len(idx)], mode="clip")
                 yb = y_train[idx]
                 loss, grads, scores = model.forward_backward(xb, yb, reg)
                 if not math.isfinite(loss):
@@ -104,8 +118,9 @@ def train(model, X_train, y_train, X_val, y_val, *, epochs: int, lr: float, lr_d
                 "lr": epoch_lr,
             }
             result.history.append(record)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", train_acc=f"{record['train_acc']:.4f}",
-                            val_acc=f"{record['val_acc']:.4f}")
+            bar.set_postfix(
+                loss=f"{record['loss']:.4f}", train_acc=f"{record['train_acc']:.4f}", val_acc=f"{record['val_acc']:.4f}"
+            )
             if on_epoch is not None:
                 on_epoch(record)
     bar.close()

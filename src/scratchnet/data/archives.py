@@ -37,9 +37,9 @@ import pickletools
 import stat
 import tarfile
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -213,8 +213,9 @@ def _list_tar(path: Path, limits: Limits) -> tuple[dict[str, int], dict[str, int
                 name = _safe_name(path, member)
                 entries += 1
                 if entries > limits.members:
-                    raise DataError(f"{path}: holds more than {limits.members:,} members; "
-                                    f"CIFAR-10 needs at most that many")
+                    raise DataError(
+                        f"{path}: holds more than {limits.members:,} members; CIFAR-10 needs at most that many"
+                    )
                 if member.isdir():
                     continue
                 if member.issparse():  # its data is not `size` bytes at offset_data
@@ -225,9 +226,7 @@ def _list_tar(path: Path, limits: Limits) -> tuple[dict[str, int], dict[str, int
     except DataError:
         raise
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as err:
-        raise DataError(
-            f"{path}: not a readable tar archive (truncated or corrupted?): {err}"
-        ) from None
+        raise DataError(f"{path}: not a readable tar archive (truncated or corrupted?): {err}") from None
     return sizes, offsets
 
 
@@ -243,8 +242,7 @@ def _drain(stream, path: Path) -> None:
             )
 
 
-def _add(sizes: dict[str, int], name: str, size: int, total: int, limits: Limits, where: str,
-         path: Path) -> int:
+def _add(sizes: dict[str, int], name: str, size: int, total: int, limits: Limits, where: str, path: Path) -> int:
     """Records one file in the index after checking it against `limits`; the new total."""
     if name in sizes:
         raise DataError(f"{where}: appears twice; refused (which one would be meant?)")
@@ -253,8 +251,7 @@ def _add(sizes: dict[str, int], name: str, size: int, total: int, limits: Limits
         raise DataError(f"{where}: is {size:,} bytes; {what} is at most {limit:,} bytes")
     total += size
     if total > limits.total:
-        raise DataError(f"{path}: holds more than {limits.total:,} bytes of files; "
-                        f"CIFAR-10 needs at most that many")
+        raise DataError(f"{path}: holds more than {limits.total:,} bytes of files; CIFAR-10 needs at most that many")
     sizes[name] = size
     return total
 
@@ -286,8 +283,9 @@ def _list_directory(root: Path, limits: Limits) -> dict[str, int]:
                 raise DataError(f"{full}: is a symbolic link; links are refused (copy the files)")
             entries += 1
             if entries > limits.members:
-                raise DataError(f"{root}: holds more than {limits.members:,} files and folders; "
-                                f"CIFAR-10 needs at most that many")
+                raise DataError(
+                    f"{root}: holds more than {limits.members:,} files and folders; CIFAR-10 needs at most that many"
+                )
         for name in sorted(filenames):
             full = Path(folder) / name
             info = full.stat()
@@ -319,8 +317,9 @@ class _ArrayState:
         if not (isinstance(state, tuple) and len(state) in (4, 5)):
             raise pickle.UnpicklingError("array state is not (version, shape, dtype, fortran, data)")
         shape, dtype, fortran, raw = state[-4:]
-        if not (isinstance(shape, tuple) and 1 <= len(shape) <= 2
-                and all(isinstance(n, int) and n >= 0 for n in shape)):
+        if not (
+            isinstance(shape, tuple) and 1 <= len(shape) <= 2 and all(isinstance(n, int) and n >= 0 for n in shape)
+        ):
             raise pickle.UnpicklingError(f"array shape {shape!r} is not one or two sizes")
         if not (isinstance(dtype, _DtypeState) and dtype.plain):
             raise pickle.UnpicklingError("array dtype is not plain uint8")
@@ -429,8 +428,9 @@ def _resolve(obj):
     return obj
 
 
-def safe_unpickle(data: bytes, where: str, *, max_array_bytes: int = MAX_ARRAY_BYTES,
-                  max_opcodes: int = MAX_PICKLE_OPCODES):
+def safe_unpickle(
+    data: bytes, where: str, *, max_array_bytes: int = MAX_ARRAY_BYTES, max_opcodes: int = MAX_PICKLE_OPCODES
+):
     """Unpickles the plain data of a CIFAR python batch: dicts, lists, strings, numbers, and
     uint8 arrays of at most `max_array_bytes` values each (read-only, backed by the pickle).
 

@@ -37,15 +37,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from ..files import atomic_paths, json_text
 from .archives import Archive, Limits, open_archive, safe_unpickle
 from .errors import DataError
-from ..files import atomic_paths, json_text
 
 # The label order of the release, which is also the sorted order of its class names: so an
 # image-folder dataset's sorted folder names give the same labels as the official batches.
-CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SHAPE = (32, 32, 3)
 PIXELS = 32 * 32 * 3  # 3072 values per image
 FORMATS = ("python", "binary", "image-folder")
@@ -126,8 +124,9 @@ def class_counts(y: np.ndarray, class_names) -> dict[str, int]:
     return {name: int(n) for name, n in zip(class_names, counts)}
 
 
-def read_cifar10(path: str | Path, *, progress: bool = False, exact_counts: bool = False,
-                 expected_format: str | None = None) -> tuple[RawDataset, str]:
+def read_cifar10(
+    path: str | Path, *, progress: bool = False, exact_counts: bool = False, expected_format: str | None = None
+) -> tuple[RawDataset, str]:
     """Reads CIFAR-10 from an archive or directory in any of the three formats.
 
     Returns (dataset, format) with format one of FORMATS. `exact_counts` requires the release's
@@ -178,9 +177,11 @@ def _check_release_members(archive: Archive, names: dict[str, str], wanted: list
     missing = [w for w in wanted if w not in names]
     if missing:
         raise DataError(f"{archive.path}: missing {', '.join(missing)}; expected all of {', '.join(wanted)}")
-    extra = [original for name, original in names.items()
-             if name not in wanted and name != RELEASE_README
-             and not any(part.startswith(".") for part in name.split("/"))]
+    extra = [
+        original
+        for name, original in names.items()
+        if name not in wanted and name != RELEASE_README and not any(part.startswith(".") for part in name.split("/"))
+    ]
     if extra:
         raise DataError(
             f"{archive.where(extra[0])}: unexpected in the release's layout, which holds only "
@@ -232,8 +233,7 @@ def _read_python(archive: Archive, names, exact_counts: bool, progress: bool) ->
             raise DataError(f"{where}: is a {type(loaded).__name__}; expected a dict with data and labels")
         loaded = {k.decode() if isinstance(k, bytes) else k: v for k, v in loaded.items()}
         data = loaded.get("data")
-        if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
-                and data.shape[1] == PIXELS):
+        if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == PIXELS):
             got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
             raise DataError(f"{where}: 'data' is {got}; expected a uint8 array of shape (N, {PIXELS})")
         _check_batch_count(where, len(data), exact_counts)
@@ -295,8 +295,10 @@ class _Batches:
     def __init__(self, train: list[str], test: list[str]):
         self.slot = {name: ("train", i) for i, name in enumerate(train)}
         self.slot.update({name: ("test", i) for i, name in enumerate(test)})
-        self.x = {"train": np.empty((len(train) * BATCH_IMAGES, *IMAGE_SHAPE), np.uint8),
-                  "test": np.empty((len(test) * BATCH_IMAGES, *IMAGE_SHAPE), np.uint8)}
+        self.x = {
+            "train": np.empty((len(train) * BATCH_IMAGES, *IMAGE_SHAPE), np.uint8),
+            "test": np.empty((len(test) * BATCH_IMAGES, *IMAGE_SHAPE), np.uint8),
+        }
         self.y = {split: np.empty(len(x), np.int64) for split, x in self.x.items()}
         self.count: dict[str, int] = {}
 
@@ -304,8 +306,8 @@ class _Batches:
         """Batch `name`: (n, 3072) CHW rows, n <= 10,000, and their (n,) labels."""
         split, i = self.slot[name]
         start = i * BATCH_IMAGES
-        self.x[split][start:start + len(rows)] = _chw_rows_to_images(rows)
-        self.y[split][start:start + len(rows)] = labels
+        self.x[split][start : start + len(rows)] = _chw_rows_to_images(rows)
+        self.y[split][start : start + len(rows)] = labels
         self.count[name] = len(rows)
 
     def dataset(self, class_names: tuple[str, ...]) -> RawDataset:
@@ -315,7 +317,7 @@ class _Batches:
             for name in (n for n, (s, _) in self.slot.items() if s == split):  # in batch order
                 start, n = self.slot[name][1] * BATCH_IMAGES, self.count[name]
                 if start != end:  # moves rows down, into the gap of a short batch before them
-                    x[end:end + n], y[end:end + n] = x[start:start + n], y[start:start + n]
+                    x[end : end + n], y[end : end + n] = x[start : start + n], y[start : start + n]
                 end += n
             arrays[split] = x[:end], y[:end]
         (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
@@ -349,8 +351,10 @@ def _read_image_folder(archive: Archive, names, exact_counts: bool, progress: bo
                 f"images for each of the 10 CIFAR-10 classes"
             )
         if exact_counts and len(items) != RELEASE_IMAGES[split]:
-            raise DataError(f"{archive.path}: {split}/ holds {len(items):,} images; the release has "
-                            f"exactly {RELEASE_IMAGES[split]:,}")
+            raise DataError(
+                f"{archive.path}: {split}/ holds {len(items):,} images; the release has "
+                f"exactly {RELEASE_IMAGES[split]:,}"
+            )
         items.sort()
 
     # Every image has its place before any is read; the archive is then read once, in its own
@@ -421,8 +425,13 @@ def check_dataset(dataset: RawDataset, where: str) -> None:
     """DataError naming `where` unless `dataset` holds canonical CIFAR-10 arrays."""
     for split in SPLITS:
         x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
-        if not (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 4
-                and x.shape[1:] == IMAGE_SHAPE and len(x) > 0):
+        if not (
+            isinstance(x, np.ndarray)
+            and x.dtype == np.uint8
+            and x.ndim == 4
+            and x.shape[1:] == IMAGE_SHAPE
+            and len(x) > 0
+        ):
             got = f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
             raise DataError(f"{where}: x_{split} is {got}; expected uint8 (N, 32, 32, 3) with N > 0")
         if not (isinstance(y, np.ndarray) and y.dtype == np.int64 and y.shape == (len(x),)):
@@ -433,8 +442,7 @@ def check_dataset(dataset: RawDataset, where: str) -> None:
     _check_class_names(where, dataset.class_names)
 
 
-def save_raw(dataset: RawDataset, provenance: dict, arrays_path: str | Path,
-             provenance_path: str | Path) -> None:
+def save_raw(dataset: RawDataset, provenance: dict, arrays_path: str | Path, provenance_path: str | Path) -> None:
     """Writes the arrays (.npz, uncompressed) and the provenance (JSON), both or neither."""
     with atomic_paths({"arrays": arrays_path, "provenance": provenance_path}) as tmp:
         with open(tmp["arrays"], "wb") as f:  # a file object: np.savez would append ".npz" to a name
@@ -464,7 +472,10 @@ def load_raw(path: str | Path) -> RawDataset:
     except (OSError, ValueError, EOFError) as err:
         raise DataError(f"{path}: not a readable .npz of CIFAR-10 arrays ({err}); run the fetch stage") from None
     dataset = RawDataset(
-        arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+        arrays["x_train"],
+        arrays["y_train"],
+        arrays["x_test"],
+        arrays["y_test"],
         class_names=tuple(str(n) for n in arrays["class_names"]),
     )
     check_dataset(dataset, str(path))

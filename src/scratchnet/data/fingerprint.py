@@ -39,8 +39,7 @@ def source_fingerprint(source: str, root: Path | str = ".") -> dict:
         return {"source": source, "kind": "named" if source in NAMED else "url"}
     path = Path(root) / source
     if path.is_file():
-        return {"kind": "file", "bytes": path.stat().st_size,
-                "sha256": file_digests(path)["sha256"]}
+        return {"kind": "file", "bytes": path.stat().st_size, "sha256": file_digests(path)["sha256"]}
     if path.is_dir():
         listing = hashlib.sha256()
         files = sorted(p for p in path.rglob("*") if p.is_file())

@@ -13,15 +13,15 @@ of the final training split only (val and test must not leak into them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from ..files import atomic_paths, json_text
 from .cifar import PIXELS, RawDataset, class_counts
 from .errors import DataError
-from ..files import atomic_paths, json_text
 
 _CHUNK = 4096  # images per block: bounds the float64 temporaries of the statistics to ~100 MB
 
@@ -38,7 +38,7 @@ class PixelStats:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, pixels: np.ndarray) -> "PixelStats":
+    def fit(cls, pixels: np.ndarray) -> PixelStats:
         """Statistics of `pixels` (N, ...) in [0, 255] flattening to 3072 values each,
         accumulated in float64 by blocks."""
         n = len(pixels)
@@ -47,7 +47,7 @@ class PixelStats:
         total = np.zeros(PIXELS)
         total_sq = np.zeros(PIXELS)
         for start in range(0, n, _CHUNK):
-            block = pixels[start:start + _CHUNK].reshape(-1, PIXELS).astype(np.float64)
+            block = pixels[start : start + _CHUNK].reshape(-1, PIXELS).astype(np.float64)
             total += block.sum(axis=0)
             total_sq += np.square(block).sum(axis=0)
         mean = total / n
@@ -64,26 +64,30 @@ class PixelStats:
             np.savez(f, mean=self.mean, std=self.std)
 
     @classmethod
-    def load(cls, path: str | Path) -> "PixelStats":
+    def load(cls, path: str | Path) -> PixelStats:
         """Reads saved statistics; DataError naming `path` if missing or malformed."""
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as npz:
                 mean, std = npz["mean"], npz["std"]
         except (OSError, ValueError, KeyError, EOFError) as err:
-            raise DataError(f"{path}: not readable pixel statistics (.npz with mean, std): {err}; "
-                            f"run the preprocess stage") from None
+            raise DataError(
+                f"{path}: not readable pixel statistics (.npz with mean, std): {err}; run the preprocess stage"
+            ) from None
         for name, array in (("mean", mean), ("std", std)):
             if array.dtype != np.float64 or array.shape != (PIXELS,) or not np.isfinite(array).all():
-                raise DataError(f"{path}: {name} is {array.dtype} {array.shape}; expected finite "
-                                f"float64 ({PIXELS},); run the preprocess stage")
+                raise DataError(
+                    f"{path}: {name} is {array.dtype} {array.shape}; expected finite "
+                    f"float64 ({PIXELS},); run the preprocess stage"
+                )
         if (std < 0).any():
             raise DataError(f"{path}: std has negative entries; run the preprocess stage")
         return cls(mean, std)
 
 
-def split_indices(n_train: int, n_test: int, *, val_size: int, train_limit: int | None,
-                  test_limit: int | None, seed: int) -> dict[str, np.ndarray]:
+def split_indices(
+    n_train: int, n_test: int, *, val_size: int, train_limit: int | None, test_limit: int | None, seed: int
+) -> dict[str, np.ndarray]:
     """Indices into the raw train ("train", "val") and raw test ("test") arrays, each sorted.
 
     One generator seeded with `seed` draws the train permutation first, then the test one, so
@@ -92,8 +96,7 @@ def split_indices(n_train: int, n_test: int, *, val_size: int, train_limit: int 
     """
     if not 0 < val_size < n_train:
         raise DataError(
-            f"preprocess.val_size is {val_size}; expected at least 1 and fewer than the "
-            f"{n_train} raw training examples"
+            f"preprocess.val_size is {val_size}; expected at least 1 and fewer than the {n_train} raw training examples"
         )
     rng = np.random.default_rng(seed)
     order = rng.permutation(n_train)
@@ -126,10 +129,10 @@ def write_processed(
     `stats_path`, and `meta_path` JSON {class_names, counts, seed, val_size, train_limit,
     test_limit, provenance}: a function of its inputs only (no time), like every DVC output.
     """
-    index = split_indices(len(raw.x_train), len(raw.x_test), val_size=val_size,
-                          train_limit=train_limit, test_limit=test_limit, seed=seed)
-    source = {"train": (raw.x_train, raw.y_train), "val": (raw.x_train, raw.y_train),
-              "test": (raw.x_test, raw.y_test)}
+    index = split_indices(
+        len(raw.x_train), len(raw.x_test), val_size=val_size, train_limit=train_limit, test_limit=test_limit, seed=seed
+    )
+    source = {"train": (raw.x_train, raw.y_train), "val": (raw.x_train, raw.y_train), "test": (raw.x_test, raw.y_test)}
     stats = PixelStats.fit(raw.x_train[index["train"]])
 
     outputs = {"stats": stats_path, "meta": meta_path}
@@ -154,4 +157,3 @@ def write_processed(
         }
         tmp["meta"].write_text(json_text(meta))
     return meta
-

@@ -31,9 +31,9 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
+from ..files import atomic_paths
 from .cifar import ARCHIVE_BYTES_MAX, RawDataset, read_cifar10
 from .errors import DataError
-from ..files import atomic_paths
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +64,28 @@ class Release:
 
 OFFICIAL = {
     "official": Release(
-        "official", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "python",
-        "CIFAR-10 (official python release)", md5="c58f30108f718f92721af3b95e74349a",
-        size=170_498_071, exact_counts=True,
+        "official",
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "python",
+        "CIFAR-10 (official python release)",
+        md5="c58f30108f718f92721af3b95e74349a",
+        size=170_498_071,
+        exact_counts=True,
     ),
     "official-binary": Release(
-        "official-binary", "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", "binary",
-        "CIFAR-10 (official binary release)", md5="c32a1d4ab5d03f1284b67883e8d87530",
-        size=170_052_171, exact_counts=True,
+        "official-binary",
+        "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+        "binary",
+        "CIFAR-10 (official binary release)",
+        md5="c32a1d4ab5d03f1284b67883e8d87530",
+        size=170_052_171,
+        exact_counts=True,
     ),
 }
 MIRROR = Release(
-    "mirror", "data/mirror/cifar-10-jpeg.tar.gz", "image-folder",  # relative to the project root
+    "mirror",
+    "data/mirror/cifar-10-jpeg.tar.gz",
+    "image-folder",  # relative to the project root
     "CIFAR-10 JPEG mirror (bundled; quality-75 re-encoding, pixels near the official ones)",
     md5="ed34c0535b92b58275e7e60125140e53",
     sha256="f05cef99aadcd5f9e7993190ce5734289c411cba5644bdae41ff754533f53bd8",
@@ -111,7 +121,8 @@ def fetch(
     if release is None:
         release = identify(digests, [*official.values(), mirror])
     dataset, fmt = read_cifar10(
-        archive, progress=progress,
+        archive,
+        progress=progress,
         exact_counts=release is not None and release.exact_counts,
         expected_format=release.format if release is not None else None,
     )
@@ -138,8 +149,7 @@ def _resolve(source, timeout, downloads, official, mirror, progress):
         except DataError as err:
             reason = f"the official release could not be fetched: {err}"
         warnings.warn(
-            f"data.source=auto: using the bundled mirror {mirror.location}, {mirror.dataset}, "
-            f"because {reason}",
+            f"data.source=auto: using the bundled mirror {mirror.location}, {mirror.dataset}, because {reason}",
             MirrorFallbackWarning,
             stacklevel=3,
         )
@@ -155,8 +165,12 @@ def _resolve(source, timeout, downloads, official, mirror, progress):
         digest = hashlib.sha1(source.encode()).hexdigest()[:10]
         name = PurePosixPath(urlparse(source).path).name or "archive"
         dest = Path(downloads) / f"url-{digest}-{name}"
-        return (download(source, dest, timeout=timeout, max_bytes=ARCHIVE_BYTES_MAX, progress=progress),
-                None, source, None)
+        return (
+            download(source, dest, timeout=timeout, max_bytes=ARCHIVE_BYTES_MAX, progress=progress),
+            None,
+            source,
+            None,
+        )
     if not Path(source).exists():
         raise DataError(
             f"data.source: {source!r} is neither auto, official, official-binary, a URL, "
@@ -175,8 +189,15 @@ def obtain(release: Release, downloads: str | Path, *, timeout: float, progress:
             return dest
         except DataError as err:
             log.warning("%s; downloading it again", err)
-    return download(release.location, dest, timeout=timeout, md5=release.md5,
-                    sha256=release.sha256, max_bytes=release.max_bytes, progress=progress)
+    return download(
+        release.location,
+        dest,
+        timeout=timeout,
+        md5=release.md5,
+        sha256=release.sha256,
+        max_bytes=release.max_bytes,
+        progress=progress,
+    )
 
 
 def verify_local(release: Release) -> Path:
@@ -188,9 +209,16 @@ def verify_local(release: Release) -> Path:
     return path
 
 
-def download(url: str, dest: str | Path, *, timeout: float, md5: str | None = None,
-             sha256: str | None = None, max_bytes: int = ARCHIVE_BYTES_MAX,
-             progress: bool = True) -> Path:
+def download(
+    url: str,
+    dest: str | Path,
+    *,
+    timeout: float,
+    md5: str | None = None,
+    sha256: str | None = None,
+    max_bytes: int = ARCHIVE_BYTES_MAX,
+    progress: bool = True,
+) -> Path:
     """Downloads `url` to `dest` via a temporary file, verifying length and checksums first.
 
     `timeout` bounds the wait for the server's answer and for each read (seconds); `max_bytes`
@@ -206,13 +234,23 @@ def download(url: str, dest: str | Path, *, timeout: float, md5: str | None = No
         expected = int(length) if length and length.isdigit() else None
         if expected is not None and expected > max_bytes:
             response.close()
-            raise DataError(f"{url}: announces {expected:,} bytes (Content-Length); the archive "
-                            f"expected there is at most {max_bytes:,} bytes; not downloaded")
+            raise DataError(
+                f"{url}: announces {expected:,} bytes (Content-Length); the archive "
+                f"expected there is at most {max_bytes:,} bytes; not downloaded"
+            )
         md5_hash, sha_hash, received = hashlib.md5(), hashlib.sha256(), 0
-        with response, open(tmp["download"], "wb") as out, tqdm(
-            total=expected, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=f"download {dest.name}", disable=not progress,
-        ) as bar:
+        with (
+            response,
+            open(tmp["download"], "wb") as out,
+            tqdm(
+                total=expected,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=f"download {dest.name}",
+                disable=not progress,
+            ) as bar,
+        ):
             while True:
                 try:
                     chunk = response.read(_CHUNK)
@@ -225,8 +263,10 @@ def download(url: str, dest: str | Path, *, timeout: float, md5: str | None = No
                 sha_hash.update(chunk)
                 received += len(chunk)
                 if received > max_bytes:  # a server that sends more than it announced, or no length
-                    raise DataError(f"{url}: sent more than {max_bytes:,} bytes, the most the archive "
-                                    f"expected there can be; download stopped")
+                    raise DataError(
+                        f"{url}: sent more than {max_bytes:,} bytes, the most the archive "
+                        f"expected there can be; download stopped"
+                    )
                 bar.update(len(chunk))
         if expected is not None and received != expected:
             raise DataError(f"{url}: received {received} of {expected} bytes (connection closed early)")
@@ -297,7 +337,6 @@ def check_digests(where, digests: dict[str, str], expected: dict[str, str | None
 def identify(digests: dict, releases: list[Release]) -> Release | None:
     """The known release whose checksum matches `digests`, if any."""
     for release in releases:
-        if any(wanted is not None and digests.get(kind) == wanted
-               for kind, wanted in release.checksums.items()):
+        if any(wanted is not None and digests.get(kind) == wanted for kind, wanted in release.checksums.items()):
             return release
     return None

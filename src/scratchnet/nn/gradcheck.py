@@ -9,7 +9,7 @@ gradient is held to. In float32 (eps ~ 1e-7) rounding alone would exceed it, hen
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -38,8 +38,9 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5) -
     return grad
 
 
-def numerical_gradient_array(f: Callable[[], np.ndarray], x: np.ndarray, dout: np.ndarray,
-                             h: float = 1e-5) -> np.ndarray:
+def numerical_gradient_array(
+    f: Callable[[], np.ndarray], x: np.ndarray, dout: np.ndarray, h: float = 1e-5
+) -> np.ndarray:
     """d sum(f() * dout) / d x for an array-valued f() that reads x: what a layer's backward
     computes from an upstream gradient dout (shaped like f's output)."""
     _require_float64(x)
@@ -66,8 +67,7 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-8)))
 
 
-def check_model_gradients(model, X: np.ndarray, y: np.ndarray, reg: float = 0.0,
-                          h: float = 1e-5) -> dict[str, float]:
+def check_model_gradients(model, X: np.ndarray, y: np.ndarray, reg: float = 0.0, h: float = 1e-5) -> dict[str, float]:
     """rel_error between model.loss's analytic gradient and central differences, per param.
 
     model: a float64 Network (build_model(..., dtype=np.float64)); X: (N, D), y: (N,).

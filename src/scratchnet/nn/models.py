@@ -25,8 +25,14 @@ import numpy as np
 
 from ..files import atomic_paths
 from .init import INITS, init_weight
-from .layers import (affine_backward, affine_forward, relu_backward, relu_forward, scaled_affine_backward,
-                     scaled_affine_forward)
+from .layers import (
+    affine_backward,
+    affine_forward,
+    relu_backward,
+    relu_forward,
+    scaled_affine_backward,
+    scaled_affine_forward,
+)
 from .losses import l2_regularization, softmax, softmax_cross_entropy
 from .normalize import Normalizer
 
@@ -52,8 +58,13 @@ class Network:
     enters the program (params, loaded files, build_model), not on every mini-batch.
     """
 
-    def __init__(self, config: dict, params: dict[str, np.ndarray], metadata: dict | None = None,
-                 normalizer: Normalizer | None = None):
+    def __init__(
+        self,
+        config: dict,
+        params: dict[str, np.ndarray],
+        metadata: dict | None = None,
+        normalizer: Normalizer | None = None,
+    ):
         self.config = config
         self.params = params
         self.metadata = dict(metadata or {})
@@ -83,8 +94,10 @@ class Network:
 
     def __repr__(self) -> str:
         dims = [self.input_dim] + [self.params[f"W{i}"].shape[1] for i in range(1, self.num_layers + 1)]
-        return (f"Network(kind={self.config['kind']!r}, dims={'-'.join(map(str, dims))}, "
-                f"dtype={self.dtype}, normalize={getattr(self.normalizer, 'method', None)!r})")
+        return (
+            f"Network(kind={self.config['kind']!r}, dims={'-'.join(map(str, dims))}, "
+            f"dtype={self.dtype}, normalize={getattr(self.normalizer, 'method', None)!r})"
+        )
 
     # --- forward / backward ------------------------------------------------------------
     def _forward(self, X):
@@ -96,7 +109,7 @@ class Network:
             n = len(X)
             if n + 1 > len(self._xm):
                 self._xm = np.empty((n + 1, self.input_dim), self.dtype)
-            xm = self._xm[:n + 1]
+            xm = self._xm[: n + 1]
             shift, scale = self.normalizer.shift_and_scale(self.dtype)
             np.copyto(xm[:n], X)
             xm[n] = shift
@@ -142,7 +155,7 @@ class Network:
         n = len(X)
         out = np.empty(n, dtype=np.int64)
         for start in range(0, n, batch_size):
-            out[start:start + batch_size] = self.scores(X[start:start + batch_size]).argmax(axis=1)
+            out[start : start + batch_size] = self.scores(X[start : start + batch_size]).argmax(axis=1)
         return out
 
     def forward_backward(self, X, y, reg: float = 0.0):
@@ -211,8 +224,13 @@ class Network:
             "__metadata__": np.array(meta_json),
         }
         if self.normalizer is not None:
-            arrays.update({"__normalize__": np.array(self.normalizer.method),
-                           "__input_mean__": self.normalizer.mean, "__input_std__": self.normalizer.std})
+            arrays.update(
+                {
+                    "__normalize__": np.array(self.normalizer.method),
+                    "__input_mean__": self.normalizer.mean,
+                    "__input_std__": self.normalizer.std,
+                }
+            )
         with atomic_paths({"model": path}) as tmp:
             with open(tmp["model"], "wb") as f:  # a file object: given a name, np.savez appends ".npz"
                 np.savez(f, **arrays)
@@ -228,8 +246,9 @@ def _normalise_config(config) -> tuple[dict, list[int]]:
     allowed = {"kind", *DEFAULTS, *_KIND_KEYS[kind]}
     unknown = sorted(set(config) - allowed)
     if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(unknown)} in {kind} model config; "
-                         f"allowed: {', '.join(sorted(allowed))}")
+        raise ValueError(
+            f"unknown key(s) {', '.join(unknown)} in {kind} model config; allowed: {', '.join(sorted(allowed))}"
+        )
     missing = [k for k in _KIND_KEYS[kind] if k not in config]
     if missing:
         raise ValueError(f"{kind} model config needs {', '.join(missing)}")
@@ -266,8 +285,14 @@ def _float_dtype(dtype) -> np.dtype:
     return dtype
 
 
-def build_model(config: dict, input_dim: int = 3072, num_classes: int = 10, seed: int = 0,
-                dtype=np.float32, normalizer: Normalizer | None = None) -> Network:
+def build_model(
+    config: dict,
+    input_dim: int = 3072,
+    num_classes: int = 10,
+    seed: int = 0,
+    dtype=np.float32,
+    normalizer: Normalizer | None = None,
+) -> Network:
     """A freshly initialised Network.
 
     config: {"kind": "softmax"|"twolayer"|"mlp", "hidden_dim": int (twolayer),
@@ -319,15 +344,15 @@ def load_model(path) -> Network:
     normalizer = None
     if "__normalize__" in arrays:
         try:
-            normalizer = Normalizer(str(arrays.pop("__normalize__")), arrays.pop("__input_mean__"),
-                                    arrays.pop("__input_std__"))
+            normalizer = Normalizer(
+                str(arrays.pop("__normalize__")), arrays.pop("__input_mean__"), arrays.pop("__input_std__")
+            )
         except (KeyError, ValueError) as err:
             raise ValueError(f"{path}: missing or corrupt input normalizer: {err}") from None
     num_layers = len(hidden) + 1
     expected = {f"{p}{i}" for i in range(1, num_layers + 1) for p in "Wb"}
     if set(arrays) != expected:
-        raise ValueError(f"{path}: params {sorted(arrays)} do not match a {config['kind']} model "
-                         f"({sorted(expected)})")
+        raise ValueError(f"{path}: params {sorted(arrays)} do not match a {config['kind']} model ({sorted(expected)})")
     dims = [arrays["W1"].shape[0], *hidden, arrays[f"W{num_layers}"].shape[-1]]
     dtype = arrays["W1"].dtype
     for i in range(1, num_layers + 1):
@@ -335,8 +360,7 @@ def load_model(path) -> Network:
         if w.shape != (dims[i - 1], dims[i]) or b.shape != (dims[i],):
             raise ValueError(f"{path}: W{i} {w.shape} / b{i} {b.shape} do not fit layer sizes {dims}")
         if w.dtype != dtype or b.dtype != dtype:
-            raise ValueError(f"{path}: params must share one dtype; W1 is {dtype}, W{i}/b{i} are "
-                             f"{w.dtype}/{b.dtype}")
+            raise ValueError(f"{path}: params must share one dtype; W1 is {dtype}, W{i}/b{i} are {w.dtype}/{b.dtype}")
     try:
         _float_dtype(dtype)
     except ValueError as err:
@@ -344,4 +368,3 @@ def load_model(path) -> Network:
     if normalizer is not None and normalizer.dim != dims[0]:
         raise ValueError(f"{path}: the input normalizer has {normalizer.dim} entries; W1 takes {dims[0]} inputs")
     return Network(config, arrays, metadata, normalizer)
-

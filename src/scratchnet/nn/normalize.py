@@ -37,14 +37,14 @@ class Normalizer:
         mean = np.asarray(mean, dtype=np.float64)
         std = np.asarray(std, dtype=np.float64)
         if mean.ndim != 1 or std.shape != mean.shape or not (np.isfinite(mean).all() and np.isfinite(std).all()):
-            raise ValueError(f"normaliser statistics must be finite (D,) arrays of one shape; "
-                             f"got mean {mean.shape}, std {std.shape}")
+            raise ValueError(
+                f"normaliser statistics must be finite (D,) arrays of one shape; got mean {mean.shape}, std {std.shape}"
+            )
         self.method, self.mean, self.std = method, mean, std
         scale = np.full_like(mean, 255.0) if method == "mean" else np.maximum(std, MIN_STD)
         # Precomputed per dtype: a multiply is cheaper than a divide, and the float32 constants
         # keep a float32 batch float32 (a float64 constant would upcast every batch).
-        self._constants = {np.dtype(t): (mean.astype(t), (1.0 / scale).astype(t))
-                           for t in (np.float32, np.float64)}
+        self._constants = {np.dtype(t): (mean.astype(t), (1.0 / scale).astype(t)) for t in (np.float32, np.float64)}
 
     def shift_and_scale(self, dtype=np.float32):
         """(m, s) with x' = (x - m) * s, in `dtype`: m (D,) the mean in pixel units; s the Python
@@ -79,8 +79,12 @@ class Normalizer:
         return dout * self._constants[dout.dtype][1]
 
     def __eq__(self, other) -> bool:
-        return (isinstance(other, Normalizer) and self.method == other.method
-                and np.array_equal(self.mean, other.mean) and np.array_equal(self.std, other.std))
+        return (
+            isinstance(other, Normalizer)
+            and self.method == other.method
+            and np.array_equal(self.mean, other.mean)
+            and np.array_equal(self.std, other.std)
+        )
 
     def __repr__(self) -> str:
         return f"Normalizer({self.method!r}, D={self.dim})"

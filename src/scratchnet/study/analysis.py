@@ -63,8 +63,15 @@ def row_of(value, records: list[dict], is_baseline: bool = False, metric=test_ac
     xs = [x for r in records if not r["diverged"] and is_number(x := metric(r))]
     mean = statistics.fmean(xs) if xs else None
     std = statistics.stdev(xs) if len(xs) > 1 else 0.0 if xs else None
-    return SweepRow(value, mean, std, len(records), len(records) - len(xs), is_baseline,
-                    tuple(Diverged(r["seed"], r.get("diverged_epoch")) for r in records if r["diverged"]))
+    return SweepRow(
+        value,
+        mean,
+        std,
+        len(records),
+        len(records) - len(xs),
+        is_baseline,
+        tuple(Diverged(r["seed"], r.get("diverged_epoch")) for r in records if r["diverged"]),
+    )
 
 
 def is_number(value) -> bool:
@@ -151,8 +158,16 @@ def judge(rows: list[SweepRow], noise_std: float | None = None) -> Verdict:
     worst = min(scored, key=lambda r: r.mean)
     spread = best.mean - worst.mean
     within = None if noise is None or len(scored) < 2 else spread <= noise
-    return Verdict(best, worst, sum(1 for r in scored if r.mean == best.mean), spread, pooled, noise, within,
-                   trend([r.value for r in scored], [r.mean for r in scored]))
+    return Verdict(
+        best,
+        worst,
+        sum(1 for r in scored if r.mean == best.mean),
+        spread,
+        pooled,
+        noise,
+        within,
+        trend([r.value for r in scored], [r.mean for r in scored]),
+    )
 
 
 TREND_PHRASES = {
@@ -222,8 +237,9 @@ class Robustness:
         return "both" if more and less else "more robust" if more else "less robust"
 
 
-def robustness_of(accuracy: list[SweepRow], accuracy_noise: float | None,
-                  records: list[list[dict]]) -> Robustness | None:
+def robustness_of(
+    accuracy: list[SweepRow], accuracy_noise: float | None, records: list[list[dict]]
+) -> Robustness | None:
     """A sweep's robustness from its rows of test accuracy (and that sweep's noise) and each
     row's seed records (record["robustness"]: n, targeted, untargeted, median_budget, or None).
     None: not measured (no record has robustness, and not every run diverged)."""
@@ -238,9 +254,13 @@ def robustness_of(accuracy: list[SweepRow], accuracy_noise: float | None,
     budget = [row_of(a.value, rs, a.is_baseline, number("median_budget")) for a, rs in zip(accuracy, records)]
     verdict = judge(fooled)
     base = next((i for i, r in enumerate(accuracy) if r.is_baseline), None)
-    effects = [Effect(a.value, change(a, accuracy[base], accuracy_noise), change(f, fooled[base], verdict.noise))
-               if base is not None else Effect(a.value, None, None)
-               for i, (a, f) in enumerate(zip(accuracy, fooled)) if i != base]
+    effects = [
+        Effect(a.value, change(a, accuracy[base], accuracy_noise), change(f, fooled[base], verdict.noise))
+        if base is not None
+        else Effect(a.value, None, None)
+        for i, (a, f) in enumerate(zip(accuracy, fooled))
+        if i != base
+    ]
     return Robustness(fooled, budget, verdict, effects)
 
 

@@ -16,8 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from scratchnet.attacks import (
-    NORMS, ClassAttack, FoolingExample, SweepResult, attack_class, choose_targets, robustness,
-    robustness_sweep, sample_correct,
+    NORMS,
+    ClassAttack,
+    FoolingExample,
+    SweepResult,
+    attack_class,
+    choose_targets,
+    robustness_sweep,
+    sample_correct,
 )
 
 SWEEP_COLUMNS = ("norm", "epsilon", "mode", "success_rate", "median_l2", "n")  # sweep_rows
@@ -34,8 +40,10 @@ def _finite(value) -> float | None:
 def sweep_metrics(sweep: SweepResult) -> dict[str, float | None]:
     """One sweep's MLflow metrics: success_eps_<epsilon> for each epsilon, the median minimal
     epsilon and the median smallest L2 of the fooled images; None where a value is not finite."""
-    section = {f"success_eps_{np.format_float_positional(e, trim='-')}": _finite(r)
-               for e, r in zip(sweep.epsilons, sweep.success_rate)}
+    section = {
+        f"success_eps_{np.format_float_positional(e, trim='-')}": _finite(r)
+        for e, r in zip(sweep.epsilons, sweep.success_rate)
+    }
     section["median_min_epsilon"] = _finite(sweep.median_min_epsilon)
     section["median_l2"] = _finite(sweep.median_l2[-1])  # at the largest budget: every fooled image
     return section
@@ -43,9 +51,17 @@ def sweep_metrics(sweep: SweepResult) -> dict[str, float | None]:
 
 def sweep_rows(sweep: SweepResult) -> list[dict]:
     """One row per epsilon, SWEEP_COLUMNS (layout.ATTACK_SWEEP_CSV)."""
-    return [{"norm": sweep.norm, "epsilon": float(eps), "mode": sweep.mode, "success_rate": float(rate),
-             "median_l2": float(l2), "n": sweep.n}
-            for eps, rate, l2 in zip(sweep.epsilons, sweep.success_rate, sweep.median_l2)]
+    return [
+        {
+            "norm": sweep.norm,
+            "epsilon": float(eps),
+            "mode": sweep.mode,
+            "success_rate": float(rate),
+            "median_l2": float(l2),
+            "n": sweep.n,
+        }
+        for eps, rate, l2 in zip(sweep.epsilons, sweep.success_rate, sweep.median_l2)
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,23 +132,36 @@ def example_sentence(record: dict) -> str:
     true, target, steps = record["true_class"], record["target_class"], int(record["steps"])
     label = NORMS[record["norm"]].label if record["norm"] in NORMS else record["norm"]
     epsilon = float(record["epsilon"])
-    attack = (f"one targeted {label} step of {epsilon:g}" if steps == 1 else
-              f"{steps} targeted {label} steps of {epsilon:g} in total")
-    text = (f"**{record['fooled_count']} of {record['attacked']}** correctly classified {true} test images "
-            f"({_pct(record['share'])}) are fooled by {attack} toward {target}.")
+    attack = (
+        f"one targeted {label} step of {epsilon:g}"
+        if steps == 1
+        else f"{steps} targeted {label} steps of {epsilon:g} in total"
+    )
+    text = (
+        f"**{record['fooled_count']} of {record['attacked']}** correctly classified {true} test images "
+        f"({_pct(record['share'])}) are fooled by {attack} toward {target}."
+    )
     first = record["first_correct"]
     if record["shown"] == "first fooled":
         before = record["before"]
-        came = ("the first correctly classified one" if before == 0 else
-                f"1 correctly classified {true} image comes before it" if before == 1 else
-                f"{before} correctly classified {true} images come before it")
-        text += (f" The first, test image {record['index']} ({came}), goes from {_image(record, 'pred_before')} "
-                 f"to {_image(record, 'pred_after')}.")
+        came = (
+            "the first correctly classified one"
+            if before == 0
+            else f"1 correctly classified {true} image comes before it"
+            if before == 1
+            else f"{before} correctly classified {true} images come before it"
+        )
+        text += (
+            f" The first, test image {record['index']} ({came}), goes from {_image(record, 'pred_before')} "
+            f"to {_image(record, 'pred_after')}."
+        )
         if before == 0:
             return text
     outcome = "fooled" if first["fooled"] else "not fooled"
-    return text + (f" The study's image, the first correctly classified {true}, test image {first['index']}, "
-                   f"is {outcome}: {_image(first, 'pred_after')}.")
+    return text + (
+        f" The study's image, the first correctly classified {true}, test image {first['index']}, "
+        f"is {outcome}: {_image(first, 'pred_after')}."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,8 +186,9 @@ class AttackStudy:
         example.json and the MLflow run (details(): example.share), not here: a sixth headline
         metric widens the README's `dvc exp show` to 127 columns (measured), past 120."""
         norm, epsilon = self.headline_budget
-        rates = [float(s.success_rate[list(s.epsilons).index(epsilon)])
-                 for s in self.sweeps if s.targeted and s.norm == norm]
+        rates = [
+            float(s.success_rate[list(s.epsilons).index(epsilon)]) for s in self.sweeps if s.targeted and s.norm == norm
+        ]
         return {"fooled": round(rates[0], 4) if rates and not math.isnan(rates[0]) else None}
 
     def rows(self) -> list[dict]:
@@ -170,10 +200,18 @@ class AttackStudy:
         test_acc, sample_size, the example's (the shown image's, and the class-wide share), and
         each sweep's metrics (sweep_metrics, the full curves) by mode and norm."""
         ex = self.example.first_fooled or self.example.first_correct
-        out: dict = {"test_acc": self.test_acc, "sample_size": int(self.sample.size),
-                     "example": {"share": self.example.share, "attacked": self.example.n,
-                                 "fooled": ex.fooled, "l2": ex.l2, "linf": ex.linf,
-                                 "confidence": float(ex.probs_after[ex.target_label])}}
+        out: dict = {
+            "test_acc": self.test_acc,
+            "sample_size": int(self.sample.size),
+            "example": {
+                "share": self.example.share,
+                "attacked": self.example.n,
+                "fooled": ex.fooled,
+                "l2": ex.l2,
+                "linf": ex.linf,
+                "confidence": float(ex.probs_after[ex.target_label]),
+            },
+        }
         for sweep in self.sweeps:
             out.setdefault(sweep.mode, {})[sweep.norm] = sweep_metrics(sweep)
         return out
@@ -181,13 +219,25 @@ class AttackStudy:
     def plot_rows(self, norm: str) -> list[dict]:
         """[{epsilon, targeted, untargeted}] success rates of one norm, one row per epsilon."""
         by_mode = {s.mode: s for s in self.sweeps if s.norm == norm}
-        return [{"epsilon": float(e), "targeted": float(t), "untargeted": float(u)} for e, t, u in
-                zip(by_mode["targeted"].epsilons, by_mode["targeted"].success_rate,
-                    by_mode["untargeted"].success_rate)]
+        return [
+            {"epsilon": float(e), "targeted": float(t), "untargeted": float(u)}
+            for e, t, u in zip(
+                by_mode["targeted"].epsilons, by_mode["targeted"].success_rate, by_mode["untargeted"].success_rate
+            )
+        ]
 
 
-def attack_study(model, images: np.ndarray, labels: np.ndarray, *, true_label: int,
-                 target_label: int, example: dict, sweep: dict, log=print) -> AttackStudy:
+def attack_study(
+    model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    true_label: int,
+    target_label: int,
+    example: dict,
+    sweep: dict,
+    log=print,
+) -> AttackStudy:
     """The study's example and the robustness sweeps against `model`, on test images.
 
     images: (N, 32, 32, 3) uint8 test pixels; labels: (N,) int64 classes. example, sweep:
@@ -198,10 +248,20 @@ def attack_study(model, images: np.ndarray, labels: np.ndarray, *, true_label: i
     study's budget is measured rather than read off a neighbouring epsilon. log(line) reports.
     """
     predictions = model.predict(images.reshape(len(images), -1))
-    found = attack_class(model, images, labels, true_label=true_label, target_label=target_label,
-                         norm=example["norm"], epsilon=example["epsilon"], steps=example["steps"])
-    log(f"attack: the example's attack fools {found.fooled_count} of {found.n} correctly classified "
-        f"images of class {true_label} ({_pct(found.share)})")
+    found = attack_class(
+        model,
+        images,
+        labels,
+        true_label=true_label,
+        target_label=target_label,
+        norm=example["norm"],
+        epsilon=example["epsilon"],
+        steps=example["steps"],
+    )
+    log(
+        f"attack: the example's attack fools {found.fooled_count} of {found.n} correctly classified "
+        f"images of class {true_label} ({_pct(found.share)})"
+    )
     sample = sample_correct(predictions, labels, sweep["sample_size"], sweep["seed"])
     targets = choose_targets(labels[sample], sweep["target"], model.num_classes, sweep["seed"])
     sweeps = []
@@ -209,15 +269,25 @@ def attack_study(model, images: np.ndarray, labels: np.ndarray, *, true_label: i
         extra = [float(example["epsilon"])] if norm == example["norm"] else []
         for targeted in (True, False):
             result = robustness_sweep(
-                model, images[sample], targets if targeted else labels[sample], norm=norm,
-                epsilons=sorted(set(grid) | set(extra)), steps=sweep["steps"],
-                step_fraction=sweep["step_fraction"], targeted=targeted,
+                model,
+                images[sample],
+                targets if targeted else labels[sample],
+                norm=norm,
+                epsilons=sorted(set(grid) | set(extra)),
+                steps=sweep["steps"],
+                step_fraction=sweep["step_fraction"],
+                targeted=targeted,
             )
             sweeps.append(result)
             rates = ", ".join(f"{e:g}: {r:.2f}" for e, r in zip(result.epsilons, result.success_rate))
             log(f"attack: {result.mode} {norm} success by epsilon {{{rates}}}")
-    return AttackStudy(test_acc=float(np.mean(predictions == labels)), example=found, sample=sample,
-                       sweeps=sweeps, headline_budget=(example["norm"], float(example["epsilon"])))
+    return AttackStudy(
+        test_acc=float(np.mean(predictions == labels)),
+        example=found,
+        sample=sample,
+        sweeps=sweeps,
+        headline_budget=(example["norm"], float(example["epsilon"])),
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,8 +36,9 @@ import ast
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 try:
     import fcntl
@@ -132,8 +133,11 @@ def blas_identity() -> list[dict]:
     """The BLAS libraries this process has loaded (threadpoolctl): internal API (openblas, mkl,
     blis), version and the CPU architecture its kernels were chosen for; not the path, which
     differs between two installs of the same library."""
-    libraries = [{k: lib.get(k) for k in ("internal_api", "version", "architecture")}
-                 for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    libraries = [
+        {k: lib.get(k) for k in ("internal_api", "version", "architecture")}
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
     return sorted(libraries, key=_canonical)
 
 
@@ -142,8 +146,7 @@ def numeric_environment() -> dict:
     return {"numpy": np.__version__, "blas": blas_identity()}
 
 
-def code_hash(run_function: Callable | None = None, *, package: Path = PACKAGE,
-              environment: dict | None = None) -> str:
+def code_hash(run_function: Callable | None = None, *, package: Path = PACKAGE, environment: dict | None = None) -> str:
     """sha256 over the source of `run_function`'s module's import closure (sorted by module
     name; default: classifier.train_run, what the sweep's workers run) and the numerical
     environment (numeric_environment() unless given)."""
@@ -163,8 +166,7 @@ def data_identity(arrays_sha256: str, preprocess: dict, stats_path: Path | str |
     """What the training arrays are: the raw arrays' checksum (provenance.json arrays_sha256),
     the preprocess params and the sha256 of the normalisation statistics file."""
     stats = _sha256(Path(stats_path).read_bytes()) if stats_path is not None else None
-    return _sha256(_canonical({"arrays_sha256": arrays_sha256, "preprocess": preprocess,
-                               "stats": stats}))
+    return _sha256(_canonical({"arrays_sha256": arrays_sha256, "preprocess": preprocess, "stats": stats}))
 
 
 def project_data_identity(params: dict, root: Path | str = ".") -> str:
@@ -175,13 +177,11 @@ def project_data_identity(params: dict, root: Path | str = ".") -> str:
     return data_identity(provenance["arrays_sha256"], params["preprocess"], root / layout.STATS)
 
 
-def run_key(model: str, config: dict, seed: int, data: str, code: str,
-            robustness: dict | None = None) -> str:
+def run_key(model: str, config: dict, seed: int, data: str, code: str, robustness: dict | None = None) -> str:
     """64 hex digits naming one run's numbers: model, full config (epochs included), seed,
     data_identity, code_hash, and robustness (classifier.robustness_key) only when measured."""
     measured = {} if robustness is None else {"robustness": robustness}
-    return _sha256(_canonical({"model": model, "config": config, "seed": seed, "data": data,
-                               "code": code, **measured}))
+    return _sha256(_canonical({"model": model, "config": config, "seed": seed, "data": data, "code": code, **measured}))
 
 
 # ---------------------------------------------------------------------------- the cache
@@ -195,8 +195,7 @@ class RunCache:
 
     def __init__(self, root: Path | str | None = None, *, retrain: bool | None = None):
         self.root = Path(root if root is not None else cache_root()).absolute()
-        self.retrain = (os.environ.get("SCRATCHNET_RETRAIN", "") not in ("", "0")
-                        if retrain is None else retrain)
+        self.retrain = os.environ.get("SCRATCHNET_RETRAIN", "") not in ("", "0") if retrain is None else retrain
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.json"
@@ -212,8 +211,13 @@ class RunCache:
             record, facts = entry["record"], entry["facts"]
         except (OSError, ValueError, TypeError, KeyError):
             return None
-        if not isinstance(record, dict) or not isinstance(facts, dict) or record.get("key") != key \
-                or any(f not in record for f in RECORD_FIELDS) or any(f not in facts for f in FACT_FIELDS):
+        if (
+            not isinstance(record, dict)
+            or not isinstance(facts, dict)
+            or record.get("key") != key
+            or any(f not in record for f in RECORD_FIELDS)
+            or any(f not in facts for f in FACT_FIELDS)
+        ):
             return None
         return record, facts
 

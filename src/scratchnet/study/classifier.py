@@ -27,8 +27,7 @@ from scratchnet.nn import Normalizer, build_model
 from scratchnet.study.params import model_config
 from scratchnet.training import TrainResult, accuracy, train
 
-RECORD_FIELDS = ("key", "seed", "test_acc", "final_val_acc", "diverged", "diverged_epoch", "history",
-                 "robustness")
+RECORD_FIELDS = ("key", "seed", "test_acc", "final_val_acc", "diverged", "diverged_epoch", "history", "robustness")
 FACT_FIELDS = ("started", "ended", "worker")
 
 
@@ -70,8 +69,9 @@ def run_robustness(model, test: tuple, section: dict | None, *, diverged: bool) 
     return attacks.robustness(model, X, y, **args)
 
 
-def run_record(*, key: str | None, seed: int, result: TrainResult, test_acc: float | None,
-               robust: dict | None = None) -> dict:
+def run_record(
+    *, key: str | None, seed: int, result: TrainResult, test_acc: float | None, robust: dict | None = None
+) -> dict:
     """The record of one finished run (RECORD_FIELDS): key is its run-cache key, result the
     training's TrainResult, test_acc None when it diverged, robust its run_robustness."""
     return {
@@ -91,9 +91,18 @@ def here() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def train_classifier(model_name: str, config: dict, seed: int, splits: dict, *, key: str | None = None,
-                     worker: str | None = None, progress: bool = True, desc: str | None = None,
-                     robustness: dict | None = None):
+def train_classifier(
+    model_name: str,
+    config: dict,
+    seed: int,
+    splits: dict,
+    *,
+    key: str | None = None,
+    worker: str | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+    robustness: dict | None = None,
+):
     """Builds and trains one network from `seed` and tests it; no tracking, no files.
 
     config: every hyper-parameter of the run (params.run_config), epochs included. splits:
@@ -115,13 +124,23 @@ def train_classifier(model_name: str, config: dict, seed: int, splits: dict, *, 
         arch = model_config({model_name: config}, model_name)
         stats = splits.get("stats")
         normalizer = None if stats is None else Normalizer(config["normalize"], stats.mean, stats.std)
-        model = build_model(arch, input_dim=X_train.shape[1], num_classes=int(y_train.max()) + 1, seed=seed,
-                            normalizer=normalizer)
+        model = build_model(
+            arch, input_dim=X_train.shape[1], num_classes=int(y_train.max()) + 1, seed=seed, normalizer=normalizer
+        )
         result = train(
-            model, X_train, y_train, X_val, y_val,
-            epochs=config["epochs"], lr=config["lr"], lr_decay=config["lr_decay"],
-            batch_size=config["batch_size"], reg=config["reg"], seed=seed,
-            progress=progress, desc=desc,
+            model,
+            X_train,
+            y_train,
+            X_val,
+            y_val,
+            epochs=config["epochs"],
+            lr=config["lr"],
+            lr_decay=config["lr_decay"],
+            batch_size=config["batch_size"],
+            reg=config["reg"],
+            seed=seed,
+            progress=progress,
+            desc=desc,
         )
         test_acc = None if result.diverged else accuracy(model, X_test, y_test)
         robust = run_robustness(model, (X_test, y_test), robustness, diverged=result.diverged)
@@ -133,6 +152,7 @@ def train_classifier(model_name: str, config: dict, seed: int, splits: dict, *, 
 def train_run(spec: RunSpec, splits: dict, key: str, worker: str) -> tuple[dict, dict]:
     """train_classifier for one run of a sweep, with no progress bar. (record, facts): workers
     keep no network."""
-    record, facts, _ = train_classifier(spec.model, spec.config, spec.seed, splits, key=key,
-                                        worker=worker, progress=False, robustness=spec.robustness)
+    record, facts, _ = train_classifier(
+        spec.model, spec.config, spec.seed, splits, key=key, worker=worker, progress=False, robustness=spec.robustness
+    )
     return record, facts

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any, Callable, Collection, Sequence
+from typing import Any
 
 from scratchnet.errors import UserError
 
@@ -34,7 +35,8 @@ def check_argv(argv: Sequence[str], choices: Sequence[Collection[str] | None], u
     each is among its entry's values (None: any value); else UsageError showing `usage`."""
     script = Path(sys.argv[0]).as_posix() if sys.argv and sys.argv[0] else "<stage>.py"
     wrong = len(argv) != len(choices) or any(
-        allowed is not None and value not in allowed for value, allowed in zip(argv, choices))
+        allowed is not None and value not in allowed for value, allowed in zip(argv, choices)
+    )
     if wrong:
         given = " ".join(argv) or "no arguments"
         raise UsageError(f"usage: python {script} {usage}".rstrip() + f" (got: {given})")
@@ -46,11 +48,7 @@ def debugging() -> bool:
 
 
 def stage_main(
-    stage: str,
-    main: Callable[..., Any],
-    *,
-    usage: str = "",
-    choices: Sequence[Collection[str] | None] = (),
+    stage: str, main: Callable[..., Any], *, usage: str = "", choices: Sequence[Collection[str] | None] = ()
 ) -> None:
     """Runs `main(*sys.argv[1:])` as the stage named `stage`.
 

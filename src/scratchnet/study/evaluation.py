@@ -34,8 +34,19 @@ import pandas as pd
 from scratchnet.errors import MissingInputError
 from scratchnet.files import read_json
 from scratchnet.study import layout
-from scratchnet.study.analysis import (NOISE_FACTOR, Robustness, SweepRow, Verdict, is_number, judge, noise_threshold,
-                                       ordered, robustness_of, robustness_ranking, row_of)
+from scratchnet.study.analysis import (
+    NOISE_FACTOR,
+    Robustness,
+    SweepRow,
+    Verdict,
+    is_number,
+    judge,
+    noise_threshold,
+    ordered,
+    robustness_of,
+    robustness_ranking,
+    row_of,
+)
 from scratchnet.study.params import BASELINE, REGISTRY, ablation_entries, parse_entry
 from scratchnet.study.reproduction import Comparison, Distance, compare, distance
 
@@ -122,8 +133,10 @@ def read_result(rel: Path, root: Path = Path(".")) -> dict:
 
 def ablation_results(params: dict, root: Path = Path(".")) -> dict[str, dict[str, dict]]:
     """model -> entry -> the ablate stage's JSON for it (all seeds inside)."""
-    return {model: {entry: read_result(layout.ablate_run(model, entry), root) for entry in ablation_entries(params, model)}
-            for model in params["models"]}
+    return {
+        model: {entry: read_result(layout.ablate_run(model, entry), root) for entry in ablation_entries(params, model)}
+        for model in params["models"]
+    }
 
 
 def model_sweeps(params: dict, model: str, results: dict[str, dict]) -> dict[str, list[tuple[SweepRow, list[dict]]]]:
@@ -136,8 +149,10 @@ def model_sweeps(params: dict, model: str, results: dict[str, dict]) -> dict[str
         if key is not None:
             sweeps.setdefault(key, [(row_of(params[model][key], base, True), base)])
             sweeps[key].append((row_of(value, results[entry]["seeds"]), results[entry]["seeds"]))
-    return {key: [next(p for p in pairs if p[0] is r) for r in ordered([r for r, _ in pairs])]
-            for key, pairs in sweeps.items()}
+    return {
+        key: [next(p for p in pairs if p[0] is r) for r in ordered([r for r, _ in pairs])]
+        for key, pairs in sweeps.items()
+    }
 
 
 def build_summary(params: dict, results: dict[str, dict[str, dict]], train: dict[str, dict], study: dict) -> Summary:
@@ -151,8 +166,9 @@ def build_summary(params: dict, results: dict[str, dict[str, dict]], train: dict
             rows = [r for r, _ in pairs]
             verdict = judge(rows)
             comparison = compare(model, param, rows, verdict, tables[param]) if param in tables else None
-            sweeps[param] = Sweep(param, rows, verdict, comparison,
-                                  robustness_of(rows, verdict.noise, [records for _, records in pairs]))
+            sweeps[param] = Sweep(
+                param, rows, verdict, comparison, robustness_of(rows, verdict.noise, [records for _, records in pairs])
+            )
         distance_sweeps += [(model, p, t, sweeps[p].study if p in sweeps else None) for p, t in tables.items()]
         test_acc = train[model]["seeds"][0]["test_acc"]
         baseline = row_of(None, results[model][BASELINE]["seeds"], True)
@@ -161,13 +177,25 @@ def build_summary(params: dict, results: dict[str, dict[str, dict]], train: dict
         noise = noise_threshold(baseline.std) if baseline.n_converged >= 2 else None
         kind = REGISTRY[model]
         models[model] = ModelSummary(
-            model, kind.title, kind.part, test_acc, baseline, study_acc, diff, noise,
-            None if diff is None or noise is None else abs(diff) <= noise, sweeps,
-            {k: theirs[k] for k in ("baseline", "ablation_epochs") if k in theirs} if theirs else None)
-    return Summary(NOISE_FACTOR, models, distance(distance_sweeps),
-                   {k: study[k] for k in ("title", "source", "fit", "attack") if k in study},
-                   robustness_ranking([(m, s.param, s.robustness) for m, ms in models.items()
-                                       for s in ms.sweeps.values()]))
+            model,
+            kind.title,
+            kind.part,
+            test_acc,
+            baseline,
+            study_acc,
+            diff,
+            noise,
+            None if diff is None or noise is None else abs(diff) <= noise,
+            sweeps,
+            {k: theirs[k] for k in ("baseline", "ablation_epochs") if k in theirs} if theirs else None,
+        )
+    return Summary(
+        NOISE_FACTOR,
+        models,
+        distance(distance_sweeps),
+        {k: study[k] for k in ("title", "source", "fit", "attack") if k in study},
+        robustness_ranking([(m, s.param, s.robustness) for m, ms in models.items() for s in ms.sweeps.values()]),
+    )
 
 
 # ------------------------------------------------------------------------------ JSON, typed
@@ -204,25 +232,45 @@ def summary_from_json(data: dict) -> Summary:
 
 # ------------------------------------------------------------------------------ tables, metrics
 
-RUN_COLUMNS = ["model", "run", "param", "value", "seed", "test_acc", "final_val_acc", "diverged",
-               "diverged_epoch", "key"]
-SUMMARY_COLUMNS = ["model", "param", "value", "is_baseline", "n_seeds", "test_acc_mean", "test_acc_std",
-                   "n_diverged"]
+RUN_COLUMNS = [
+    "model",
+    "run",
+    "param",
+    "value",
+    "seed",
+    "test_acc",
+    "final_val_acc",
+    "diverged",
+    "diverged_epoch",
+    "key",
+]
+SUMMARY_COLUMNS = ["model", "param", "value", "is_baseline", "n_seeds", "test_acc_mean", "test_acc_std", "n_diverged"]
 
 
 def runs_frame(results: dict[str, dict[str, dict]]) -> pd.DataFrame:
     """One row per (model, entry, seed): the raw numbers, each run named by its run key."""
-    rows = [{"model": model, "run": entry, "param": result["param"], "value": result["value"],
-             **{k: rec.get(k) for k in RUN_COLUMNS[4:]}}
-            for model, by_entry in results.items() for entry, result in by_entry.items()
-            for rec in result["seeds"]]
+    rows = [
+        {
+            "model": model,
+            "run": entry,
+            "param": result["param"],
+            "value": result["value"],
+            **{k: rec.get(k) for k in RUN_COLUMNS[4:]},
+        }
+        for model, by_entry in results.items()
+        for entry, result in by_entry.items()
+        for rec in result["seeds"]
+    ]
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
 def summary_frame(summary: Summary) -> pd.DataFrame:
     """The rows as layout.ABLATION_SUMMARY_CSV's table: one row per (model, param, value)."""
-    rows = [[model, sweep.param, r.value, r.is_baseline, r.n_seeds, r.mean, r.std, r.n_diverged]
-            for model, sweep in summary.sweeps() for r in sweep.rows]
+    rows = [
+        [model, sweep.param, r.value, r.is_baseline, r.n_seeds, r.mean, r.std, r.n_diverged]
+        for model, sweep in summary.sweeps()
+        for r in sweep.rows
+    ]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -231,14 +279,23 @@ def markdown_tables(summary: Summary) -> str:
     attack success mean ± std (where measured)."""
     parts = []
     for model, sweep in summary.sweeps():
-        table = pd.DataFrame({
-            sweep.param: [value_text(r.value) + (" (baseline)" if r.is_baseline else "") for r in sweep.rows],
-            "test acc (mean ± std)": [mean_std_text(r.mean, r.std) for r in sweep.rows],
-            "seeds": [r.n_seeds for r in sweep.rows],
-            "diverged": [r.n_diverged for r in sweep.rows],
-            **({"targeted attack success (mean ± std)": [mean_std_text(f.mean, f.std) for f in sweep.robustness.fooled]}
-               if sweep.robustness else {}),
-        })
+        table = pd.DataFrame(
+            {
+                sweep.param: [value_text(r.value) + (" (baseline)" if r.is_baseline else "") for r in sweep.rows],
+                "test acc (mean ± std)": [mean_std_text(r.mean, r.std) for r in sweep.rows],
+                "seeds": [r.n_seeds for r in sweep.rows],
+                "diverged": [r.n_diverged for r in sweep.rows],
+                **(
+                    {
+                        "targeted attack success (mean ± std)": [
+                            mean_std_text(f.mean, f.std) for f in sweep.robustness.fooled
+                        ]
+                    }
+                    if sweep.robustness
+                    else {}
+                ),
+            }
+        )
         parts.append(f"### {model}: {sweep.param}\n\n{table.to_markdown(index=False)}\n")
     return "\n".join(parts)
 
@@ -249,12 +306,16 @@ def headline_metrics(summary: Summary) -> dict:
     compared ablation entry (fraction of 1; None when none is compared); `agree`, how many sweeps
     agree with the study's best value. Short names, so `dvc exp show --only-changed` fits 120
     columns beside the params an experiment changed."""
+
     def rounded(value: float | None) -> float | None:
         # 4 decimals (0.01 of a point) is finer than any seed noise, and keeps the table narrow
         return None if value is None else round(value, 4)
 
-    return {"acc": {model: rounded(m.test_acc) for model, m in summary.models.items()},
-            "gap": rounded(summary.distance.mean_abs), "agree": summary.distance.agree_best}
+    return {
+        "acc": {model: rounded(m.test_acc) for model, m in summary.models.items()},
+        "gap": rounded(summary.distance.mean_abs),
+        "agree": summary.distance.agree_best,
+    }
 
 
 def summary_line(summary: Summary) -> str:
@@ -264,7 +325,9 @@ def summary_line(summary: Summary) -> str:
     if dist.mean_abs is None:
         return f"test accuracy {accs}; no entry to compare with the study"
     worst = dist.worst
-    return (f"test accuracy {accs}; vs the study: mean |diff| {100 * dist.mean_abs:.2f} pt over "
-            f"{dist.compared} entries, worst {points(worst.diff)} ({worst.model} "
-            f"{worst.param}={value_text(worst.value)}), {len(dist.beyond_noise)} beyond noise, "
-            f"{dist.agree_best} of {dist.sweeps} sweeps agree on the best value")
+    return (
+        f"test accuracy {accs}; vs the study: mean |diff| {100 * dist.mean_abs:.2f} pt over "
+        f"{dist.compared} entries, worst {points(worst.diff)} ({worst.model} "
+        f"{worst.param}={value_text(worst.value)}), {len(dist.beyond_noise)} beyond noise, "
+        f"{dist.agree_best} of {dist.sweeps} sweeps agree on the best value"
+    )

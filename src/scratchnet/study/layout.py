@@ -99,7 +99,6 @@ def sweep_plot_data(model: str, param: str) -> Path:
     return SWEEP_PLOTS_DIR / f"{model}.{param}.json"
 
 
-
 ATTACK_DIR = RESULTS / "attack"
 ATTACK_EXAMPLE = ATTACK_DIR / "example.json"
 ATTACK_SWEEP_CSV = ATTACK_DIR / "sweep.csv"
@@ -111,6 +110,7 @@ ATTACK_PLOTS_DIR = ATTACK_DIR / "plots"  # <norm>.csv: epsilon, targeted, untarg
 
 def attack_plot_data(norm: str) -> Path:
     return ATTACK_PLOTS_DIR / f"{norm}.csv"
+
 
 REPORT_DIR = Path("report")
 REPORT_MD = REPORT_DIR / "report.md"

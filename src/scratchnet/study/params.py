@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -54,14 +55,22 @@ def _is_number(v: Any) -> bool:
 
 def real(low: float | None = None, high: float | None = None, *, low_open=False, high_open=False):
     lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-    return _rule(f"a number in {lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}",
-                 lambda v: _is_number(v) and (low is None or v > low or (not low_open and v == low))
-                 and (high is None or v < high or (not high_open and v == high)), float)
+    return _rule(
+        f"a number in {lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}",
+        lambda v: (
+            _is_number(v)
+            and (low is None or v > low or (not low_open and v == low))
+            and (high is None or v < high or (not high_open and v == high))
+        ),
+        float,
+    )
 
 
 def integer(low: int = 0, optional: bool = False):
-    return _rule(f"a whole number >= {low}" + (" or null" if optional else ""),
-                 lambda v: (optional and v is None) or (isinstance(v, int) and not isinstance(v, bool) and v >= low))
+    return _rule(
+        f"a whole number >= {low}" + (" or null" if optional else ""),
+        lambda v: (optional and v is None) or (isinstance(v, int) and not isinstance(v, bool) and v >= low),
+    )
 
 
 def choice(*options: str):
@@ -116,12 +125,21 @@ def _mlp_width(config: dict) -> float:
     return sizes[0] + sum(a * b for a, b in zip(sizes, sizes[1:])) / 3072
 
 
-REGISTRY: dict[str, ModelKind] = {m.name: m for m in (
-    ModelKind("softmax", "softmax", "softmax classifier", {}, lambda c: 10, "Part 2: softmax classifier"),
-    ModelKind("twolayer", "twolayer", "two-layer network", {"hidden_dim": integer(1)},
-              lambda c: 10 + c["hidden_dim"], "Part 3: two-layer network"),
-    ModelKind("mlp", "mlp", "multi-layer network", {"hidden_dims": list_of(integer(1))}, _mlp_width),
-)}
+REGISTRY: dict[str, ModelKind] = {
+    m.name: m
+    for m in (
+        ModelKind("softmax", "softmax", "softmax classifier", {}, lambda c: 10, "Part 2: softmax classifier"),
+        ModelKind(
+            "twolayer",
+            "twolayer",
+            "two-layer network",
+            {"hidden_dim": integer(1)},
+            lambda c: 10 + c["hidden_dim"],
+            "Part 3: two-layer network",
+        ),
+        ModelKind("mlp", "mlp", "multi-layer network", {"hidden_dims": list_of(integer(1))}, _mlp_width),
+    )
+}
 MODELS = tuple(REGISTRY)  # every kind there is; a study runs params["models"]
 
 TRAINING = {  # the keys every model section has besides its architecture
@@ -144,10 +162,7 @@ def schema(models: list[str]) -> dict:
     per_model = lambda rule: {model: rule for model in models}  # noqa: E731
     return {
         "models": list_of(choice(*MODELS), unique=True),
-        "data": {
-            "source": text(),
-            "timeout": real(0, low_open=True),
-        },
+        "data": {"source": text(), "timeout": real(0, low_open=True)},
         "preprocess": {
             "val_size": integer(1),
             "train_limit": integer(1, optional=True),
@@ -163,10 +178,7 @@ def schema(models: list[str]) -> dict:
             "seed": integer(0),
         },
         **{model: model_schema(model) for model in models},
-        "train": {
-            "seed": integer(0),
-            "epochs": per_model(integer(1)),
-        },
+        "train": {"seed": integer(0), "epochs": per_model(integer(1))},
         "ablate": {
             "seeds": list_of(integer(0), unique=True),
             "epochs": per_model(integer(1)),
@@ -201,9 +213,7 @@ def schema(models: list[str]) -> dict:
             "steps": integer(1),
             "step_fraction": real(0, low_open=True),
         },
-        "tracking": {
-            "experiment": text(),
-        },
+        "tracking": {"experiment": text()},
     }
 
 
@@ -218,9 +228,7 @@ def _validate(node: Any, schema: Any, where: str) -> Any:
     unknown = sorted(set(node) - set(schema))
     if unknown:
         prefix = f"{where}." if where else ""
-        raise ParamsError(
-            f"params: unknown key {prefix}{unknown[0]}; known keys here: {', '.join(sorted(schema))}"
-        )
+        raise ParamsError(f"params: unknown key {prefix}{unknown[0]}; known keys here: {', '.join(sorted(schema))}")
     missing = sorted(set(schema) - set(node))
     if missing:
         prefix = f"{where}." if where else ""
@@ -259,9 +267,7 @@ def parse_entry(params: dict, model: str, entry: str) -> tuple[str | None, Any]:
         raise ParamsError(f"params: {where} must be 'baseline' or 'key=value' (e.g. 'lr=0.01')")
     section = model_schema(model)
     if key not in section:
-        raise ParamsError(
-            f"params: {where} changes unknown key {key!r}; keys of {model}: {', '.join(section)}"
-        )
+        raise ParamsError(f"params: {where} changes unknown key {key!r}; keys of {model}: {', '.join(section)}")
     return key, _coerce(section, key, yaml.safe_load(raw), where)
 
 
@@ -287,9 +293,7 @@ def _check_ablations(params: dict) -> None:
         for key, values in params["ablate"][model].items():
             where = f"ablate.{model}.{key}"
             if key not in section:
-                raise ParamsError(
-                    f"params: {where} sweeps an unknown key; keys of {model}: {', '.join(section)}"
-                )
+                raise ParamsError(f"params: {where} sweeps an unknown key; keys of {model}: {', '.join(section)}")
             if not isinstance(values, list) or not values:
                 raise ParamsError(f"params: {where} is {values!r}; expected a list of values, e.g. [0.01, 0.05]")
             values = [_coerce(section, key, v, where) for v in values]
@@ -324,8 +328,12 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 def model_config(params: dict, model: str) -> dict:
     """The architecture part of a model section, as `scratchnet.nn.build_model` takes it."""
     section = params[model]
-    return {"kind": REGISTRY[model].kind, "init": section["init"], "init_scale": section["init_scale"],
-            **{key: section[key] for key in REGISTRY[model].arch}}
+    return {
+        "kind": REGISTRY[model].kind,
+        "init": section["init"],
+        "init_scale": section["init_scale"],
+        **{key: section[key] for key in REGISTRY[model].arch},
+    }
 
 
 def run_config(params: dict, model: str, entry: str, epochs: int) -> dict:

@@ -24,8 +24,10 @@ from mlflow.exceptions import MlflowException
 
 IMAGE_SHAPE = (32, 32, 3)  # height, width, RGB channels
 PIXELS = math.prod(IMAGE_SHAPE)  # the values of one image, flattened in HWC order
-EXPECTED = ("expected RGB pixels as whole numbers in [0, 255]: one image (32, 32, 3), a batch "
-            "(N, 32, 32, 3), or flat HWC rows (3072,) or (N, 3072)")
+EXPECTED = (
+    "expected RGB pixels as whole numbers in [0, 255]: one image (32, 32, 3), a batch "
+    "(N, 32, 32, 3), or flat HWC rows (3072,) or (N, 3072)"
+)
 
 
 class ImageClassifier(mlflow.pyfunc.PythonModel):
@@ -89,8 +91,11 @@ def as_images(model_input) -> np.ndarray:
             values = np.asarray(model_input)
         except ValueError:
             _refuse(f"received a {type(model_input).__name__} of uneven lengths")
-        received = (f"an array of shape {values.shape}" if isinstance(model_input, np.ndarray)
-                    else f"a {type(model_input).__name__} read as shape {values.shape}")
+        received = (
+            f"an array of shape {values.shape}"
+            if isinstance(model_input, np.ndarray)
+            else f"a {type(model_input).__name__} read as shape {values.shape}"
+        )
     if values.size == 0:
         _refuse(f"received no pixels ({received})")
     if values.dtype.kind not in "iuf":
@@ -104,8 +109,10 @@ def as_images(model_input) -> np.ndarray:
             _refuse(f"received NaN or infinite pixel values ({received})")
         fractional = values[values != np.round(values)]
         if fractional.size:
-            _refuse(f"received pixel values with fractions such as {fractional[0]:.4g} ({received}; "
-                    "scaled to [0, 1]? multiply by 255 and round)")
+            _refuse(
+                f"received pixel values with fractions such as {fractional[0]:.4g} ({received}; "
+                "scaled to [0, 1]? multiply by 255 and round)"
+            )
     low, high = values.min(), values.max()
     if low < 0 or high > 255:
         _refuse(f"received pixel values from {low} to {high} ({received})")
@@ -114,7 +121,7 @@ def as_images(model_input) -> np.ndarray:
 
 def _frame_values(frame: pd.DataFrame) -> tuple[np.ndarray, str]:
     """A DataFrame's pixels, one row per image, and how to name what was received."""
-    if frame.shape[1] == 1 and frame.dtypes.iloc[0] == object and len(frame):
+    if frame.shape[1] == 1 and frame.dtypes.iloc[0] == np.dtype(object) and len(frame):
         # One column of array-like cells: each cell is one image (flat HWC or 32 x 32 x 3).
         column = frame.columns[0]
         try:
@@ -153,8 +160,9 @@ def signature(class_names: list[str]):
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    outputs = Schema([ColSpec("long", "label"), ColSpec("string", "class"),
-                      *(ColSpec("float", name) for name in class_names)])
+    outputs = Schema(
+        [ColSpec("long", "label"), ColSpec("string", "class"), *(ColSpec("float", name) for name in class_names)]
+    )
     return ModelSignature(outputs=outputs)
 
 

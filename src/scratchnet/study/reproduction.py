@@ -123,14 +123,28 @@ def compare(model: str, param: str, ours: list[SweepRow], mine: Verdict, table: 
     best_theirs = max((t for _, t in pairs), key=lambda r: r.mean)
     ours_at_theirs = _ours_at([o for o, _ in pairs], best_theirs.value)
     agrees = same_value(best_ours.value, best_theirs.value) or (
-        mine.noise is not None and best_ours.mean - ours_at_theirs.mean <= mine.noise)
+        mine.noise is not None and best_ours.mean - ours_at_theirs.mean <= mine.noise
+    )
     values = [o.value for o, _ in pairs]
     ours_trend = trend(values, [o.mean for o, _ in pairs])
     study_trend = trend(values, [t.mean for _, t in pairs])
-    trend_agrees = None if ours_trend.kind in ("single", "unordered") else (
-        ours_trend.kind == study_trend.kind and same_value(ours_trend.turning_value, study_trend.turning_value))
-    return Comparison(study_verdict, entries, best_ours.value, best_theirs.value, agrees, ours_trend, study_trend,
-                      trend_agrees, mean_diff, conclusion)
+    trend_agrees = (
+        None
+        if ours_trend.kind in ("single", "unordered")
+        else (ours_trend.kind == study_trend.kind and same_value(ours_trend.turning_value, study_trend.turning_value))
+    )
+    return Comparison(
+        study_verdict,
+        entries,
+        best_ours.value,
+        best_theirs.value,
+        agrees,
+        ours_trend,
+        study_trend,
+        trend_agrees,
+        mean_diff,
+        conclusion,
+    )
 
 
 @dataclass(frozen=True)
@@ -155,8 +169,11 @@ def distance(sweeps: list[tuple[str, str, dict, Comparison | None]]) -> Distance
     our comparison or None for a sweep this run did not train: its entries count, untrained)."""
     entries = []
     for model, param, table, comparison in sweeps:
-        entries += comparison.entries if comparison else [
-            Entry(model, param, t.value, t.mean, None, None, None, False) for t in study_rows(table)]
+        entries += (
+            comparison.entries
+            if comparison
+            else [Entry(model, param, t.value, t.mean, None, None, None, False) for t in study_rows(table)]
+        )
     comparisons = [c for *_, c in sweeps if c is not None]
     compared = [e for e in entries if e.diff is not None]
     return Distance(

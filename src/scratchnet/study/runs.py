@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scratchnet.study import layout
-from scratchnet.files import write_csv
 from scratchnet.data import PixelStats
+from scratchnet.files import write_csv
+from scratchnet.study import layout
 from scratchnet.study.cache import numeric_environment
 from scratchnet.study.classifier import RunSpec
 from scratchnet.study.identity import config_hash, git_commit
@@ -62,15 +62,21 @@ def base_tags(model: str, stage: str, provenance: dict, params_hash: str) -> dic
     }
 
 
-def run_result(model: str, stage: str, entry: str, param: str | None, value, config: dict,
-               records: list[dict]) -> dict:
+def run_result(model: str, stage: str, entry: str, param: str | None, value, config: dict, records: list[dict]) -> dict:
     """A stage's result for one entry (layout.train_run, layout.ablate_run): what was run and
     the record of every seed, nothing else (evaluate computes mean and std from the seeds).
 
     entry: 'baseline' or 'key=value'; param, value: the key it varies and its value (None for
     the baseline)."""
-    return {"model": model, "stage": stage, "run": entry, "param": param, "value": value,
-            "config": config, "seeds": records}
+    return {
+        "model": model,
+        "stage": stage,
+        "run": entry,
+        "param": param,
+        "value": value,
+        "config": config,
+        "seeds": records,
+    }
 
 
 def run_params(model_name: str, config: dict, seed: int, train_size: int) -> dict:
@@ -78,15 +84,29 @@ def run_params(model_name: str, config: dict, seed: int, train_size: int) -> dic
     return {**config, "seed": seed, "model": model_name, "train_size": train_size}
 
 
-def log_seed(tracker: Tracker, record: dict, facts: dict, *, model_name: str, config: dict,
-             train_size: int, run_name: str, tags: dict, on_logged=None) -> TrackingError | None:
+def log_seed(
+    tracker: Tracker,
+    record: dict,
+    facts: dict,
+    *,
+    model_name: str,
+    config: dict,
+    train_size: int,
+    run_name: str,
+    tags: dict,
+    on_logged=None,
+) -> TrackingError | None:
     """Logs a baseline run (the train stage). A tracking failure is returned, not raised, so
     the stage writes its results before failing."""
     try:
         tracker.log_run(
-            record, facts, run_name=run_name,
+            record,
+            facts,
+            run_name=run_name,
             params=run_params(model_name, config, record["seed"], train_size),
-            tags=tags, on_logged=on_logged)
+            tags=tags,
+            on_logged=on_logged,
+        )
     except TrackingError as err:
         return err
     return None
@@ -130,28 +150,43 @@ class SweepLog:
             parent = None
             if param is not None:
                 parent = self.parent(spec.model, param, facts["started"])
-            tags = {**base_tags(spec.model, "ablate", self.provenance, config_hash(self.params)),
-                    **sweep_tags(spec.model, param, spec.entry, sweeps(self.params, spec.model))}
+            tags = {
+                **base_tags(spec.model, "ablate", self.provenance, config_hash(self.params)),
+                **sweep_tags(spec.model, param, spec.entry, sweeps(self.params, spec.model)),
+            }
             self.tracker.log_run(
-                record, facts, run_name=spec.name, tags=tags, parent_run_id=parent,
-                params=run_params(spec.model, spec.config, spec.seed, self.train_size))
+                record,
+                facts,
+                run_name=spec.name,
+                tags=tags,
+                parent_run_id=parent,
+                params=run_params(spec.model, spec.config, spec.seed, self.train_size),
+            )
         except TrackingError as err:
             self.error = err
 
     def parent(self, model: str, param: str, start: float) -> str:
         """The sweep's parent run, found or created once per stage."""
         if (model, param) not in self.parents:
-            tags = {**base_tags(model, "ablate-sweep", self.provenance, config_hash(self.params)),
-                    TAG + "sweep": f"{model}.{param}"}
+            tags = {
+                **base_tags(model, "ablate-sweep", self.provenance, config_hash(self.params)),
+                TAG + "sweep": f"{model}.{param}",
+            }
             # The sweep's fixed part: its runs are comparable while this stays the same.
             baseline = {k: v for k, v in self.params[model].items() if k != param}
-            key = config_hash({"sweep": tags[TAG + "sweep"], "baseline": baseline,
-                               "epochs": self.params["ablate"]["epochs"][model],
-                               "data": tags[TAG + "dataset_sha256"],
-                               "preprocess": self.params["preprocess"]})
+            key = config_hash(
+                {
+                    "sweep": tags[TAG + "sweep"],
+                    "baseline": baseline,
+                    "epochs": self.params["ablate"]["epochs"][model],
+                    "data": tags[TAG + "dataset_sha256"],
+                    "preprocess": self.params["preprocess"],
+                }
+            )
             self.keys[model, param] = key
             self.parents[model, param] = self.tracker.sweep_parent(
-                f"{model} sweep: {param}", key, tags, min(self.began, start))
+                f"{model} sweep: {param}", key, tags, min(self.began, start)
+            )
         return self.parents[model, param]
 
     def close(self) -> None:

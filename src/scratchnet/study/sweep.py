@@ -31,16 +31,16 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterable
 
 import numpy as np
 from tqdm import tqdm
 
 from scratchnet.errors import UserError
-from scratchnet.study.params import REGISTRY
 from scratchnet.study.cache import RunCache, code_hash, run_key
 from scratchnet.study.classifier import RunSpec, here, robustness_key, train_run
+from scratchnet.study.params import REGISTRY
 
 
 class ExecutorError(UserError, RuntimeError):
@@ -49,6 +49,7 @@ class ExecutorError(UserError, RuntimeError):
 
 
 # ---------------------------------------------------------------------------- cost estimate
+
 
 def cost(spec: RunSpec, train_size: int) -> float:
     """A run's relative cost, only to order the sweep (longest first), never reported.
@@ -117,10 +118,10 @@ class LocalExecutor:
     def _start(self) -> None:
         self._pids = self._context.SimpleQueue()  # each worker's pid, to stop it on an error
         self._pool = concurrent.futures.ProcessPoolExecutor(
-            self.workers, mp_context=self._context,
-            initializer=_init_local_worker, initargs=(self.splits, self._pids))
+            self.workers, mp_context=self._context, initializer=_init_local_worker, initargs=(self.splits, self._pids)
+        )
 
-    def __enter__(self) -> "LocalExecutor":
+    def __enter__(self) -> LocalExecutor:
         self._start()
         return self
 
@@ -170,7 +171,8 @@ def _dask_task(spec: RunSpec, key: str, cache: RunCache, splits: dict, token: st
             _DASK_SPLITS.clear()
             _DASK_SPLITS[token] = {
                 name: tuple(np.require(a, requirements="A") for a in value) if isinstance(value, tuple) else value
-                for name, value in splits.items()}  # (X, y) per split; 'stats' as it came
+                for name, value in splits.items()
+            }  # (X, y) per split; 'stats' as it came
     address = get_worker().address
     return cache.train_once(key, lambda: train_run(spec, _DASK_SPLITS[token], key, address))
 
@@ -207,7 +209,7 @@ class DaskExecutor:
         self.lost_errors = (KilledWorker,)
         self.retries_itself = True
 
-    def __enter__(self) -> "DaskExecutor":
+    def __enter__(self) -> DaskExecutor:
         from distributed import Client
 
         try:
@@ -217,7 +219,8 @@ class DaskExecutor:
                 f"Dask scheduler {self.address} (SCRATCHNET_EXECUTOR=dask, from "
                 f"DASK_SCHEDULER_ADDRESS or Dask's scheduler-address) is unreachable: {err}. "
                 "Start it (`dask scheduler`) and its workers, or unset SCRATCHNET_EXECUTOR to "
-                "train on this machine.") from None
+                "train on this machine."
+            ) from None
         workers = len(self._client.scheduler_info()["workers"])
         self.where = f"Dask cluster {self.address} ({workers} worker{'' if workers == 1 else 's'})"
         self._data = self._client.scatter(self.splits, broadcast=True, hash=False)
@@ -226,8 +229,16 @@ class DaskExecutor:
 
     def submit(self, spec: RunSpec, key: str, cache: RunCache):
         # pure=False: the same run submitted twice (a retry) is a new task, not a cached result.
-        return self._client.submit(_dask_task, spec, key, cache, self._data, self._token, pure=False,
-                                   key=f"run-{key[:16]}-{time.monotonic_ns()}")
+        return self._client.submit(
+            _dask_task,
+            spec,
+            key,
+            cache,
+            self._data,
+            self._token,
+            pure=False,
+            key=f"run-{key[:16]}-{time.monotonic_ns()}",
+        )
 
     def wait_any(self, futures: Iterable) -> set:
         from distributed import wait
@@ -252,17 +263,28 @@ def executor_from_env(splits: dict):
     if kind == "dask":
         address = scheduler_address()
         if not address:
-            raise ExecutorError("SCRATCHNET_EXECUTOR=dask needs the scheduler's address: set "
-                                "DASK_SCHEDULER_ADDRESS=tcp://host:8786 (or Dask's scheduler-address)")
+            raise ExecutorError(
+                "SCRATCHNET_EXECUTOR=dask needs the scheduler's address: set "
+                "DASK_SCHEDULER_ADDRESS=tcp://host:8786 (or Dask's scheduler-address)"
+            )
         return DaskExecutor(splits, address)
     raise ExecutorError(f"SCRATCHNET_EXECUTOR={kind!r} is not an executor; use 'local' or 'dask'")
 
 
 # ---------------------------------------------------------------------------- the driver
 
-def run_sweep(specs: list[RunSpec], executor, *, cache: RunCache, data: str, train_size: int,
-              on_record: Callable[[RunSpec, dict, dict, bool], None] | None = None,
-              code: str | None = None, retries: int = 1) -> dict[RunSpec, dict]:
+
+def run_sweep(
+    specs: list[RunSpec],
+    executor,
+    *,
+    cache: RunCache,
+    data: str,
+    train_size: int,
+    on_record: Callable[[RunSpec, dict, dict, bool], None] | None = None,
+    code: str | None = None,
+    retries: int = 1,
+) -> dict[RunSpec, dict]:
     """Every run's record, from the cache or trained on `executor` (entered by the caller).
 
     data: cache.data_identity of the training arrays; train_size: their row count (for the
@@ -273,8 +295,9 @@ def run_sweep(specs: list[RunSpec], executor, *, cache: RunCache, data: str, tra
     ExecutorError naming it. Returns {spec: record}.
     """
     code = code if code is not None else code_hash()
-    keys = {spec: run_key(spec.model, spec.config, spec.seed, data, code, robustness_key(spec.robustness))
-            for spec in specs}
+    keys = {
+        spec: run_key(spec.model, spec.config, spec.seed, data, code, robustness_key(spec.robustness)) for spec in specs
+    }
     records: dict[RunSpec, dict] = {}
     facts: dict[RunSpec, dict] = {}
     for spec in specs:
@@ -283,8 +306,11 @@ def run_sweep(specs: list[RunSpec], executor, *, cache: RunCache, data: str, tra
             records[spec], facts[spec] = entry
     cache.root.mkdir(parents=True, exist_ok=True)  # where the workers lock and store
     todo = sorted((s for s in specs if s not in records), key=lambda s: -cost(s, train_size))
-    print(f"sweep: {len(specs)} runs, {len(records)} in the run cache ({cache.root}), "
-          f"{len(todo)} to train on {executor.where}", flush=True)
+    print(
+        f"sweep: {len(specs)} runs, {len(records)} in the run cache ({cache.root}), "
+        f"{len(todo)} to train on {executor.where}",
+        flush=True,
+    )
     attempts: Counter = Counter()
     pending = {executor.submit(spec, keys[spec], cache): spec for spec in todo}
     # The cached runs are handed over while the new ones train (logging them opens MLflow,
@@ -305,16 +331,19 @@ def run_sweep(specs: list[RunSpec], executor, *, cache: RunCache, data: str, tra
                         raise ExecutorError(
                             f"run {spec.name} lost its worker on every try on {executor.where} "
                             f"({type(err).__name__}: {err}); every finished run is in the run "
-                            "cache, rerun to train only what is missing") from None
+                            "cache, rerun to train only what is missing"
+                        ) from None
                     lost.append((spec, err))
                     continue
                 if not cached and (cache.retrain or cache.get(keys[spec]) is None):
                     cache.put(record, run_facts)  # its worker could not (no cache folder there)
                 records[spec] = record
                 bar.update(1)
-                bar.write(f"{spec.name}: test accuracy {_acc(record)}, "
-                          f"{run_facts['ended'] - run_facts['started']:.1f} s on {run_facts['worker']}"
-                          + (" (trained meanwhile by another process)" if cached else ""))
+                bar.write(
+                    f"{spec.name}: test accuracy {_acc(record)}, "
+                    f"{run_facts['ended'] - run_facts['started']:.1f} s on {run_facts['worker']}"
+                    + (" (trained meanwhile by another process)" if cached else "")
+                )
                 if on_record is not None:
                     on_record(spec, record, run_facts, cached)
             if lost:
@@ -326,12 +355,14 @@ def run_sweep(specs: list[RunSpec], executor, *, cache: RunCache, data: str, tra
                         raise ExecutorError(
                             f"run {spec.name} lost its worker {attempts[spec]} times on "
                             f"{executor.where} ({type(err).__name__}: {err}); every finished "
-                            "run is in the run cache, rerun to train only what is missing") from None
+                            "run is in the run cache, rerun to train only what is missing"
+                        ) from None
                 bar.write(f"sweep: a worker died; retrying {', '.join(s.name for s, _ in lost)}")
                 executor.restart()
-                pending = {executor.submit(s, keys[s], cache): s
-                           for s in sorted([s for s, _ in lost] + list(pending.values()),
-                                           key=lambda s: -cost(s, train_size))}
+                pending = {
+                    executor.submit(s, keys[s], cache): s
+                    for s in sorted([s for s, _ in lost] + list(pending.values()), key=lambda s: -cost(s, train_size))
+                }
     finally:
         bar.close()
     return records

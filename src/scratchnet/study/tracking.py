@@ -39,9 +39,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 try:  # the lock a SQLite store's writers share; without it (Windows) reconcile alone
     import fcntl
@@ -97,8 +98,11 @@ def project_root(root: Path | str = ".") -> Path:
         path = Path(dvc_root).resolve()
     for folder in (path, *path.parents):
         # <project>/.dvc/tmp/exps/<tmpdir>: DVC's temporary experiment workspace
-        if folder.parent.name == "exps" and folder.parent.parent.name == "tmp" \
-                and folder.parent.parent.parent.name == ".dvc":
+        if (
+            folder.parent.name == "exps"
+            and folder.parent.parent.name == "tmp"
+            and folder.parent.parent.parent.name == ".dvc"
+        ):
             return folder.parent.parent.parent.parent
     return path
 
@@ -123,7 +127,7 @@ def artifact_root(uri: str) -> str | None:
     """
     if not uri.startswith("sqlite:///"):
         return None
-    database = Path(uri[len("sqlite:///"):])
+    database = Path(uri[len("sqlite:///") :])
     return (database.parent / "mlruns").as_uri()
 
 
@@ -136,7 +140,7 @@ def check_artifact_location(uri: str, experiment: str, location: str) -> None:
         return
     if location == root or location.startswith(root.rstrip("/") + "/"):
         return
-    database = uri[len("sqlite:///"):]
+    database = uri[len("sqlite:///") :]
     raise TrackingError(
         f"MLflow store {database}: experiment {experiment!r} keeps its artifacts in {location}, "
         f"outside this project (the store was copied from another project?), so new runs would "
@@ -274,7 +278,7 @@ class Tracker:
             for name, value in HTTP_SETTINGS.items():  # MLflow reads them at each request
                 os.environ.setdefault(name, value)
         sqlite = self.uri.startswith("sqlite:///")
-        self.lock = Path(self.uri[len("sqlite:///"):] + ".lock") if sqlite and fcntl else None
+        self.lock = Path(self.uri[len("sqlite:///") :] + ".lock") if sqlite and fcntl else None
         self._locked = False
         import mlflow
         from mlflow.tracking import MlflowClient
@@ -319,7 +323,8 @@ class Tracker:
                     if time.monotonic() > deadline:
                         raise TrackingError(
                             f"MLflow store {self.uri}: another stage held {self.lock} for "
-                            f"{self.LOCK_WAIT:.0f} s; is one stuck? (a stopped stage drops it)") from None
+                            f"{self.LOCK_WAIT:.0f} s; is one stuck? (a stopped stage drops it)"
+                        ) from None
                     time.sleep(0.02)
             self._locked = True
             try:
@@ -341,9 +346,17 @@ class Tracker:
             self._logged = logged
         return self._logged
 
-    def log_run(self, record: dict, facts: dict, *, run_name: str, params: dict[str, Any],
-                tags: dict[str, Any], parent_run_id: str | None = None,
-                on_logged: Callable[[Run], None] | None = None) -> str:
+    def log_run(
+        self,
+        record: dict,
+        facts: dict,
+        *,
+        run_name: str,
+        params: dict[str, Any],
+        tags: dict[str, Any],
+        parent_run_id: str | None = None,
+        on_logged: Callable[[Run], None] | None = None,
+    ) -> str:
         """Logs one finished training run once; returns the id of its key's MLflow run.
 
         record: key (the run cache's; None logs without one, so without the once-only check),
@@ -364,16 +377,27 @@ class Tracker:
         started, ended = facts["started"], facts["ended"]
         history = record["history"]
         epochs = max([r["epoch"] for r in history] + [record.get("diverged_epoch") or 0]) or 1
-        metrics = [Metric(name, float(value), _ms(started + (ended - started) * r["epoch"] / epochs),
-                          int(r["epoch"]))
-                   for r in history for name, value in r.items()
-                   if name != "epoch" and value is not None]
-        finals = {TEST_ACC: record["test_acc"],
-                  **{f"robust_{k}": v for k, v in flatten(record.get("robustness") or {}).items()}}
-        metrics += [Metric(name, float(value), _ms(ended), 0) for name, value in finals.items()
-                    if isinstance(value, (int, float)) and not isinstance(value, bool)]
-        run_tags = {**tags, SEED: record["seed"], DIVERGED: str(bool(record["diverged"])).lower(),
-                    WORKER: facts["worker"]}
+        metrics = [
+            Metric(name, float(value), _ms(started + (ended - started) * r["epoch"] / epochs), int(r["epoch"]))
+            for r in history
+            for name, value in r.items()
+            if name != "epoch" and value is not None
+        ]
+        finals = {
+            TEST_ACC: record["test_acc"],
+            **{f"robust_{k}": v for k, v in flatten(record.get("robustness") or {}).items()},
+        }
+        metrics += [
+            Metric(name, float(value), _ms(ended), 0)
+            for name, value in finals.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        ]
+        run_tags = {
+            **tags,
+            SEED: record["seed"],
+            DIVERGED: str(bool(record["diverged"])).lower(),
+            WORKER: facts["worker"],
+        }
         if parent_run_id is not None:
             run_tags[PARENT] = parent_run_id
 
@@ -389,9 +413,19 @@ class Tracker:
 
         return self._log(record.get("key"), run_name, run_tags, started, ended, write, on_logged)
 
-    def log_outputs(self, key: str, *, run_name: str, params: dict[str, Any], tags: dict[str, Any],
-                    metrics: dict[str, float], artifacts: Iterable[Path], artifact_path: str | None,
-                    started: float, ended: float) -> str:
+    def log_outputs(
+        self,
+        key: str,
+        *,
+        run_name: str,
+        params: dict[str, Any],
+        tags: dict[str, Any],
+        metrics: dict[str, float],
+        artifacts: Iterable[Path],
+        artifact_path: str | None,
+        started: float,
+        ended: float,
+    ) -> str:
         """Logs a stage's own run once per key (the attack): its params, metrics and files, from
         `started` to `ended` (unix seconds). Returns the key's run id; TrackingError as log_run."""
         from mlflow.entities import Metric
@@ -403,8 +437,16 @@ class Tracker:
 
         return self._log(key, run_name, tags, started, ended, write)
 
-    def _log(self, key: str | None, name: str, tags: dict[str, Any], started: float, ended: float,
-             write: Callable[[str], None], on_logged=None) -> str:
+    def _log(
+        self,
+        key: str | None,
+        name: str,
+        tags: dict[str, Any],
+        started: float,
+        ended: float,
+        write: Callable[[str], None],
+        on_logged=None,
+    ) -> str:
         """The run `name` of `key`, created (start `started`), written by write(run_id) and ended
         (`ended`) unless the key is logged already; then only joined (_join)."""
         tags = {**{k: str(v) for k, v in tags.items()}, **dvc_experiment_tags()}
@@ -412,8 +454,10 @@ class Tracker:
             tags[RUN_KEY] = key
 
         def create() -> str:
-            return self.client.create_run(self.experiment_id, start_time=_ms(started), tags=tags,
-                                          run_name=name).info.run_id
+            return self.client.create_run(
+                self.experiment_id, start_time=_ms(started), tags=tags, run_name=name
+            ).info.run_id
+
         with self._exclusive():
             try:
                 run_id = self.logged_keys().get(key) if key is not None else None
@@ -425,7 +469,8 @@ class Tracker:
             except Exception as err:  # noqa: BLE001 - whatever the store says, name it and the run
                 raise TrackingError(
                     f"MLflow store {self.uri} refused to create run {name!r}: {err}. Its results "
-                    "are saved; rerun the stage once the store is back to log it.") from err
+                    "are saved; rerun the stage once the store is back to log it."
+                ) from err
             if created:
                 found = self._fill(run_id, key, name, write, ended)
                 created, run_id = found == run_id, found
@@ -443,21 +488,26 @@ class Tracker:
         parent's; one there that starts later is replaced (children and experiments moved)."""
         twins = self._twins(key)
         deadline = time.monotonic() + (0 if self.lock else self.TWIN_WAIT)
-        while (time.monotonic() < deadline and all(t.info.status != "FINISHED" for t in twins)
-               and any(t.info.status == "RUNNING" for t in twins)):
+        while (
+            time.monotonic() < deadline
+            and all(t.info.status != "FINISHED" for t in twins)
+            and any(t.info.status == "RUNNING" for t in twins)
+        ):
             time.sleep(0.5)  # on a server, a twin that another writer is logging right now
             twins = self._twins(key)
         best = min(twins, key=_rank) if twins else None
-        if best is not None and best.info.status == "FINISHED" and (
-                start is None or best.info.start_time <= _ms(start)):
+        if (
+            best is not None
+            and best.info.status == "FINISHED"
+            and (start is None or best.info.start_time <= _ms(start))
+        ):
             self._retire(twins, best.info.run_id)
             return best.info.run_id, False
         later = [t for t in twins if t.info.status == "FINISHED"]  # parents starting too late
         self._retire([t for t in twins if t not in later], None)  # cut short: replaced
         run_id = create()
         if later:
-            self._tag(run_id, {k: v for t in later for k, v in t.data.tags.items()
-                               if k.startswith(DVC_EXP + ".")})
+            self._tag(run_id, {k: v for t in later for k, v in t.data.tags.items() if k.startswith(DVC_EXP + ".")})
             self._retire(later, run_id)
         if self.lock is None:  # no lock shared: another writer may have created one too
             twins = self._twins(key)
@@ -499,7 +549,8 @@ class Tracker:
                 pass
             raise TrackingError(
                 f"run {name!r} ({run_id}) was not fully logged to MLflow at {self.uri}: {err}. "
-                "Its results are saved; rerun the stage to log it again.") from err
+                "Its results are saved; rerun the stage to log it again."
+            ) from err
 
     def _join(self, run_id: str, tags: dict[str, str], name: str, on_logged) -> None:
         """A logged run joins the sweeps of `tags` it lacks (a baseline, when a sweep is added)
@@ -520,8 +571,10 @@ class Tracker:
                 on_logged(Run(self.client, run_id))
                 self.client.set_terminated(run_id, logged.info.status, end_time=logged.info.end_time)
         except Exception as err:  # noqa: BLE001 - whatever the store says, name it and the run
-            raise TrackingError(f"MLflow store {self.uri}: run {name!r} ({run_id}) is logged, but "
-                                f"its sweeps or model could not be added to it: {err}") from err
+            raise TrackingError(
+                f"MLflow store {self.uri}: run {name!r} ({run_id}) is logged, but "
+                f"its sweeps or model could not be added to it: {err}"
+            ) from err
 
     def _write(self, run_id: str, params: dict[str, Any], metrics: list) -> None:
         from mlflow.entities import Param
@@ -549,10 +602,12 @@ class Tracker:
         tags = {**{k: str(v) for k, v in tags.items()}, **dvc_experiment_tags(parent=True), RUN_KEY: key}
 
         def create() -> str:
-            run_id = self.client.create_run(self.experiment_id, start_time=_ms(start), tags=tags,
-                                            run_name=name).info.run_id
+            run_id = self.client.create_run(
+                self.experiment_id, start_time=_ms(start), tags=tags, run_name=name
+            ).info.run_id
             self.client.set_terminated(run_id, "FINISHED", end_time=_ms(start))
             return run_id
+
         try:
             with self._exclusive():
                 run_id, created = self._once(key, create, start)
@@ -576,8 +631,10 @@ class Tracker:
             with self._exclusive():
                 twins = self._twins(key)
                 if not twins:
-                    raise TrackingError(f"MLflow store {self.uri}: the parent run of sweep key {key} "
-                                        "was deleted while the stage ran; rerun the stage to log it")
+                    raise TrackingError(
+                        f"MLflow store {self.uri}: the parent run of sweep key {key} "
+                        "was deleted while the stage ran; rerun the stage to log it"
+                    )
                 winner = min(twins, key=_rank)
                 run_id = winner.info.run_id
                 self._retire(twins, run_id)
@@ -609,8 +666,9 @@ class Tracker:
         runs, token = [], None
         try:
             while True:
-                page = self.client.search_runs([self.experiment_id], filter_string=filter_string,
-                                               max_results=1000, page_token=token)
+                page = self.client.search_runs(
+                    [self.experiment_id], filter_string=filter_string, max_results=1000, page_token=token
+                )
                 runs.extend(page)
                 token = page.token
                 if not token:

@@ -54,8 +54,12 @@ def runs_url(base: str, experiment_id: str) -> str:
 
 def view_state(search: str = "") -> dict:
     """A saved view's state: the runs `search` finds, best test accuracy first, with COLUMNS."""
-    return {"searchFilter": search, "orderByKey": f"metrics.`{TEST_ACC}`", "orderByAsc": False,
-            "selectedColumns": list(COLUMNS)}
+    return {
+        "searchFilter": search,
+        "orderByKey": f"metrics.`{TEST_ACC}`",
+        "orderByAsc": False,
+        "selectedColumns": list(COLUMNS),
+    }
 
 
 def sweep_view(sweep: str) -> tuple[str, dict]:
@@ -82,8 +86,7 @@ def sweep_url(base: str, experiment_id: str, sweep: str) -> str:
 
 def sweep_urls(base: str, experiment_id: str, params: dict) -> dict[str, str]:
     """sweep_url for every sweep params.yaml's ablate section lists, by `<model>.<key>`."""
-    names = [f"{model}.{key}" for model in params["models"]
-             for key in sweeps(params, model)]
+    names = [f"{model}.{key}" for model in params["models"] for key in sweeps(params, model)]
     return {name: sweep_url(base, experiment_id, name) for name in names}
 
 
@@ -115,8 +118,10 @@ def experiment_id(uri: str, name: str) -> str:
     """The id of experiment `name` in the store at `uri`; UserError if the study never ran."""
     from mlflow.tracking import MlflowClient
 
-    never_ran = (f"run the study first (`make run` or `dvc repro`); it creates the experiment "
-                 f"{name!r} (params.yaml tracking.experiment).")
+    never_ran = (
+        f"run the study first (`make run` or `dvc repro`); it creates the experiment "
+        f"{name!r} (params.yaml tracking.experiment)."
+    )
     database = uri.removeprefix("sqlite:///")
     if database != uri and not Path(database).is_file():  # asking MLflow would create it, empty
         raise UserError(f"there is no MLflow store {database} yet: {never_ran}")
@@ -132,8 +137,10 @@ def wait_until_answers(url: str, server: subprocess.Popen, seconds: float = 180)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise UserError(f"mlflow ui exited with status {server.returncode} before it answered "
-                            f"(its message is above; a port in use? PORT=5001 make ui)")
+            raise UserError(
+                f"mlflow ui exited with status {server.returncode} before it answered "
+                f"(its message is above; a port in use? PORT=5001 make ui)"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -146,8 +153,22 @@ def wait_until_answers(url: str, server: subprocess.Popen, seconds: float = 180)
 def serve(uri: str, port: int, text: str) -> int:
     """Runs `mlflow ui` on the store at `uri` and prints `text` once it answers; returns its
     exit status. Ctrl-C reaches the server too (one process group); a kill stops it."""
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-                               "--host", HOST, "--port", str(port), "--workers", "1"])
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            uri,
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ]
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         wait_until_answers(f"http://{HOST}:{port}/health", server)

@@ -31,8 +31,7 @@ def _show_pixels(ax, image: np.ndarray) -> None:
     ax.imshow(np.clip(image, 0, 255) / 255.0, interpolation="nearest")
 
 
-def example_figures(example: FoolingExample, class_names: list[str], *,
-                    before: int | None = None) -> dict[str, Figure]:
+def example_figures(example: FoolingExample, class_names: list[str], *, before: int | None = None) -> dict[str, Figure]:
     """{"original", "adversarial", "difference"} figures of one fooling example.
 
     The original and adversarial images carry the predicted class and its probability; the
@@ -51,8 +50,13 @@ def example_figures(example: FoolingExample, class_names: list[str], *,
     fig, ax = _image_figure()
     _show_pixels(ax, original)
     p = example.probs_before[example.pred_before]
-    preceded = ("" if before is None else "\nthe first correct one, and fooled" if before == 0 else
-                f"\nfirst fooled; {before} correct before it {'was' if before == 1 else 'were'} not")
+    preceded = (
+        ""
+        if before is None
+        else "\nthe first correct one, and fooled"
+        if before == 0
+        else f"\nfirst fooled; {before} correct before it {'was' if before == 1 else 'were'} not"
+    )
     ax.set_title(
         f"test image {example.index}: {names[example.true_label]}\n"
         f"predicted {names[example.pred_before]} (p = {p:.2f}){preceded}",
@@ -65,8 +69,7 @@ def example_figures(example: FoolingExample, class_names: list[str], *,
     p = example.probs_after[example.pred_after]
     steps = "1 step" if example.steps == 1 else f"{example.steps} steps"
     ax.set_title(
-        f"after {steps} toward {names[example.target_label]}\n"
-        f"predicted {names[example.pred_after]} (p = {p:.2f})",
+        f"after {steps} toward {names[example.target_label]}\npredicted {names[example.pred_after]} (p = {p:.2f})",
         fontsize=9,
     )
     figures["adversarial"] = fig
@@ -77,13 +80,10 @@ def example_figures(example: FoolingExample, class_names: list[str], *,
     ax.imshow(0.5 + difference / (2 * limit), interpolation="nearest", vmin=0, vmax=1)
     amplification = 255.0 / (2 * limit)  # display range [0, 1] now spans 2 * limit pixel units
     ax.set_title(
-        f"difference, amplified ×{amplification:.0f}\n"
-        f"L2 = {example.l2:.1f}, L∞ = {example.linf:.2f} (pixels, 0-255)",
+        f"difference, amplified ×{amplification:.0f}\nL2 = {example.l2:.1f}, L∞ = {example.linf:.2f} (pixels, 0-255)",
         fontsize=9,
     )
-    bar = fig.colorbar(
-        ScalarMappable(norm=Normalize(-limit, limit), cmap="gray"), ax=ax, shrink=0.8
-    )
+    bar = fig.colorbar(ScalarMappable(norm=Normalize(-limit, limit), cmap="gray"), ax=ax, shrink=0.8)
     bar.set_label("change per channel (pixel units)", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     figures["difference"] = fig
@@ -107,8 +107,7 @@ def success_figure(sweeps: list[SweepResult], *, marks: dict[str, tuple[float, s
         positive = []
         for sweep in (s for s in sweeps if s.norm == norm):
             ax.plot(
-                sweep.epsilons, sweep.success_rate, label=f"{sweep.mode} (n = {sweep.n})",
-                **MODE_STYLES[sweep.mode],
+                sweep.epsilons, sweep.success_rate, label=f"{sweep.mode} (n = {sweep.n})", **MODE_STYLES[sweep.mode]
             )
             positive.extend(sweep.epsilons[sweep.epsilons > 0])
         if positive:

@@ -35,7 +35,17 @@ def write_sweep_plots(summary) -> None:
         if not all(_is_number(r.value) for r in sweep.rows):
             continue
         fooled = sweep.robustness.fooled if sweep.robustness else [None] * len(sweep.rows)
-        write_json(layout.sweep_plot_data(model, sweep.param),
-                   [{"value": r.value, "test_acc_mean": r.mean, "test_acc_std": r.std,
-                     "robust_targeted_mean": f and f.mean, "robust_targeted_std": f and f.std,
-                     "is_baseline": r.is_baseline} for r, f in zip(sweep.rows, fooled)])
+        write_json(
+            layout.sweep_plot_data(model, sweep.param),
+            [
+                {
+                    "value": r.value,
+                    "test_acc_mean": r.mean,
+                    "test_acc_std": r.std,
+                    "robust_targeted_mean": f and f.mean,
+                    "robust_targeted_std": f and f.std,
+                    "is_baseline": r.is_baseline,
+                }
+                for r, f in zip(sweep.rows, fooled)
+            ],
+        )

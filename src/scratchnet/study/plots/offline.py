@@ -50,14 +50,18 @@ def page_html() -> str:
     import vl_convert
 
     bundle = vl_convert.javascript_bundle(
-        "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = vegaLite;",
-        vl_version=VEGA_LITE)
+        "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = vegaLite;", vl_version=VEGA_LITE
+    )
     # Inside a <script> element the text must not close it, nor hold DVC's placeholders.
     for forbidden in ("</script", "{plot_divs}", "{refresh_tag}", "{scripts}"):
         assert forbidden not in bundle, forbidden
-    return PAGE_HTML.format(bundle=bundle, vega=vl_convert.get_vega_version(), vega_lite=VEGA_LITE,
-                            embed=vl_convert.get_vega_embed_version(),
-                            package=version("vl-convert-python"))
+    return PAGE_HTML.format(
+        bundle=bundle,
+        vega=vl_convert.get_vega_version(),
+        vega_lite=VEGA_LITE,
+        embed=vl_convert.get_vega_embed_version(),
+        package=version("vl-convert-python"),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,7 @@ are fractions of 1 throughout.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -65,9 +65,7 @@ def fit_figure(
     return fig
 
 
-def curve_figure(
-    epochs: Sequence[float], train_acc: Sequence[float], val_acc: Sequence[float], title: str
-) -> Figure:
+def curve_figure(epochs: Sequence[float], train_acc: Sequence[float], val_acc: Sequence[float], title: str) -> Figure:
     """Train and validation accuracy (fraction of 1) after each epoch, with a legend."""
     fig = Figure(figsize=(6, 3.8), dpi=100, layout="constrained")
     ax = fig.add_subplot()
@@ -116,8 +114,16 @@ def robustness_figure(
     fig = Figure(figsize=(10, 3.8), dpi=100, layout="constrained")
     left, right = fig.subplots(1, 2)
     sweep_axes(left, param, values, *accuracy, title="test accuracy", baseline=baseline)
-    sweep_axes(right, param, values, *fooled, title=f"targeted attack success at budget {budget:g}",
-               baseline=baseline, ylabel="targeted success (lower: harder to fool)", color="C2")
+    sweep_axes(
+        right,
+        param,
+        values,
+        *fooled,
+        title=f"targeted attack success at budget {budget:g}",
+        baseline=baseline,
+        ylabel="targeted success (lower: harder to fool)",
+        color="C2",
+    )
     fig.suptitle(title)
     return fig
 
@@ -149,20 +155,37 @@ def sweep_axes(
 
     shown = [(v, m, s or 0.0) for v, m, s in zip(values, means, stds) if m is not None and math.isfinite(m)]
     if shown:
-        ax.errorbar([position[v] for v, _, _ in shown], [m for _, m, _ in shown],
-                    yerr=[s for _, _, s in shown], label="ours: mean ± std over seeds", **{**OURS, "color": color})
+        ax.errorbar(
+            [position[v] for v, _, _ in shown],
+            [m for _, m, _ in shown],
+            yerr=[s for _, _, s in shown],
+            label="ours: mean ± std over seeds",
+            **{**OURS, "color": color},
+        )
     if study:
         points = [(v, a) for v, a in study.items() if v in position or numeric]
         if points:
-            ax.plot([position.get(v, v) for v, _ in points], [a for _, a in points],
-                    label="study (one run each)", **STUDY)
+            ax.plot(
+                [position.get(v, v) for v, _ in points], [a for _, a in points], label="study (one run each)", **STUDY
+            )
     diverged = [v for v, m in zip(values, means) if m is None or not math.isfinite(m)]
     if diverged:  # no accuracy to plot: mark where, so a gap is not read as "not run"
-        ax.plot([position[v] for v in diverged], [0.02] * len(diverged), "v", color="black",
-                transform=ax.get_xaxis_transform(), clip_on=False, label="every seed diverged")
+        ax.plot(
+            [position[v] for v in diverged],
+            [0.02] * len(diverged),
+            "v",
+            color="black",
+            transform=ax.get_xaxis_transform(),
+            clip_on=False,
+            label="every seed diverged",
+        )
     if baseline is not None and baseline in position:
-        ax.axvline(position[baseline], color="0.5", linestyle=":", label=f"baseline ({param} = {baseline:g})"
-                   if numeric else "baseline")
+        ax.axvline(
+            position[baseline],
+            color="0.5",
+            linestyle=":",
+            label=f"baseline ({param} = {baseline:g})" if numeric else "baseline",
+        )
 
     if numeric:
         all_x = list(position.values()) + ([float(v) for v in study] if study else [])
@@ -187,7 +210,10 @@ def sweep_axes(
 
 
 def reproduction_figure(
-    study: Sequence[float], ours: Sequence[float], stds: Sequence[float], groups: Sequence[str],
+    study: Sequence[float],
+    ours: Sequence[float],
+    stds: Sequence[float],
+    groups: Sequence[str],
     beyond_noise: Sequence[bool],
 ) -> Figure:
     """Ours against the study, one point per entry of the study's tables: x the study's test
@@ -200,10 +226,17 @@ def reproduction_figure(
         for hollow in (False, True):
             pick = [k for k in idx if bool(beyond_noise[k]) == hollow]
             if pick:
-                ax.errorbar([study[k] for k in pick], [ours[k] for k in pick], yerr=[stds[k] for k in pick],
-                            linestyle="none", marker="o", color=f"C{i}", capsize=3,
-                            markerfacecolor="none" if hollow else f"C{i}",
-                            label=f"{group}" + (" (beyond noise)" if hollow else ""))
+                ax.errorbar(
+                    [study[k] for k in pick],
+                    [ours[k] for k in pick],
+                    yerr=[stds[k] for k in pick],
+                    linestyle="none",
+                    marker="o",
+                    color=f"C{i}",
+                    capsize=3,
+                    markerfacecolor="none" if hollow else f"C{i}",
+                    label=f"{group}" + (" (beyond noise)" if hollow else ""),
+                )
     values = [*study, *ours]
     if values:
         low, high = min(values), max(values)

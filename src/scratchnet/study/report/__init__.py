@@ -111,25 +111,55 @@ def _attack_sweep(root: Path) -> list[dict]:
     table = pd.read_csv(root / rel)
     missing = [c for c in ATTACK_SWEEP_COLUMNS if c not in table.columns]
     if missing:
-        raise ReportError(f"report: {rel} lacks column(s) {', '.join(missing)}; expected {', '.join(ATTACK_SWEEP_COLUMNS)}")
+        raise ReportError(
+            f"report: {rel} lacks column(s) {', '.join(missing)}; expected {', '.join(ATTACK_SWEEP_COLUMNS)}"
+        )
     if not all(pd.api.types.is_numeric_dtype(table[c]) for c in ("epsilon", "success_rate", "median_l2", "n")):
         raise ReportError(f"report: {rel} holds a non-number in epsilon, success_rate, median_l2 or n")
-    return [{"norm": r.norm, "mode": r.mode, "epsilon": float(r.epsilon), "success_rate": float(r.success_rate),
-             "median_l2": None if pd.isna(r.median_l2) else float(r.median_l2), "n": int(r.n)}
-            for r in table.itertuples()]
+    return [
+        {
+            "norm": r.norm,
+            "mode": r.mode,
+            "epsilon": float(r.epsilon),
+            "success_rate": float(r.success_rate),
+            "median_l2": None if pd.isna(r.median_l2) else float(r.median_l2),
+            "n": int(r.n),
+        }
+        for r in table.itertuples()
+    ]
 
 
 def _attack(root: Path) -> Attack:
     attack = Attack()
-    optional = {"example": layout.ATTACK_EXAMPLE, "sweep": layout.ATTACK_SWEEP_CSV, "metrics": layout.ATTACK_METRICS}
-    for name, rel in optional.items():
+    optional = (layout.ATTACK_EXAMPLE, layout.ATTACK_SWEEP_CSV, layout.ATTACK_METRICS)
+    for rel in optional:
         if not (root / rel).exists():
             attack.missing.append(str(rel))
     if (root / layout.ATTACK_EXAMPLE).exists():
-        attack.example = _json(root, layout.ATTACK_EXAMPLE, (
-            "true_class", "target_class", "norm", "epsilon", "steps", "l2", "linf", "probs_before",
-            "probs_after", "pred_before", "pred_after", "fooled", "shown", "before", "attacked", "fooled_count",
-            "share", "first_correct"))
+        attack.example = _json(
+            root,
+            layout.ATTACK_EXAMPLE,
+            (
+                "true_class",
+                "target_class",
+                "norm",
+                "epsilon",
+                "steps",
+                "l2",
+                "linf",
+                "probs_before",
+                "probs_after",
+                "pred_before",
+                "pred_after",
+                "fooled",
+                "shown",
+                "before",
+                "attacked",
+                "fooled_count",
+                "share",
+                "first_correct",
+            ),
+        )
     if (root / layout.ATTACK_SWEEP_CSV).exists():
         attack.sweep = _attack_sweep(root)
     if (root / layout.ATTACK_METRICS).exists():
@@ -152,13 +182,17 @@ def load_artifacts(root: Path | str) -> Artifacts:
     try:
         summary = summary_from_json(_json(root, rel))
     except (KeyError, TypeError) as err:
-        raise ReportError(f"report: {rel} is malformed ({type(err).__name__}: {err}); rerun `dvc repro evaluate`") from None
+        raise ReportError(
+            f"report: {rel} is malformed ({type(err).__name__}: {err}); rerun `dvc repro evaluate`"
+        ) from None
     train = {m: _json(root, layout.train_run(m), ("config", "seeds")) for m in summary.models}
     for model, run in train.items():
         if not run["seeds"] or "history" not in run["seeds"][0]:
             raise ReportError(f"report: {layout.train_run(model)} has no seed with a per-epoch history")
     return Artifacts(
-        params=params, summary=summary, train=train,
+        params=params,
+        summary=summary,
+        train=train,
         provenance=_json(root, layout.PROVENANCE),
         processed=_json(root, layout.PROCESSED_META),
         fit=_json(root, layout.FIT_RESULT, ("lr", "steps", "losses", "optimum_loss", "final_loss")),
@@ -171,10 +205,15 @@ def build_report(root: Path | str = ".") -> Report:
     from scratchnet.study.report import appendix, robustness, sections  # they import this module's titles
 
     art = load_artifacts(root)
-    blocks = [*sections.opening(art), *sections.fit_section(art),
-              *[b for model in art.summary.models for b in sections.model_section(art, model)],
-              *sections.attack_section(art), *robustness.robustness_section(art),
-              *appendix.provenance(art), *appendix.mlflow_section(art)]
+    blocks = [
+        *sections.opening(art),
+        *sections.fit_section(art),
+        *[b for model in art.summary.models for b in sections.model_section(art, model)],
+        *sections.attack_section(art),
+        *robustness.robustness_section(art),
+        *appendix.provenance(art),
+        *appendix.mlflow_section(art),
+    ]
     figures = figures_of(blocks)
     names = [f.name for f in figures]
     if len(set(names)) != len(names):

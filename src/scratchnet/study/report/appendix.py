@@ -20,9 +20,11 @@ RUN_FACTS = ("counts", "seconds", "reason", "started", "ended")
 def numerics() -> dict[str, str]:
     """What decides float32 results besides the code: NumPy's version and the BLAS library."""
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return {"NumPy": np.__version__,
-            "BLAS": ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')})"
-                              for i in blas) or "none found"}
+    return {
+        "NumPy": np.__version__,
+        "BLAS": ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')})" for i in blas)
+        or "none found",
+    }
 
 
 def counts_table(counts, per_class: bool = True) -> Table | None:
@@ -35,8 +37,10 @@ def counts_table(counts, per_class: bool = True) -> Table | None:
     if not all(isinstance(v, dict) and v for v in counts.values()):
         return None
     if not per_class:
-        return Table(["split", "examples", "per class (min – max)"],
-                     [[s, str(sum(c.values())), f"{min(c.values())} – {max(c.values())}"] for s, c in counts.items()])
+        return Table(
+            ["split", "examples", "per class (min – max)"],
+            [[s, str(sum(c.values())), f"{min(c.values())} – {max(c.values())}"] for s, c in counts.items()],
+        )
     splits = list(counts)
     classes = list(dict.fromkeys(c for s in splits for c in counts[s]))
     rows = [[c] + [str(counts[s].get(c, 0)) for s in splits] for c in classes]
@@ -48,36 +52,62 @@ def provenance(art: Artifacts) -> list[Block]:
     prov, meta = art.provenance, art.processed
     blocks: list[Block] = [Heading(2, PART_TITLES["provenance"])]
     fmt = prov.get("format")
-    blocks.append(Paragraph(
-        f"**Data.** {prov.get('dataset', 'CIFAR-10')}, read from `{prov.get('location', prov.get('source', 'an unnamed source'))}`"
-        + (f" ({fmt} format)" if fmt else "") + "."
-        + (f" sha256 `{prov['sha256']}`." if prov.get("sha256") else "")
-        + (f" md5 `{prov['md5']}`." if prov.get("md5") else "")))
+    blocks.append(
+        Paragraph(
+            f"**Data.** {prov.get('dataset', 'CIFAR-10')}, read from `{prov.get('location', prov.get('source', 'an unnamed source'))}`"
+            + (f" ({fmt} format)" if fmt else "")
+            + "."
+            + (f" sha256 `{prov['sha256']}`." if prov.get("sha256") else "")
+            + (f" md5 `{prov['md5']}`." if prov.get("md5") else "")
+        )
+    )
     if prov.get("fell_back") is True:
-        blocks.append(Paragraph("**The official CIFAR-10 release was not used**: the fetch fell back to the bundled "
-                                "mirror (the fetch stage's console output says why)."))
+        blocks.append(
+            Paragraph(
+                "**The official CIFAR-10 release was not used**: the fetch fell back to the bundled "
+                "mirror (the fetch stage's console output says why)."
+            )
+        )
     elif "fell_back" in prov:
         blocks.append(Paragraph("The official release was used (no fallback to the bundled mirror)."))
-    blocks.append(kv_table([(k, v) for k, v in prov.items() if k not in RUN_FACTS and not isinstance(v, (dict, list))],
-                           header=("provenance field", "value")))
+    blocks.append(
+        kv_table(
+            [(k, v) for k, v in prov.items() if k not in RUN_FACTS and not isinstance(v, (dict, list))],
+            header=("provenance field", "value"),
+        )
+    )
     table = counts_table(prov.get("counts"))
     if table:
         blocks += [Paragraph("Examples per class in the fetched dataset:"), table]
     limits = [f"`{k}` = {meta[k]}" for k in ("train_limit", "test_limit") if meta.get(k) is not None]
-    blocks.append(Paragraph(
-        "**Preprocessing.** The splits are stored as uint8 pixels with the training split's "
-        "per-pixel mean and standard deviation; each model scales its own mini-batches ("
-        + ", ".join(f"{m} `{art.params[m]['normalize']}`" for m in art.summary.models)
-        + f"); validation split drawn with seed {meta.get('seed', '?')}."
-        + (f" **A reduced run**: {', '.join(limits)}." if limits else "")))
+    blocks.append(
+        Paragraph(
+            "**Preprocessing.** The splits are stored as uint8 pixels with the training split's "
+            "per-pixel mean and standard deviation; each model scales its own mini-batches ("
+            + ", ".join(f"{m} `{art.params[m]['normalize']}`" for m in art.summary.models)
+            + f"); validation split drawn with seed {meta.get('seed', '?')}."
+            + (f" **A reduced run**: {', '.join(limits)}." if limits else "")
+        )
+    )
     table = counts_table(meta.get("counts"), per_class=False)
     if table:
         blocks.append(table)
-    blocks.append(Paragraph("**Parameters and numerical environment** (float32 results can differ between BLAS "
-                            "libraries and CPU families; the runs' MLflow tags name the same):"))
-    blocks.append(Table(["item", "value"], [
-        ["params hash", f"`{config_hash(art.params)}` (the `scratchnet.params_hash` tag of every MLflow run)"],
-        *[[k, v] for k, v in numerics().items()]], align="ll"))
+    blocks.append(
+        Paragraph(
+            "**Parameters and numerical environment** (float32 results can differ between BLAS "
+            "libraries and CPU families; the runs' MLflow tags name the same):"
+        )
+    )
+    blocks.append(
+        Table(
+            ["item", "value"],
+            [
+                ["params hash", f"`{config_hash(art.params)}` (the `scratchnet.params_hash` tag of every MLflow run)"],
+                *[[k, v] for k, v in numerics().items()],
+            ],
+            align="ll",
+        )
+    )
     return blocks
 
 
@@ -86,16 +116,22 @@ def mlflow_section(art: Artifacts) -> list[Block]:
     rows = []
     for model, m in art.summary.models.items():
         rows.append([f"{m.title} baseline (curve, test accuracy)", f"`{art.train[model]['seeds'][0].get('key')}`"])
-        rows += [[f"{m.title} sweep `{s.param}`",
-                  f"{sum(r.n_seeds for r in s.rows)} runs, tag `scratchnet.in_sweep.{model}.{s.param}` = `true`"]
-                 for s in m.sweeps.values()]
+        rows += [
+            [
+                f"{m.title} sweep `{s.param}`",
+                f"{sum(r.n_seeds for r in s.rows)} runs, tag `scratchnet.in_sweep.{model}.{s.param}` = `true`",
+            ]
+            for s in m.sweeps.values()
+        ]
     return [
         Heading(2, PART_TITLES["mlflow"]),
-        Paragraph(f"Every training run above is logged to MLflow, experiment `{experiment}` (the store "
-                  "`MLFLOW_TRACKING_URI` names, by default `mlflow.db` in the project). A run is named by its "
-                  "run key (what it computed, as a hash: the same key on every machine), its tag "
-                  "`scratchnet.run_key`; the runs of one sweep carry its `scratchnet.in_sweep.<model>.<key>` tag, "
-                  "so the UI shows and compares them together."),
+        Paragraph(
+            f"Every training run above is logged to MLflow, experiment `{experiment}` (the store "
+            "`MLFLOW_TRACKING_URI` names, by default `mlflow.db` in the project). A run is named by its "
+            "run key (what it computed, as a hash: the same key on every machine), its tag "
+            "`scratchnet.run_key`; the runs of one sweep carry its `scratchnet.in_sweep.<model>.<key>` tag, "
+            "so the UI shows and compares them together."
+        ),
         Paragraph("To open them: `make ui` starts the UI and prints one address per sweep; a search for one run:"),
         Code("tags.\"scratchnet.run_key\" = '<run key>'"),
         Table(["table", "MLflow runs"], rows, align="ll"),

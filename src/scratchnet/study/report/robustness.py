@@ -17,9 +17,13 @@ from scratchnet.study.report.document import Block, Bullets, Heading, Paragraph,
 from scratchnet.study.report.sections import figure, file_stem
 
 FINDING_WORDS = {  # Robustness.finding -> the sweep's verdict as the report prints it
-    "more robust": "harder to fool", "less robust": "easier to fool",
-    "both": "harder to fool at some values, easier at others", "within noise": "within noise",
-    "all diverged": "all diverged", "no claim": "no claim", None: "not measured",
+    "more robust": "harder to fool",
+    "less robust": "easier to fool",
+    "both": "harder to fool at some values, easier at others",
+    "within noise": "within noise",
+    "all diverged": "all diverged",
+    "no claim": "no claim",
+    None: "not measured",
 }
 
 
@@ -35,8 +39,11 @@ def effect_phrase(e: Effect) -> str:
     if e.fooled < 0:
         return "trades accuracy for robustness" if e.accuracy == -1 else "harder to fool" + accuracy
     if e.fooled > 0:
-        return ("trades robustness for accuracy" if e.accuracy == 1 else "easier to fool"
-                + {None: "", 0: " at no gain in accuracy", -1: " and less accurate"}[e.accuracy])
+        return (
+            "trades robustness for accuracy"
+            if e.accuracy == 1
+            else "easier to fool" + {None: "", 0: " at no gain in accuracy", -1: " and less accurate"}[e.accuracy]
+        )
     return "changes neither beyond noise" if e.accuracy in (0, None) else "changes accuracy only"
 
 
@@ -44,27 +51,42 @@ def robustness_sentence(param: str, r: Robustness | None, factor: float) -> str:
     """The sweep's robustness in a sentence or two, from its verdict and each value's effect."""
     head = f"**{finding_words(r).capitalize()}**"
     if r is None:
-        return (f"{head}: the runs of this sweep carry no robustness (`robustness.enabled` is off in "
-                "params.yaml, or they ran before it was measured).")
+        return (
+            f"{head}: the runs of this sweep carry no robustness (`robustness.enabled` is off in "
+            "params.yaml, or they ran before it was measured)."
+        )
     v = r.verdict
     if v.best is None:
         return f"{head}: every run of this sweep diverged, so there is no network to attack."
     if r.finding == "no claim":
-        return (f"{head}: targeted success spans {v.spread:.4f}, but "
-                + ("with fewer than two measured seeds per value there is no seed-to-seed noise estimate"
-                   if v.within_noise is None else "the baseline has no measured run to compare with")
-                + ", so no claim is made.")
+        return (
+            f"{head}: targeted success spans {v.spread:.4f}, but "
+            + (
+                "with fewer than two measured seeds per value there is no seed-to-seed noise estimate"
+                if v.within_noise is None
+                else "the baseline has no measured run to compare with"
+            )
+            + ", so no claim is made."
+        )
     rule = f"{factor:g} × the pooled seed std ({factor:g} × {v.pooled_std:.4f} = {v.noise:.4f})"
     if r.finding == "within noise":
-        return (f"{head}: targeted success spans {v.spread:.4f} across the values of `{param}`, "
-                + (f"not more than {rule}" if v.within_noise else f"more than {rule}, yet no value differs "
-                   "from the baseline by more than that")
-                + f"; no value of `{param}` makes the network harder or easier to fool beyond seed noise.")
+        return (
+            f"{head}: targeted success spans {v.spread:.4f} across the values of `{param}`, "
+            + (
+                f"not more than {rule}"
+                if v.within_noise
+                else f"more than {rule}, yet no value differs from the baseline by more than that"
+            )
+            + f"; no value of `{param}` makes the network harder or easier to fool beyond seed noise."
+        )
     groups: dict[str, list[str]] = {}
     for e in r.effects:
         groups.setdefault(effect_phrase(e), []).append(f"`{param}={value_text(e.value)}`")
-    return (f"{head}: targeted success spans {v.spread:.4f}, more than {rule}. Against the baseline: "
-            + "; ".join(f"{', '.join(values)}: {phrase}" for phrase, values in groups.items()) + ".")
+    return (
+        f"{head}: targeted success spans {v.spread:.4f}, more than {rule}. Against the baseline: "
+        + "; ".join(f"{', '.join(values)}: {phrase}" for phrase, values in groups.items())
+        + "."
+    )
 
 
 def ranking_table(summary: Summary) -> Table:
@@ -78,26 +100,45 @@ def ranking_table(summary: Summary) -> Table:
 
 def sweep_blocks(art: Artifacts, model: str, sweep: Sweep, budget: float) -> list[Block]:
     m, param, r = art.summary.models[model], sweep.param, sweep.robustness
-    blocks: list[Block] = [Heading(3, f"{m.title}: `{param}`"),
-                           Paragraph(robustness_sentence(param, r, art.summary.noise_factor))]
+    blocks: list[Block] = [
+        Heading(3, f"{m.title}: `{param}`"),
+        Paragraph(robustness_sentence(param, r, art.summary.noise_factor)),
+    ]
     if r is None:
         return blocks
     effects = {id(row): e for row, e in zip([x for x in sweep.rows if not x.is_baseline], r.effects)}
-    body = [[value_text(a.value) + (" (baseline)" if a.is_baseline else ""), mean_std_text(a.mean, a.std),
-             mean_std_text(f.mean, f.std), "—" if b.mean is None else f"{b.mean:.1f} ± {b.std:.1f}",
-             f"{f.n_converged} of {f.n_seeds}", "baseline" if a.is_baseline else effect_phrase(effects[id(a)])]
-            for a, f, b in zip(sweep.rows, r.fooled, r.budget)]
+    body = [
+        [
+            value_text(a.value) + (" (baseline)" if a.is_baseline else ""),
+            mean_std_text(a.mean, a.std),
+            mean_std_text(f.mean, f.std),
+            "—" if b.mean is None else f"{b.mean:.1f} ± {b.std:.1f}",
+            f"{f.n_converged} of {f.n_seeds}",
+            "baseline" if a.is_baseline else effect_phrase(effects[id(a)]),
+        ]
+        for a, f, b in zip(sweep.rows, r.fooled, r.budget)
+    ]
     fig = plots.robustness_figure(
-        param, [a.value for a in sweep.rows], ([a.mean for a in sweep.rows], [a.std for a in sweep.rows]),
-        ([f.mean for f in r.fooled], [f.std for f in r.fooled]), budget=budget,
+        param,
+        [a.value for a in sweep.rows],
+        ([a.mean for a in sweep.rows], [a.std for a in sweep.rows]),
+        ([f.mean for f in r.fooled], [f.std for f in r.fooled]),
+        budget=budget,
         baseline=next((a.value for a in sweep.rows if a.is_baseline), None),
-        title=f"{m.title}: accuracy and robustness vs {param}")
+        title=f"{m.title}: accuracy and robustness vs {param}",
+    )
     return blocks + [
-        Table([param, "test acc", "targeted success", "median fooling budget", "seeds measured",
-               "against the baseline"], body, align="lrrrrl"),
-        figure(f"robust_{model}_{file_stem(param)}.png", fig,
-               f"{m.title}: test accuracy (left) and targeted attack success at budget {budget:g} (right, lower is "
-               f"harder to fool) vs {param}, mean ± std over seeds."),
+        Table(
+            [param, "test acc", "targeted success", "median fooling budget", "seeds measured", "against the baseline"],
+            body,
+            align="lrrrrl",
+        ),
+        figure(
+            f"robust_{model}_{file_stem(param)}.png",
+            fig,
+            f"{m.title}: test accuracy (left) and targeted attack success at budget {budget:g} (right, lower is "
+            f"harder to fool) vs {param}, mean ± std over seeds.",
+        ),
     ]
 
 
@@ -109,25 +150,36 @@ def robustness_section(art: Artifacts) -> list[Block]:
     blocks: list[Block] = [Heading(2, PART_TITLES["robustness"])]
     sweeps = summary.sweeps()
     if not any(s.robustness is not None for _, s in sweeps):
-        return blocks + [Paragraph(
-            "**Robustness was not measured**: no run of the sweeps carries it (`robustness.enabled` in "
-            "params.yaml turns it on; `dvc repro` then measures every run without retraining it).")]
+        return blocks + [
+            Paragraph(
+                "**Robustness was not measured**: no run of the sweeps carries it (`robustness.enabled` in "
+                "params.yaml turns it on; `dvc repro` then measures every run without retraining it)."
+            )
+        ]
     blocks += [
-        Paragraph(f"Beyond the study: every trained network of every sweep is attacked right after training, on "
-                  f"the same {section.get('sample_size', '?')} test images (those it classifies correctly), by "
-                  f"targeted PGD ({section.get('steps', '?')} steps) with an "
-                  f"{NORMS[norm].label if norm in NORMS else norm} budget of {budget:g} pixel units{studys}. "
-                  "**Targeted success** is the share it fools (lower: harder to fool); the **median fooling "
-                  "budget** is the median over those images of the smallest budget of a short grid that fools "
-                  f"the image (pixel units; higher: harder to fool). Reading rule, as for accuracy: {NOISE_RULE}; "
-                  "a value changes a number when its mean differs from the baseline's by more than that noise."),
-        Paragraph("**Sweeps by how much they move targeted success** (beyond noise first, then by spread):"
-                  if summary.robustness_ranking else "No sweep has a robustness spread to rank."),
+        Paragraph(
+            f"Beyond the study: every trained network of every sweep is attacked right after training, on "
+            f"the same {section.get('sample_size', '?')} test images (those it classifies correctly), by "
+            f"targeted PGD ({section.get('steps', '?')} steps) with an "
+            f"{NORMS[norm].label if norm in NORMS else norm} budget of {budget:g} pixel units{studys}. "
+            "**Targeted success** is the share it fools (lower: harder to fool); the **median fooling "
+            "budget** is the median over those images of the smallest budget of a short grid that fools "
+            f"the image (pixel units; higher: harder to fool). Reading rule, as for accuracy: {NOISE_RULE}; "
+            "a value changes a number when its mean differs from the baseline's by more than that noise."
+        ),
+        Paragraph(
+            "**Sweeps by how much they move targeted success** (beyond noise first, then by spread):"
+            if summary.robustness_ranking
+            else "No sweep has a robustness spread to rank."
+        ),
     ]
     if summary.robustness_ranking:
         blocks.append(ranking_table(summary))
-    unranked = [f"{m} `{s.param}` ({finding_words(s.robustness)})" for m, s in sweeps
-                if (m, s.param) not in summary.robustness_ranking]
+    unranked = [
+        f"{m} `{s.param}` ({finding_words(s.robustness)})"
+        for m, s in sweeps
+        if (m, s.param) not in summary.robustness_ranking
+    ]
     if unranked:
         blocks.append(Bullets(["Not ranked: " + ", ".join(unranked) + "."]))
     for model, sweep in sweeps:
