@@ -11,52 +11,47 @@ bytes.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline_e2e import BIN, TINY, copy_project, environment, run, set_params, tiny_image_folder_archive
+from processes import dask_cluster
+from tiny_study import TINY, copy_project, dvc, environment, run, set_params
 
 from scratchnet.data.fingerprint import source_fingerprint
 
 pytestmark = pytest.mark.e2e
 
-# Stages whose lock entries are not compared yet. The report still prints the run's timings,
-# date and MLflow ids until the report's rendering is made deterministic (issue 21, the report's
-# part): removed once the report is deterministic, so that every stage is compared.
-EXCLUDED = {"report"}
+
+def fresh_copy(folder: Path, archive: Path) -> Path:
+    """The tiny study, new and committed in `folder`, on the same archive bytes; nothing run."""
+    folder.mkdir(parents=True)
+    copy_project(folder)
+    shutil.copy2(archive, folder / "data" / "tiny.tar.gz")
+    set_params(folder, TINY)
+    run(["git", "init", "-q"], folder)
+    run(["git", "add", "-A"], folder)
+    run(["git", "commit", "-q", "-m", "tiny study"], folder)
+    return folder
 
 
-def study_copy(root: Path, archive: Path) -> Path:
-    project = root / "project"
-    project.mkdir(parents=True)
-    copy_project(project)
-    shutil.copy2(archive, project / "data" / "tiny.tar.gz")  # the same bytes in every copy
-    set_params(project, TINY)
-    run(["git", "init", "-q"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-q", "-m", "tiny study"], project)
-    return project
-
-
-def repro(project: Path, **env: str) -> dict:
-    """`dvc repro` from scratch; the stages of its dvc.lock."""
-    result = run([str(BIN / "dvc"), "repro"], project, env=environment(**env), timeout=1800)
-    assert "in the run cache" in result.stdout  # the sweep ran
+def lock_stages(project: Path) -> dict:
     return yaml.safe_load((project / "dvc.lock").read_text())["stages"]
 
 
+def repro(project: Path, **env: str) -> dict:
+    """`dvc repro` from scratch (its own run cache and MLflow store); the stages of its dvc.lock."""
+    result = run(dvc("repro"), project, env=environment(**env))
+    assert "in the run cache" in result.stdout  # the sweep ran
+    return lock_stages(project)
+
+
 def differences(a: dict, b: dict) -> dict[str, str]:
-    """stage -> what differs, over every stage not EXCLUDED."""
+    """stage -> what differs, over every stage (the report included: it holds no time or id)."""
     assert set(a) == set(b)
     found = {}
-    for stage in sorted(set(a) - EXCLUDED):
+    for stage in sorted(a):
         if a[stage] != b[stage]:
             outs = {o["path"]: o.get("md5") for o in a[stage].get("outs", [])}
             other = {o["path"]: o.get("md5") for o in b[stage].get("outs", [])}
@@ -64,72 +59,19 @@ def differences(a: dict, b: dict) -> dict[str, str]:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_workers(address: str, count: int, seconds: float = 120) -> None:
-    from distributed import Client
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with Client(address, timeout=2, set_as_default=False) as client:
-                if len(client.scheduler_info()["workers"]) >= count:
-                    return
-        except (OSError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the Dask cluster at {address} did not get {count} workers")
-
-
 @pytest.fixture(scope="module")
-def locks(tmp_path_factory) -> dict[str, dict]:
-    """{'A', 'B', 'dask'}: each fresh copy's dvc.lock stages, with the copies' folders."""
-    archive = tmp_path_factory.mktemp("archive") / "tiny.tar.gz"
-    tiny_image_folder_archive(archive)
-    copies = {
-        name: study_copy(tmp_path_factory.mktemp(f"copy-{name}") / "somewhere" / name, archive)
-        for name in ("A", "B", "dask")
-    }
-    assert len({p.resolve() for p in copies.values()}) == 3
-    stages = {"A": repro(copies["A"]), "B": repro(copies["B"])}
-
-    # A scheduler and two workers in one process group, stopped together whatever happens.
-    address = f"tcp://127.0.0.1:{free_port()}"
-    folder = tmp_path_factory.mktemp("dask")  # workers need no project folder
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    scheduler = subprocess.Popen(
-        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
-        cwd=folder,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        process_group=0,
-    )
-    try:
-        for _ in range(2):
-            subprocess.Popen(
-                [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
-                cwd=folder,
-                env=env,
-                process_group=scheduler.pid,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        wait_for_workers(address, 2)
-        stages["dask"] = repro(copies["dask"], SCRATCHNET_EXECUTOR="dask", DASK_SCHEDULER_ADDRESS=address)
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(scheduler.pid, sig)
-            except ProcessLookupError:
-                break
-            time.sleep(3)
-        scheduler.wait(timeout=30)
-    return {"stages": stages, "copies": copies}
+def locks(pristine_study, tmp_path_factory) -> dict:
+    """The pristine study (A, built from scratch for the session) beside two new copies run from
+    scratch on its archive's bytes: B at another path, one after the other on the local executor,
+    and C on a Dask scheduler with two workers on 127.0.0.1 (stopped as one group)."""
+    a = pristine_study.path
+    archive = a / "data" / "tiny.tar.gz"
+    b = fresh_copy(tmp_path_factory.mktemp("copy-b") / "somewhere" / "else" / "B", archive)
+    c = fresh_copy(tmp_path_factory.mktemp("copy-dask") / "C", archive)
+    stages = {"A": lock_stages(a), "B": repro(b)}
+    with dask_cluster(tmp_path_factory.mktemp("dask")) as cluster:  # workers need no project folder
+        stages["dask"] = repro(c, SCRATCHNET_EXECUTOR="dask", DASK_SCHEDULER_ADDRESS=cluster.address)
+    return {"stages": stages, "copies": {"A": a, "B": b, "dask": c}}
 
 
 def test_two_fresh_copies_at_different_paths_give_a_byte_identical_dvc_lock(locks):
@@ -168,6 +110,7 @@ def test_no_result_holds_a_time_a_host_a_worker_or_an_mlflow_id(locks):
         "diverged",
         "diverged_epoch",
         "history",
+        "robustness",
     }
 
 
