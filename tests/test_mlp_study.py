@@ -8,7 +8,7 @@ import json
 
 import pytest
 from report_reading import section_text, sweep_table
-from test_pipeline_e2e import BIN, TINY, Replace, copy_project, mlflow_runs, run, set_params, tiny_image_folder_archive
+from tiny_study import Replace, copy_study, dvc, mlflow_runs, run, set_params
 
 pytestmark = pytest.mark.e2e
 
@@ -31,16 +31,12 @@ MLP = {
 
 
 @pytest.fixture(scope="module")
-def mlp_study(tmp_path_factory):
-    project = tmp_path_factory.mktemp("mlp-study")
-    copy_project(project)
-    tiny_image_folder_archive(project / "data" / "tiny.tar.gz")
-    set_params(project, TINY)
+def mlp_study(pristine_study, tmp_path_factory):
+    project = copy_study(pristine_study.path, tmp_path_factory.mktemp("mlp-study") / "study")
     set_params(project, MLP)
-    run(["git", "init", "-q"], project)
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "tiny study with an MLP"], project)
-    return project, run([str(BIN / "dvc"), "repro"], project, timeout=1800)
+    return project, run(dvc("repro"), project, timeout=1800)
 
 
 def test_the_mlp_is_trained_ablated_and_evaluated_by_every_stage(mlp_study):

@@ -1,5 +1,5 @@
 """What a newcomer does with the README in hand, on a copy of the tiny study after its first
-`dvc repro` (the session's `tiny_project`, copied: it stays as the other tests expect it).
+`dvc repro` (the session's `pristine_study`, copied for each test: it stays as the others expect it).
 
 - Every README command block not marked `skip` or `output` runs as written (tests/readme_blocks.py).
 - `dvc plots show` draws every chart with the network blocked, a sweep added with `-S '+...'`
@@ -19,7 +19,7 @@ import pytest
 import yaml
 from readme_blocks import blocks
 from test_browser import Watched, browser  # noqa: F401  (the module's Chromium)
-from test_pipeline_e2e import BIN, PROJECT, environment, run
+from tiny_study import BIN, PROJECT, dvc, environment, run
 
 pytestmark = pytest.mark.e2e
 
@@ -34,21 +34,14 @@ def plots_page(project: Path) -> None:
         run([str(BIN / "python"), "-m", "scratchnet.study.plots.offline", str(PAGE)], project)
 
 
-@pytest.fixture(scope="module")
-def study(tiny_project, first_repro, tmp_path_factory) -> Path:
-    project = tmp_path_factory.mktemp("newcomer") / "study"
-    shutil.copytree(tiny_project, project, symlinks=True)
-    # a fresh MLflow store: a copied one keeps its artifacts in the original project
-    (project / "mlflow.db").unlink(missing_ok=True)
-    shutil.rmtree(project / "mlruns", ignore_errors=True)
+@pytest.fixture
+def study(pristine_study, clone) -> Path:
+    """A private copy of the pristine run (its MLflow store moved with it), committed."""
+    project = clone(pristine_study.path, "study")
     plots_page(project)
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "the tiny study, run"], project)
     return project
-
-
-def dvc(*args: str) -> list[str]:
-    return [str(BIN / "dvc"), *args]
 
 
 def test_the_readmes_command_blocks_run_as_written_on_the_tiny_study(study):
@@ -74,8 +67,7 @@ def test_the_readmes_command_blocks_run_as_written_on_the_tiny_study(study):
 
 
 def test_dvc_plots_show_draws_every_chart_offline_the_new_sweep_included(study, browser):  # noqa: F811
-    if "reg" not in yaml.safe_load((study / "params.yaml").read_text())["ablate"]["twolayer"]:
-        run(dvc("exp", "run", "-S", "+ablate.twolayer.reg=[0.001]"), study)
+    run(dvc("exp", "run", "-S", "+ablate.twolayer.reg=[0.001]"), study)
     shown = json.loads(run(dvc("plots", "show", "--json"), study).stdout)
     assert not shown.get("errors"), shown["errors"]
     sweeps = sorted(Path(name).stem for name in shown["data"] if name.startswith("results/evaluate/sweeps/"))
@@ -110,14 +102,10 @@ def test_dvc_plots_show_draws_every_chart_offline_the_new_sweep_included(study, 
 
 
 def test_a_user_error_fails_dvc_repro_with_the_stages_line_dvcs_and_255(study):
-    original = (study / "params.yaml").read_text()
-    try:
-        params = yaml.safe_load(original)
-        params["twolayer"]["batch_size"] = 0
-        (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        failed = run(dvc("repro"), study, check=False)
-    finally:
-        (study / "params.yaml").write_text(original)
+    params = yaml.safe_load((study / "params.yaml").read_text())
+    params["twolayer"]["batch_size"] = 0
+    (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    failed = run(dvc("repro"), study, check=False)
     assert failed.returncode == 255
     output = failed.stdout + failed.stderr
     (quoted,) = [b for b in blocks() if b.marker == "output" and "params:" in b.text]

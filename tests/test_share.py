@@ -5,21 +5,14 @@ trains nothing."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from test_pipeline_e2e import BIN, run, stages_run
+from tiny_study import dvc, run, stages_run
 
 pytestmark = pytest.mark.e2e
 
 
-def dvc(*args: str) -> list[str]:
-    return [str(BIN / "dvc"), *args]
-
-
-def test_a_second_clone_pulls_every_output_from_the_remote_and_reproduces_nothing(tiny_project, first_repro, tmp_path):
-    first, second, remote = tmp_path / "first", tmp_path / "second", tmp_path / "remote"
-    shutil.copytree(tiny_project, first, symlinks=True)  # the session's study stays as it is
+def test_a_second_clone_pulls_every_output_from_the_remote_and_reproduces_nothing(pristine_study, clone, tmp_path):
+    first, second, remote = clone(pristine_study.path, "first"), tmp_path / "second", tmp_path / "remote"
     run(dvc("remote", "add", "-d", "shared", str(remote)), first)
     run(["git", "add", "-A"], first)
     run(["git", "commit", "-q", "-m", "the study, run; DVC remote: shared"], first)

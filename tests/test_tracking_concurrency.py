@@ -3,32 +3,23 @@
 Several processes log the same runs and the same sweep parent at the same instant, into the
 project's SQLite store (they share a lock beside it) and into a real `mlflow server` (they
 share nothing: each creates, then reconciles). Then the real thing: four queued DVC
-experiments run side by side, and two `dvc repro` in two clones against one server.
+experiments run side by side, and two `dvc repro --force` in two copies of the session's tiny
+study against one server (their runs come from the run cache, so both log the same keys at
+nearly the same instant).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import subprocess
 import time
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_pipeline_e2e import (
-    BIN,
-    TINY,
-    copy_project,
-    environment,
-    free_port,
-    run,
-    set_params,
-    tiny_image_folder_archive,
-    wait_for,
-)
+from processes import Service, mlflow_server, processes_in, stop_processes_in
+from tiny_study import dvc, environment, run
 
 WRITERS = 4
 SHARED = [f"shared-{i}" for i in range(4)]
@@ -123,101 +114,32 @@ def test_writers_logging_the_same_runs_at_once_into_the_sqlite_store_log_each_on
     check_once(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), experiment_id, [f"exp{i}" for i in range(WRITERS)])
 
 
-@contextmanager
-def mlflow_server(folder: Path):
-    """A real `mlflow server` on 127.0.0.1 (a free port, its own process group), stopped after."""
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'server.db'}",
-            "--artifacts-destination",
-            str(folder / "server-artifacts"),
-            "--workers",
-            "2",
-        ],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**environment(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
-    try:
-        wait_for(uri + "/health", 120)
-        yield uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
-
-
 def test_writers_logging_the_same_runs_at_once_into_a_server_log_each_once(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     from scratchnet.study.tracking import Tracker
 
-    with mlflow_server(tmp_path) as uri:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with mlflow_server(tmp_path, env=environment()) as server:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
         experiment_id = Tracker("race", root=tmp_path).experiment_id
-        log_at_once(uri, tmp_path, "race")
-        check_once(MlflowClient(uri), experiment_id, [f"exp{i}" for i in range(WRITERS)])
+        log_at_once(server.uri, tmp_path, "race")
+        check_once(MlflowClient(server.uri), experiment_id, [f"exp{i}" for i in range(WRITERS)])
 
 
 # ----------------------------------------------------------------- the real thing: DVC at once
 
 
-def dvc(*args: str) -> list[str]:
-    return [str(BIN / "dvc"), *args]
-
-
-def tiny_study(folder: Path, env: dict | None = None) -> Path:
-    """The tiny study of tests/test_pipeline_e2e.py after one `dvc repro`, committed."""
-    copy_project(folder)
-    tiny_image_folder_archive(folder / "data" / "tiny.tar.gz")
-    set_params(folder, TINY)
-    run(["git", "init", "-q"], folder)
-    run(["git", "add", "-A"], folder)
-    run(["git", "commit", "-q", "-m", "tiny study"], folder)
-    run(dvc("repro"), folder, env=env)
-    run(["git", "add", "-A"], folder)
-    run(["git", "commit", "-q", "-m", "first run"], folder)
-    return folder
-
-
-def processes_in(folder: Path) -> list[int]:
-    """The pids of the processes working in `folder` (DVC's queue workers, which it detaches)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if Path(os.readlink(entry / "cwd")).is_relative_to(folder):
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
+def committed(project: Path) -> Path:
+    """A copy of the tiny study after its first `dvc repro`, committed as a user would."""
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "first run"], project)
+    return project
 
 
 def stop_queue(project: Path) -> None:
-    """`dvc queue stop`, then whatever of its workers is left, whole process groups."""
-    run(dvc("queue", "stop"), project, check=False, timeout=120)
-    deadline = time.monotonic() + 30
-    while processes_in(project) and time.monotonic() < deadline:
-        time.sleep(1)
-    for pid in processes_in(project):
-        try:
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    """`dvc queue stop --kill`, then whatever of its detached workers still runs in `project`."""
+    run(dvc("queue", "stop", "--kill"), project, check=False, timeout=120)
+    stop_processes_in(project)
 
 
 def duplicated_keys(runs) -> dict[str, int]:
@@ -241,20 +163,19 @@ OWN_ENTRIES = {
 
 
 @pytest.mark.e2e
-def test_four_queued_experiments_at_once_log_every_run_once_under_its_own_experiment(tmp_path):
+@pytest.mark.timeout(1800)  # a hang guard: the queue's four experiments train side by side
+def test_four_queued_experiments_at_once_log_every_run_once_under_its_own_experiment(study_copy):
     from mlflow.tracking import MlflowClient
 
-    project = tiny_study(tmp_path / "study")
+    project = committed(study_copy)
     try:
         for name, sets in EXPERIMENTS.items():
             run(dvc("exp", "run", "--queue", "-n", name, *(a for s in sets for a in ("-S", s))), project)
         run(dvc("queue", "start", "-j", "4"), project)
-        deadline = time.monotonic() + 1500
-        while True:
+        while True:  # until the queue is done; the test's timeout is the only bound
             status = run(dvc("queue", "status"), project).stdout
             if not any(word in status for word in ("Queued", "Running")):
                 break
-            assert time.monotonic() < deadline, status
             time.sleep(5)
         assert status.count("Success") == 4, status
     finally:
@@ -291,40 +212,26 @@ def test_four_queued_experiments_at_once_log_every_run_once_under_its_own_experi
 
 
 @pytest.mark.e2e
-def test_two_clones_reproducing_at_once_into_one_server_log_no_key_twice(tmp_path):
+def test_two_clones_reproducing_at_once_into_one_server_log_no_key_twice(pristine_study, clone, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    with mlflow_server(tmp_path) as uri:
-        env = environment(MLFLOW_TRACKING_URI=uri)
-        clones = []
-        for name in ("one", "two"):
-            folder = tmp_path / name
-            folder.mkdir()
-            copy_project(folder)
-            tiny_image_folder_archive(folder / "data" / "tiny.tar.gz")
-            set_params(folder, {**TINY, "attack": {"sweep": {"sample_size": 10, "steps": 2}}})
-            run(["git", "init", "-q"], folder)
-            clones.append(folder)
-        repros = [
-            subprocess.Popen(
-                dvc("repro"),
-                cwd=folder,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
-            )
-            for folder in clones
-        ]
-        try:
-            outputs = [p.communicate(timeout=1500)[0] for p in repros]
+    clones = [committed(clone(pristine_study.path, name)) for name in ("one", "two")]
+    with mlflow_server(tmp_path, env=environment()) as server:
+        env = environment(MLFLOW_TRACKING_URI=server.uri)
+        logs = [tmp_path / f"{folder.name}.log" for folder in clones]
+        repros: list[Service] = []
+        try:  # both at once, each in its own process group, stopped whatever happens
+            for folder, log in zip(clones, logs):
+                with log.open("w") as out:
+                    repros.append(
+                        Service(dvc("repro", "--force"), cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
+                    )
+            codes = [repro.process.wait() for repro in repros]
         finally:
-            for p in repros:
-                if p.poll() is None:
-                    os.killpg(p.pid, signal.SIGKILL)
-        assert [p.returncode for p in repros] == [0, 0], "\n".join(o[-3000:] for o in outputs)
-        client = MlflowClient(uri)
+            for repro in repros:
+                repro.stop()
+        assert codes == [0, 0], "\n".join(log.read_text()[-3000:] for log in logs)
+        client = MlflowClient(server.uri)
         runs = client.search_runs([client.get_experiment_by_name("scratchnet").experiment_id], max_results=1000)
     assert duplicated_keys(runs) == {}
     assert all(r.info.status == "FINISHED" for r in runs)
