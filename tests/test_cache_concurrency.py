@@ -26,7 +26,7 @@ def train():
     Path(ready).touch()
     time.sleep(float(seconds))
     record = {"key": key, "seed": 0, "test_acc": 0.5, "final_val_acc": 0.5, "diverged": False,
-              "diverged_epoch": None, "history": []}
+              "diverged_epoch": None, "history": [], "robustness": None}
     return record, {"started": 1.0, "ended": 2.0, "worker": f"here:{os.getpid()}"}
 
 print(json.dumps(RunCache(root).train_once(key, train)))
