@@ -5,19 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_runs import CONFIG
 
 from scratchnet.study.cache import RunCache, data_identity, run_key
-
-CONFIG = {
-    "lr": 0.05,
-    "lr_decay": 0.9,
-    "batch_size": 32,
-    "reg": 0.0,
-    "hidden_dim": 16,
-    "init": "he",
-    "init_scale": 1e-3,
-    "epochs": 2,
-}
 
 
 def record(key: str, **extra) -> dict:

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import tiny_runs
 import yaml
 
 from scratchnet.attacks import (
@@ -39,17 +40,7 @@ from scratchnet.training import train
 
 D = 3072
 TRUCK, AUTOMOBILE = 9, 1
-CONFIG = {
-    "normalize": "mean_std",
-    "lr": 0.05,
-    "lr_decay": 0.9,
-    "batch_size": 32,
-    "reg": 0.0,
-    "hidden_dim": 16,
-    "init": "he",
-    "init_scale": 1e-3,
-    "epochs": 2,
-}
+CONFIG = {**tiny_runs.CONFIG, "normalize": "mean_std"}
 SECTION = {
     "enabled": True,
     "sample_size": 120,
