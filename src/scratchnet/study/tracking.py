@@ -16,11 +16,14 @@ a run its key is searched; a finished run there is used as it is.
   (`mlflow.db.lock`) from that search until the run is ended, so no key is created twice, and
   an unfinished run found under the lock was cut short by a dead stage: it is replaced.
 - A server, maybe shared by several machines: create, then reconcile. The key is searched
-  again; the winner is, in every process, a finished run if there is one, then the earliest
-  start, then the smallest run id (a parent that starts first spans every twin's children);
-  the other runs are deleted by whoever sees them, their children moved under the winner.
-  The last writer to look sees every twin, so one run remains. A twin that another writer is
-  still logging is given TWIN_WAIT seconds before it counts as cut short.
+  again; the winner is, in every process, the twin with the earliest start, then the smallest
+  run id (a parent that starts first spans every twin's children). The order uses nothing
+  that changes after a run is created (not its status), so no two writers can each delete
+  the other's twin: a run is deleted only by a writer that sees a better one, and the best
+  is never deleted. The others go, their children and experiment tags moved to the winner,
+  by whoever sees them; the last writer to look sees every twin, so one run remains. A
+  writer holding the id of a twin deleted since looks its key up again. A best twin that
+  another writer is still logging is given TWIN_WAIT seconds before it counts as cut short.
 "Database is locked": MLflow opens every SQLite session with `PRAGMA busy_timeout = 20000`
 (a writer waits up to 20 s for another) and the lock above serialises the study's writers, so
 no retry is added here.
@@ -225,10 +228,10 @@ def _ms(seconds: float) -> int:
 
 
 def _rank(run) -> tuple:
-    """The reconcile rule's order among the runs of one key: a finished run (its writer saw no
-    better twin, and may have returned it already), then the earliest start, then the
-    smallest id."""
-    return run.info.status != "FINISHED", run.info.start_time or 0, run.info.run_id
+    """The reconcile rule's order among the runs of one key: the earliest start, then the
+    smallest id. Both are fixed when the run is created, so every writer, whenever it looks,
+    ranks the same twins the same way."""
+    return run.info.start_time or 0, run.info.run_id
 
 
 class Run:
@@ -474,50 +477,48 @@ class Tracker:
             if created:
                 found = self._fill(run_id, key, name, write, ended)
                 created, run_id = found == run_id, found
-            if key is not None:
-                self.logged_keys()[key] = run_id
             if created:
                 self._members[run_id] = {t for t in tags if t.startswith(IN_SWEEP)}
-            else:
+            elif key is None:
                 self._join(run_id, tags, name, on_logged)
+            else:  # the winner this writer knows may have lost to a twin created elsewhere since
+                run_id = self._on_winner(key, run_id, lambda r: self._join(r, tags, name, on_logged))
+            if key is not None:
+                self.logged_keys()[key] = run_id
         return run_id
 
     def _once(self, key: str, create: Callable[[], str], start: float | None = None) -> tuple[str, bool]:
-        """(the id of `key`'s one run, whether create() made it now): the key's finished run if
-        there is one, else a new one; the reconcile rule of the module docstring. start: a
-        parent's; one there that starts later is replaced (children and experiments moved)."""
-        twins = self._twins(key)
+        """(the id of `key`'s one run, whether create() made it now), by the reconcile rule of
+        the module docstring: the key's best twin once it is finished, else a new run (also
+        when the best starts later than `start`, a parent's start). An unfinished best is
+        given TWIN_WAIT (on a server: another writer may be logging it; under the SQLite lock
+        its writer died) and then deleted as cut short."""
+        mine: str | None = None
         deadline = time.monotonic() + (0 if self.lock else self.TWIN_WAIT)
-        while (
-            time.monotonic() < deadline
-            and all(t.info.status != "FINISHED" for t in twins)
-            and any(t.info.status == "RUNNING" for t in twins)
-        ):
-            time.sleep(0.5)  # on a server, a twin that another writer is logging right now
+        for _ in range(100):  # a bound, not a rule: each turn deletes a twin, waits or creates
             twins = self._twins(key)
-        best = min(twins, key=_rank) if twins else None
-        if (
-            best is not None
-            and best.info.status == "FINISHED"
-            and (start is None or best.info.start_time <= _ms(start))
-        ):
-            self._retire(twins, best.info.run_id)
-            return best.info.run_id, False
-        later = [t for t in twins if t.info.status == "FINISHED"]  # parents starting too late
-        self._retire([t for t in twins if t not in later], None)  # cut short: replaced
-        run_id = create()
-        if later:
-            self._tag(run_id, {k: v for t in later for k, v in t.data.tags.items() if k.startswith(DVC_EXP + ".")})
-            self._retire(later, run_id)
-        if self.lock is None:  # no lock shared: another writer may have created one too
-            twins = self._twins(key)
-            winner = min(twins, key=_rank).info.run_id if twins else run_id
-            self._retire(twins, winner)
-            return winner, winner == run_id
-        return run_id, True
+            best = min(twins, key=_rank) if twins else None
+            if best is not None and best.info.run_id == mine:
+                self._retire(twins, mine)  # later parents too: children and experiments moved
+                return mine, True
+            if best is not None and (start is None or best.info.start_time <= _ms(start)):
+                if best.info.status == "FINISHED":
+                    self._retire(twins, best.info.run_id)  # ours too, if we made one
+                    return best.info.run_id, False
+                if best.info.status == "RUNNING" and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                else:
+                    self._retire([best], None)  # cut short
+                continue
+            mine = create()  # none yet, or only later parents; or ours was cut short meanwhile
+            if self.lock is not None:  # no other writer under the lock: the twins are those seen
+                self._retire(twins, mine)
+                return mine, True
+        raise TrackingError(f"MLflow store {self.uri}: the runs of key {key} kept changing; rerun the stage")
 
     def _retire(self, twins: list, winner: str | None) -> None:
-        """Deletes every run of `twins` but the winner, moving its children under the winner."""
+        """Deletes every run of `twins` but the winner, moving its children and its experiment
+        tags (a parent's `scratchnet.dvc_exp.<name>`) to the winner."""
         from mlflow.entities import RunTag
 
         for twin in twins:
@@ -531,6 +532,16 @@ class Tracker:
                 self.client.delete_run(loser)
             except Exception:  # noqa: BLE001 - deleted by another writer's reconcile meanwhile
                 pass
+            if winner is None:
+                continue
+            try:  # read after the delete: a tag its writer added until then is kept
+                tags = self.client.get_run(loser).data.tags
+            except Exception:  # noqa: BLE001
+                tags = twin.data.tags
+            try:
+                self._tag(winner, {k: v for k, v in tags.items() if k.startswith(DVC_EXP + ".")})
+            except Exception:  # noqa: BLE001 - the winner itself lost to a better twin meanwhile:
+                pass  # its own retirer moves its tags; each writer re-tags its own at close_parent
 
     def _fill(self, run_id: str, key: str | None, name: str, write, ended: float) -> str:
         """write(run_id), then the run ends at `ended`. Returns run_id, or the key's winner if
@@ -596,8 +607,9 @@ class Tracker:
         start: unix seconds a new parent starts at, no later than any child it will hold;
         it ends there until close_parent. A parent of the key that starts later (another stage
         running at once began later but created it first) is replaced by one starting at
-        `start`, its children and experiments moved to it: MLflow cannot move a start. The experiment running (DVC_EXP_NAME) is added to
-        the parent's experiments (`scratchnet.dvc_exp.<name>`).
+        `start`, its children and experiments moved to it: MLflow cannot move a start. The
+        experiment running (DVC_EXP_NAME) is added to the parent's experiments
+        (`scratchnet.dvc_exp.<name>`).
         """
         tags = {**{k: str(v) for k, v in tags.items()}, **dvc_experiment_tags(parent=True), RUN_KEY: key}
 
@@ -612,7 +624,7 @@ class Tracker:
             with self._exclusive():
                 run_id, created = self._once(key, create, start)
                 if not created:
-                    self._tag(run_id, dvc_experiment_tags(parent=True))
+                    run_id = self._on_winner(key, run_id, lambda r: self._tag(r, dvc_experiment_tags(parent=True)))
         except TrackingError:
             raise
         except Exception as err:  # noqa: BLE001
@@ -627,6 +639,15 @@ class Tracker:
         Returns the parent's id."""
         from mlflow.entities import RunTag
 
+        def close(run_id: str) -> None:
+            winner = self.client.get_run(run_id)
+            for used in self._parents.get(key, set()) - {run_id}:
+                for child in self._search(f"tags.`{PARENT}` = '{used}'"):
+                    self.client.log_batch(child.info.run_id, tags=[RunTag(PARENT, run_id)])
+            ends = [c.info.end_time or 0 for c in self._search(f"tags.`{PARENT}` = '{run_id}'")]
+            self.client.set_terminated(run_id, "FINISHED", end_time=max([winner.info.end_time or 0, *ends]))
+            self._tag(run_id, dvc_experiment_tags(parent=True))
+
         try:
             with self._exclusive():
                 twins = self._twins(key)
@@ -635,21 +656,34 @@ class Tracker:
                         f"MLflow store {self.uri}: the parent run of sweep key {key} "
                         "was deleted while the stage ran; rerun the stage to log it"
                     )
-                winner = min(twins, key=_rank)
-                run_id = winner.info.run_id
+                run_id = min(twins, key=_rank).info.run_id
                 self._retire(twins, run_id)
-                for used in self._parents.get(key, set()) - {run_id}:
-                    for child in self._search(f"tags.`{PARENT}` = '{used}'"):
-                        self.client.log_batch(child.info.run_id, tags=[RunTag(PARENT, run_id)])
-                ends = [c.info.end_time or 0 for c in self._search(f"tags.`{PARENT}` = '{run_id}'")]
-                self.client.set_terminated(run_id, "FINISHED", end_time=max([winner.info.end_time or 0, *ends]))
-                self._tag(run_id, dvc_experiment_tags(parent=True))
+                run_id = self._on_winner(key, run_id, close)
         except TrackingError:
             raise
         except Exception as err:  # noqa: BLE001
             raise TrackingError(f"MLflow store {self.uri} refused to close parent run of key {key}: {err}") from err
         self._parents[key] = {run_id}
         return run_id
+
+    def _on_winner(self, key: str, run_id: str, action: Callable[[str], None]) -> str:
+        """action(run_id) on the key's winner; returns the id it was done on. On a server the
+        winner this writer knows may have lost to a better twin since (created at the same
+        moment elsewhere, seen later): if the run is gone, during or after the action, the
+        key's winner now is looked up and the action done again there."""
+        for _ in range(10):
+            try:
+                action(run_id)
+                if self.lock is not None or self.client.get_run(run_id).info.lifecycle_stage == "active":
+                    return run_id
+            except Exception:  # noqa: BLE001
+                if self.lock is not None:
+                    raise
+            twins = self._twins(key)
+            if not twins:
+                break
+            run_id = min(twins, key=_rank).info.run_id
+        raise TrackingError(f"MLflow store {self.uri}: the run of key {key} was deleted while it was being logged")
 
     def _tag(self, run_id: str, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
