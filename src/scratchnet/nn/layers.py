@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray):
+def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """out = x @ w + b.
 
     x: (N, D), w: (D, M), b: (M,)  ->  out: (N, M); cache: (x, w).
@@ -20,7 +20,9 @@ def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray):
     return out, (x, w)
 
 
-def affine_backward(dout: np.ndarray, cache, input_grad: bool = True):
+def affine_backward(
+    dout: np.ndarray, cache: tuple[np.ndarray, np.ndarray], input_grad: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of affine_forward.
 
     dout: (N, M)  ->  dx: (N, D), dw: (D, M), db: (M,).
@@ -34,13 +36,13 @@ def affine_backward(dout: np.ndarray, cache, input_grad: bool = True):
     return dx, dw, db
 
 
-def relu_forward(x: np.ndarray):
+def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """out = max(x, 0), elementwise.  x: any shape  ->  out: same shape; cache: out."""
     out = np.maximum(x, 0)
     return out, out
 
 
-def relu_backward(dout: np.ndarray, cache):
+def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
     """dx = dout where the unit was active (out > 0), else 0.
 
     The subgradient at exactly 0 is taken as 0. dout: same shape as the forward output.

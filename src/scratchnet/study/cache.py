@@ -102,7 +102,7 @@ def _imported(name: str, file: Path, package: Path) -> set[str]:
             found.add(module)
             # `from pkg import sub` imports the module pkg.sub when there is one
             found.update(f"{module}.{alias.name}" for alias in node.names)
-    modules = set()
+    modules: set[str] = set()
     for module in found:
         if module == "scratchnet" or module.startswith("scratchnet."):
             parts = module.split(".")
@@ -124,6 +124,7 @@ def import_closure(module: str, package: Path = PACKAGE) -> dict[str, Path]:
         if name in closure:
             continue
         file = _module_file(name, package)
+        assert file is not None  # queued names are modules: _imported keeps only those with a file
         closure[name] = file
         todo.extend(_imported(name, file, package) - closure.keys())
     return dict(sorted(closure.items()))
