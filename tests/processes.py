@@ -17,6 +17,7 @@ up ends the wait, with an error that says which.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import socket
@@ -316,6 +317,11 @@ def leftovers(temp_root: Path | None = None) -> list[str]:
                 found[proc.pid] = cmdline
         except psutil.Error:
             continue
+    # A process pool's forked workers carry pytest's own command line; left alive they would
+    # also hang the interpreter's exit (multiprocessing joins its children at exit).
+    for child in multiprocessing.active_children():
+        if child.pid is not None:
+            found[child.pid] = f"{child.name} (a multiprocessing child of the test process)"
     return [f"{pid} {cmd}" for pid, cmd in sorted(found.items())]
 
 

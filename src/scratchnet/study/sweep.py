@@ -76,11 +76,13 @@ def cost(spec: RunSpec, train_size: int) -> float:
 _WORKER_SPLITS: dict = {}
 
 
-def _init_local_worker(splits: dict, pids) -> None:
+def _init_local_worker(splits: dict) -> None:
     _WORKER_SPLITS.update(splits)
-    pids.put(os.getpid())
     # Ctrl-C reaches the whole process group; the driver decides what stops, and stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A forked worker inherits the driver's Python handlers: one that turns SIGTERM into an
+    # exception (pytest's, a user's) would let the pool's loop catch it and take the next run.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _local_task(spec: RunSpec, key: str, cache: RunCache) -> tuple[dict, dict, bool]:
@@ -112,13 +114,13 @@ class LocalExecutor:
         methods = multiprocessing.get_all_start_methods()
         self._context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self.where = f"{self.workers} local worker processes"
-        self._pool = None
-        self._pids = None
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._before: set = set()
 
     def _start(self) -> None:
-        self._pids = self._context.SimpleQueue()  # each worker's pid, to stop it on an error
+        self._before = set(multiprocessing.active_children())  # not ours to stop
         self._pool = concurrent.futures.ProcessPoolExecutor(
-            self.workers, mp_context=self._context, initializer=_init_local_worker, initargs=(self.splits, self._pids)
+            self.workers, mp_context=self._context, initializer=_init_local_worker, initargs=(self.splits,)
         )
 
     def __enter__(self) -> LocalExecutor:
@@ -126,6 +128,7 @@ class LocalExecutor:
         return self
 
     def submit(self, spec: RunSpec, key: str, cache: RunCache):
+        assert self._pool is not None, "submit outside `with executor:`"
         return self._pool.submit(_local_task, spec, key, cache)
 
     @staticmethod
@@ -138,16 +141,18 @@ class LocalExecutor:
         self._start()
 
     def close(self, stop: bool = False) -> None:
-        """Shuts the pool down; with stop=True first ends the running workers (an error or
-        Ctrl-C in the driver must not wait for runs nobody will collect)."""
+        """Shuts the pool down; with stop=True first kills its workers (an error or Ctrl-C in
+        the driver must not wait for runs nobody will collect). Every worker the pool started is
+        killed, whether or not it has taken a run yet; a finished run's entry is already in the
+        run cache, and an entry being written is written atomically, so nothing is lost."""
         if self._pool is None:
             return
         if stop:
-            while not self._pids.empty():
-                try:
-                    os.kill(self._pids.get(), signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            workers = [p for p in multiprocessing.active_children() if p not in self._before]
+            for process in workers:
+                process.kill()
+            for process in workers:
+                process.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
 
