@@ -32,9 +32,9 @@ def atomic_paths(paths: Mapping[str, str | Path]) -> Iterator[dict[str, Path]]:
         for key, path in paths.items():
             path = Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             os.close(fd)
-            tmps[key] = Path(tmp)
+            tmps[key] = Path(tmp_name)
         yield dict(tmps)
         mode = 0o666 & ~_umask()  # mkstemp makes files private (0600); outputs are ordinary files
         for key, tmp in tmps.items():

@@ -24,33 +24,38 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 from tqdm import tqdm
 
 from .nn.optim import decayed_lr, sgd_step
 
+if TYPE_CHECKING:
+    from .nn.models import Network
+
 
 @dataclass
 class TrainResult:
-    history: list[dict] = field(default_factory=list)  # one record per completed epoch
+    history: list[dict[str, float]] = field(default_factory=list)  # one record per completed epoch
     diverged: bool = False
     diverged_epoch: int | None = None  # 1-based epoch whose loss became NaN/inf
     seconds: float = 0.0  # wall time of the whole run, evaluation included
 
 
-def accuracy(model, X: np.ndarray, y: np.ndarray, batch_size: int = 2048) -> float:
+def accuracy(model: Network, X: np.ndarray, y: np.ndarray, batch_size: int = 2048) -> float:
     """Fraction of rows of X (N, D) that `model` classifies as y (N,), in batches (so a
     uint8 memory map is normalised batch by batch, never as a whole)."""
     return float(np.count_nonzero(model.predict(X, batch_size) == y) / len(y))
 
 
 def train(
-    model,
-    X_train,
-    y_train,
-    X_val,
-    y_val,
+    model: Network,
+    X_train: np.ndarray,
+    y_train: ArrayLike,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
     *,
     epochs: int,
     lr: float,
@@ -60,7 +65,7 @@ def train(
     seed: int,
     progress: bool = True,
     desc: str | None = None,
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Trains `model` in place by mini-batch SGD; returns its per-epoch history.
 

@@ -40,6 +40,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -47,7 +48,8 @@ from .errors import DataError
 
 _BLOCK = 1 << 20  # bytes per read when draining a compressed stream to its trailer
 
-_MAGIC = {  # leading bytes -> opener; each verifies its own checksum / length trailer at EOF
+# leading bytes -> opener; each verifies its own checksum / length trailer at EOF
+_MAGIC: dict[bytes, Callable[..., io.BufferedIOBase]] = {
     b"\x1f\x8b": gzip.open,
     b"BZh": bz2.open,
     b"\xfd7zXZ\x00": lzma.open,
@@ -141,6 +143,7 @@ class Archive:
     def _read_tar(self, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
         if not wanted:
             return
+        assert self.offsets is not None  # a tar archive: listed with its members' offsets
         with _open_stream(self.path) as stream:
             if _identity(self.path) != self._stat:
                 raise DataError(f"{self.path}: changed since it was listed; read it again")
@@ -157,7 +160,7 @@ def _identity(path: Path) -> tuple[int, int]:
     return info.st_size, info.st_mtime_ns
 
 
-def _open_stream(path: Path):
+def _open_stream(path: Path) -> io.BufferedIOBase:
     """The archive's uncompressed bytes as a file object that seeks forwards, whatever its
     compression. gzip/bz2/lzma rather than tarfile's "r:gz": those modules check the CRC and
     length trailer, so a truncated download is an error instead of an archive that ends early."""
@@ -204,7 +207,9 @@ def _list_tar(path: Path, limits: Limits) -> tuple[dict[str, int], dict[str, int
     try:
         with _open_stream(path) as stream:
             budget = _Budget(stream, path)
-            tar = tarfile.TarFile(fileobj=budget, mode="r")  # reads the first header
+            # ignore: typeshed's file object for TarFile has write and close, which a TarFile in
+            # mode "r" never calls on a file object it was given
+            tar = tarfile.TarFile(fileobj=budget, mode="r")  # type: ignore[arg-type]  # reads the first header
             while True:
                 budget.allowance = HEADER_BYTES_MAX
                 member = tar.next()
@@ -311,7 +316,8 @@ class _ArrayState:
     (shape, dtype, bytes) once they pass the checks. `safe_unpickle` swaps it for the array."""
 
     def __init__(self, max_bytes: int):
-        self.max_bytes, self.array = max_bytes, None
+        self.max_bytes = max_bytes
+        self.array: np.ndarray | None = None
 
     def __setstate__(self, state):
         if not (isinstance(state, tuple) and len(state) in (4, 5)):
@@ -331,7 +337,7 @@ class _ArrayState:
         if not isinstance(raw, bytes) or len(raw) != declared:
             got = f"{len(raw):,} bytes" if isinstance(raw, bytes) else type(raw).__name__
             raise pickle.UnpicklingError(f"array data is {got}; its shape {shape} declares {declared:,}")
-        order = "F" if fortran else "C"
+        order: Literal["F", "C"] = "F" if fortran else "C"
         self.array = np.frombuffer(raw, dtype=np.uint8).reshape(shape, order=order)
 
 
@@ -409,7 +415,7 @@ def _check_opcodes(data: bytes, max_opcodes: int) -> None:
         count += 1
         if count > max_opcodes:
             raise pickle.UnpicklingError(f"more than {max_opcodes:,} opcodes; a batch needs fewer")
-        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(arg) >= max_opcodes:
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and isinstance(arg, int) and arg >= max_opcodes:
             raise pickle.UnpicklingError(f"memo index {arg:,} is beyond what a batch needs")
 
 

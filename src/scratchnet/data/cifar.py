@@ -251,6 +251,7 @@ def _read_python(archive: Archive, names, exact_counts: bool, progress: bool) ->
             class_names = _check_class_names(where, label_names)
         else:
             assembled.put(name, *batch(where, blob))
+    assert class_names is not None  # the meta member was read (checked listed above)
     return assembled.dataset(class_names)
 
 
@@ -279,6 +280,7 @@ def _read_binary(archive: Archive, names, exact_counts: bool, progress: bool) ->
         else:
             rows = np.frombuffer(blob, dtype=np.uint8).reshape(-1, RECORD_BYTES)
             assembled.put(name, rows[:, 1:], _labels(where, rows[:, 0], len(rows)))
+    assert class_names is not None  # the meta member was read (checked listed above)
     return assembled.dataset(class_names)
 
 

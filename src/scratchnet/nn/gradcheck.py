@@ -10,8 +10,12 @@ gradient is held to. In float32 (eps ~ 1e-7) rounding alone would exceed it, hen
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .models import Network
 
 
 def _require_float64(x: np.ndarray) -> None:
@@ -67,7 +71,9 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-8)))
 
 
-def check_model_gradients(model, X: np.ndarray, y: np.ndarray, reg: float = 0.0, h: float = 1e-5) -> dict[str, float]:
+def check_model_gradients(
+    model: Network, X: np.ndarray, y: np.ndarray, reg: float = 0.0, h: float = 1e-5
+) -> dict[str, float]:
     """rel_error between model.loss's analytic gradient and central differences, per param.
 
     model: a float64 Network (build_model(..., dtype=np.float64)); X: (N, D), y: (N,).

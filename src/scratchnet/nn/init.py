@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 INITS = ("he", "gaussian")
 
@@ -28,7 +29,9 @@ def weight_std(init: str, fan_in: int, init_scale: float) -> float:
     raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r}")
 
 
-def init_weight(rng: np.random.Generator, fan_in: int, fan_out: int, init: str, init_scale: float, dtype) -> np.ndarray:
+def init_weight(
+    rng: np.random.Generator, fan_in: int, fan_out: int, init: str, init_scale: float, dtype: DTypeLike
+) -> np.ndarray:
     """A (fan_in, fan_out) weight matrix ~ N(0, weight_std^2), as `dtype`."""
     std = weight_std(init, fan_in, init_scale)
     return (std * rng.standard_normal((fan_in, fan_out))).astype(dtype)

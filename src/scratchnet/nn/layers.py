@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+# What each forward hands its backward, named so a model can type the caches it keeps.
+AffineCache = tuple[np.ndarray, np.ndarray]  # (x, w)
+ScaledAffineCache = tuple[np.ndarray, np.ndarray, np.ndarray | float]  # (xm, w scaled, s)
 
-def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray):
+
+def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, AffineCache]:
     """out = x @ w + b.
 
     x: (N, D), w: (D, M), b: (M,)  ->  out: (N, M); cache: (x, w).
@@ -20,7 +24,9 @@ def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray):
     return out, (x, w)
 
 
-def affine_backward(dout: np.ndarray, cache, input_grad: bool = True):
+def affine_backward(
+    dout: np.ndarray, cache: AffineCache, input_grad: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of affine_forward.
 
     dout: (N, M)  ->  dx: (N, D), dw: (D, M), db: (M,).
@@ -34,13 +40,13 @@ def affine_backward(dout: np.ndarray, cache, input_grad: bool = True):
     return dx, dw, db
 
 
-def relu_forward(x: np.ndarray):
+def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """out = max(x, 0), elementwise.  x: any shape  ->  out: same shape; cache: out."""
     out = np.maximum(x, 0)
     return out, out
 
 
-def relu_backward(dout: np.ndarray, cache):
+def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
     """dx = dout where the unit was active (out > 0), else 0.
 
     The subgradient at exactly 0 is taken as 0. dout: same shape as the forward output.
@@ -49,7 +55,9 @@ def relu_backward(dout: np.ndarray, cache):
     return dout * (out > 0)  # bool mask: keeps dout's dtype
 
 
-def scaled_affine_forward(xm: np.ndarray, w: np.ndarray, b: np.ndarray, scale):
+def scaled_affine_forward(
+    xm: np.ndarray, w: np.ndarray, b: np.ndarray, scale: np.ndarray | float
+) -> tuple[np.ndarray, ScaledAffineCache]:
     """out = ((x - m) * s) @ w + b for raw inputs x, without ever making the scaled copy of x.
 
     xm: (N + 1, D): the N input rows x (e.g. pixels in [0, 255], cast to w's dtype), then one
@@ -64,18 +72,19 @@ def scaled_affine_forward(xm: np.ndarray, w: np.ndarray, b: np.ndarray, scale):
     (pixels up to 255 where x - m is ~64), so in float32 the difference x W' - m W' keeps a
     few bits less than the centred product; tests/test_nn_normalize.py bounds the error.
     """
-    per_input = np.ndim(scale) > 0
-    ws = w * scale[:, None] if per_input else w
+    ws = w * scale[:, None] if isinstance(scale, np.ndarray) else w  # s per input: folded into W's rows
     a = xm @ ws
     out = a[:-1]
     out -= a[-1]
-    if not per_input:
+    if not isinstance(scale, np.ndarray):
         out *= scale
     out += b
     return out, (xm, ws, scale)
 
 
-def scaled_affine_backward(dout: np.ndarray, cache, input_grad: bool = True):
+def scaled_affine_backward(
+    dout: np.ndarray, cache: ScaledAffineCache, input_grad: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of scaled_affine_forward with respect to the raw x, w and b.
 
     dout: (N, M)  ->  dx: (N, D) (d/d raw x: the scaling's chain rule included), dw: (D, M),
@@ -86,16 +95,15 @@ def scaled_affine_backward(dout: np.ndarray, cache, input_grad: bool = True):
     s scales the rows of dw.
     """
     xm, ws, scale = cache
-    per_input = np.ndim(scale) > 0
     g = np.empty((len(dout) + 1, dout.shape[1]), dout.dtype)
-    if per_input:
+    if isinstance(scale, np.ndarray):
         g[:-1] = dout
     else:
         np.multiply(dout, scale, out=g[:-1])
     np.sum(g[:-1], axis=0, out=g[-1])
     np.negative(g[-1], out=g[-1])
     dw = xm.T @ g
-    if per_input:
+    if isinstance(scale, np.ndarray):
         dw *= scale[:, None]
     dx = g[:-1] @ ws.T if input_grad else None  # dout W'^T, or s dout W^T
     db = dout.sum(axis=0)

@@ -16,17 +16,18 @@ def log_softmax(scores: np.ndarray) -> np.ndarray:
     scores: (N, C) logits  ->  (N, C) log-probabilities, same dtype. Shifting each row by its
     maximum leaves the result unchanged mathematically and makes every exp() argument <= 0.
     """
-    shifted = scores - scores.max(axis=1, keepdims=True)
+    shifted: np.ndarray = scores - scores.max(axis=1, keepdims=True)
     shifted -= np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     return shifted
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
     """scores: (N, C) logits  ->  (N, C) probabilities; each row sums to 1."""
-    return np.exp(log_softmax(scores))
+    probs: np.ndarray = np.exp(log_softmax(scores))
+    return probs
 
 
-def softmax_cross_entropy(scores: np.ndarray, y: np.ndarray, reduction: str = "mean"):
+def softmax_cross_entropy(scores: np.ndarray, y: np.ndarray, reduction: str = "mean") -> tuple[float, np.ndarray]:
     """Cross-entropy of softmax(scores) against integer labels.
 
     scores: (N, C) logits, y: (N,) ints in [0, C).
@@ -49,7 +50,7 @@ def softmax_cross_entropy(scores: np.ndarray, y: np.ndarray, reduction: str = "m
     return loss, dscores
 
 
-def l2_regularization(w: np.ndarray, reg: float):
+def l2_regularization(w: np.ndarray, reg: float) -> tuple[float, np.ndarray]:
     """The study's weight decay: loss = reg * 0.5 * sum(w**2), gradient = reg * w.
 
     Applied to weight matrices only, never to biases. w: any shape -> (float, same shape as w).
@@ -57,7 +58,7 @@ def l2_regularization(w: np.ndarray, reg: float):
     return 0.5 * reg * float(np.vdot(w, w)), reg * w
 
 
-def squared_error(pred: np.ndarray, target: np.ndarray):
+def squared_error(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
     """Least squares: loss = 0.5 * sum((pred - target)**2), a sum (not a mean) over all entries.
 
     pred, target: same shape  ->  (loss as a Python float, dpred = pred - target).

@@ -20,12 +20,16 @@ import math
 import zipfile
 from numbers import Integral, Real
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from ..files import atomic_paths
 from .init import INITS, init_weight
 from .layers import (
+    AffineCache,
+    ScaledAffineCache,
     affine_backward,
     affine_forward,
     relu_backward,
@@ -40,6 +44,9 @@ KINDS = ("softmax", "twolayer", "mlp")
 DEFAULTS = {"init": "he", "init_scale": 1e-3}
 _KIND_KEYS = {"softmax": (), "twolayer": ("hidden_dim",), "mlp": ("hidden_dims",)}
 _FORMAT = "scratchnet-model-v1"
+# One layer's caches: its affine's (the scaled one's on a first layer with a normalizer) and
+# its ReLU's (None on the last layer, which has no ReLU).
+_LayerCache = tuple[AffineCache | ScaledAffineCache, np.ndarray | None]
 
 
 class Network:
@@ -60,11 +67,11 @@ class Network:
 
     def __init__(
         self,
-        config: dict,
+        config: dict[str, Any],
         params: dict[str, np.ndarray],
-        metadata: dict | None = None,
+        metadata: dict[str, Any] | None = None,
         normalizer: Normalizer | None = None,
-    ):
+    ) -> None:
         self.config = config
         self.params = params
         self.metadata = dict(metadata or {})
@@ -82,11 +89,11 @@ class Network:
 
     @property
     def input_dim(self) -> int:
-        return self.params["W1"].shape[0]
+        return int(self.params["W1"].shape[0])
 
     @property
     def num_classes(self) -> int:
-        return self.params[f"W{self.num_layers}"].shape[1]
+        return int(self.params[f"W{self.num_layers}"].shape[1])
 
     @property
     def dtype(self) -> np.dtype:
@@ -100,9 +107,11 @@ class Network:
         )
 
     # --- forward / backward ------------------------------------------------------------
-    def _forward(self, X):
+    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, list[_LayerCache]]:
         """X: (N, D) inputs -> scores (N, C) and the per-layer caches [(affine_cache, relu_cache|None)]."""
-        caches, last = [], self.num_layers
+        caches: list[_LayerCache] = []
+        last = self.num_layers
+        affine_cache: AffineCache | ScaledAffineCache
         if self.normalizer is not None:
             # The scaling happens inside the first layer (folded into its GEMM), so the batch
             # is only cast, in one pass, never shifted and scaled as a whole.
@@ -126,30 +135,39 @@ class Network:
             caches.append((affine_cache, relu_cache))
         return h, caches
 
-    def _backward(self, dscores: np.ndarray, caches, input_grad: bool):
+    def _backward(
+        self, dscores: np.ndarray, caches: list[_LayerCache], input_grad: bool
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         """dscores: (N, C) -> (grads, dX): grads like params; dX (N, D) d/d inputs, or None.
 
         The one backward pass. input_grad=False skips the first layer's input gradient (a GEMM
         as large as the forward one) that training never uses.
         """
-        grads, dout = {}, dscores
+        grads: dict[str, np.ndarray] = {}
+        dout: np.ndarray | None = dscores
         for i in range(self.num_layers, 0, -1):
+            assert dout is not None  # each layer above the first hands its input gradient down
             affine_cache, relu_cache = caches[i - 1]
             if relu_cache is not None:
                 dout = relu_backward(dout, relu_cache)
-            backward = scaled_affine_backward if i == 1 and self.normalizer is not None else affine_backward
-            dout, grads[f"W{i}"], grads[f"b{i}"] = backward(dout, affine_cache, input_grad=input_grad or i > 1)
+            # The cache names its layer: (xm, w scaled, s) is the first layer's with a normalizer.
+            if len(affine_cache) == 3:
+                dout, grads["W1"], grads["b1"] = scaled_affine_backward(dout, affine_cache, input_grad=input_grad)
+            else:
+                dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(
+                    dout, affine_cache, input_grad=input_grad or i > 1
+                )
         return grads, dout
 
-    def scores(self, X) -> np.ndarray:
+    def scores(self, X: np.ndarray) -> np.ndarray:
         """X: (N, D) -> (N, C) logits."""
         return self._forward(X)[0]
 
-    def probabilities(self, X) -> np.ndarray:
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
         """X: (N, D) -> (N, C) softmax probabilities (rows sum to 1)."""
         return softmax(self.scores(X))
 
-    def predict(self, X, batch_size: int = 2048) -> np.ndarray:
+    def predict(self, X: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """X: (N, D) -> (N,) int64 predicted classes, computed `batch_size` rows at a time so
         memory stays flat however large X is (X may be a memory map of uint8 pixels)."""
         n = len(X)
@@ -158,7 +176,9 @@ class Network:
             out[start : start + batch_size] = self.scores(X[start : start + batch_size]).argmax(axis=1)
         return out
 
-    def forward_backward(self, X, y, reg: float = 0.0):
+    def forward_backward(
+        self, X: np.ndarray, y: np.ndarray, reg: float = 0.0
+    ) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
         """(loss, grads, scores) on the batch X (N, D), y (N,) ints in [0, C).
 
         loss = mean cross-entropy + reg * 0.5 * sum_i sum(W_i**2) (biases not regularised);
@@ -175,12 +195,12 @@ class Network:
                 grads[f"W{i}"] += dw
         return loss, grads, scores
 
-    def loss(self, X, y, reg: float = 0.0):
+    def loss(self, X: np.ndarray, y: np.ndarray, reg: float = 0.0) -> tuple[float, dict[str, np.ndarray]]:
         """(loss, grads): mean cross-entropy + reg * 0.5 * sum(W**2) over weights, not biases."""
         loss, grads, _ = self.forward_backward(X, y, reg)
         return loss, grads
 
-    def input_gradient(self, X, y) -> np.ndarray:
+    def input_gradient(self, X: np.ndarray, y: ArrayLike) -> np.ndarray:
         """d loss_i / d x_i for every example: X (N, D), y (N,) -> (N, D), no regularisation.
 
         Row i is the gradient of example i's own cross-entropy with respect to its own input
@@ -190,9 +210,11 @@ class Network:
         """
         scores, caches = self._forward(X)
         _, dscores = softmax_cross_entropy(scores, np.asarray(y), reduction="sum")
-        return self._backward(dscores, caches, input_grad=True)[1]
+        dX = self._backward(dscores, caches, input_grad=True)[1]
+        assert dX is not None  # input_grad=True: the first layer's input gradient is computed
+        return dX
 
-    def targeted_input_gradient(self, X, target) -> np.ndarray:
+    def targeted_input_gradient(self, X: np.ndarray, target: ArrayLike) -> np.ndarray:
         """Gradient of each example's cross-entropy toward class `target`: X (N, D) -> (N, D).
 
         target: one class index for all rows, or (N,) ints. Descending this gradient moves
@@ -204,7 +226,7 @@ class Network:
         return self.input_gradient(X, target)
 
     # --- persistence -------------------------------------------------------------------
-    def save(self, path, metadata: dict | None = None) -> None:
+    def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> None:
         """Writes a plain .npz (no pickle) at `path`, atomically.
 
         Holds every param array, the architecture config and `metadata` as JSON text, and the
@@ -233,10 +255,12 @@ class Network:
             )
         with atomic_paths({"model": path}) as tmp:
             with open(tmp["model"], "wb") as f:  # a file object: given a name, np.savez appends ".npz"
-                np.savez(f, **arrays)
+                # ignore: numpy's stub types savez's keywords with its allow_pickle: bool, so mypy
+                # refuses any **dict of arrays (a name "allow_pickle" never occurs among ours)
+                np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
-def _normalise_config(config) -> tuple[dict, list[int]]:
+def _normalise_config(config: object) -> tuple[dict[str, Any], list[int]]:
     """Checks an architecture dict; returns it with defaults filled in, and the hidden sizes."""
     if not isinstance(config, dict) or "kind" not in config:
         raise ValueError(f"model config must be a dict with a 'kind' ({', '.join(KINDS)}); got {config!r}")
@@ -256,11 +280,11 @@ def _normalise_config(config) -> tuple[dict, list[int]]:
     if full["init"] not in INITS:
         raise ValueError(f"model config init must be one of {', '.join(INITS)}; got {full['init']!r}")
     scale = full["init_scale"]
-    if isinstance(scale, bool) or not isinstance(scale, Real) or not (math.isfinite(scale) and scale > 0):
+    if isinstance(scale, bool) or not isinstance(scale, Real) or not math.isfinite(scale) or scale <= 0:
         raise ValueError(f"model config init_scale must be a positive number; got {scale!r}")
     full["init_scale"] = float(scale)
 
-    def size(value, key):
+    def size(value: object, key: str) -> int:
         if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
             raise ValueError(f"model config {key} must be a whole number >= 1; got {value!r}")
         return int(value)
@@ -278,7 +302,7 @@ def _normalise_config(config) -> tuple[dict, list[int]]:
     return full, hidden
 
 
-def _float_dtype(dtype) -> np.dtype:
+def _float_dtype(dtype: DTypeLike) -> np.dtype:
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64; got {dtype}")
@@ -286,11 +310,11 @@ def _float_dtype(dtype) -> np.dtype:
 
 
 def build_model(
-    config: dict,
+    config: dict[str, Any],
     input_dim: int = 3072,
     num_classes: int = 10,
     seed: int = 0,
-    dtype=np.float32,
+    dtype: DTypeLike = np.float32,
     normalizer: Normalizer | None = None,
 ) -> Network:
     """A freshly initialised Network.
@@ -318,7 +342,7 @@ def build_model(
     return Network(config, params, normalizer=normalizer)
 
 
-def load_model(path) -> Network:
+def load_model(path: str | Path) -> Network:
     """Reads a model written by `Network.save` (never unpickles anything)."""
     path = Path(path)
     try:

@@ -18,6 +18,7 @@ batch. `forward` / `backward` are the explicit definition the folded layer is te
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 METHODS = ("mean", "mean_std")
 # A pixel whose training std is below one grey level would have any tiny difference at test
@@ -44,9 +45,11 @@ class Normalizer:
         scale = np.full_like(mean, 255.0) if method == "mean" else np.maximum(std, MIN_STD)
         # Precomputed per dtype: a multiply is cheaper than a divide, and the float32 constants
         # keep a float32 batch float32 (a float64 constant would upcast every batch).
-        self._constants = {np.dtype(t): (mean.astype(t), (1.0 / scale).astype(t)) for t in (np.float32, np.float64)}
+        self._constants: dict[np.dtype, tuple[np.ndarray, np.ndarray]] = {
+            np.dtype(t): (mean.astype(t), (1.0 / scale).astype(t)) for t in (np.float32, np.float64)
+        }
 
-    def shift_and_scale(self, dtype=np.float32):
+    def shift_and_scale(self, dtype: DTypeLike = np.float32) -> tuple[np.ndarray, np.ndarray | float]:
         """(m, s) with x' = (x - m) * s, in `dtype`: m (D,) the mean in pixel units; s the Python
         float 1/255 for "mean" (one scale for every input: a layer can apply it to its (N, M)
         output instead of to its weights), or (D,) 1/std for "mean_std"."""
@@ -57,7 +60,7 @@ class Normalizer:
     def dim(self) -> int:
         return self.mean.size
 
-    def forward(self, x: np.ndarray, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
+    def forward(self, x: np.ndarray, dtype: DTypeLike = np.float32, out: np.ndarray | None = None) -> np.ndarray:
         """x: (N, D) pixels, any real dtype (uint8 from the data) -> (N, D) `dtype`.
 
         Written into `out` ((N, D) of `dtype`, e.g. a reused batch buffer) when given, else
@@ -76,9 +79,10 @@ class Normalizer:
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout: (N, D) gradient with respect to x' -> (N, D) gradient with respect to the pixels."""
-        return dout * self._constants[dout.dtype][1]
+        grad: np.ndarray = dout * self._constants[dout.dtype][1]
+        return grad
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, Normalizer)
             and self.method == other.method

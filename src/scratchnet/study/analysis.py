@@ -117,9 +117,9 @@ class Verdict:
 
 def pooled_std(rows: list[SweepRow]) -> float | None:
     """sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1)) over values with >= 2 converged seeds."""
-    used = [r for r in rows if r.std is not None and r.n_converged >= 2]
-    dof = sum(r.n_converged - 1 for r in used)
-    return math.sqrt(sum((r.n_converged - 1) * r.std**2 for r in used) / dof) if dof else None
+    used = [(r.n_converged - 1, r.std) for r in rows if r.std is not None and r.n_converged >= 2]
+    dof = sum(d for d, _ in used)
+    return math.sqrt(sum(d * std**2 for d, std in used) / dof) if dof else None
 
 
 def trend(values: list, means: list[float]) -> Trend:
@@ -145,6 +145,12 @@ def trend(values: list, means: list[float]) -> Trend:
     return Trend("mixed")
 
 
+def scored_mean(row: SweepRow) -> float:
+    """row.mean of a row known to have one: a row `judge` scored, or a study row (its one run)."""
+    assert row.mean is not None
+    return row.mean
+
+
 def judge(rows: list[SweepRow], noise_std: float | None = None) -> Verdict:
     """The verdict on one sweep (rows in any order). noise_std: the seed std to judge the spread
     against; by default the rows' own pooled std (the study's one-run rows are judged against ours)."""
@@ -154,9 +160,9 @@ def judge(rows: list[SweepRow], noise_std: float | None = None) -> Verdict:
     noise = noise_threshold(pooled)
     if not scored:
         return Verdict(None, None, 0, None, pooled, noise, None, Trend("single"))
-    best = max(scored, key=lambda r: r.mean)
-    worst = min(scored, key=lambda r: r.mean)
-    spread = best.mean - worst.mean
+    best = max(scored, key=scored_mean)
+    worst = min(scored, key=scored_mean)
+    spread = scored_mean(best) - scored_mean(worst)
     within = None if noise is None or len(scored) < 2 else spread <= noise
     return Verdict(
         best,
@@ -166,7 +172,7 @@ def judge(rows: list[SweepRow], noise_std: float | None = None) -> Verdict:
         pooled,
         noise,
         within,
-        trend([r.value for r in scored], [r.mean for r in scored]),
+        trend([r.value for r in scored], [scored_mean(r) for r in scored]),
     )
 
 
@@ -267,6 +273,10 @@ def robustness_of(
 def robustness_ranking(sweeps: list[tuple[str, str, Robustness | None]]) -> list[tuple[str, str]]:
     """(model, param) of the sweeps with a robustness spread, by how much the swept value moves
     targeted success: beyond noise first, then the rest, each by decreasing spread."""
-    scored = [(m, p, r.verdict) for m, p, r in sweeps if r is not None and r.verdict.spread is not None]
-    scored.sort(key=lambda s: (s[2].within_noise is not False, -s[2].spread))
-    return [(m, p) for m, p, _ in scored]
+    scored = [
+        (m, p, r.verdict.within_noise, r.verdict.spread)
+        for m, p, r in sweeps
+        if r is not None and r.verdict.spread is not None
+    ]
+    scored.sort(key=lambda s: (s[2] is not False, -s[3]))
+    return [(m, p) for m, p, *_ in scored]

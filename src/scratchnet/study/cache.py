@@ -43,7 +43,7 @@ from typing import Any
 try:
     import fcntl
 except ImportError:  # not POSIX: no lock, two processes may train the same key (as before)
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # mypy types the name as the module; None here means no lock
 
 import numpy as np
 from threadpoolctl import threadpool_info
@@ -102,7 +102,7 @@ def _imported(name: str, file: Path, package: Path) -> set[str]:
             found.add(module)
             # `from pkg import sub` imports the module pkg.sub when there is one
             found.update(f"{module}.{alias.name}" for alias in node.names)
-    modules = set()
+    modules: set[str] = set()
     for module in found:
         if module == "scratchnet" or module.startswith("scratchnet."):
             parts = module.split(".")
@@ -124,6 +124,7 @@ def import_closure(module: str, package: Path = PACKAGE) -> dict[str, Path]:
         if name in closure:
             continue
         file = _module_file(name, package)
+        assert file is not None  # `module`, its packages, then only names _imported found a file for
         closure[name] = file
         todo.extend(_imported(name, file, package) - closure.keys())
     return dict(sorted(closure.items()))

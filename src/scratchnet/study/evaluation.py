@@ -48,7 +48,7 @@ from scratchnet.study.analysis import (
     row_of,
 )
 from scratchnet.study.params import BASELINE, REGISTRY, ablation_entries, parse_entry
-from scratchnet.study.reproduction import Comparison, Distance, compare, distance
+from scratchnet.study.reproduction import Comparison, Distance, compare, compared_diff, distance
 
 # ---------------------------------------------------------------------------------- formatting
 # The one way numbers are written for people (tables, prose, the stage's line).
@@ -209,7 +209,7 @@ def _typed(tp, data):
     if origin in (typing.Union, types.UnionType):
         classes = [a for a in args if dataclasses.is_dataclass(a)]
         return _typed(classes[0], data) if classes else data
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         return tp(**{f.name: _typed(hints[f.name], data[f.name]) for f in dataclasses.fields(tp)})
     if origin in (list, tuple):
@@ -325,9 +325,10 @@ def summary_line(summary: Summary) -> str:
     if dist.mean_abs is None:
         return f"test accuracy {accs}; no entry to compare with the study"
     worst = dist.worst
+    assert worst is not None  # a mean_abs: some entry was compared
     return (
         f"test accuracy {accs}; vs the study: mean |diff| {100 * dist.mean_abs:.2f} pt over "
-        f"{dist.compared} entries, worst {points(worst.diff)} ({worst.model} "
+        f"{dist.compared} entries, worst {points(compared_diff(worst))} ({worst.model} "
         f"{worst.param}={value_text(worst.value)}), {len(dist.beyond_noise)} beyond noise, "
         f"{dist.agree_best} of {dist.sweeps} sweeps agree on the best value"
     )

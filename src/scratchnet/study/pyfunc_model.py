@@ -17,10 +17,10 @@ import math
 from pathlib import Path
 from typing import NoReturn
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PythonModel  # not mlflow.pyfunc.PythonModel: mypy sees mlflow.pyfunc as a lazy loader
 
 IMAGE_SHAPE = (32, 32, 3)  # height, width, RGB channels
 PIXELS = math.prod(IMAGE_SHAPE)  # the values of one image, flattened in HWC order
@@ -30,7 +30,7 @@ EXPECTED = (
 )
 
 
-class ImageClassifier(mlflow.pyfunc.PythonModel):
+class ImageClassifier(PythonModel):
     """A scratchnet network as an MLflow model: predict(images) with images in pixel space.
 
     Input (checked by `predict` itself, see `as_images`): RGB pixels in [0, 255], height x

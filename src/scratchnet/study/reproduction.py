@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from scratchnet.errors import UserError
-from scratchnet.study.analysis import SweepRow, Trend, Verdict, judge, ordered, same_value, trend
+from scratchnet.study.analysis import SweepRow, Trend, Verdict, judge, ordered, same_value, scored_mean, trend
 
 
 class StudyNumbersError(UserError):
@@ -108,26 +108,27 @@ def compare(model: str, param: str, ours: list[SweepRow], mine: Verdict, table: 
     entries = []
     for t in theirs:
         o = _ours_at(ours, t.value)
-        diff = None if o is None or o.mean is None else o.mean - t.mean
+        diff = None if o is None or o.mean is None else o.mean - scored_mean(t)
         beyond = None if diff is None or mine.noise is None else abs(diff) > mine.noise
-        entries.append(Entry(model, param, t.value, t.mean, o, diff, beyond, o is not None and o.mean is None))
+        entries.append(Entry(model, param, t.value, scored_mean(t), o, diff, beyond, o is not None and o.mean is None))
     pairs = [(o, t) for t in ordered(theirs) if (o := _ours_at(ours, t.value)) is not None and o.mean is not None]
-    diffs = [o.mean - t.mean for o, t in pairs]
+    diffs = [scored_mean(o) - scored_mean(t) for o, t in pairs]
     mean_diff = math.fsum(diffs) / len(diffs) if diffs else None
     conclusion = table.get("conclusion")
     study_verdict = judge(theirs, noise_std=mine.pooled_std)
     if len(pairs) < 2:  # one shared value is trivially "the best" of both: no claim
         none = Trend("single")
         return Comparison(study_verdict, entries, None, None, None, none, none, None, mean_diff, conclusion)
-    best_ours = max((o for o, _ in pairs), key=lambda r: r.mean)
-    best_theirs = max((t for _, t in pairs), key=lambda r: r.mean)
+    best_ours = max((o for o, _ in pairs), key=scored_mean)
+    best_theirs = max((t for _, t in pairs), key=scored_mean)
     ours_at_theirs = _ours_at([o for o, _ in pairs], best_theirs.value)
+    assert ours_at_theirs is not None  # best_theirs is one of the pairs' values
     agrees = same_value(best_ours.value, best_theirs.value) or (
-        mine.noise is not None and best_ours.mean - ours_at_theirs.mean <= mine.noise
+        mine.noise is not None and scored_mean(best_ours) - scored_mean(ours_at_theirs) <= mine.noise
     )
     values = [o.value for o, _ in pairs]
-    ours_trend = trend(values, [o.mean for o, _ in pairs])
-    study_trend = trend(values, [t.mean for _, t in pairs])
+    ours_trend = trend(values, [scored_mean(o) for o, _ in pairs])
+    study_trend = trend(values, [scored_mean(t) for _, t in pairs])
     trend_agrees = (
         None
         if ours_trend.kind in ("single", "unordered")
@@ -164,6 +165,12 @@ class Distance:
     agree_trend: int
 
 
+def compared_diff(entry: Entry) -> float:
+    """entry.diff of an entry known to be compared (ours has a mean there)."""
+    assert entry.diff is not None
+    return entry.diff
+
+
 def distance(sweeps: list[tuple[str, str, dict, Comparison | None]]) -> Distance:
     """The distance over the study's tables, in its order: (model, param, the study's table,
     our comparison or None for a sweep this run did not train: its entries count, untrained)."""
@@ -172,15 +179,15 @@ def distance(sweeps: list[tuple[str, str, dict, Comparison | None]]) -> Distance
         entries += (
             comparison.entries
             if comparison
-            else [Entry(model, param, t.value, t.mean, None, None, None, False) for t in study_rows(table)]
+            else [Entry(model, param, t.value, scored_mean(t), None, None, None, False) for t in study_rows(table)]
         )
     comparisons = [c for *_, c in sweeps if c is not None]
     compared = [e for e in entries if e.diff is not None]
     return Distance(
         entries=entries,
         compared=len(compared),
-        mean_abs=sum(abs(e.diff) for e in compared) / len(compared) if compared else None,
-        worst=max(compared, key=lambda e: abs(e.diff), default=None),
+        mean_abs=sum(abs(compared_diff(e)) for e in compared) / len(compared) if compared else None,
+        worst=max(compared, key=lambda e: abs(compared_diff(e)), default=None),
         beyond_noise=[e for e in compared if e.beyond_noise],
         diverged=[e for e in entries if e.diverged],
         untrained_sweeps=[f"{m} `{p}` ({len(t['rows'])} values)" for m, p, t, c in sweeps if c is None],

@@ -184,6 +184,7 @@ class SweepLog:
                 }
             )
             self.keys[model, param] = key
+            assert self.tracker is not None  # made by __call__ before it asks for a parent
             self.parents[model, param] = self.tracker.sweep_parent(
                 f"{model} sweep: {param}", key, tags, min(self.began, start)
             )

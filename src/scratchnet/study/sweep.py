@@ -33,6 +33,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -41,6 +42,9 @@ from scratchnet.errors import UserError
 from scratchnet.study.cache import RunCache, code_hash, run_key
 from scratchnet.study.classifier import RunSpec, here, robustness_key, train_run
 from scratchnet.study.params import REGISTRY
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 class ExecutorError(UserError, RuntimeError):
@@ -207,7 +211,7 @@ class DaskExecutor:
         self.address = address
         self.timeout = timeout
         self.where = f"Dask cluster {address}"
-        self._client = None
+        self._client: Client | None = None
         self._data = None
         from distributed import KilledWorker
 
@@ -234,6 +238,7 @@ class DaskExecutor:
 
     def submit(self, spec: RunSpec, key: str, cache: RunCache):
         # pure=False: the same run submitted twice (a retry) is a new task, not a cached result.
+        assert self._client is not None, "submit outside `with executor:`"
         return self._client.submit(
             _dask_task,
             spec,
@@ -248,6 +253,7 @@ class DaskExecutor:
     def wait_any(self, futures: Iterable) -> set:
         from distributed import wait
 
+        assert self._client is not None, "wait_any outside `with executor:`"
         with self._client.as_current():  # wait() finds its client as the current one
             return set(wait(list(futures), return_when="FIRST_COMPLETED").done)
 
@@ -354,12 +360,12 @@ def run_sweep(
             if lost:
                 # One dead local worker breaks the whole pool: every run in flight comes back
                 # here at once, and all of them are resubmitted to a fresh pool.
-                for spec, err in lost:
+                for spec, lost_err in lost:
                     attempts[spec] += 1
                     if attempts[spec] > retries:
                         raise ExecutorError(
                             f"run {spec.name} lost its worker {attempts[spec]} times on "
-                            f"{executor.where} ({type(err).__name__}: {err}); every finished "
+                            f"{executor.where} ({type(lost_err).__name__}: {lost_err}); every finished "
                             "run is in the run cache, rerun to train only what is missing"
                         ) from None
                 bar.write(f"sweep: a worker died; retrying {', '.join(s.name for s, _ in lost)}")

@@ -50,7 +50,7 @@ from typing import Any
 try:  # the lock a SQLite store's writers share; without it (Windows) reconcile alone
     import fcntl
 except ImportError:  # pragma: no cover
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # mypy types the name as the module; None here means no lock
 
 import numpy as np
 
@@ -474,6 +474,7 @@ class Tracker:
                     f"MLflow store {self.uri} refused to create run {name!r}: {err}. Its results "
                     "are saved; rerun the stage once the store is back to log it."
                 ) from err
+            assert run_id is not None  # the key's logged run, or one created just now
             if created:
                 found = self._fill(run_id, key, name, write, ended)
                 created, run_id = found == run_id, found
@@ -578,6 +579,7 @@ class Tracker:
             if on_logged is None:
                 return
             logged = self.client.get_run(run_id)
+            assert logged.outputs is not None  # a run read from a store carries its outputs, maybe none
             if not logged.outputs.model_outputs:
                 on_logged(Run(self.client, run_id))
                 self.client.set_terminated(run_id, logged.info.status, end_time=logged.info.end_time)
@@ -697,6 +699,7 @@ class Tracker:
 
     def _search(self, filter_string: str) -> list:
         """Every active run of the experiment matching `filter_string`, all pages."""
+        runs: list  # mlflow.entities.Run, every page's
         runs, token = [], None
         try:
             while True:

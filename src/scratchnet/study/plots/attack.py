@@ -9,6 +9,7 @@ honest about how small the change is.
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
@@ -19,7 +20,7 @@ from scratchnet.attacks import NORMS, FoolingExample, SweepResult
 MODE_STYLES = {"targeted": dict(marker="o", color="C3"), "untargeted": dict(marker="s", color="C0")}
 
 
-def _image_figure(width: float = 3.2) -> tuple[Figure, object]:
+def _image_figure(width: float = 3.2) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(width, 3.4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     ax.set_axis_off()
@@ -104,7 +105,7 @@ def success_figure(sweeps: list[SweepResult], *, marks: dict[str, tuple[float, s
     fig = Figure(figsize=(4.2 * len(norms), 3.6), dpi=100, layout="constrained")
     axes = fig.subplots(1, len(norms), squeeze=False)[0]
     for ax, norm in zip(axes, norms):
-        positive = []
+        positive: list[float] = []
         for sweep in (s for s in sweeps if s.norm == norm):
             ax.plot(
                 sweep.epsilons, sweep.success_rate, label=f"{sweep.mode} (n = {sweep.n})", **MODE_STYLES[sweep.mode]

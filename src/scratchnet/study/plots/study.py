@@ -48,7 +48,7 @@ def fit_figure(
     ax.grid(alpha=0.3)
     ax.legend()
 
-    if with_data:
+    if x is not None and y is not None:  # with_data
         ax = axes[1]
         order = sorted(range(len(x)), key=lambda i: x[i])
         xs = [x[i] for i in order]
@@ -193,6 +193,7 @@ def sweep_axes(
         if scale == "log":
             ax.set_xscale("log")
         elif scale == "symlog":
+            assert linthresh is not None  # symlog comes with its smallest positive value
             ax.set_xscale("symlog", linthresh=linthresh)
             # symlog pads with a whole empty negative decade; keep 0 near the left edge instead
             ax.set_xlim(-0.3 * linthresh, 1.5 * max(all_x))

@@ -94,6 +94,7 @@ def ranking_table(summary: Summary) -> Table:
     rows = []
     for i, (model, param) in enumerate(summary.robustness_ranking, 1):
         r = summary.models[model].sweeps[param].robustness
+        assert r is not None  # robustness_ranking only ranks sweeps that have one
         rows.append([str(i), f"{model} `{param}`", f"{r.verdict.spread:.4f}", finding_words(r)])
     return Table(["rank", "sweep", "spread of targeted success", "robustness"], rows, align="rlrl")
 

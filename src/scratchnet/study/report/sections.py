@@ -12,7 +12,7 @@ import math
 from collections import defaultdict
 
 from scratchnet.study import layout
-from scratchnet.study.analysis import NOISE_RULE, Verdict, describe_trend, same_value
+from scratchnet.study.analysis import NOISE_RULE, Verdict, describe_trend, same_value, scored_mean
 from scratchnet.study.attack_study import example_sentence
 from scratchnet.study.evaluation import ModelSummary, Summary, Sweep, acc_text, mean_std_text, pct, points, value_text
 from scratchnet.study.params import entry_name
@@ -20,7 +20,7 @@ from scratchnet.study.plots import png_bytes
 from scratchnet.study.plots import study as plots
 from scratchnet.study.report import PART_TITLES, TITLE, Artifacts
 from scratchnet.study.report.document import Block, Bullets, Figure, FigureRow, Heading, Paragraph, Table
-from scratchnet.study.reproduction import Comparison, Distance, Entry
+from scratchnet.study.reproduction import Comparison, Distance, Entry, compared_diff
 
 
 def figure(name: str, fig, caption: str) -> Figure:
@@ -86,6 +86,7 @@ def distance_sentence(dist: Distance) -> str:
     """The reproduction in one sentence: mean and worst distance, noise, agreement."""
     if dist.mean_abs is None:
         return "No ablation entry of the study has a result here to compare with."
+    assert dist.worst is not None  # a mean_abs: some entry was compared
     total = len(dist.entries)
     over = (
         f"Over the study's {total} ablation entries"
@@ -95,7 +96,7 @@ def distance_sentence(dist: Distance) -> str:
     n = len(dist.beyond_noise)
     text = (
         f"{over}, ours is on average **{100 * dist.mean_abs:.2f} points** from the study's test "
-        f"accuracy (worst: {entry_label(dist.worst)}, {points(dist.worst.diff)}); "
+        f"accuracy (worst: {entry_label(dist.worst)}, {points(compared_diff(dist.worst))}); "
         f"{n} {'differs' if n == 1 else 'differ'} by more than our seed noise. "
         f"**{dist.agree_best} of {dist.sweeps} sweeps** agree with the study on the best "
         f"value (or are within our noise of it), {dist.agree_trend} on the trend's direction."
@@ -110,6 +111,7 @@ def baseline_noise_words(m: ModelSummary, factor: float) -> str:
         return "—"
     if m.within_noise is None:
         return "no noise estimate"
+    assert m.noise is not None  # within_noise was judged against it
     return f"{'within' if m.within_noise else 'beyond'} noise ({factor:g} × std = {100 * m.noise:.2f} pt)"
 
 
@@ -219,24 +221,25 @@ def free_choices(params: dict, summary: Summary) -> str:
 def opening(art: Artifacts) -> list[Block]:
     """The title, the answer ("Results at a glance") and the distance from the study."""
     summary, dist = art.summary, art.summary.distance
-    shown = [e for e in dist.entries if e.diff is not None]
+    shown = [(e, o) for e in dist.entries if e.diff is not None and (o := e.ours) is not None]  # a diff has ours
     fig = plots.reproduction_figure(
-        [e.study for e in shown],
-        [e.ours.mean for e in shown],
-        [e.ours.std or 0.0 for e in shown],
-        [e.model for e in shown],
-        [e.beyond_noise is True for e in shown],
+        [e.study for e, _ in shown],
+        [scored_mean(o) for _, o in shown],
+        [o.std or 0.0 for _, o in shown],
+        [e.model for e, _ in shown],
+        [e.beyond_noise is True for e, _ in shown],
     )
     items = []
     if dist.mean_abs is not None:
+        assert dist.worst is not None  # a mean_abs: some entry was compared
         items.append(
             f"Mean |ours − study| over {dist.compared} entries: **{100 * dist.mean_abs:.2f} pt**; "
-            f"worst {entry_label(dist.worst)}: {points(dist.worst.diff)}."
+            f"worst {entry_label(dist.worst)}: {points(compared_diff(dist.worst))}."
         )
     items.append(
         f"Beyond our noise: {len(dist.beyond_noise)} of {dist.compared}"
         + (
-            ": " + ", ".join(f"{entry_label(e)} ({points(e.diff)})" for e in dist.beyond_noise)
+            ": " + ", ".join(f"{entry_label(e)} ({points(compared_diff(e))})" for e in dist.beyond_noise)
             if dist.beyond_noise
             else ""
         )
@@ -420,11 +423,14 @@ def accuracy_sentences(m: ModelSummary, epochs: int, factor: float) -> str:
     text = f"**Test accuracy: {pct(m.test_acc)}** (baseline run)"
     if m.diff is None:
         return text + "; the study did not have this model."
+    assert m.study_test_acc is not None  # the diff is from it
     text += (
         f"; the study reported {pct(m.study_test_acc)}: ours is {abs(100 * m.diff):.2f} percentage points "
         f"{'above' if m.diff > 0 else 'below' if m.diff < 0 else 'equal to'} it."
     )
     if m.within_noise is not None:
+        # judged against noise, a multiple of the baseline's std: so the baseline has a std and a mean
+        assert m.noise is not None and m.baseline.mean is not None and m.baseline.std is not None
         text += (
             f" Over {m.baseline.n_converged} seeds the baseline ({epochs} epochs) gives {pct(m.baseline.mean)} ± "
             f"{100 * m.baseline.std:.2f} points: the difference from the study is "
@@ -441,6 +447,7 @@ def verdict_sentences(param: str, v: Verdict, factor: float) -> list[str]:
     if v.spread == 0:
         items = [f"Every value gives the same mean test accuracy, {acc_text(v.best.mean)}."]
     else:
+        assert v.worst is not None  # there is a best
         tied = f" (tied with {v.ties - 1} other value(s))" if v.ties > 1 else ""
         items = [
             f"Best: `{param}={value_text(v.best.value)}` with {mean_std_text(v.best.mean, v.best.std)}{tied}; "
@@ -481,6 +488,7 @@ def study_sentences(param: str, c: Comparison | None) -> list[str]:
     if c is None:
         return [f"The study has no table for `{param}`."]
     v = c.study
+    assert v.best is not None  # the study's table has a number on every row
     items = [
         f"The study's table: best `{param}={value_text(v.best.value)}` ({acc_text(v.best.mean)}); "
         f"{describe_trend(v.trend, param, value_text)}. " + agreement_sentence(c)
@@ -490,7 +498,7 @@ def study_sentences(param: str, c: Comparison | None) -> list[str]:
         items.append(
             f"On the {len(shared)} value(s) both tables share, ours is on average {abs(c.mean_diff):.4f} "
             f"{'above' if c.mean_diff > 0 else 'below' if c.mean_diff < 0 else 'equal to'} the study "
-            f"(differences from {min(e.diff for e in shared):+.4f} to {max(e.diff for e in shared):+.4f})."
+            f"(differences from {min(map(compared_diff, shared)):+.4f} to {max(map(compared_diff, shared)):+.4f})."
         )
     if v.within_noise is not None:
         items.append(
@@ -524,7 +532,10 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep) -> list[Block]:
             + (
                 []
                 if m.study is None
-                else [acc_text(e and e.study), "—" if e is None or e.diff is None else f"{e.diff:+.4f}"]
+                else [
+                    acc_text(None if e is None else e.study),
+                    "—" if e is None or e.diff is None else f"{e.diff:+.4f}",
+                ]
             )
         )
     header = [param, "ours: test acc mean ± std", "n seeds"] + ([] if m.study is None else ["study", "ours − study"])
