@@ -499,7 +499,7 @@ class Tracker:
         for _ in range(100):  # a bound, not a rule: each turn deletes a twin, waits or creates
             twins = self._twins(key)
             best = min(twins, key=_rank) if twins else None
-            if best is not None and best.info.run_id == mine:
+            if mine is not None and best is not None and best.info.run_id == mine:
                 self._retire(twins, mine)  # later parents too: children and experiments moved
                 return mine, True
             if best is not None and (start is None or best.info.start_time <= _ms(start)):
