@@ -40,12 +40,15 @@ def main(model_name: str) -> None:
     spec = RunSpec(model_name, BASELINE, config, seed, params["robustness"])
     cache = RunCache()
     cache.root.mkdir(parents=True, exist_ok=True)
-    record, facts, cached, measured, _ = cache.train_once(
+    outcome = cache.train_once(
         key,
         lambda: train_classifier(model_name, config, seed, splits, key=key, desc=f"{model_name} baseline"),
         robustness=robustness_key(spec.robustness),
         measure=lambda record, network: measure_run(spec, record, network, splits, here()),
     )
+    if outcome.unsaved is not None:  # no file locks here (not POSIX): nothing stored yet
+        cache.store(outcome, robustness_key(spec.robustness))
+    record, facts, cached, measured, _ = outcome
     model = cache.network(key)  # the network as the run cache keeps it, trained now or before
     model.save(
         layout.model_path(model_name), metadata={"config": config, "seed": seed, "class_names": meta["class_names"]}

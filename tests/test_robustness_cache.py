@@ -204,6 +204,25 @@ def test_the_run_key_is_the_trainings_and_each_measurement_has_its_own_entry(tmp
     assert cache.train_once(key, no_training, robustness=robustness_key(SECTION), measure=None).measured is None
 
 
+def test_a_worker_that_cannot_see_the_cache_trains_and_measures_and_the_driver_stores_both(tmp_path):
+    spec = RunSpec("twolayer", "baseline", CONFIG, 0, SECTION)
+    key = run_key(spec.model, spec.config, spec.seed, "d", "c")
+    elsewhere = RunCache(tmp_path / "absent")  # a Dask worker on another machine
+    outcome = elsewhere.train_once(
+        key,
+        lambda: train_run(spec, splits(), key, "remote:1"),
+        robustness=robustness_key(SECTION),
+        measure=lambda record, network: measure_run(spec, record, network, splits(), "remote:1"),
+    )
+    assert outcome.unsaved is not None and outcome.measured is not None and not (tmp_path / "absent").exists()
+    driver = RunCache(tmp_path / "driver")
+    driver.root.mkdir()
+    driver.store(outcome, robustness_key(SECTION))
+    assert driver.record(key, robustness_key(SECTION)) == (outcome.record, outcome.facts)
+    x, _ = splits()["test"]
+    assert np.array_equal(driver.network(key).scores(x), outcome.unsaved.scores(x))
+
+
 # --- MLflow: one run per trained network, showing its current robustness ----------------------
 
 

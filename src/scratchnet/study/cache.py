@@ -308,6 +308,13 @@ class RunCache:
             numbers = measured[0]
         return {**training[0], "robustness": numbers}, training[1]
 
+    def store(self, outcome: Outcome, robustness: dict | None) -> None:
+        """Stores the run train_once could not store where it ran (Outcome.unsaved: a Dask worker
+        on another machine), measured with `robustness` (its arguments, or None)."""
+        self.put(outcome.record, outcome.facts, outcome.unsaved)
+        if outcome.measured is not None:
+            self.put_robustness(outcome.record["key"], robustness, outcome.record["robustness"], outcome.measured)
+
     def train_once(
         self,
         key: str,

@@ -338,7 +338,7 @@ def run_sweep(
             for future in executor.wait_any(pending):
                 spec = pending.pop(future)
                 try:
-                    record, run_facts, cached, measured, unsaved = future.result()
+                    outcome = future.result()
                 except executor.lost_errors as err:
                     if executor.retries_itself:
                         raise ExecutorError(
@@ -348,12 +348,9 @@ def run_sweep(
                         ) from None
                     lost.append((spec, err))
                     continue
+                record, run_facts, cached, measured, unsaved = outcome
                 if unsaved is not None:  # its worker could not store (no cache folder there)
-                    cache.put(record, run_facts, unsaved)
-                    if measured is not None:
-                        cache.put_robustness(
-                            keys[spec], robustness_key(spec.robustness), record["robustness"], measured
-                        )
+                    cache.store(outcome, robustness_key(spec.robustness))
                 records[spec] = record
                 bar.update(1)
                 bar.write(f"{spec.name}: test accuracy {_acc(record)}, " + _how(run_facts, cached, measured))
