@@ -2,8 +2,10 @@
 
     python pipeline/train.py MODEL    (a model of params.yaml's `models`, e.g. softmax)
 
-Its record also goes to the run cache, so the ablation's identical run (same config and seed)
-is not trained again.
+It goes through the run cache as a sweep's run does (RunCache.train_once): trained unless the
+cache holds its training, measured unless it holds its robustness, so the ablation's identical
+run (same config and seed) is not trained again, and a change of params `robustness` reruns this
+stage without training.
 """
 
 import numpy as np
@@ -11,7 +13,7 @@ import numpy as np
 from scratchnet.files import read_json, write_json
 from scratchnet.study import layout
 from scratchnet.study.cache import RunCache, code_hash, project_data_identity, run_key
-from scratchnet.study.classifier import robustness_key, train_classifier
+from scratchnet.study.classifier import RunSpec, here, measure_run, robustness_key, train_classifier
 from scratchnet.study.cli import stage_main
 from scratchnet.study.identity import config_hash
 from scratchnet.study.params import BASELINE, MODELS, load_params, run_config
@@ -34,13 +36,20 @@ def main(model_name: str) -> None:
     meta = read_json(layout.PROCESSED_META)
     splits = load_splits()
 
-    key = run_key(
-        model_name, config, seed, project_data_identity(params), code_hash(), robustness_key(params["robustness"])
+    key = run_key(model_name, config, seed, project_data_identity(params), code_hash())
+    spec = RunSpec(model_name, BASELINE, config, seed, params["robustness"])
+    cache = RunCache()
+    cache.root.mkdir(parents=True, exist_ok=True)
+    outcome = cache.train_once(
+        key,
+        lambda: train_classifier(model_name, config, seed, splits, key=key, desc=f"{model_name} baseline"),
+        robustness=robustness_key(spec.robustness),
+        measure=lambda record, network: measure_run(spec, record, network, splits, here()),
     )
-    record, facts, model = train_classifier(
-        model_name, config, seed, splits, key=key, desc=f"{model_name} baseline", robustness=params["robustness"]
-    )
-    RunCache().put(record, facts)
+    if outcome.unsaved is not None:  # no file locks here (not POSIX): nothing stored yet
+        cache.store(outcome, robustness_key(spec.robustness))
+    record, facts, cached, measured, _ = outcome
+    model = cache.network(key)  # the network as the run cache keeps it, trained now or before
     model.save(
         layout.model_path(model_name), metadata={"config": config, "seed": seed, "class_names": meta["class_names"]}
     )
@@ -68,10 +77,10 @@ def main(model_name: str) -> None:
     )
     if error is not None:
         raise error
-    print(
-        f"{model_name}: test accuracy {record['test_acc']} "
-        f"({facts['ended'] - facts['started']:.1f} s on {facts['worker']})"
-    )
+    how = "from the run cache" if cached else f"{facts['ended'] - facts['started']:.1f} s on {facts['worker']}"
+    if measured is not None:
+        how += f"; robustness measured in {measured['ended'] - measured['started']:.1f} s"
+    print(f"{model_name}: test accuracy {record['test_acc']} ({how})")
 
 
 if __name__ == "__main__":

@@ -7,10 +7,14 @@ from pathlib import Path
 import pytest
 from tiny_runs import CONFIG
 
+from scratchnet.nn import build_model
 from scratchnet.study.cache import RunCache, data_identity, run_key
+
+NETWORK = build_model({"kind": "softmax"}, input_dim=4, num_classes=3, seed=0)
 
 
 def record(key: str, **extra) -> dict:
+    """A run's training part (the entry's record; robustness is kept beside it)."""
     return {
         "key": key,
         "seed": 0,
@@ -19,7 +23,6 @@ def record(key: str, **extra) -> dict:
         "diverged": False,
         "diverged_epoch": None,
         "history": [{"epoch": 1, "loss": 2.0}],
-        "robustness": None,
         **extra,
     }
 
@@ -53,11 +56,11 @@ def test_the_data_identity_covers_the_arrays_the_preprocessing_and_its_statistic
 
 def test_a_stored_run_is_found_under_its_key_with_its_facts(tmp_path):
     cache = RunCache(tmp_path)
-    cache.put(record("k1"), FACTS)
+    cache.put(record("k1"), FACTS, NETWORK)
     assert cache.get("k1") == (record("k1"), FACTS)
     assert json.loads(cache.path("k1").read_text()) == {"record": record("k1"), "facts": FACTS}
     assert cache.get("k2") is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["k1.json"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k1.json", "k1.npz"]  # no temporary file left
 
 
 @pytest.mark.parametrize(
@@ -76,12 +79,13 @@ def test_a_stored_run_is_found_under_its_key_with_its_facts(tmp_path):
     ],
 )
 def test_a_corrupt_or_foreign_entry_reads_as_missing(tmp_path, content):
+    RunCache(tmp_path).put(record("k1"), FACTS, NETWORK)  # its network is there
     (tmp_path / "k1.json").write_text(content)
     assert RunCache(tmp_path).get("k1") is None
 
 
 def test_retrain_ignores_every_entry_and_the_environment_names_the_folder(tmp_path, monkeypatch):
-    RunCache(tmp_path).put(record("k1"), FACTS)
+    RunCache(tmp_path).put(record("k1"), FACTS, NETWORK)
     monkeypatch.setenv("SCRATCHNET_CACHE", str(tmp_path))
     assert RunCache().root == tmp_path and RunCache().get("k1") is not None
     monkeypatch.setenv("SCRATCHNET_RETRAIN", "1")

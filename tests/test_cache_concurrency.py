@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from scratchnet.nn import build_model
 from scratchnet.study.cache import RunCache
 
 # One process asking the cache for `key`: trains (appends to `count`, says so in `ready`,
@@ -16,6 +17,7 @@ from scratchnet.study.cache import RunCache
 ASK = """
 import json, os, sys, time
 from pathlib import Path
+from scratchnet.nn import build_model
 from scratchnet.study.cache import RunCache
 
 root, key, count, ready, seconds = sys.argv[1:]
@@ -27,9 +29,10 @@ def train():
     time.sleep(float(seconds))
     record = {"key": key, "seed": 0, "test_acc": 0.5, "final_val_acc": 0.5, "diverged": False,
               "diverged_epoch": None, "history": [], "robustness": None}
-    return record, {"started": 1.0, "ended": 2.0, "worker": f"here:{os.getpid()}"}
+    network = build_model({"kind": "softmax"}, input_dim=4, num_classes=3, seed=0)
+    return record, {"started": 1.0, "ended": 2.0, "worker": f"here:{os.getpid()}"}, network
 
-print(json.dumps(RunCache(root).train_once(key, train)))
+print(json.dumps(RunCache(root).train_once(key, train)[:3]))
 """
 
 
@@ -70,7 +73,7 @@ def test_two_processes_asking_for_one_key_at_once_train_it_once(tmp_path):
     assert len(trainings(tmp_path)) == 1
     assert out_first[2] is False and out_second[2] is True  # the second reused the first's entry
     assert out_first[:2] == out_second[:2]
-    assert RunCache(tmp_path).get("k1") == tuple(out_first[:2])
+    assert RunCache(tmp_path).record("k1", None) == tuple(out_first[:2])
 
 
 def test_different_keys_train_side_by_side(tmp_path):
@@ -108,5 +111,13 @@ def test_where_the_cache_folder_does_not_exist_the_run_trains_without_a_lock(tmp
         "history": [],
     }
     facts = {"started": 1.0, "ended": 2.0, "worker": "elsewhere:1"}
-    assert cache.train_once("k1", lambda: (record, facts)) == (record, facts, False)
+    network = build_model({"kind": "softmax"}, input_dim=4, num_classes=3, seed=0)
+    # the caller stores the entry and its network
+    assert cache.train_once("k1", lambda: (record, facts, network)) == (
+        {**record, "robustness": None},
+        facts,
+        False,
+        None,
+        network,
+    )
     assert not (tmp_path / "absent").exists()  # a remote worker creates nothing; the driver stores

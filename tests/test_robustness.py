@@ -26,10 +26,11 @@ from scratchnet.attacks import (
 from scratchnet.data import PixelStats
 from scratchnet.nn import Normalizer, build_model, load_model
 from scratchnet.study.attack_study import class_record, example_sentence
-from scratchnet.study.cache import run_key
+from scratchnet.study.cache import robustness_entry_key
 from scratchnet.study.classifier import (
     ROBUSTNESS_ARGS,
     RunSpec,
+    measure_run,
     robustness_key,
     run_robustness,
     train_classifier,
@@ -279,8 +280,10 @@ def test_a_runs_robustness_equals_the_attack_modules_on_the_saved_network(tmp_pa
     assert record["robustness"] == again and again["n"] > 0
     assert all(isinstance(v, (int, float)) for v in again.values())  # numbers, for MLflow's robust_*
     # in a sweep (a worker: one BLAS thread) the same run measures the same
-    swept, _ = train_run(RunSpec("twolayer", "baseline", CONFIG, 0, SECTION), splits(), "k" * 64, "host:1")
-    assert swept["robustness"] == again
+    spec = RunSpec("twolayer", "baseline", CONFIG, 0, SECTION)
+    swept, _, network = train_run(spec, splits(), "k" * 64, "host:1")
+    assert swept["robustness"] is None  # measured apart, on this network or the run cache's copy
+    assert measure_run(spec, swept, network, splits(), "host:1")[0] == again
 
 
 def test_robustness_is_none_when_disabled_or_the_run_diverged():
@@ -294,13 +297,12 @@ def test_robustness_is_none_when_disabled_or_the_run_diverged():
     assert run_robustness(model, splits()["test"], SECTION, diverged=True) is None
 
 
-def test_the_run_key_holds_the_robustness_params_only_when_they_are_measured():
-    key = lambda section: run_key("twolayer", CONFIG, 0, "data", "code", robustness_key(section))
-    before = run_key("twolayer", CONFIG, 0, "data", "code")
-    assert key(None) == key({**SECTION, "enabled": False}) == before  # off: the keys stay as they were
-    assert key({**SECTION, "enabled": False, "sample_size": 7}) == before
+def test_the_robustness_params_key_the_measurement_only_when_it_is_made():
+    # (the run key, the training's, takes no robustness at all: tests/test_robustness_cache.py)
+    assert robustness_key(None) is None and robustness_key({**SECTION, "enabled": False, "sample_size": 7}) is None
+    key = lambda section: robustness_entry_key("k" * 64, robustness_key(section))
     on = key(SECTION)
-    assert on != before
+    assert on != robustness_entry_key("j" * 64, robustness_key(SECTION))  # another run's network
     assert (
         len(
             {

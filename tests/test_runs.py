@@ -45,7 +45,7 @@ def test_a_diverging_run_is_recorded_with_no_test_accuracy():
 
 def test_a_sweep_run_carries_its_key_and_worker_and_equals_the_same_run_alone():
     spec = RunSpec("twolayer", "baseline", CONFIG, 1)
-    record, facts = train_run(spec, splits(), "k" * 64, "host:1")
+    record, facts, _ = train_run(spec, splits(), "k" * 64, "host:1")
     alone, _, _ = train_classifier("twolayer", CONFIG, 1, splits(), key="k" * 64, progress=False)
     assert facts["worker"] == "host:1"
     assert record == alone

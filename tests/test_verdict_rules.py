@@ -10,7 +10,7 @@ import yaml
 
 from scratchnet.study.analysis import SweepRow as Row
 from scratchnet.study.analysis import Trend, judge, row_of
-from scratchnet.study.cache import RunCache, data_identity, run_key
+from scratchnet.study.cache import RunCache, data_identity, robustness_entry_key, run_key
 from scratchnet.study.reproduction import StudyNumbersError, compare, distance, load_study, study_rows
 
 
@@ -41,15 +41,10 @@ def test_the_run_key_is_the_sha256_of_the_runs_canonical_json_so_cached_runs_out
     )
 
 
-def test_a_measured_robustness_enters_the_key_and_an_unmeasured_one_leaves_it_as_before():
-    config = {"lr": 0.005}
-    plain = run_key("softmax", config, 0, "d", "c")
-    assert run_key("softmax", config, 0, "d", "c", robustness=None) == plain
-    measured = run_key("softmax", config, 0, "d", "c", robustness={"epsilons": [50]})
-    assert measured == sha256(
-        '{"code":"c","config":{"lr":0.005},"data":"d","model":"softmax","robustness":{"epsilons":[50]},"seed":0}'
+def test_a_robustness_measurement_is_keyed_by_the_run_key_and_its_arguments_canonically():
+    assert robustness_entry_key("k", {"epsilons": [50], "budget": 91.0}) == sha256(
+        '{"robustness":{"budget":91.0,"epsilons":[50]},"run":"k"}'
     )
-    assert run_key("softmax", config, 0, "d", "c", robustness={"epsilons": [100]}) != measured
 
 
 def test_the_data_identity_is_the_sha256_of_its_parts_and_needs_no_statistics_file(tmp_path):

@@ -3,10 +3,18 @@
 DVC caches stages, not runs: it deletes a stage's outputs before rerunning it, so a sweep that
 reruns because one value changed would otherwise train every value again. This cache lives
 outside DVC's outputs and out of git (default `.scratchnet/runs/`, `SCRATCHNET_CACHE`
-overrides), one JSON file per run, `<key>.json`, holding `{"record": ..., "facts": ...}`
-(classifier.py says which is which).
+overrides), in two levels:
+- the training: `<key>.json`, holding `{"record": ..., "facts": ...}` (classifier.py says which
+  is which; the record's training part, TRAINING_FIELDS, without robustness) and `<key>.npz`,
+  the trained network (Network.save: float32 as trained, so the reloaded network predicts the
+  same bits). The network is written first: an entry never lacks it, and one that does (an
+  older cache's) is missing.
+- its robustness: `robustness/<sha256 of key and robustness arguments>.json`, holding
+  `{"key", "robustness_args", "robustness", "facts"}` (facts: when and where it was measured).
+  Changing params `robustness` measures the kept networks again and trains none; turning it off
+  measures nothing. A run's record is the two joined (`RunCache.record`).
 
-A run's key is the sha256 of:
+A run's key (record["key"], the training's) is the sha256 of:
 - its full config (every hyper-parameter, epochs included) and its seed;
 - the data it saw (`data_identity`: the raw arrays' checksum, the preprocessing params and the
   normalisation statistics);
@@ -16,15 +24,16 @@ A run's key is the sha256 of:
   threadpoolctl finds (its internal API, version and CPU architecture: float32 kernels differ
   between them).
 Anything that does not change a number (the executor, the worker, MLflow, the report, the stage
-scripts) is not in the key, so switching the engine or the store reuses every run.
+scripts) is not in the key, so switching the engine or the store reuses every run; nor are the
+robustness arguments, which key the measurement only.
 
 Entries are written atomically (scratchnet.files.atomic_paths); an entry that does not parse,
 or whose key or fields do not match, is treated as missing and trained again.
 `SCRATCHNET_RETRAIN=1` ignores every entry (and overwrites it); deleting the folder clears it.
 
-Concurrency: `train_once` trains a key under an exclusive `flock` of `<key>.lock`, so two
-processes on one machine (two `dvc exp` runs in a queue, two sweeps' workers) never train the
-same key at once: the second waits, then reads the first's entry. The kernel releases a flock
+Concurrency: `train_once` trains and measures a key under an exclusive `flock` of `<key>.lock`,
+so two processes on one machine (two `dvc exp` runs in a queue, two sweeps' workers) never train
+the same key at once: the second waits, then reads the first's entry. The kernel releases a flock
 when its holder exits however it exits (a crash, SIGKILL), so a dead holder never blocks a key.
 Lock files stay (a few bytes each): removing one while another process waits on it would let a
 third train beside it.
@@ -38,7 +47,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 try:
     import fcntl
@@ -50,8 +59,9 @@ from threadpoolctl import threadpool_info
 
 import scratchnet
 from scratchnet.files import atomic_paths, json_text, read_json
+from scratchnet.nn import Network, load_model
 from scratchnet.study import layout
-from scratchnet.study.classifier import FACT_FIELDS, RECORD_FIELDS
+from scratchnet.study.classifier import FACT_FIELDS, TRAINING_FIELDS
 
 DEFAULT_ROOT = Path(".scratchnet/runs")
 PACKAGE = Path(scratchnet.__file__).parent  # scratchnet's own source folder
@@ -178,18 +188,33 @@ def project_data_identity(params: dict, root: Path | str = ".") -> str:
     return data_identity(provenance["arrays_sha256"], params["preprocess"], root / layout.STATS)
 
 
-def run_key(model: str, config: dict, seed: int, data: str, code: str, robustness: dict | None = None) -> str:
-    """64 hex digits naming one run's numbers: model, full config (epochs included), seed,
-    data_identity, code_hash, and robustness (classifier.robustness_key) only when measured."""
-    measured = {} if robustness is None else {"robustness": robustness}
-    return _sha256(_canonical({"model": model, "config": config, "seed": seed, "data": data, "code": code, **measured}))
+def run_key(model: str, config: dict, seed: int, data: str, code: str) -> str:
+    """64 hex digits naming one run's training: model, full config (epochs included), seed,
+    data_identity and code_hash. Its record's `key`."""
+    return _sha256(_canonical({"model": model, "config": config, "seed": seed, "data": data, "code": code}))
+
+
+def robustness_entry_key(key: str, robustness: dict) -> str:
+    """64 hex digits naming one measurement of run `key`'s network: the arguments of its
+    robustness (classifier.robustness_key) that decide the numbers."""
+    return _sha256(_canonical({"run": key, "robustness": robustness}))
 
 
 # ---------------------------------------------------------------------------- the cache
 
 
+class Outcome(NamedTuple):
+    """What RunCache.train_once did for one run."""
+
+    record: dict  # the run's record: its training part and robustness (None: not measured)
+    facts: dict  # its training's facts
+    cached: bool  # nothing was trained by this call: the training was in the cache
+    measured: dict | None  # the facts of its robustness measured by this call, else None
+    unsaved: Network | None = None  # trained here where nothing could be stored: the caller stores
+
+
 class RunCache:
-    """Finished runs, one file per key. `get` never raises on a bad entry.
+    """Finished runs, two files per key and one per measurement. `get` never raises on a bad entry.
 
     root is kept absolute, so a worker process in another working directory (a Dask worker on
     this machine) finds the same folder."""
@@ -201,10 +226,17 @@ class RunCache:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
+    def network_path(self, key: str) -> Path:
+        return self.root / f"{key}.npz"
+
+    def robustness_path(self, key: str, robustness: dict) -> Path:
+        return self.root / "robustness" / f"{robustness_entry_key(key, robustness)}.json"
+
     def get(self, key: str) -> tuple[dict, dict] | None:
-        """(record, facts) of `key`, or None if absent, unreadable, not this key's, or if
-        retraining is forced. A half-written or corrupt entry is reported as missing, not
-        trusted: the run is trained again and the entry overwritten."""
+        """(record, facts) of `key`'s training (record: TRAINING_FIELDS), or None if absent,
+        unreadable, not this key's, without its network file, or if retraining is forced. A
+        half-written or corrupt entry is reported as missing, not trusted: the run is trained
+        again and the entry overwritten."""
         if self.retrain:
             return None
         try:
@@ -216,38 +248,123 @@ class RunCache:
             not isinstance(record, dict)
             or not isinstance(facts, dict)
             or record.get("key") != key
-            or any(f not in record for f in RECORD_FIELDS)
+            or any(f not in record for f in TRAINING_FIELDS)
             or any(f not in facts for f in FACT_FIELDS)
+            or not self.network_path(key).is_file()
         ):
             return None
         return record, facts
 
-    def put(self, record: dict, facts: dict) -> None:
-        """Stores a finished run under record['key'], all or nothing."""
+    def put(self, record: dict, facts: dict, network: Network) -> None:
+        """Stores a finished training under record['key']: its network, then its entry
+        (record: its TRAINING_FIELDS are kept), each all or nothing."""
+        key = record["key"]
         self.root.mkdir(parents=True, exist_ok=True)
-        with atomic_paths({"entry": self.path(record["key"])}) as tmp:
-            tmp["entry"].write_text(json_text({"record": record, "facts": facts}))
+        network.save(self.network_path(key), metadata={"run_key": key})
+        with atomic_paths({"entry": self.path(key)}) as tmp:
+            tmp["entry"].write_text(json_text({"record": {f: record[f] for f in TRAINING_FIELDS}, "facts": facts}))
 
-    def train_once(self, key: str, train: Callable[[], tuple[dict, dict]]) -> tuple[dict, dict, bool]:
-        """(record, facts, cached): the entry of `key`, trained by `train()` unless another
-        process has it, holding `<key>.lock` meanwhile (see the module docstring).
-
-        Called where the run trains (a sweep's worker). A process that waits for the lock
-        reuses the holder's entry (cached=True). Where the cache folder does not exist (a Dask
-        worker on another machine), nothing can be locked: it trains, and the caller stores."""
-        if fcntl is None:
-            return (*train(), False)
+    def network(self, key: str) -> Network | None:
+        """`key`'s trained network, or None if its file is absent, unreadable or another run's."""
         try:
-            fd = os.open(self.root / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
-            return (*train(), False)
+            network = load_model(self.network_path(key))
+        except (OSError, ValueError):
+            return None
+        return network if network.metadata.get("run_key") == key else None
+
+    def get_robustness(self, key: str, robustness: dict) -> tuple[dict | None, dict] | None:
+        """(numbers, facts) of `key`'s network measured with `robustness` (numbers None: nothing
+        to measure, a diverged run), or None if not measured, unreadable, or retraining."""
+        if self.retrain:
+            return None
+        try:
+            entry = json.loads(self.robustness_path(key, robustness).read_text())
+            numbers, facts = entry["robustness"], entry["facts"]
+            if entry["key"] != key or entry["robustness_args"] != robustness:
+                return None
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        if not isinstance(numbers, (dict, type(None))) or not isinstance(facts, dict):
+            return None
+        return numbers, facts
+
+    def put_robustness(self, key: str, robustness: dict, numbers: dict | None, facts: dict) -> None:
+        """Stores `key`'s robustness measured with arguments `robustness`, all or nothing."""
+        entry = {"key": key, "robustness_args": robustness, "robustness": numbers, "facts": facts}
+        with atomic_paths({"entry": self.robustness_path(key, robustness)}) as tmp:
+            tmp["entry"].write_text(json_text(entry))
+
+    def record(self, key: str, robustness: dict | None) -> tuple[dict, dict] | None:
+        """(record, facts) of a finished run: its training joined with its robustness measured
+        with `robustness` (None: not measured, record["robustness"] None); None if either level
+        is missing."""
+        training = self.get(key)
+        if training is None:
+            return None
+        numbers = None
+        if robustness is not None:
+            measured = self.get_robustness(key, robustness)
+            if measured is None:
+                return None
+            numbers = measured[0]
+        return {**training[0], "robustness": numbers}, training[1]
+
+    def store(self, outcome: Outcome, robustness: dict | None) -> None:
+        """Stores the run train_once could not store where it ran (Outcome.unsaved: a Dask worker
+        on another machine), measured with `robustness` (its arguments, or None)."""
+        self.put(outcome.record, outcome.facts, outcome.unsaved)
+        if outcome.measured is not None:
+            self.put_robustness(outcome.record["key"], robustness, outcome.record["robustness"], outcome.measured)
+
+    def train_once(
+        self,
+        key: str,
+        train: Callable[[], tuple[dict, dict, Network]],
+        *,
+        robustness: dict | None = None,
+        measure: Callable[[dict, Network], tuple[dict | None, dict]] | None = None,
+    ) -> Outcome:
+        """The run of `key`: its training from the cache or train(), then, when `robustness`
+        (the measurement's arguments) is given, its robustness from the cache or
+        measure(record, network) on the kept network; all under `<key>.lock` (see the module
+        docstring). Each level found is reused, each missing one made and stored.
+
+        train() -> (record, facts, network); measure(record, network) -> (numbers, facts).
+        Called where the run trains (a sweep's worker). A process that waits for the lock
+        reuses the holder's entries. Where the cache folder does not exist (a Dask worker on
+        another machine), nothing can be locked, read or stored: it trains and measures, and
+        the caller stores (Outcome.unsaved)."""
+        fd = None
+        if fcntl is not None:
+            try:
+                fd = os.open(self.root / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                pass
+        if fd is None:
+            record, facts, network = train()
+            numbers, measured = measure(record, network) if robustness is not None else (None, None)
+            return Outcome({**record, "robustness": numbers}, facts, False, measured, network)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another process trains this key
-            entry = self.get(key)
-            if entry is not None:
-                return (*entry, True)
-            record, facts = train()
-            self.put(record, facts)
-            return record, facts, False
+            entry, found, network = self.get(key), None, None
+            if entry is not None and robustness is not None:
+                found = self.get_robustness(key, robustness)
+                if found is None:
+                    network = self.network(key)
+                    entry = entry if network is not None else None  # an unreadable network: train again
+            cached = entry is not None
+            if cached:
+                record, facts = entry
+            else:
+                record, facts, network = train()
+                self.put(record, facts, network)
+            numbers, measured = None, None
+            if found is not None:
+                numbers = found[0]
+            elif robustness is not None:
+                numbers, measured = measure(record, network)
+                self.put_robustness(key, robustness, numbers, measured)
+            training = {f: record[f] for f in TRAINING_FIELDS}
+            return Outcome({**training, "robustness": numbers}, facts, cached, measured)
         finally:
             os.close(fd)  # and with it the lock

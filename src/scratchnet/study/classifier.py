@@ -11,6 +11,10 @@ A run gives two things:
   cache stores and the stages' results hold;
 - its `facts` (FACT_FIELDS), about the run itself: unix seconds around the training and test,
   and where it ran. Kept in the run cache entry and given to MLflow, never in a DVC output.
+
+A sweep's worker trains (`train_run`: the record's training part, TRAINING_FIELDS, and the
+network) and measures (`measure_run`: its robustness) in two steps, so the run cache can keep
+the network and measure it again when only params `robustness` change, training nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from scratchnet.study.params import model_config
 from scratchnet.training import TrainResult, accuracy, train
 
 RECORD_FIELDS = ("key", "seed", "test_acc", "final_val_acc", "diverged", "diverged_epoch", "history", "robustness")
+TRAINING_FIELDS = RECORD_FIELDS[:-1]  # what training decides: all but robustness, measured after
 FACT_FIELDS = ("started", "ended", "worker")
 
 
@@ -149,10 +154,19 @@ def train_classifier(
     return record, facts, model
 
 
-def train_run(spec: RunSpec, splits: dict, key: str, worker: str) -> tuple[dict, dict]:
-    """train_classifier for one run of a sweep, with no progress bar. (record, facts): workers
-    keep no network."""
-    record, facts, _ = train_classifier(
-        spec.model, spec.config, spec.seed, splits, key=key, worker=worker, progress=False, robustness=spec.robustness
-    )
-    return record, facts
+def train_run(spec: RunSpec, splits: dict, key: str, worker: str):
+    """train_classifier for one run of a sweep, with no progress bar and no robustness (its
+    record's robustness is None: measure_run measures it, on this network or on the run cache's
+    copy). Returns (record, facts, model)."""
+    return train_classifier(spec.model, spec.config, spec.seed, splits, key=key, worker=worker, progress=False)
+
+
+def measure_run(spec: RunSpec, record: dict, model, splits: dict, worker: str) -> tuple[dict | None, dict]:
+    """(record["robustness"], facts of the measurement) of a sweep's run: run_robustness of its
+    trained `model` on splits["test"] with spec.robustness, one BLAS thread as in training (so a
+    network measured after training and the same network reloaded from the run cache give the
+    same numbers). record: the run's, for `diverged`; worker: facts' `worker`."""
+    started = time.time()
+    with threadpool_limits(limits=1):
+        numbers = run_robustness(model, splits["test"], spec.robustness, diverged=record["diverged"])
+    return numbers, {"started": started, "ended": time.time(), "worker": worker}

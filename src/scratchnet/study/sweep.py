@@ -5,12 +5,13 @@
         records = run_sweep(specs, executor, cache=RunCache(), data=data_id, on_record=log)
 
 The driver (the stage's process) submits every run that the run cache does not hold, longest
-first so the last runs to finish are short ones. Each worker trains its run under the cache's
-per-key lock and stores the entry itself (RunCache.train_once: another process training the
-same key at the same time, a second `dvc exp` of a queue, is waited for and its entry reused;
-runs of different keys never wait for each other), so a crash, a killed worker or Ctrl-C loses
-no finished run; a Dask worker that cannot reach the cache folder just trains, and the driver
-stores its entry. The driver prints one line per run under one progress bar and hands the
+first so the last runs to finish are short ones. Each worker trains its run, then measures its
+robustness, under the cache's per-key lock and stores both itself (RunCache.train_once: another
+process training the same key at the same time, a second `dvc exp` of a queue, is waited for
+and its entry reused; runs of different keys never wait for each other), so a crash, a killed
+worker or Ctrl-C loses no finished run. A run whose training is cached but whose robustness (at
+the current params `robustness`) is not loads its network and measures only. A Dask worker that
+cannot reach the cache folder just trains and measures, and the driver stores its entries. The driver prints one line per run under one progress bar and hands the
 record and its facts to `on_record` (the stage logs them to MLflow: the driver is the only
 writer to the store).
 
@@ -39,8 +40,8 @@ import numpy as np
 from tqdm import tqdm
 
 from scratchnet.errors import UserError
-from scratchnet.study.cache import RunCache, code_hash, run_key
-from scratchnet.study.classifier import RunSpec, here, robustness_key, train_run
+from scratchnet.study.cache import Outcome, RunCache, code_hash, run_key
+from scratchnet.study.classifier import RunSpec, here, measure_run, robustness_key, train_run
 from scratchnet.study.params import REGISTRY
 
 if TYPE_CHECKING:
@@ -89,8 +90,19 @@ def _init_local_worker(splits: dict) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _local_task(spec: RunSpec, key: str, cache: RunCache) -> tuple[dict, dict, bool]:
-    return cache.train_once(key, lambda: train_run(spec, _WORKER_SPLITS, key, here()))
+def _run(spec: RunSpec, key: str, cache: RunCache, splits: dict, worker: str) -> Outcome:
+    """One run in a worker: trained unless its training is in the cache, then measured unless
+    its robustness is (RunCache.train_once)."""
+    return cache.train_once(
+        key,
+        lambda: train_run(spec, splits, key, worker),
+        robustness=robustness_key(spec.robustness),
+        measure=lambda record, network: measure_run(spec, record, network, splits, worker),
+    )
+
+
+def _local_task(spec: RunSpec, key: str, cache: RunCache) -> Outcome:
+    return _run(spec, key, cache, _WORKER_SPLITS, here())
 
 
 def _cores() -> int:
@@ -172,7 +184,7 @@ _DASK_SPLITS: dict = {}
 _DASK_LOCK = threading.Lock()
 
 
-def _dask_task(spec: RunSpec, key: str, cache: RunCache, splits: dict, token: str) -> tuple[dict, dict, bool]:
+def _dask_task(spec: RunSpec, key: str, cache: RunCache, splits: dict, token: str) -> Outcome:
     from distributed import get_worker
 
     with _DASK_LOCK:  # a worker with several threads copies once
@@ -182,8 +194,7 @@ def _dask_task(spec: RunSpec, key: str, cache: RunCache, splits: dict, token: st
                 name: tuple(np.require(a, requirements="A") for a in value) if isinstance(value, tuple) else value
                 for name, value in splits.items()
             }  # (X, y) per split; 'stats' as it came
-    address = get_worker().address
-    return cache.train_once(key, lambda: train_run(spec, _DASK_SPLITS[token], key, address))
+    return _run(spec, key, cache, _DASK_SPLITS[token], get_worker().address)
 
 
 def scheduler_address() -> str | None:
@@ -301,25 +312,27 @@ def run_sweep(
     data: cache.data_identity of the training arrays; train_size: their row count (for the
     cost order); code: cache.code_hash() unless given. on_record(spec, record, facts, cached)
     is called in the driver for every run as it is ready: cached ones first, then each trained
-    run once it is in the cache (cached=True too for a run another process trained meanwhile).
+    or measured run once it is in the cache (cached=True when nothing trained: another process
+    trained it meanwhile, or only its robustness was measured).
     A run whose worker died is retried `retries` times, then fails the sweep with
     ExecutorError naming it. Returns {spec: record}.
     """
     code = code if code is not None else code_hash()
-    keys = {
-        spec: run_key(spec.model, spec.config, spec.seed, data, code, robustness_key(spec.robustness)) for spec in specs
-    }
+    keys = {spec: run_key(spec.model, spec.config, spec.seed, data, code) for spec in specs}
     records: dict[RunSpec, dict] = {}
     facts: dict[RunSpec, dict] = {}
     for spec in specs:
-        entry = cache.get(keys[spec])
+        entry = cache.record(keys[spec], robustness_key(spec.robustness))
         if entry is not None:
             records[spec], facts[spec] = entry
     cache.root.mkdir(parents=True, exist_ok=True)  # where the workers lock and store
     todo = sorted((s for s in specs if s not in records), key=lambda s: -cost(s, train_size))
+    measure_only = {s for s in todo if cache.get(keys[s]) is not None}  # their training is cached
     print(
         f"sweep: {len(specs)} runs, {len(records)} in the run cache ({cache.root}), "
-        f"{len(todo)} to train on {executor.where}",
+        f"{len(todo) - len(measure_only)} to train"
+        + (f" and {len(measure_only)} to measure" if measure_only else "")
+        + f" on {executor.where}",
         flush=True,
     )
     attempts: Counter = Counter()
@@ -336,7 +349,7 @@ def run_sweep(
             for future in executor.wait_any(pending):
                 spec = pending.pop(future)
                 try:
-                    record, run_facts, cached = future.result()
+                    outcome = future.result()
                 except executor.lost_errors as err:
                     if executor.retries_itself:
                         raise ExecutorError(
@@ -346,15 +359,12 @@ def run_sweep(
                         ) from None
                     lost.append((spec, err))
                     continue
-                if not cached and (cache.retrain or cache.get(keys[spec]) is None):
-                    cache.put(record, run_facts)  # its worker could not (no cache folder there)
+                record, run_facts, cached, measured, unsaved = outcome
+                if unsaved is not None:  # its worker could not store (no cache folder there)
+                    cache.store(outcome, robustness_key(spec.robustness))
                 records[spec] = record
                 bar.update(1)
-                bar.write(
-                    f"{spec.name}: test accuracy {_acc(record)}, "
-                    f"{run_facts['ended'] - run_facts['started']:.1f} s on {run_facts['worker']}"
-                    + (" (trained meanwhile by another process)" if cached else "")
-                )
+                bar.write(f"{spec.name}: test accuracy {_acc(record)}, " + _how(run_facts, cached, measured))
                 if on_record is not None:
                     on_record(spec, record, run_facts, cached)
             if lost:
@@ -381,3 +391,13 @@ def run_sweep(
 
 def _acc(record: dict) -> str:
     return "diverged" if record["test_acc"] is None else f"{record['test_acc']:.4f}"
+
+
+def _how(facts: dict, cached: bool, measured: dict | None) -> str:
+    """Where and how long a run took: trained, or measured only (its training cached)."""
+    took = lambda f: f"{f['ended'] - f['started']:.1f} s on {f['worker']}"
+    if not cached:
+        return took(facts)
+    if measured is not None:
+        return f"trained before; robustness measured in {took(measured)}"
+    return f"{took(facts)} (trained meanwhile by another process)"

@@ -227,6 +227,19 @@ def _ms(seconds: float) -> int:
     return int(round(seconds * 1000))
 
 
+def _robust(metrics: dict) -> dict[str, float]:
+    """The robust_* numbers of `metrics` (name -> value), as floats."""
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if k.startswith("robust_") and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def _same(a: float | None, b: float) -> bool:
+    return a == b or (a is not None and np.isnan(a) and np.isnan(b))
+
+
 def _rank(run) -> tuple:
     """The reconcile rule's order among the runs of one key: the earliest start, then the
     smallest id. Both are fixed when the run is created, so every writer, whenever it looks,
@@ -307,6 +320,7 @@ class Tracker:
         self.client = MlflowClient(self.uri)
         self._logged: dict[str, str] | None = None  # run key -> id of its finished run
         self._members: dict[str, set[str]] = {}  # run id -> its in_sweep tags
+        self._robust: dict[str, dict[str, float]] = {}  # run id -> its latest robust_* metrics
         self._parents: dict[str, set[str]] = {}  # a parent's key -> every id this tracker used
 
     @contextmanager
@@ -346,6 +360,7 @@ class Tracker:
                 if run.info.status == "FINISHED":
                     logged.setdefault(run.data.tags[RUN_KEY], run.info.run_id)
                     self._members[run.info.run_id] = {t for t in run.data.tags if t.startswith(IN_SWEEP)}
+                    self._robust[run.info.run_id] = _robust(run.data.metrics)
             self._logged = logged
         return self._logged
 
@@ -370,7 +385,9 @@ class Tracker:
         If the key's run is already logged, nothing is logged again: it only joins the sweeps
         of `tags` it lacks, and gets `on_logged`'s model if it has none (the ablation logs the
         baseline's run without one when it runs before the train stage). `on_logged(run)` runs
-        before the run is closed: the place for a baseline's model.
+        before the run is closed: the place for a baseline's model. One exception: the key is
+        the training's, so a logged run whose network was measured again with other params
+        `robustness` takes the new robust_* values (_remeasured).
 
         Raises TrackingError naming the store and the run if it cannot be logged; a partly
         logged run is replaced on the next attempt, never duplicated.
@@ -404,7 +421,12 @@ class Tracker:
         if parent_run_id is not None:
             run_tags[PARENT] = parent_run_id
 
+        robust = _robust(finals)
+        written = []
+
         def write(run_id: str) -> None:
+            written.append(run_id)
+            self._robust[run_id] = robust
             self._write(run_id, params, metrics)
             if history:  # a run that diverged in its first epoch has no curve
                 with tempfile.TemporaryDirectory() as tmp:
@@ -414,7 +436,33 @@ class Tracker:
             if on_logged is not None:
                 on_logged(Run(self.client, run_id))
 
-        return self._log(record.get("key"), run_name, run_tags, started, ended, write, on_logged)
+        run_id = self._log(record.get("key"), run_name, run_tags, started, ended, write, on_logged)
+        if not written:
+            self._remeasured(run_id, robust, run_name)
+        return run_id
+
+    def _remeasured(self, run_id: str, robust: dict[str, float], name: str) -> None:
+        """A logged run's robust_* metrics become `robust` (measured now) if they differ: the
+        run, the UI's table and its compare view show the current measurement, the earlier one
+        stays in each metric's history. A number the new measurement lacks is logged as NaN. A
+        run not measured now (robustness off) keeps its last measurement."""
+        from mlflow.entities import Metric
+
+        if not robust:
+            return
+        try:
+            if run_id not in self._robust:  # found by its key's search, not in logged_keys()
+                self._robust[run_id] = _robust(self.client.get_run(run_id).data.metrics)
+            new = {k: robust.get(k, float("nan")) for k in self._robust[run_id].keys() | robust.keys()}
+            if all(_same(self._robust[run_id].get(k), v) for k, v in new.items()):
+                return
+            self.client.log_batch(run_id, metrics=[Metric(k, v, _ms(time.time()), 0) for k, v in new.items()])
+        except Exception as err:  # noqa: BLE001 - whatever the store says, name it and the run
+            raise TrackingError(
+                f"MLflow store {self.uri}: run {name!r} ({run_id}) is logged, but its new robustness "
+                f"could not be added to it: {err}"
+            ) from err
+        self._robust[run_id] = new
 
     def log_outputs(
         self,
