@@ -50,6 +50,7 @@ def main(model_name: str) -> None:
         cache.store(outcome, robustness_key(spec.robustness))
     record, facts, cached, measured, _ = outcome
     model = cache.network(key)  # the network as the run cache keeps it, trained now or before
+    assert model is not None, f"run cache entry {key} was stored just now with its network"
     model.save(
         layout.model_path(model_name), metadata={"config": config, "seed": seed, "class_names": meta["class_names"]}
     )

@@ -312,8 +312,10 @@ class RunCache:
     def store(self, outcome: Outcome, robustness: dict | None) -> None:
         """Stores the run train_once could not store where it ran (Outcome.unsaved: a Dask worker
         on another machine), measured with `robustness` (its arguments, or None)."""
+        assert outcome.unsaved is not None, "stored where it ran already"
         self.put(outcome.record, outcome.facts, outcome.unsaved)
         if outcome.measured is not None:
+            assert robustness is not None, "measured with no arguments"
             self.put_robustness(outcome.record["key"], robustness, outcome.record["robustness"], outcome.measured)
 
     def train_once(
@@ -334,6 +336,8 @@ class RunCache:
         reuses the holder's entries. Where the cache folder does not exist (a Dask worker on
         another machine), nothing can be locked, read or stored: it trains and measures, and
         the caller stores (Outcome.unsaved)."""
+        if robustness is not None and measure is None:
+            raise TypeError("train_once: robustness arguments given without measure()")
         fd = None
         if fcntl is not None:
             try:
@@ -341,27 +345,31 @@ class RunCache:
             except OSError:
                 pass
         if fd is None:
-            record, facts, network = train()
-            numbers, measured = measure(record, network) if robustness is not None else (None, None)
-            return Outcome({**record, "robustness": numbers}, facts, False, measured, network)
+            record, facts, trained = train()
+            numbers, measured = measure(record, trained) if measure and robustness is not None else (None, None)
+            return Outcome({**record, "robustness": numbers}, facts, False, measured, trained)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another process trains this key
-            entry, found, network = self.get(key), None, None
+            entry = self.get(key)
+            found: tuple[dict | None, dict] | None = None
+            network: Network | None = None
             if entry is not None and robustness is not None:
                 found = self.get_robustness(key, robustness)
                 if found is None:
                     network = self.network(key)
                     entry = entry if network is not None else None  # an unreadable network: train again
             cached = entry is not None
-            if cached:
+            if entry is not None:
                 record, facts = entry
             else:
-                record, facts, network = train()
-                self.put(record, facts, network)
+                record, facts, trained = train()
+                self.put(record, facts, trained)
+                network = trained
             numbers, measured = None, None
             if found is not None:
                 numbers = found[0]
-            elif robustness is not None:
+            elif measure is not None and robustness is not None:
+                assert network is not None, "trained now, or loaded above when only robustness is missing"
                 numbers, measured = measure(record, network)
                 self.put_robustness(key, robustness, numbers, measured)
             training = {f: record[f] for f in TRAINING_FIELDS}
