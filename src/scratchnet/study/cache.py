@@ -336,8 +336,6 @@ class RunCache:
         reuses the holder's entries. Where the cache folder does not exist (a Dask worker on
         another machine), nothing can be locked, read or stored: it trains and measures, and
         the caller stores (Outcome.unsaved)."""
-        if robustness is not None and measure is None:
-            raise TypeError("train_once: robustness arguments given without measure()")
         fd = None
         if fcntl is not None:
             try:
@@ -368,7 +366,9 @@ class RunCache:
             numbers, measured = None, None
             if found is not None:
                 numbers = found[0]
-            elif measure is not None and robustness is not None:
+            elif robustness is not None:
+                if measure is None:
+                    raise TypeError(f"train_once: {key} is not measured with these arguments and no measure() is given")
                 assert network is not None, "trained now, or loaded above when only robustness is missing"
                 numbers, measured = measure(record, network)
                 self.put_robustness(key, robustness, numbers, measured)
