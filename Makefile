@@ -17,8 +17,11 @@ PORT ?= 5000
 run: $(STAMP) $(PLOTS_PAGE)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
+# Two pytest-xdist workers, a test module to one worker (its module-scoped fixtures built once):
+# the slow end-to-end tests overlap. PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= 2
 test: lint $(PLOTS_PAGE)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # Linter and formatter check (ruff) on src, pipeline and tests; type check (mypy) of src/ and
 # pipeline/ (pyproject.toml's [tool.mypy]: strict on the NumPy core) and of the tests' helpers.

@@ -12,13 +12,18 @@ after the real `dvc repro`) is built and run once per session and is read-only f
 - `clone` -> clone(folder) -> Path: the same kind of private copy of any project folder (for a
   module-scoped synthetic project that a test changes, e.g. tests/test_report.py's `built`).
 
-Any test passes alone, in any order (`make test` runs them in random order) and in parallel.
+Any test passes alone, in any order (`make test` runs them in random order) and in parallel:
+`make test` runs two pytest-xdist workers, which share one pristine study (the first worker to
+ask builds it, the other waits for it) and each check their own processes at the end.
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import hashlib
+import json
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -48,14 +53,36 @@ def _fingerprint(project: Path) -> str:
     return digest.hexdigest()
 
 
-@pytest.fixture(scope="session")
-def pristine_study(tmp_path_factory) -> Iterator[TinyStudy]:
+def _built_once(root: Path) -> TinyStudy:
+    """The tiny study in root/study, built and run by the first process to ask (an xdist
+    worker, or pytest alone); a later one waits on the lock and reads the same run."""
     from tiny_study import build_tiny_project, dvc, run
 
-    project = build_tiny_project(tmp_path_factory.mktemp("study"))
-    repro = run(dvc("repro"), project)
+    project, repro_file = root / "study", root / "study-repro.json"
+    with open(root / "study.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        if not repro_file.exists():
+            if project.exists():
+                raise AssertionError(f"the tiny study's first build failed in another worker: {project}")
+            project.mkdir()
+            repro = run(dvc("repro"), build_tiny_project(project))
+            repro_file.write_text(
+                json.dumps(
+                    {"args": repro.args, "returncode": repro.returncode, "stdout": repro.stdout, "stderr": repro.stderr}
+                )
+            )
+    return TinyStudy(project, subprocess.CompletedProcess(**json.loads(repro_file.read_text())))
+
+
+@pytest.fixture(scope="session")
+def pristine_study(tmp_path_factory) -> Iterator[TinyStudy]:
+    # under xdist each worker's temporary root is <session root>/popen-gwN: the study goes in
+    # the session root, one for all workers
+    root = tmp_path_factory.getbasetemp()
+    study = _built_once(root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root)
+    project = study.path
     before = _fingerprint(project)
-    yield TinyStudy(project, repro)
+    yield study
     assert _fingerprint(project) == before, "a test changed the pristine tiny study: use study_copy"
 
 
@@ -102,15 +129,29 @@ def pytest_configure(config):
     atexit.register(stop_all)
 
 
+_WORKERS_LEFT: list[str] = []  # what the xdist workers found, reported by the controller
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """(xdist controller) A worker is done: keep what its own check found."""
+    _WORKERS_LEFT.extend(getattr(node, "workeroutput", {}).get("leftovers", []))
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """Fails the run if a process a test started is still alive (then kills it)."""
+    """Fails the run if a process a test started is still alive (then kills it). An xdist
+    worker checks its own processes and hands what it found to the controller, which fails."""
     left = leftovers(_TEMP_ROOT[0] if _TEMP_ROOT else None)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: its exit status is not the run's
+        workeroutput["leftovers"] = left
+    left += _WORKERS_LEFT
     if left:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         message = (
             "processes left running by the tests (killed now): \n  "
             + "\n  ".join(left)
-            + f"\n(groups started by tests/processes.py this session: {len(STARTED)})"
+            + (f"\n(groups started by tests/processes.py in this process: {len(STARTED)})" if STARTED else "")
         )
         if reporter is not None:
             reporter.write_sep("=", "LEFTOVER PROCESSES", red=True)
