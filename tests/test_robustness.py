@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tiny_runs
 import yaml
+from tiny_runs import pixel_data
 
 from scratchnet.attacks import (
     NORMS,
@@ -52,15 +53,6 @@ SECTION = {
     "steps": 3,
     "step_fraction": 0.5,
 }
-
-
-def pixel_data(n: int, seed: int, noise: float = 60.0):
-    """(X (n, 3072) uint8 pixels, y (n,)): ten class prototypes plus noise, learnable in 2 epochs."""
-    rng = np.random.default_rng(seed)
-    prototypes = np.random.default_rng(99).uniform(80, 175, (10, D))
-    y = rng.integers(0, 10, n)
-    x = np.clip(prototypes[y] + rng.normal(0, noise, (n, D)), 0, 255).round().astype(np.uint8)
-    return x, y
 
 
 @functools.cache

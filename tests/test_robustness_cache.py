@@ -13,6 +13,7 @@ import pytest
 import tiny_runs
 import yaml
 from threadpoolctl import threadpool_limits
+from tiny_runs import pixel_data
 
 from scratchnet.data import PixelStats
 from scratchnet.study import sweep as sweep_module
@@ -40,15 +41,8 @@ OFF = {**SECTION, "enabled": False}
 def splits() -> dict:
     """As runs.load_splits gives them: uint8 pixels (N, 3072) of ten noisy class prototypes,
     learnable in two epochs, and the training split's statistics."""
-
-    def pixels(n: int, seed: int):
-        rng = np.random.default_rng(seed)
-        prototypes = np.random.default_rng(99).uniform(80, 175, (10, 3072))
-        y = rng.integers(0, 10, n)
-        return np.clip(prototypes[y] + rng.normal(0, 60, (n, 3072)), 0, 255).round().astype(np.uint8), y
-
-    train = pixels(200, 0)
-    return {"train": train, "val": pixels(40, 1), "test": pixels(120, 2), "stats": PixelStats.fit(train[0])}
+    train = pixel_data(200, 0)
+    return {"train": train, "val": pixel_data(40, 1), "test": pixel_data(120, 2), "stats": PixelStats.fit(train[0])}
 
 
 def specs(section: dict | None, seeds=(0, 1)) -> list[RunSpec]:

@@ -19,3 +19,12 @@ def splits(n=300, dim=48, seed=0):
     rng = np.random.default_rng(seed)
     make = lambda k: (rng.standard_normal((k, dim), dtype=np.float32), rng.integers(0, 10, k))
     return {"train": make(n), "val": make(60), "test": make(60)}
+
+
+def pixel_data(n: int, seed: int, noise: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+    """(X (n, 3072) uint8 pixels, y (n,)): ten class prototypes plus noise, learnable in 2 epochs."""
+    rng = np.random.default_rng(seed)
+    prototypes = np.random.default_rng(99).uniform(80, 175, (10, 3072))
+    y = rng.integers(0, 10, n)
+    x = np.clip(prototypes[y] + rng.normal(0, noise, (n, 3072)), 0, 255).round().astype(np.uint8)
+    return x, y
