@@ -15,6 +15,8 @@ export PATH=$ROOT/.venv/bin:$PATH PYTHONPATH=$DIR/src
 python - <<'PY'
 import re
 s = open("params.yaml").read()
+# seeds as a flow list ([0, 1, 2], older params.yaml) or a block list (DVC's writer form)
+s = re.sub(r"(\n  seeds:[^\n]*)\n  - 0\n  - 1\n  - 2\n", r"\1\n  - 0\n", s)
 s = s.replace("seeds: [0, 1, 2]", "seeds: [0]")
 s = re.sub(r"(ablate:.*?epochs:\n\s+softmax: )30(\n\s+twolayer: )30", r"\g<1>1\g<2>1", s, flags=re.S)
 open("params.yaml", "w").write(s)

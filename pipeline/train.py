@@ -2,23 +2,29 @@
 
     python pipeline/train.py MODEL    (a model of params.yaml's `models`, e.g. softmax)
 
-It goes through the run cache as a sweep's run does (RunCache.train_once): trained unless the
-cache holds its training, measured unless it holds its robustness, so the ablation's identical
-run (same config and seed) is not trained again, and a change of params `robustness` reruns this
-stage without training.
+The baselines of every model in `models` go through the run cache as one small sweep
+(sweep.run_sweep, on the executor the environment names, as the ablation's runs do): each is
+trained unless the cache holds its training, and measured unless it holds its robustness. DVC
+runs one stage at a time, so the first train stage trains every model's baseline side by side,
+one per core, where training them stage after stage would leave a core idle; the other train
+stages find theirs in the cache (bench/RESULTS.md, "Time outside the sweep"). This stage's
+outputs and MLflow run are its own model's alone, and the same bytes whichever stage trained it
+(a run's record is keyed by its config, seed, data and code). The ablation's identical run
+(same config and seed) is not trained again either.
 """
 
 import numpy as np
 
 from scratchnet.files import read_json, write_json
 from scratchnet.study import layout
-from scratchnet.study.cache import RunCache, code_hash, project_data_identity, run_key
-from scratchnet.study.classifier import RunSpec, here, measure_run, robustness_key, train_classifier
+from scratchnet.study.cache import RunCache, project_data_identity
+from scratchnet.study.classifier import RunSpec
 from scratchnet.study.cli import stage_main
 from scratchnet.study.identity import config_hash
 from scratchnet.study.params import BASELINE, MODELS, load_params, run_config
 from scratchnet.study.runs import base_tags, load_splits, log_seed, run_result, write_history_csv
-from scratchnet.study.tracking import TAG, Tracker
+from scratchnet.study.sweep import executor_from_env, run_sweep
+from scratchnet.study.tracking import TAG, Tracker, TrackingError, check_server
 
 
 def example_images(n: int) -> np.ndarray:
@@ -30,27 +36,49 @@ def example_images(n: int) -> np.ndarray:
 
 def main(model_name: str) -> None:
     params = load_params()
-    tracker = Tracker(params["tracking"]["experiment"])  # fails here if the server is down
-    config = run_config(params, model_name, "baseline", params["train"]["epochs"][model_name])
-    seed = params["train"]["seed"]
+    check_server()  # an unreachable MLflow server fails the stage here, before any training
     meta = read_json(layout.PROCESSED_META)
     splits = load_splits()
+    seed = params["train"]["seed"]
+    specs = {
+        model: RunSpec(
+            model,
+            BASELINE,
+            run_config(params, model, BASELINE, params["train"]["epochs"][model]),
+            seed,
+            params["robustness"],
+        )
+        for model in params["models"]
+    }
+    mine = specs[model_name]
+    config = mine.config
+    facts: dict = {}
+    opened: list[Tracker | TrackingError] = []
 
-    key = run_key(model_name, config, seed, project_data_identity(params), code_hash())
-    spec = RunSpec(model_name, BASELINE, config, seed, params["robustness"])
+    def on_record(spec: RunSpec, record: dict, run_facts: dict, cached: bool) -> None:
+        if spec is mine:
+            facts.update(run_facts)
+        if not opened:  # MLflow's import, at the first finished baseline: beside the others' training
+            try:
+                opened.append(Tracker(params["tracking"]["experiment"]))
+            except TrackingError as err:
+                opened.append(err)
+
     cache = RunCache()
-    cache.root.mkdir(parents=True, exist_ok=True)
-    outcome = cache.train_once(
-        key,
-        lambda: train_classifier(model_name, config, seed, splits, key=key, desc=f"{model_name} baseline"),
-        robustness=robustness_key(spec.robustness),
-        measure=lambda record, network: measure_run(spec, record, network, splits, here()),
-    )
-    if outcome.unsaved is not None:  # no file locks here (not POSIX): nothing stored yet
-        cache.store(outcome, robustness_key(spec.robustness))
-    record, facts, cached, measured, _ = outcome
-    model = cache.network(key)  # the network as the run cache keeps it, trained now or before
-    assert model is not None, f"run cache entry {key} was stored just now with its network"
+    with executor_from_env(splits) as executor:  # an unreachable scheduler fails here
+        records = run_sweep(
+            list(specs.values()),
+            executor,
+            cache=cache,
+            data=project_data_identity(params),
+            train_size=len(splits["train"][1]),
+            on_record=on_record,
+            label="baselines",
+        )
+    record = records[mine]
+    model = cache.network(record["key"])  # the network as the run cache keeps it, trained now or before
+    if model is None:
+        raise RuntimeError(f"run cache {cache.root}: the network of {mine.name} ({record['key']}) is missing")
     model.save(
         layout.model_path(model_name), metadata={"config": config, "seed": seed, "class_names": meta["class_names"]}
     )
@@ -58,6 +86,9 @@ def main(model_name: str) -> None:
     # the results first: logging may fail
     write_json(layout.train_run(model_name), run_result(model_name, "train", BASELINE, None, None, config, [record]))
 
+    (tracker,) = opened
+    if isinstance(tracker, TrackingError):
+        raise tracker
     tags = {
         **base_tags(model_name, "train", read_json(layout.PROVENANCE), config_hash(params)),
         TAG + "sweep": f"{model_name}.baseline",
@@ -78,10 +109,6 @@ def main(model_name: str) -> None:
     )
     if error is not None:
         raise error
-    how = "from the run cache" if cached else f"{facts['ended'] - facts['started']:.1f} s on {facts['worker']}"
-    if measured is not None:
-        how += f"; robustness measured in {measured['ended'] - measured['started']:.1f} s"
-    print(f"{model_name}: test accuracy {record['test_acc']} ({how})")
 
 
 if __name__ == "__main__":

@@ -205,10 +205,13 @@ def test_the_baselines_are_mlflow_models_that_predict_from_images(tiny_project, 
 
 
 def test_the_ablation_does_not_train_again_the_baselines_the_train_stage_trained(tiny_project, first_repro):
-    # tiny study: train and ablate both run 2 epochs, so each model's seed-0 baseline is one run
+    # tiny study: train and ablate both run 2 epochs, so each model's seed-0 baseline is one run.
+    # The first train stage trains both baselines side by side; the second finds its own cached.
+    assert "baselines: 2 runs, 0 in the run cache" in first_repro.stdout
+    assert "baselines: 2 runs, 2 in the run cache" in first_repro.stdout
     assert "sweep: 10 runs, 2 in the run cache" in first_repro.stdout
     trained = re.findall(r"^(\w+ \S+ seed \d): test accuracy", first_repro.stdout, re.M)
-    assert len(trained) == 8 and "twolayer baseline seed 0" not in trained
+    assert len(trained) == 10 and trained.count("twolayer baseline seed 0") == 1
 
 
 def test_a_second_repro_does_nothing(study_copy):

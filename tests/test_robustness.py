@@ -265,27 +265,27 @@ def test_robustness_has_no_median_budget_when_half_resist_the_whole_grid_and_no_
 
 
 def test_a_runs_robustness_equals_the_attack_modules_on_the_saved_network(tmp_path):
-    record, _, model = train_classifier("twolayer", CONFIG, 0, splits(), progress=False, robustness=SECTION)
+    spec = RunSpec("twolayer", "baseline", CONFIG, 0, SECTION)
+    record, _, model = train_run(spec, splits(), "k" * 64, "host:1")
+    assert record["robustness"] is None  # measured apart, on this network or the run cache's copy
+    measured, facts = measure_run(spec, record, model, splits(), "host:1")
+    assert facts["worker"] == "host:1" and facts["ended"] >= facts["started"]
     model.save(tmp_path / "net.npz")
     x, y = splits()["test"]
     again = robustness(load_model(tmp_path / "net.npz"), x, y, **{k: SECTION[k] for k in ROBUSTNESS_ARGS})
-    assert record["robustness"] == again and again["n"] > 0
+    assert measured == again and again["n"] > 0
     assert all(isinstance(v, (int, float)) for v in again.values())  # numbers, for MLflow's robust_*
-    # in a sweep (a worker: one BLAS thread) the same run measures the same
-    spec = RunSpec("twolayer", "baseline", CONFIG, 0, SECTION)
-    swept, _, network = train_run(spec, splits(), "k" * 64, "host:1")
-    assert swept["robustness"] is None  # measured apart, on this network or the run cache's copy
-    assert measure_run(spec, swept, network, splits(), "host:1")[0] == again
 
 
 def test_robustness_is_none_when_disabled_or_the_run_diverged():
-    off = {**SECTION, "enabled": False}
-    assert train_classifier("twolayer", CONFIG, 0, splits(), progress=False, robustness=off)[0]["robustness"] is None
-    assert train_classifier("twolayer", CONFIG, 0, splits(), progress=False)[0]["robustness"] is None
-    diverged, _, model = train_classifier(
-        "twolayer", {**CONFIG, "lr": 1e6}, 0, splits(), progress=False, robustness=SECTION
-    )
+    record, _, model = train_classifier("twolayer", CONFIG, 0, splits(), progress=False)
+    off = RunSpec("twolayer", "baseline", CONFIG, 0, {**SECTION, "enabled": False})
+    assert measure_run(off, record, model, splits(), "host:1")[0] is None
+    assert measure_run(RunSpec("twolayer", "baseline", CONFIG, 0), record, model, splits(), "host:1")[0] is None
+    diverged, _, model = train_classifier("twolayer", {**CONFIG, "lr": 1e6}, 0, splits(), progress=False)
     assert diverged["diverged"] and diverged["robustness"] is None
+    spec = RunSpec("twolayer", "baseline", {**CONFIG, "lr": 1e6}, 0, SECTION)
+    assert measure_run(spec, diverged, model, splits(), "host:1")[0] is None
     assert run_robustness(model, splits()["test"], SECTION, diverged=True) is None
 
 

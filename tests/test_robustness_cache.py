@@ -274,8 +274,10 @@ def test_editing_or_turning_off_robustness_reruns_the_stages_and_trains_nothing(
     edited = run(dvc("repro"), project)
     assert {"train@softmax", "train@twolayer", "ablate"} <= stages_run(edited.stdout)
     assert "sweep: 10 runs, 2 in the run cache" in edited.stdout  # the baselines: measured by train
+    assert "baselines: 2 runs, 0 in the run cache" in edited.stdout  # the first train stage measures both
+    assert "0 to train and 2 to measure" in edited.stdout, edited.stdout[-3000:]
     assert "0 to train and 8 to measure" in edited.stdout, edited.stdout[-3000:]
-    assert edited.stdout.count("from the run cache; robustness measured") == 2  # both baselines
+    assert edited.stdout.count("trained before; robustness measured") == 10  # the 2 baselines and 8 runs
     assert entries(cache) == kept  # no training entry, no network written again
     after = results(project)
     strip = lambda found: {

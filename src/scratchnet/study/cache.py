@@ -299,15 +299,19 @@ class RunCache:
         with `robustness` (None: not measured, record["robustness"] None); None if either level
         is missing."""
         training = self.get(key)
-        if training is None:
-            return None
+        return None if training is None else self.joined(training, robustness)
+
+    def joined(self, training: tuple[dict, dict], robustness: dict | None) -> tuple[dict, dict] | None:
+        """`record` for a training entry already read (get's (record, facts)): None if its
+        robustness measured with `robustness` is missing."""
+        record, facts = training
         numbers = None
         if robustness is not None:
-            measured = self.get_robustness(key, robustness)
+            measured = self.get_robustness(record["key"], robustness)
             if measured is None:
                 return None
             numbers = measured[0]
-        return {**training[0], "robustness": numbers}, training[1]
+        return {**record, "robustness": numbers}, facts
 
     def store(self, outcome: Outcome, robustness: dict | None) -> None:
         """Stores the run train_once could not store where it ran (Outcome.unsaved: a Dask worker

@@ -56,8 +56,10 @@ ROBUSTNESS_ARGS = ("sample_size", "seed", "norm", "budget", "grid", "steps", "st
 
 
 def robustness_key(section: dict | None) -> dict | None:
-    """What of params `robustness` decides a run's numbers, for its run-cache key: the
-    arguments of attacks.robustness when enabled, None when not (the key is then as before)."""
+    """What of params `robustness` decides a run's robustness numbers: the arguments of
+    attacks.robustness when enabled, None when not (nothing is measured). It keys the run
+    cache's measurement entry (cache.robustness_entry_key), never the run key: the training
+    is the same whatever is measured on it."""
     if section is None or not section["enabled"]:
         return None
     return {k: section[k] for k in ROBUSTNESS_ARGS}
@@ -74,11 +76,9 @@ def run_robustness(model, test: tuple, section: dict | None, *, diverged: bool) 
     return attacks.robustness(model, X, y, **args)
 
 
-def run_record(
-    *, key: str | None, seed: int, result: TrainResult, test_acc: float | None, robust: dict | None = None
-) -> dict:
+def run_record(*, key: str | None, seed: int, result: TrainResult, test_acc: float | None) -> dict:
     """The record of one finished run (RECORD_FIELDS): key is its run-cache key, result the
-    training's TrainResult, test_acc None when it diverged, robust its run_robustness."""
+    training's TrainResult, test_acc None when it diverged."""
     return {
         "key": key,
         "seed": seed,
@@ -87,7 +87,7 @@ def run_record(
         "diverged": bool(result.diverged),
         "diverged_epoch": result.diverged_epoch,
         "history": result.history,
-        "robustness": robust,
+        "robustness": None,  # measure_run's, joined by the run cache
     }
 
 
@@ -106,15 +106,14 @@ def train_classifier(
     worker: str | None = None,
     progress: bool = True,
     desc: str | None = None,
-    robustness: dict | None = None,
 ):
     """Builds and trains one network from `seed` and tests it; no tracking, no files.
 
     config: every hyper-parameter of the run (params.run_config), epochs included. splits:
     {'train'|'val'|'test': (X (N, 3072) uint8 pixels, y (N,) int), 'stats': PixelStats or
     None when X is already what the network takes}. key: the run's cache key, copied into the
-    record. worker: facts' `worker` (default: this process, here()). robustness: params
-    `robustness`, measured after training (run_robustness) and within the run's facts.
+    record. worker: facts' `worker` (default: this process, here()). The record's robustness is
+    None: measure_run measures it, apart from the training (the run cache keys the two apart).
     Returns (record, facts, model).
     """
     started = time.time()
@@ -148,16 +147,15 @@ def train_classifier(
             desc=desc,
         )
         test_acc = None if result.diverged else accuracy(model, X_test, y_test)
-        robust = run_robustness(model, (X_test, y_test), robustness, diverged=result.diverged)
-    record = run_record(key=key, seed=seed, result=result, test_acc=test_acc, robust=robust)
+    record = run_record(key=key, seed=seed, result=result, test_acc=test_acc)
     facts = {"started": started, "ended": time.time(), "worker": worker or here()}
     return record, facts, model
 
 
 def train_run(spec: RunSpec, splits: dict, key: str, worker: str):
-    """train_classifier for one run of a sweep, with no progress bar and no robustness (its
-    record's robustness is None: measure_run measures it, on this network or on the run cache's
-    copy). Returns (record, facts, model)."""
+    """train_classifier for one run of a sweep, with no progress bar (its record's robustness is
+    None: measure_run measures it, on this network or on the run cache's copy). Returns
+    (record, facts, model)."""
     return train_classifier(spec.model, spec.config, spec.seed, splits, key=key, worker=worker, progress=False)
 
 

@@ -306,6 +306,7 @@ def run_sweep(
     on_record: Callable[[RunSpec, dict, dict, bool], None] | None = None,
     code: str | None = None,
     retries: int = 1,
+    label: str = "sweep",
 ) -> dict[RunSpec, dict]:
     """Every run's record, from the cache or trained on `executor` (entered by the caller).
 
@@ -315,21 +316,25 @@ def run_sweep(
     or measured run once it is in the cache (cached=True when nothing trained: another process
     trained it meanwhile, or only its robustness was measured).
     A run whose worker died is retried `retries` times, then fails the sweep with
-    ExecutorError naming it. Returns {spec: record}.
+    ExecutorError naming it. label: what the progress lines call these runs. Returns
+    {spec: record}.
     """
     code = code if code is not None else code_hash()
     keys = {spec: run_key(spec.model, spec.config, spec.seed, data, code) for spec in specs}
     records: dict[RunSpec, dict] = {}
     facts: dict[RunSpec, dict] = {}
+    measure_only = set()  # their training is cached, their robustness is not
     for spec in specs:
-        entry = cache.record(keys[spec], robustness_key(spec.robustness))
+        training = cache.get(keys[spec])
+        entry = None if training is None else cache.joined(training, robustness_key(spec.robustness))
         if entry is not None:
             records[spec], facts[spec] = entry
+        elif training is not None:
+            measure_only.add(spec)
     cache.root.mkdir(parents=True, exist_ok=True)  # where the workers lock and store
     todo = sorted((s for s in specs if s not in records), key=lambda s: -cost(s, train_size))
-    measure_only = {s for s in todo if cache.get(keys[s]) is not None}  # their training is cached
     print(
-        f"sweep: {len(specs)} runs, {len(records)} in the run cache ({cache.root}), "
+        f"{label}: {len(specs)} runs, {len(records)} in the run cache ({cache.root}), "
         f"{len(todo) - len(measure_only)} to train"
         + (f" and {len(measure_only)} to measure" if measure_only else "")
         + f" on {executor.where}",
@@ -342,7 +347,7 @@ def run_sweep(
     for spec in specs:
         if spec in records and on_record is not None:
             on_record(spec, records[spec], facts[spec], True)
-    bar = tqdm(total=len(todo), desc="sweep", unit="run", dynamic_ncols=True, disable=not todo)
+    bar = tqdm(total=len(todo), desc=label, unit="run", dynamic_ncols=True, disable=not todo)
     try:
         while pending:
             lost = []
@@ -378,7 +383,7 @@ def run_sweep(
                             f"{executor.where} ({type(lost_err).__name__}: {lost_err}); every finished "
                             "run is in the run cache, rerun to train only what is missing"
                         ) from None
-                bar.write(f"sweep: a worker died; retrying {', '.join(s.name for s, _ in lost)}")
+                bar.write(f"{label}: a worker died; retrying {', '.join(s.name for s, _ in lost)}")
                 executor.restart()
                 pending = {
                     executor.submit(s, keys[s], cache): s
