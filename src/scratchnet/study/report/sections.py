@@ -41,10 +41,6 @@ def yes_no(flag: bool | None, yes: str = "yes", no: str = "no") -> str:
     return "—" if flag is None else yes if flag else no
 
 
-def part_title(m: ModelSummary) -> str:
-    return m.part or f"Beyond the study: {m.title}"
-
-
 def entry_label(e: Entry) -> str:
     """How the report names one entry of the study's tables: 'softmax `lr=0.05`'."""
     return f"{e.model} `{e.param}={value_text(e.value)}`"
@@ -54,15 +50,9 @@ def entry_label(e: Entry) -> str:
 
 
 def effect_words(v: Verdict) -> str:
-    return (
-        "all diverged"
-        if v.best is None
-        else "no noise estimate"
-        if v.within_noise is None
-        else "within noise"
-        if v.within_noise
-        else "beyond noise"
-    )
+    if v.best is None:
+        return "all diverged"
+    return "no noise estimate" if v.within_noise is None else "within noise" if v.within_noise else "beyond noise"
 
 
 def agreement_sentence(c: Comparison) -> str:
@@ -520,25 +510,19 @@ def study_sentences(param: str, c: Comparison | None) -> list[str]:
 def sweep_blocks(art: Artifacts, model: str, sweep: Sweep) -> list[Block]:
     m, param, rows = art.summary.models[model], sweep.param, sweep.rows
     entries = sweep.study.entries if sweep.study else []
-    body = []
+    header, body = [param, "ours: test acc mean ± std", "n seeds"], []
     for r in rows:
-        e = next((e for e in entries if same_value(e.value, r.value)), None)
-        body.append(
-            [
-                value_text(r.value) + (" (baseline)" if r.is_baseline else ""),
-                mean_std_text(r.mean, r.std),
-                str(r.n_seeds) + (f" ({r.n_diverged} diverged)" if r.n_diverged else ""),
-            ]
-            + (
-                []
-                if m.study is None
-                else [
-                    acc_text(None if e is None else e.study),
-                    "—" if e is None or e.diff is None else f"{e.diff:+.4f}",
-                ]
-            )
-        )
-    header = [param, "ours: test acc mean ± std", "n seeds"] + ([] if m.study is None else ["study", "ours − study"])
+        row = [
+            value_text(r.value) + (" (baseline)" if r.is_baseline else ""),
+            mean_std_text(r.mean, r.std),
+            str(r.n_seeds) + (f" ({r.n_diverged} diverged)" if r.n_diverged else ""),
+        ]
+        if m.study is not None:
+            e = next((e for e in entries if same_value(e.value, r.value)), None)
+            row += [acc_text(None if e is None else e.study), "—" if e is None or e.diff is None else f"{e.diff:+.4f}"]
+        body.append(row)
+    if m.study is not None:
+        header += ["study", "ours − study"]
     fig = plots.sweep_figure(
         param,
         [r.value for r in rows],
@@ -548,7 +532,6 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep) -> list[Block]:
         study={e.value: e.study for e in entries} or None,
         title=f"{m.title}: test accuracy vs {param}",
     )
-    safe = file_stem(param)
     return [
         Heading(3, f"{m.title}: `{param}`"),
         Table(header, body),
@@ -558,7 +541,7 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep) -> list[Block]:
             + (study_sentences(param, sweep.study) if m.study is not None else [])
         ),
         figure(
-            f"sweep_{model}_{safe}.png",
+            f"sweep_{model}_{file_stem(param)}.png",
             fig,
             f"{m.title}: test accuracy (mean ± std over seeds) vs {param}"
             + (", with the study's numbers as crosses." if entries else "."),
@@ -577,7 +560,7 @@ def model_section(art: Artifacts, model: str) -> list[Block]:
     study = (m.study or {}).get("baseline", {})
     keys = list(dict.fromkeys([*config, *study]))
     blocks: list[Block] = [
-        Heading(2, part_title(m)),
+        Heading(2, m.part or f"Beyond the study: {m.title}"),
         Paragraph(
             f"**Baseline hyper-parameters** (seed {record.get('seed', '?')}; the ablations below ran "
             f"{epochs} epochs each"
@@ -735,32 +718,22 @@ def attack_section(art: Artifacts) -> list[Block]:
             )
         ]
     blocks.append(Heading(3, "The fooling image"))
-    blocks += (
-        [
-            Paragraph(
-                example_sentence(attack.example)
-                + " "
-                + claim_sentence(attack.example)
-                + " The image below is "
-                + (
-                    "the first one fooled."
-                    if attack.example["shown"] == "first fooled"
-                    else "the first correctly classified one."
-                )
-            ),
-            *attack_example(attack.example, study),
-        ]
-        if attack.example is not None
-        else [Paragraph(f"The example's record `{layout.ATTACK_EXAMPLE}` is missing.")]
-    )
-    captions = {"original": "original", "adversarial": "adversarial", "difference": "difference (amplified)"}
-    images = [
-        Figure(f"attack_{n}.png", attack.images[n], captions.get(n, n))
-        for n in layout.ATTACK_IMAGES
-        if n in attack.images
-    ]
+    if attack.example is None:
+        blocks.append(Paragraph(f"The example's record `{layout.ATTACK_EXAMPLE}` is missing."))
+    else:
+        shown = (
+            "the first one fooled."
+            if attack.example["shown"] == "first fooled"
+            else "the first correctly classified one."
+        )
+        blocks.append(
+            Paragraph(f"{example_sentence(attack.example)} {claim_sentence(attack.example)} The image below is {shown}")
+        )
+        blocks += attack_example(attack.example, study)
+    captions = {"difference": "difference (amplified)"}
+    images = [Figure(f"attack_{n}.png", png, captions.get(n, n)) for n, png in attack.images.items()]
     blocks += [FigureRow(images)] if images else []
-    absent = [str(layout.ATTACK_IMAGES[n]) for n in layout.ATTACK_IMAGES if n not in attack.images]
+    absent = [str(rel) for n, rel in layout.ATTACK_IMAGES.items() if n not in attack.images]
     if absent:
         blocks.append(Paragraph("Missing image(s): " + ", ".join(f"`{a}`" for a in absent) + "."))
     blocks.append(Heading(3, "Success rate vs ε"))
