@@ -574,14 +574,9 @@ def model_section(art: Artifacts, model: str) -> list[Block]:
             align="lrr" if m.study else "lr",
         ),
     ]
-    stale = stale_params(params, model, config)
-    if stale:
+    if stale := "; ".join(stale_params(params, model, config)):
         blocks.append(
-            Paragraph(
-                "**params.yaml differs from the trained baseline**: "
-                + "; ".join(stale)
-                + ". Run `dvc repro` to retrain."
-            )
+            Paragraph(f"**params.yaml differs from the trained baseline**: {stale}. Run `dvc repro` to retrain.")
         )
     curve = record["history"]
     if curve:
@@ -708,11 +703,11 @@ def attack_section(art: Artifacts) -> list[Block]:
     attack, study = art.attack, art.summary.study.get("attack", {})
     blocks: list[Block] = [Heading(2, PART_TITLES["attack"])]
     if attack.example is None and attack.sweep is None and not attack.images:
+        missing = ", ".join(f"`{m}`" for m in attack.missing)
         return blocks + [
             Paragraph(
-                "**The attack stage has not been run**: its artifacts are missing ("
-                + ", ".join(f"`{m}`" for m in attack.missing)
-                + "). Run `dvc repro attack` to add this part."
+                f"**The attack stage has not been run**: its artifacts are missing ({missing}). "
+                "Run `dvc repro attack` to add this part."
             )
         ]
     blocks.append(Heading(3, "The fooling image"))
