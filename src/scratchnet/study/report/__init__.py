@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from scratchnet.files import read_json, write_bytes, write_text
 from scratchnet.study import layout
 from scratchnet.study.evaluation import Summary, summary_from_json
 from scratchnet.study.params import ParamsError, load_params
-from scratchnet.study.report.document import Block, Figure, figures_of, to_html, to_markdown
+from scratchnet.study.report.document import Figure, figures_of, to_html, to_markdown
 
 __all__ = ["Report", "ReportError", "build_report", "write_report", "PART_TITLES"]
 
@@ -43,6 +44,11 @@ PART_TITLES = {  # the parts around the models' own (the registry's ModelKind.pa
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ATTACK_SWEEP_COLUMNS = ("norm", "epsilon", "mode", "success_rate", "median_l2", "n")
+# What Part 4 reads of the attack's example record (attack_study.class_record)
+ATTACK_EXAMPLE_KEYS = (
+    "true_class target_class norm epsilon steps l2 linf probs_before probs_after pred_before pred_after fooled "
+    "shown before attacked fooled_count share first_correct"
+).split()
 
 
 class ReportError(UserError, RuntimeError):
@@ -75,11 +81,10 @@ class Report:
     markdown: str
     html: str
     figures: list[Figure]  # every figure, named as in REPORT_FIGURES
-    blocks: list[Block]
     summary: Summary
 
 
-def _json(root: Path, rel: Path, keys: tuple[str, ...] = ()) -> dict:
+def _json(root: Path, rel: Path, keys: Sequence[str] = ()) -> dict:
     """The JSON object at root/rel with at least `keys`; ReportError naming rel otherwise."""
     try:
         data = read_json(root / rel)
@@ -95,11 +100,8 @@ def _json(root: Path, rel: Path, keys: tuple[str, ...] = ()) -> dict:
     return data
 
 
-def _png(root: Path, rel: Path, attack: Attack) -> bytes | None:
-    """The PNG's bytes, None (noted as missing) if absent; a file that is not a PNG is an error."""
-    if not (root / rel).exists():
-        attack.missing.append(str(rel))
-        return None
+def _png(root: Path, rel: Path) -> bytes:
+    """The PNG's bytes; a file that is not a PNG is an error."""
     data = (root / rel).read_bytes()
     if not data.startswith(PNG_SIGNATURE):
         raise ReportError(f"report: {rel} is not a PNG file (bad signature)")
@@ -130,44 +132,26 @@ def _attack_sweep(root: Path) -> list[dict]:
 
 
 def _attack(root: Path) -> Attack:
+    """The attack stage's artifacts, each optional: the absent ones are listed in `missing`."""
     attack = Attack()
-    optional = (layout.ATTACK_EXAMPLE, layout.ATTACK_SWEEP_CSV, layout.ATTACK_METRICS)
-    for rel in optional:
-        if not (root / rel).exists():
+
+    def present(rel: Path) -> bool:
+        exists = (root / rel).exists()
+        if not exists:
             attack.missing.append(str(rel))
-    if (root / layout.ATTACK_EXAMPLE).exists():
-        attack.example = _json(
-            root,
-            layout.ATTACK_EXAMPLE,
-            (
-                "true_class",
-                "target_class",
-                "norm",
-                "epsilon",
-                "steps",
-                "l2",
-                "linf",
-                "probs_before",
-                "probs_after",
-                "pred_before",
-                "pred_after",
-                "fooled",
-                "shown",
-                "before",
-                "attacked",
-                "fooled_count",
-                "share",
-                "first_correct",
-            ),
-        )
-    if (root / layout.ATTACK_SWEEP_CSV).exists():
+        return exists
+
+    if present(layout.ATTACK_EXAMPLE):
+        attack.example = _json(root, layout.ATTACK_EXAMPLE, ATTACK_EXAMPLE_KEYS)
+    if present(layout.ATTACK_SWEEP_CSV):
         attack.sweep = _attack_sweep(root)
-    if (root / layout.ATTACK_METRICS).exists():
+    if present(layout.ATTACK_METRICS):
         attack.metrics = _json(root, layout.ATTACK_METRICS)
     for name, rel in layout.ATTACK_IMAGES.items():
-        if (png := _png(root, rel, attack)) is not None:
-            attack.images[name] = png
-    attack.success_png = _png(root, layout.ATTACK_SUCCESS_PLOT, attack)
+        if present(rel):
+            attack.images[name] = _png(root, rel)
+    if present(layout.ATTACK_SUCCESS_PLOT):
+        attack.success_png = _png(root, layout.ATTACK_SUCCESS_PLOT)
     return attack
 
 
@@ -219,7 +203,7 @@ def build_report(root: Path | str = ".") -> Report:
     if len(set(names)) != len(names):
         raise ReportError(f"report: two figures share a file name: {sorted(names)}")
     figures_dir = Path(os.path.relpath(layout.REPORT_FIGURES, layout.REPORT_MD.parent)).as_posix()
-    return Report(to_markdown(blocks, figures_dir), to_html(blocks, TITLE), figures, blocks, art.summary)
+    return Report(to_markdown(blocks, figures_dir), to_html(blocks, TITLE), figures, art.summary)
 
 
 def write_report(report: Report, root: Path | str = ".") -> list[Path]:

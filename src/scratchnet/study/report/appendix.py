@@ -5,9 +5,7 @@ pid or run id): MLflow holds those, found by each run's deterministic run key.""
 
 from __future__ import annotations
 
-import numpy as np
-from threadpoolctl import threadpool_info
-
+from scratchnet.study.cache import numeric_environment
 from scratchnet.study.identity import config_hash
 from scratchnet.study.report import PART_TITLES, Artifacts
 from scratchnet.study.report.document import Block, Code, Heading, Paragraph, Table
@@ -15,16 +13,6 @@ from scratchnet.study.report.sections import kv_table
 
 # Provenance fields about the fetch itself, not the data (its duration, a network error's text)
 RUN_FACTS = ("counts", "seconds", "reason", "started", "ended")
-
-
-def numerics() -> dict[str, str]:
-    """What decides float32 results besides the code: NumPy's version and the BLAS library."""
-    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return {
-        "NumPy": np.__version__,
-        "BLAS": ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')})" for i in blas)
-        or "none found",
-    }
 
 
 def counts_table(counts, per_class: bool = True) -> Table | None:
@@ -92,23 +80,23 @@ def provenance(art: Artifacts) -> list[Block]:
     table = counts_table(meta.get("counts"), per_class=False)
     if table:
         blocks.append(table)
-    blocks.append(
+    env = numeric_environment()  # what decides float32 results besides the code, as the run keys have it
+    blas = ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture'] or '?'})" for b in env["blas"])
+    return blocks + [
         Paragraph(
             "**Parameters and numerical environment** (float32 results can differ between BLAS "
             "libraries and CPU families; the runs' MLflow tags name the same):"
-        )
-    )
-    blocks.append(
+        ),
         Table(
             ["item", "value"],
             [
                 ["params hash", f"`{config_hash(art.params)}` (the `scratchnet.params_hash` tag of every MLflow run)"],
-                *[[k, v] for k, v in numerics().items()],
+                ["NumPy", env["numpy"]],
+                ["BLAS", blas or "none found"],
             ],
             align="ll",
-        )
-    )
-    return blocks
+        ),
+    ]
 
 
 def mlflow_section(art: Artifacts) -> list[Block]:

@@ -14,7 +14,7 @@ from scratchnet.study.evaluation import Summary, Sweep, mean_std_text, value_tex
 from scratchnet.study.plots import study as plots
 from scratchnet.study.report import PART_TITLES, Artifacts
 from scratchnet.study.report.document import Block, Bullets, Heading, Paragraph, Table
-from scratchnet.study.report.sections import figure, file_stem
+from scratchnet.study.report.sections import figure, file_stem, noise_rule, row_label
 
 FINDING_WORDS = {  # Robustness.finding -> the sweep's verdict as the report prints it
     "more robust": "harder to fool",
@@ -68,7 +68,7 @@ def robustness_sentence(param: str, r: Robustness | None, factor: float) -> str:
             )
             + ", so no claim is made."
         )
-    rule = f"{factor:g} × the pooled seed std ({factor:g} × {v.pooled_std:.4f} = {v.noise:.4f})"
+    rule = noise_rule(v, factor)
     if r.finding == "within noise":
         return (
             f"{head}: targeted success spans {v.spread:.4f} across the values of `{param}`, "
@@ -110,7 +110,7 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep, budget: float) -> lis
     effects = {id(row): e for row, e in zip([x for x in sweep.rows if not x.is_baseline], r.effects)}
     body = [
         [
-            value_text(a.value) + (" (baseline)" if a.is_baseline else ""),
+            row_label(a),
             mean_std_text(a.mean, a.std),
             mean_std_text(f.mean, f.std),
             "—" if b.mean is None else f"{b.mean:.1f} ± {b.std:.1f}",

@@ -12,7 +12,7 @@ import math
 from collections import defaultdict
 
 from scratchnet.study import layout
-from scratchnet.study.analysis import NOISE_RULE, Verdict, describe_trend, same_value, scored_mean
+from scratchnet.study.analysis import NOISE_RULE, SweepRow, Verdict, describe_trend, same_value, scored_mean
 from scratchnet.study.attack_study import example_sentence
 from scratchnet.study.evaluation import ModelSummary, Summary, Sweep, acc_text, mean_std_text, pct, points, value_text
 from scratchnet.study.params import entry_name
@@ -41,8 +41,14 @@ def yes_no(flag: bool | None, yes: str = "yes", no: str = "no") -> str:
     return "—" if flag is None else yes if flag else no
 
 
-def part_title(m: ModelSummary) -> str:
-    return m.part or f"Beyond the study: {m.title}"
+def row_label(row: SweepRow) -> str:
+    """A sweep's row in its table's first column: the value, the baseline's marked."""
+    return value_text(row.value) + (" (baseline)" if row.is_baseline else "")
+
+
+def noise_rule(v: Verdict, factor: float) -> str:
+    """The noise a spread is judged against, with its numbers: "2 × the pooled seed std (…)"."""
+    return f"{factor:g} × the pooled seed std ({factor:g} × {v.pooled_std:.4f} = {v.noise:.4f})"
 
 
 def entry_label(e: Entry) -> str:
@@ -54,15 +60,9 @@ def entry_label(e: Entry) -> str:
 
 
 def effect_words(v: Verdict) -> str:
-    return (
-        "all diverged"
-        if v.best is None
-        else "no noise estimate"
-        if v.within_noise is None
-        else "within noise"
-        if v.within_noise
-        else "beyond noise"
-    )
+    if v.best is None:
+        return "all diverged"
+    return "no noise estimate" if v.within_noise is None else "within noise" if v.within_noise else "beyond noise"
 
 
 def agreement_sentence(c: Comparison) -> str:
@@ -143,28 +143,33 @@ def baselines_table(summary: Summary) -> Table:
 
 def verdicts_table(summary: Summary) -> Table:
     """One row per sweep: our best value, the noise verdict, the study's best, agreement."""
-    rows = []
-    for model, s in summary.sweeps():
-        best, theirs = s.verdict.best, s.study.study.best if s.study else None
-        rows.append(
-            [
-                f"{model} `{s.param}`",
-                "—" if best is None else f"{value_text(best.value)} ({acc_text(best.mean)})",
-                effect_words(s.verdict),
-                "—" if theirs is None else f"{value_text(theirs.value)} ({acc_text(theirs.mean)})",
-                yes_no(s.study and s.study.best_agrees),
-                yes_no(s.study and s.study.trend_agrees),
-            ]
-        )
+
+    def best(p) -> str:
+        return "—" if p is None else f"{value_text(p.value)} ({acc_text(p.mean)})"
+
+    rows = [
+        [
+            f"{model} `{s.param}`",
+            best(s.verdict.best),
+            effect_words(s.verdict),
+            best(s.study and s.study.study.best),
+            yes_no(s.study and s.study.best_agrees),
+            yes_no(s.study and s.study.trend_agrees),
+        ]
+        for model, s in summary.sweeps()
+    ]
     return Table(
         ["sweep", "our best (mean)", "our effect", "study's best", "same best", "same trend"], rows, align="llllll"
     )
 
 
-def success_at(sweep: list[dict], norm: str, mode: str, epsilon: float) -> dict | None:
-    """The sweep's row at the smallest budget of the grid at or above `epsilon`; None if none."""
-    rows = sorted((r for r in sweep if r["norm"] == norm and r["mode"] == mode), key=lambda r: r["epsilon"])
-    return next((r for r in rows if r["epsilon"] >= epsilon), None)
+def at_study_budget(sweep: list[dict] | None, mode: str, study: dict) -> dict | None:
+    """The attack sweep's L2 row in `mode` at the grid's smallest budget at or above the study's
+    step (study["l2"], pixel units); None without a sweep, a study step or such a budget."""
+    if sweep is None or study.get("l2") is None:
+        return None
+    rows = sorted((r for r in sweep if r["norm"] == "l2" and r["mode"] == mode), key=lambda r: r["epsilon"])
+    return next((r for r in rows if r["epsilon"] >= float(study["l2"])), None)
 
 
 def attack_sentence(art: Artifacts) -> str:
@@ -172,9 +177,7 @@ def attack_sentence(art: Artifacts) -> str:
     if ex is None:
         return "**Attack**: not run (`dvc repro attack`)."
     text = f"**Attack**: {example_sentence(ex)} " + claim_sentence(ex)
-    at = None
-    if art.attack.sweep is not None and study.get("l2") is not None:
-        at = success_at(art.attack.sweep, "l2", "targeted", float(study["l2"]))
+    at = at_study_budget(art.attack.sweep, "targeted", study)
     if at is not None:
         text += (
             f" At the study's budget (L2 ε = {at['epsilon']:g}, the grid's first at or above "
@@ -236,20 +239,10 @@ def opening(art: Artifacts) -> list[Block]:
             f"Mean |ours − study| over {dist.compared} entries: **{100 * dist.mean_abs:.2f} pt**; "
             f"worst {entry_label(dist.worst)}: {points(compared_diff(dist.worst))}."
         )
-    items.append(
-        f"Beyond our noise: {len(dist.beyond_noise)} of {dist.compared}"
-        + (
-            ": " + ", ".join(f"{entry_label(e)} ({points(compared_diff(e))})" for e in dist.beyond_noise)
-            if dist.beyond_noise
-            else ""
-        )
-        + "."
-    )
-    items.append(
-        "Diverged here where the study trained: "
-        + (", ".join(entry_label(e) for e in dist.diverged) if dist.diverged else "none")
-        + "."
-    )
+    beyond = ", ".join(f"{entry_label(e)} ({points(compared_diff(e))})" for e in dist.beyond_noise)
+    items.append(f"Beyond our noise: {len(dist.beyond_noise)} of {dist.compared}" + (f": {beyond}." if beyond else "."))
+    diverged = ", ".join(entry_label(e) for e in dist.diverged) or "none"
+    items.append(f"Diverged here where the study trained: {diverged}.")
     if dist.untrained_sweeps:
         items.append(
             "Sweeps of the study not run here (`ablate` in params.yaml): " + ", ".join(dist.untrained_sweeps) + "."
@@ -323,16 +316,11 @@ def fit_sentences(fit: dict, study_lr: float | None) -> str:
     lr, steps = float(fit["lr"]), int(fit["steps"])
     losses = [float(x) for x in fit["losses"]]
     optimum, final = float(fit["optimum_loss"]), float(fit["final_loss"])
-    sentences = [
-        f"Gradient descent ran {steps} steps with learning rate lr = {lr:g}"
-        + (
-            "."
-            if study_lr is None
-            else " — the study's own choice."
-            if same_value(lr, study_lr)
-            else f"; the study used lr = {study_lr:g}."
-        )
-    ]
+    if study_lr is None:
+        theirs = "."
+    else:
+        theirs = " — the study's own choice." if same_value(lr, study_lr) else f"; the study used lr = {study_lr:g}."
+    sentences = [f"Gradient descent ran {steps} steps with learning rate lr = {lr:g}{theirs}"]
     if not math.isfinite(final):
         sentences.append("The loss did not stay finite: gradient descent diverged at this learning rate.")
         return " ".join(sentences)
@@ -459,7 +447,7 @@ def verdict_sentences(param: str, v: Verdict, factor: float) -> list[str]:
             "there is no seed-to-seed noise estimate, so no claim is made on whether the spread is real."
         )
     else:
-        rule = f"{factor:g} × the pooled seed std ({factor:g} × {v.pooled_std:.4f} = {v.noise:.4f})"
+        rule = noise_rule(v, factor)
         items.append(
             f"**Within noise**: the means span {v.spread:.4f}, not more than {rule}; this sweep shows no "
             f"effect of `{param}` that seed-to-seed variation could not produce."
@@ -520,25 +508,19 @@ def study_sentences(param: str, c: Comparison | None) -> list[str]:
 def sweep_blocks(art: Artifacts, model: str, sweep: Sweep) -> list[Block]:
     m, param, rows = art.summary.models[model], sweep.param, sweep.rows
     entries = sweep.study.entries if sweep.study else []
-    body = []
+    header, body = [param, "ours: test acc mean ± std", "n seeds"], []
     for r in rows:
-        e = next((e for e in entries if same_value(e.value, r.value)), None)
-        body.append(
-            [
-                value_text(r.value) + (" (baseline)" if r.is_baseline else ""),
-                mean_std_text(r.mean, r.std),
-                str(r.n_seeds) + (f" ({r.n_diverged} diverged)" if r.n_diverged else ""),
-            ]
-            + (
-                []
-                if m.study is None
-                else [
-                    acc_text(None if e is None else e.study),
-                    "—" if e is None or e.diff is None else f"{e.diff:+.4f}",
-                ]
-            )
-        )
-    header = [param, "ours: test acc mean ± std", "n seeds"] + ([] if m.study is None else ["study", "ours − study"])
+        row = [
+            row_label(r),
+            mean_std_text(r.mean, r.std),
+            str(r.n_seeds) + (f" ({r.n_diverged} diverged)" if r.n_diverged else ""),
+        ]
+        if m.study is not None:
+            e = next((e for e in entries if same_value(e.value, r.value)), None)
+            row += [acc_text(None if e is None else e.study), "—" if e is None or e.diff is None else f"{e.diff:+.4f}"]
+        body.append(row)
+    if m.study is not None:
+        header += ["study", "ours − study"]
     fig = plots.sweep_figure(
         param,
         [r.value for r in rows],
@@ -548,7 +530,6 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep) -> list[Block]:
         study={e.value: e.study for e in entries} or None,
         title=f"{m.title}: test accuracy vs {param}",
     )
-    safe = file_stem(param)
     return [
         Heading(3, f"{m.title}: `{param}`"),
         Table(header, body),
@@ -558,7 +539,7 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep) -> list[Block]:
             + (study_sentences(param, sweep.study) if m.study is not None else [])
         ),
         figure(
-            f"sweep_{model}_{safe}.png",
+            f"sweep_{model}_{file_stem(param)}.png",
             fig,
             f"{m.title}: test accuracy (mean ± std over seeds) vs {param}"
             + (", with the study's numbers as crosses." if entries else "."),
@@ -577,7 +558,7 @@ def model_section(art: Artifacts, model: str) -> list[Block]:
     study = (m.study or {}).get("baseline", {})
     keys = list(dict.fromkeys([*config, *study]))
     blocks: list[Block] = [
-        Heading(2, part_title(m)),
+        Heading(2, m.part or f"Beyond the study: {m.title}"),
         Paragraph(
             f"**Baseline hyper-parameters** (seed {record.get('seed', '?')}; the ablations below ran "
             f"{epochs} epochs each"
@@ -593,14 +574,9 @@ def model_section(art: Artifacts, model: str) -> list[Block]:
             align="lrr" if m.study else "lr",
         ),
     ]
-    stale = stale_params(params, model, config)
-    if stale:
+    if stale := "; ".join(stale_params(params, model, config)):
         blocks.append(
-            Paragraph(
-                "**params.yaml differs from the trained baseline**: "
-                + "; ".join(stale)
-                + ". Run `dvc repro` to retrain."
-            )
+            Paragraph(f"**params.yaml differs from the trained baseline**: {stale}. Run `dvc repro` to retrain.")
         )
     curve = record["history"]
     if curve:
@@ -704,7 +680,7 @@ def success_sentences(sweep: list[dict], study: dict) -> list[str]:
                 f"90% from ε = {reach[0.9]:g}" if reach[0.9] is not None else "90% at no ε of the grid"
             )
         text += f"; at the largest budget ε = {top['epsilon']:g}, {pct(top['success_rate'])} of {top['n']} images."
-        at = success_at(rows, "l2", mode, float(study["l2"])) if norm == "l2" and study.get("l2") is not None else None
+        at = at_study_budget(rows, mode, study) if norm == "l2" else None
         if at is not None:
             text += (
                 f" At ε = {at['epsilon']:g}, the smallest budget of the grid at or above "
@@ -727,40 +703,30 @@ def attack_section(art: Artifacts) -> list[Block]:
     attack, study = art.attack, art.summary.study.get("attack", {})
     blocks: list[Block] = [Heading(2, PART_TITLES["attack"])]
     if attack.example is None and attack.sweep is None and not attack.images:
+        missing = ", ".join(f"`{m}`" for m in attack.missing)
         return blocks + [
             Paragraph(
-                "**The attack stage has not been run**: its artifacts are missing ("
-                + ", ".join(f"`{m}`" for m in attack.missing)
-                + "). Run `dvc repro attack` to add this part."
+                f"**The attack stage has not been run**: its artifacts are missing ({missing}). "
+                "Run `dvc repro attack` to add this part."
             )
         ]
     blocks.append(Heading(3, "The fooling image"))
-    blocks += (
-        [
-            Paragraph(
-                example_sentence(attack.example)
-                + " "
-                + claim_sentence(attack.example)
-                + " The image below is "
-                + (
-                    "the first one fooled."
-                    if attack.example["shown"] == "first fooled"
-                    else "the first correctly classified one."
-                )
-            ),
-            *attack_example(attack.example, study),
-        ]
-        if attack.example is not None
-        else [Paragraph(f"The example's record `{layout.ATTACK_EXAMPLE}` is missing.")]
-    )
-    captions = {"original": "original", "adversarial": "adversarial", "difference": "difference (amplified)"}
-    images = [
-        Figure(f"attack_{n}.png", attack.images[n], captions.get(n, n))
-        for n in layout.ATTACK_IMAGES
-        if n in attack.images
-    ]
+    if attack.example is None:
+        blocks.append(Paragraph(f"The example's record `{layout.ATTACK_EXAMPLE}` is missing."))
+    else:
+        shown = (
+            "the first one fooled."
+            if attack.example["shown"] == "first fooled"
+            else "the first correctly classified one."
+        )
+        blocks.append(
+            Paragraph(f"{example_sentence(attack.example)} {claim_sentence(attack.example)} The image below is {shown}")
+        )
+        blocks += attack_example(attack.example, study)
+    captions = {"difference": "difference (amplified)"}
+    images = [Figure(f"attack_{n}.png", png, captions.get(n, n)) for n, png in attack.images.items()]
     blocks += [FigureRow(images)] if images else []
-    absent = [str(layout.ATTACK_IMAGES[n]) for n in layout.ATTACK_IMAGES if n not in attack.images]
+    absent = [str(rel) for n, rel in layout.ATTACK_IMAGES.items() if n not in attack.images]
     if absent:
         blocks.append(Paragraph("Missing image(s): " + ", ".join(f"`{a}`" for a in absent) + "."))
     blocks.append(Heading(3, "Success rate vs ε"))
@@ -786,16 +752,11 @@ def attack_section(art: Artifacts) -> list[Block]:
             ),
             Bullets(success_sentences(rows, study)),
         ]
-    if attack.success_png is not None:
-        blocks.append(
-            Figure(
-                "attack_success_vs_epsilon.png",
-                attack.success_png,
-                "Fraction of correctly classified test images fooled, against the budget ε.",
-            )
-        )
-    else:
+    if attack.success_png is None:
         blocks.append(Paragraph("The success-vs-ε figure is missing."))
+    else:
+        caption = "Fraction of correctly classified test images fooled, against the budget ε."
+        blocks.append(Figure("attack_success_vs_epsilon.png", attack.success_png, caption))
     if attack.metrics is not None:
         blocks.append(
             Paragraph(
