@@ -55,15 +55,8 @@ def row_of(value, records: list[dict], is_baseline: bool = False, metric=lambda 
     xs = [x for r in records if not r["diverged"] and is_number(x := metric(r))]
     mean = statistics.fmean(xs) if xs else None
     std = statistics.stdev(xs) if len(xs) > 1 else 0.0 if xs else None
-    return SweepRow(
-        value,
-        mean,
-        std,
-        len(records),
-        len(records) - len(xs),
-        is_baseline,
-        tuple(Diverged(r["seed"], r.get("diverged_epoch")) for r in records if r["diverged"]),
-    )
+    diverged = tuple(Diverged(r["seed"], r.get("diverged_epoch")) for r in records if r["diverged"])
+    return SweepRow(value, mean, std, len(records), len(records) - len(xs), is_baseline, diverged)
 
 
 def is_number(value) -> bool:
@@ -156,16 +149,9 @@ def judge(rows: list[SweepRow], noise_std: float | None = None) -> Verdict:
     worst = min(scored, key=scored_mean)
     spread = scored_mean(best) - scored_mean(worst)
     within = None if noise is None or len(scored) < 2 else spread <= noise
-    return Verdict(
-        best,
-        worst,
-        sum(1 for r in scored if r.mean == best.mean),
-        spread,
-        pooled,
-        noise,
-        within,
-        trend([r.value for r in scored], [scored_mean(r) for r in scored]),
-    )
+    ties = sum(1 for r in scored if r.mean == best.mean)
+    direction = trend([r.value for r in scored], [scored_mean(r) for r in scored])
+    return Verdict(best, worst, ties, spread, pooled, noise, within, direction)
 
 
 TREND_PHRASES = {

@@ -154,19 +154,11 @@ def build_summary(params: dict, results: dict[str, dict[str, dict]], train: dict
         study_acc = theirs.get("test_acc")
         diff = None if test_acc is None or study_acc is None else test_acc - study_acc
         noise = analysis.noise_threshold(baseline.std) if baseline.n_converged >= 2 else None
-        kind = REGISTRY[model]
+        within = None if diff is None or noise is None else abs(diff) <= noise
+        setup = {k: theirs[k] for k in ("baseline", "ablation_epochs") if k in theirs} if theirs else None
+        title, part = REGISTRY[model].title, REGISTRY[model].part
         models[model] = ModelSummary(
-            model,
-            kind.title,
-            kind.part,
-            test_acc,
-            baseline,
-            study_acc,
-            diff,
-            noise,
-            None if diff is None or noise is None else abs(diff) <= noise,
-            sweeps,
-            {k: theirs[k] for k in ("baseline", "ablation_epochs") if k in theirs} if theirs else None,
+            model, title, part, test_acc, baseline, study_acc, diff, noise, within, sweeps, setup
         )
     return Summary(
         analysis.NOISE_FACTOR,
