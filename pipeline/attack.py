@@ -1,12 +1,10 @@
 """attack stage: fool the trained two-layer network (the study's part 4), then measure how robust it is.
 
-    python pipeline/attack.py
-
-Reads the baseline network (models/twolayer.npz, which carries its input scaling), the raw test
-images (data/raw/cifar10.npz) and params `attack`. Writes results/attack/: the study's example
-run on every correctly classified test image of its class (example.json, and the three images
-of the first one it fools), the success-vs-epsilon tables and figure, and the headline numbers
-(metrics/attack.json); logs one MLflow run with every sweep's curve.
+Reads the baseline network (models/twolayer.npz, with its input scaling), the raw test images and
+params `attack`. Writes results/attack/: the study's example run on every correctly classified
+test image of its class (example.json, and the three images of the first one it fools), the
+success-vs-epsilon tables and figure, and metrics/attack.json; logs one MLflow run with every
+sweep's curve.
 """
 
 from __future__ import annotations
@@ -24,7 +22,8 @@ from scratchnet.study.attack_study import SWEEP_COLUMNS, attack_study, class_rec
 from scratchnet.study.cli import stage_main
 from scratchnet.study.identity import config_hash
 from scratchnet.study.params import ParamsError, load_params
-from scratchnet.study.plots import example_figures, png_bytes, success_figure
+from scratchnet.study.plots import png_bytes
+from scratchnet.study.plots.attack import example_figures, success_figure
 from scratchnet.study.runs import base_tags
 from scratchnet.study.tracking import Tracker, TrackingError, flatten
 
@@ -94,21 +93,15 @@ def main() -> None:
     tracker = Tracker(params["tracking"]["experiment"])  # fails here if the server is down
     started = time.time()
     outputs = run(params["attack"])
-    tags = base_tags(MODEL, "attack", read_json(layout.PROVENANCE), config_hash(params))
     # What the run is: its params, the network it attacked and what it found.
-    key = config_hash(
-        {
-            "attack": outputs.params,
-            "metrics": outputs.metrics,
-            "model": hashlib.sha256(layout.model_path(MODEL).read_bytes()).hexdigest(),
-        }
-    )
+    network = hashlib.sha256(layout.model_path(MODEL).read_bytes()).hexdigest()
+    key = config_hash({"attack": outputs.params, "metrics": outputs.metrics, "model": network})
     try:
         tracker.log_outputs(
             key,
             run_name=f"{MODEL} attack",
             params=outputs.params,
-            tags=tags,
+            tags=base_tags(MODEL, "attack", read_json(layout.PROVENANCE), config_hash(params)),
             metrics=outputs.metrics,
             artifacts=outputs.artifacts,
             artifact_path="attack",

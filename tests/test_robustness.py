@@ -367,7 +367,7 @@ def toy_norm(monkeypatch):
 
 
 def test_a_norm_added_to_the_registry_is_attacked_with_and_drawn_as_its_own_curve(toy_norm):
-    from scratchnet.study.plots import success_figure
+    from scratchnet.study.plots.attack import success_figure
 
     model = trained_network()
     x, y = splits()["test"]
@@ -405,7 +405,7 @@ def test_dvc_yaml_draws_every_registered_norms_success_curve():
 
 
 def test_the_figure_of_the_first_fooled_image_says_how_many_correct_images_came_before_it():
-    from scratchnet.study.plots import example_figures
+    from scratchnet.study.plots.attack import example_figures
 
     model = trained_network()
     x, y = splits()["test"]

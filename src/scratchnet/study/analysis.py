@@ -2,13 +2,9 @@
 
 Pure functions on a sweep's rows (`SweepRow`: one per value, mean ± std over seeds), so each
 claim of the report can be checked against the table beside it and tested on made-up numbers.
-The study's own tables are rows with one seed and no std.
-
-The noise rule, the one place NOISE_FACTOR is applied (`noise_threshold`): a difference is
-"within noise" when it is not larger than NOISE_FACTOR times a seed-to-seed standard
-deviation; a sweep's spread of means (max - min) is set against its pooled std, which weights
-each value's sample variance by its degrees of freedom (converged seeds - 1). With fewer than
-two converged seeds per value there is no noise estimate and no verdict.
+The study's own tables are rows with one seed and no std. The noise rule (NOISE_RULE, as the
+report states it) is applied in one place, `noise_threshold`; with fewer than two converged
+seeds per value there is no noise estimate and no verdict.
 """
 
 from __future__ import annotations
@@ -52,26 +48,15 @@ class SweepRow:
         return self.n_seeds - self.n_diverged
 
 
-def test_acc(record: dict) -> float | None:
-    return record["test_acc"]
-
-
-def row_of(value, records: list[dict], is_baseline: bool = False, metric=test_acc) -> SweepRow:
+def row_of(value, records: list[dict], is_baseline: bool = False, metric=lambda r: r["test_acc"]) -> SweepRow:
     """The row of one value from its seeds' records: mean and sample std of metric(record)
     (default: test accuracy) over the converged seeds that have it; a seed without a finite
     number counts in n_diverged (its noise is not estimated), `diverged` names the diverged."""
     xs = [x for r in records if not r["diverged"] and is_number(x := metric(r))]
     mean = statistics.fmean(xs) if xs else None
     std = statistics.stdev(xs) if len(xs) > 1 else 0.0 if xs else None
-    return SweepRow(
-        value,
-        mean,
-        std,
-        len(records),
-        len(records) - len(xs),
-        is_baseline,
-        tuple(Diverged(r["seed"], r.get("diverged_epoch")) for r in records if r["diverged"]),
-    )
+    diverged = tuple(Diverged(r["seed"], r.get("diverged_epoch")) for r in records if r["diverged"])
+    return SweepRow(value, mean, std, len(records), len(records) - len(xs), is_baseline, diverged)
 
 
 def is_number(value) -> bool:
@@ -164,16 +149,9 @@ def judge(rows: list[SweepRow], noise_std: float | None = None) -> Verdict:
     worst = min(scored, key=scored_mean)
     spread = scored_mean(best) - scored_mean(worst)
     within = None if noise is None or len(scored) < 2 else spread <= noise
-    return Verdict(
-        best,
-        worst,
-        sum(1 for r in scored if r.mean == best.mean),
-        spread,
-        pooled,
-        noise,
-        within,
-        trend([r.value for r in scored], [scored_mean(r) for r in scored]),
-    )
+    ties = sum(1 for r in scored if r.mean == best.mean)
+    direction = trend([r.value for r in scored], [scored_mean(r) for r in scored])
+    return Verdict(best, worst, ties, spread, pooled, noise, within, direction)
 
 
 TREND_PHRASES = {
@@ -194,9 +172,7 @@ def describe_trend(t: Trend, param: str, fmt=str) -> str:
 
 
 # ---------------------------------------------------------------------------------- robustness
-# A sweep's robustness is judged as its accuracy is (`judge`, the one noise rule); a value
-# changes a number when its mean differs from the baseline's by more than the sweep's noise,
-# as an entry differs from the study's (reproduction.compare).
+# A sweep's robustness is judged as its accuracy is (`judge`, the one noise rule).
 
 
 def change(row: SweepRow, base: SweepRow | None, noise: float | None) -> int | None:
@@ -260,10 +236,9 @@ def robustness_of(
     budget = [row_of(a.value, rs, a.is_baseline, number("median_budget")) for a, rs in zip(accuracy, records)]
     verdict = judge(fooled)
     base = next((i for i, r in enumerate(accuracy) if r.is_baseline), None)
+    base_acc, base_fooled = (None, None) if base is None else (accuracy[base], fooled[base])
     effects = [
-        Effect(a.value, change(a, accuracy[base], accuracy_noise), change(f, fooled[base], verdict.noise))
-        if base is not None
-        else Effect(a.value, None, None)
+        Effect(a.value, change(a, base_acc, accuracy_noise), change(f, base_fooled, verdict.noise))
         for i, (a, f) in enumerate(zip(accuracy, fooled))
         if i != base
     ]

@@ -1,11 +1,10 @@
-"""The attack's study side: what its stage writes and logs, and a trained run's robustness.
+"""The attack stage's study side: its records, its headline numbers, the example's sentence.
 
-The numbers come from the core (`scratchnet.attacks`: PGD, the class-wide example, the sweeps,
-`robustness`); this module turns them into the attack stage's records (results/attack/
-example.json, sweep.csv rows, the `dvc metrics` headline metrics/attack.json, the MLflow
-details), the sentence a report states about the example, and a training run's
-`record["robustness"]` from params `robustness`. Classes are named here (the core uses indices);
-every JSON value is a plain number, string, bool or None (JSON has no NaN or inf).
+The numbers come from the core (`scratchnet.attacks`: PGD, the class-wide example, the sweeps);
+this module turns them into the stage's records (results/attack/example.json, sweep.csv rows,
+metrics/attack.json, the MLflow details) and the sentence a report states about the example.
+Classes are named here (the core uses indices); every JSON value is a plain number, string,
+bool or None (JSON has no NaN or inf).
 """
 
 from __future__ import annotations
@@ -52,14 +51,7 @@ def sweep_metrics(sweep: SweepResult) -> dict[str, float | None]:
 def sweep_rows(sweep: SweepResult) -> list[dict]:
     """One row per epsilon, SWEEP_COLUMNS (layout.ATTACK_SWEEP_CSV)."""
     return [
-        {
-            "norm": sweep.norm,
-            "epsilon": float(eps),
-            "mode": sweep.mode,
-            "success_rate": float(rate),
-            "median_l2": float(l2),
-            "n": sweep.n,
-        }
+        dict(zip(SWEEP_COLUMNS, (sweep.norm, float(eps), sweep.mode, float(rate), float(l2), sweep.n)))
         for eps, rate, l2 in zip(sweep.epsilons, sweep.success_rate, sweep.median_l2)
     ]
 
@@ -75,12 +67,7 @@ def example_record(example: FoolingExample, class_names: list[str]) -> dict:
         "index": example.index,
         "true_class": names[example.true_label],
         "target_class": names[example.target_label],
-        "norm": example.norm,
-        "epsilon": example.epsilon,
-        "steps": example.steps,
-        "step_size": example.step_size,
-        "l2": example.l2,
-        "linf": example.linf,
+        **{k: getattr(example, k) for k in ("norm", "epsilon", "steps", "step_size", "l2", "linf")},
         "probs_before": dict(zip(names, map(float, example.probs_before))),
         "probs_after": dict(zip(names, map(float, example.probs_after))),
         "pred_before": names[example.pred_before],
@@ -179,12 +166,10 @@ class AttackStudy:
     headline_budget: tuple[str, float]  # (norm, epsilon) of the study's example
 
     def headline(self) -> dict:
-        """The attack's number for `dvc metrics show` and `dvc exp show`: `fooled`, the
-        targeted success rate on the sample at the study's budget (the example's norm and
-        epsilon, which joins that norm's grid), to 4 decimals; None when nothing was sampled or
-        that norm is not swept. The share of the example's class that its attack fools is in
-        example.json and the MLflow run (details(): example.share), not here: a sixth headline
-        metric widens the README's `dvc exp show` to 127 columns (measured), past 120."""
+        """metrics/attack.json: `fooled`, the targeted success rate on the sample at the study's
+        budget (the example's norm and epsilon, which joins that norm's grid), to 4 decimals;
+        None when nothing was sampled or that norm is not swept. The example's share stays in
+        details(): a sixth headline metric widens the README's `dvc exp show` past 120 columns."""
         norm, epsilon = self.headline_budget
         rates = [
             float(s.success_rate[list(s.epsilons).index(epsilon)]) for s in self.sweeps if s.targeted and s.norm == norm
@@ -288,7 +273,3 @@ def attack_study(
         sweeps=sweeps,
         headline_budget=(example["norm"], float(example["epsilon"])),
     )
-
-
-# --------------------------------------------------------------------------------------------
-# A training run's robustness (record["robustness"])

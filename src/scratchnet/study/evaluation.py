@@ -1,24 +1,15 @@
 """The evaluate stage's one summary: every number and verdict the study states, computed once.
 
-Reads the run results of the train and ablate stages (layout.train_run / layout.ablate_run, one
-JSON per ablation entry holding all its seeds; only the entries params.yaml lists) and the
-study's numbers, and builds the typed `Summary`:
-
-- per model, per swept key, one `SweepRow` per value: mean ± sample std over the seeds that
-  did not diverge. The baseline is the centre of every sweep, so its row appears in each sweep
-  of its model with the value the baseline has for that key;
-- per sweep, its verdict (best value, noise, trend; `analysis.judge`) and, where the study has
-  a table for it, the comparison with the study (`reproduction.compare`);
-- per model, the baseline's test accuracy against the study's, judged against our seed noise;
-- the distance from the study over all its tables (`reproduction.distance`);
-- per sweep, its robustness beside its accuracy (`analysis.robustness_of`: the runs' targeted
-  attack success at the budget and median fooling budget, mean ± std over seeds, judged by the
-  same noise rule; None where the runs' records carry no robustness), and the sweeps ranked by
-  how much they move it (`analysis.robustness_ranking`).
-
-Evaluate writes it as JSON (layout.ABLATION_SUMMARY_JSON); the report, the headline metrics and
-the tables only render it (`read_summary` gives it back with its types). Accuracies are
-fractions of 1 throughout.
+`build_summary` reads the train and ablate stages' run results (one JSON per ablation entry
+params.yaml lists, all its seeds inside) and the study's numbers into the typed `Summary`: per
+model, per swept key, one `SweepRow` per value (mean ± sample std over the converged seeds; the
+baseline is the centre of every sweep, so its row appears in each sweep of its model), each
+sweep's verdict (`analysis.judge`), comparison with the study (`reproduction.compare`) and
+robustness (`analysis.robustness_of`); per model, the baseline against the study's accuracy;
+the distance from the study (`reproduction.distance`) and the sweeps ranked by how much they
+move robustness. Evaluate writes it as JSON (layout.ABLATION_SUMMARY_JSON); the report, the
+headline metrics and the tables only render it (`summary_from_json` gives it back with its
+types). Accuracies are fractions of 1 throughout.
 """
 
 from __future__ import annotations
@@ -33,20 +24,7 @@ import pandas as pd
 
 from scratchnet.errors import MissingInputError
 from scratchnet.files import read_json
-from scratchnet.study import layout
-from scratchnet.study.analysis import (
-    NOISE_FACTOR,
-    Robustness,
-    SweepRow,
-    Verdict,
-    is_number,
-    judge,
-    noise_threshold,
-    ordered,
-    robustness_of,
-    robustness_ranking,
-    row_of,
-)
+from scratchnet.study import analysis, layout
 from scratchnet.study.params import BASELINE, REGISTRY, ablation_entries, parse_entry
 from scratchnet.study.reproduction import Comparison, Distance, compare, compared_diff, distance
 
@@ -58,7 +36,7 @@ def value_text(value) -> str:
     """A hyper-parameter value: 0.001, 128, 1 (for 1.0), 'he', [512, 256]; None as a dash."""
     if value is None:
         return "—"
-    return f"{value:g}" if is_number(value) else str(value)
+    return f"{value:g}" if analysis.is_number(value) else str(value)
 
 
 def acc_text(x: float | None) -> str:
@@ -89,10 +67,10 @@ def points(diff: float) -> str:
 @dataclass(frozen=True)
 class Sweep:
     param: str
-    rows: list[SweepRow]  # by increasing value (numbers) or in params order (labels)
-    verdict: Verdict
+    rows: list[analysis.SweepRow]  # by increasing value (numbers) or in params order (labels)
+    verdict: analysis.Verdict
     study: Comparison | None  # None: the study has no table for this sweep
-    robustness: Robustness | None = None  # None: not measured (params robustness.enabled off)
+    robustness: analysis.Robustness | None = None  # None: not measured (params robustness.enabled off)
 
 
 @dataclass(frozen=True)
@@ -101,10 +79,10 @@ class ModelSummary:
     title: str
     part: str | None  # its part of the study (the registry's); None: a model the study did not have
     test_acc: float | None  # the train stage's baseline run; None: it diverged
-    baseline: SweepRow  # the baseline over the ablation seeds
+    baseline: analysis.SweepRow  # the baseline over the ablation seeds
     study_test_acc: float | None  # None: the study did not have this model
     diff: float | None  # test_acc − study_test_acc
-    noise: float | None  # noise_threshold(baseline.std), with >= 2 converged seeds
+    noise: float | None  # analysis.noise_threshold(baseline.std), with >= 2 converged seeds
     within_noise: bool | None  # |diff| <= noise
     sweeps: dict[str, Sweep]  # in params order
     study: dict | None  # the study's baseline hyper-parameters and ablation_epochs
@@ -139,18 +117,20 @@ def ablation_results(params: dict, root: Path = Path(".")) -> dict[str, dict[str
     }
 
 
-def model_sweeps(params: dict, model: str, results: dict[str, dict]) -> dict[str, list[tuple[SweepRow, list[dict]]]]:
+def model_sweeps(
+    params: dict, model: str, results: dict[str, dict]
+) -> dict[str, list[tuple[analysis.SweepRow, list[dict]]]]:
     """Per swept key (in params order) the baseline's row and one row per value of that key
     (analysis.ordered), each with its seeds' records."""
-    sweeps: dict[str, list[tuple[SweepRow, list[dict]]]] = {}
+    sweeps: dict[str, list[tuple[analysis.SweepRow, list[dict]]]] = {}
     base = results[BASELINE]["seeds"]
     for entry in ablation_entries(params, model):
         key, value = parse_entry(params, model, entry)
         if key is not None:
-            sweeps.setdefault(key, [(row_of(params[model][key], base, True), base)])
-            sweeps[key].append((row_of(value, results[entry]["seeds"]), results[entry]["seeds"]))
+            sweeps.setdefault(key, [(analysis.row_of(params[model][key], base, True), base)])
+            sweeps[key].append((analysis.row_of(value, results[entry]["seeds"]), results[entry]["seeds"]))
     return {
-        key: [next(p for p in pairs if p[0] is r) for r in ordered([r for r, _ in pairs])]
+        key: [next(p for p in pairs if p[0] is r) for r in analysis.ordered([r for r, _ in pairs])]
         for key, pairs in sweeps.items()
     }
 
@@ -164,37 +144,30 @@ def build_summary(params: dict, results: dict[str, dict[str, dict]], train: dict
         sweeps = {}
         for param, pairs in model_sweeps(params, model, results[model]).items():
             rows = [r for r, _ in pairs]
-            verdict = judge(rows)
+            verdict = analysis.judge(rows)
             comparison = compare(model, param, rows, verdict, tables[param]) if param in tables else None
-            sweeps[param] = Sweep(
-                param, rows, verdict, comparison, robustness_of(rows, verdict.noise, [records for _, records in pairs])
-            )
+            robustness = analysis.robustness_of(rows, verdict.noise, [records for _, records in pairs])
+            sweeps[param] = Sweep(param, rows, verdict, comparison, robustness)
         distance_sweeps += [(model, p, t, sweeps[p].study if p in sweeps else None) for p, t in tables.items()]
         test_acc = train[model]["seeds"][0]["test_acc"]
-        baseline = row_of(None, results[model][BASELINE]["seeds"], True)
+        baseline = analysis.row_of(None, results[model][BASELINE]["seeds"], True)
         study_acc = theirs.get("test_acc")
         diff = None if test_acc is None or study_acc is None else test_acc - study_acc
-        noise = noise_threshold(baseline.std) if baseline.n_converged >= 2 else None
-        kind = REGISTRY[model]
+        noise = analysis.noise_threshold(baseline.std) if baseline.n_converged >= 2 else None
+        within = None if diff is None or noise is None else abs(diff) <= noise
+        setup = {k: theirs[k] for k in ("baseline", "ablation_epochs") if k in theirs} if theirs else None
+        title, part = REGISTRY[model].title, REGISTRY[model].part
         models[model] = ModelSummary(
-            model,
-            kind.title,
-            kind.part,
-            test_acc,
-            baseline,
-            study_acc,
-            diff,
-            noise,
-            None if diff is None or noise is None else abs(diff) <= noise,
-            sweeps,
-            {k: theirs[k] for k in ("baseline", "ablation_epochs") if k in theirs} if theirs else None,
+            model, title, part, test_acc, baseline, study_acc, diff, noise, within, sweeps, setup
         )
     return Summary(
-        NOISE_FACTOR,
+        analysis.NOISE_FACTOR,
         models,
         distance(distance_sweeps),
         {k: study[k] for k in ("title", "source", "fit", "attack") if k in study},
-        robustness_ranking([(m, s.param, s.robustness) for m, ms in models.items() for s in ms.sweeps.values()]),
+        analysis.robustness_ranking(
+            [(m, s.param, s.robustness) for m, ms in models.items() for s in ms.sweeps.values()]
+        ),
     )
 
 
@@ -232,18 +205,8 @@ def summary_from_json(data: dict) -> Summary:
 
 # ------------------------------------------------------------------------------ tables, metrics
 
-RUN_COLUMNS = [
-    "model",
-    "run",
-    "param",
-    "value",
-    "seed",
-    "test_acc",
-    "final_val_acc",
-    "diverged",
-    "diverged_epoch",
-    "key",
-]
+SEED_COLUMNS = ["seed", "test_acc", "final_val_acc", "diverged", "diverged_epoch", "key"]  # each seed's record's
+RUN_COLUMNS = ["model", "run", "param", "value", *SEED_COLUMNS]
 SUMMARY_COLUMNS = ["model", "param", "value", "is_baseline", "n_seeds", "test_acc_mean", "test_acc_std", "n_diverged"]
 
 
@@ -255,7 +218,7 @@ def runs_frame(results: dict[str, dict[str, dict]]) -> pd.DataFrame:
             "run": entry,
             "param": result["param"],
             "value": result["value"],
-            **{k: rec.get(k) for k in RUN_COLUMNS[4:]},
+            **{k: rec.get(k) for k in SEED_COLUMNS},
         }
         for model, by_entry in results.items()
         for entry, result in by_entry.items()
@@ -279,33 +242,26 @@ def markdown_tables(summary: Summary) -> str:
     attack success mean ± std (where measured)."""
     parts = []
     for model, sweep in summary.sweeps():
-        table = pd.DataFrame(
-            {
-                sweep.param: [value_text(r.value) + (" (baseline)" if r.is_baseline else "") for r in sweep.rows],
-                "test acc (mean ± std)": [mean_std_text(r.mean, r.std) for r in sweep.rows],
-                "seeds": [r.n_seeds for r in sweep.rows],
-                "diverged": [r.n_diverged for r in sweep.rows],
-                **(
-                    {
-                        "targeted attack success (mean ± std)": [
-                            mean_std_text(f.mean, f.std) for f in sweep.robustness.fooled
-                        ]
-                    }
-                    if sweep.robustness
-                    else {}
-                ),
-            }
-        )
-        parts.append(f"### {model}: {sweep.param}\n\n{table.to_markdown(index=False)}\n")
+        columns = {
+            sweep.param: [value_text(r.value) + (" (baseline)" if r.is_baseline else "") for r in sweep.rows],
+            "test acc (mean ± std)": [mean_std_text(r.mean, r.std) for r in sweep.rows],
+            "seeds": [r.n_seeds for r in sweep.rows],
+            "diverged": [r.n_diverged for r in sweep.rows],
+        }
+        if sweep.robustness:
+            columns["targeted attack success (mean ± std)"] = [
+                mean_std_text(f.mean, f.std) for f in sweep.robustness.fooled
+            ]
+        table = pd.DataFrame(columns).to_markdown(index=False)
+        parts.append(f"### {model}: {sweep.param}\n\n{table}\n")
     return "\n".join(parts)
 
 
 def headline_metrics(summary: Summary) -> dict:
-    """The study's few numbers for `dvc metrics show` and `dvc exp show` (metrics/study.json):
-    `acc.<model>`, each baseline's test accuracy; `gap`, the mean |ours − study| over every
-    compared ablation entry (fraction of 1; None when none is compared); `agree`, how many sweeps
-    agree with the study's best value. Short names, so `dvc exp show --only-changed` fits 120
-    columns beside the params an experiment changed."""
+    """metrics/study.json for `dvc metrics show` and `dvc exp show`: `acc.<model>`, each
+    baseline's test accuracy; `gap`, the mean |ours − study| over the compared entries (None:
+    none compared); `agree`, how many sweeps agree with the study's best value. Short names, so
+    `dvc exp show --only-changed` fits 120 columns beside the params an experiment changed."""
 
     def rounded(value: float | None) -> float | None:
         # 4 decimals (0.01 of a point) is finer than any seed noise, and keeps the table narrow

@@ -113,19 +113,6 @@ def compare(model: str, param: str, ours: list[SweepRow], mine: Verdict, table: 
         entries.append(Entry(model, param, t.value, scored_mean(t), o, diff, beyond, o is not None and o.mean is None))
     pairs = [(o, t) for t in ordered(theirs) if (o := _ours_at(ours, t.value)) is not None and o.mean is not None]
     diffs = [scored_mean(o) - scored_mean(t) for o, t in pairs]
-    mean_diff = math.fsum(diffs) / len(diffs) if diffs else None
-    conclusion = table.get("conclusion")
-    study_verdict = judge(theirs, noise_std=mine.pooled_std)
-    if len(pairs) < 2:  # one shared value is trivially "the best" of both: no claim
-        none = Trend("single")
-        return Comparison(study_verdict, entries, None, None, None, none, none, None, mean_diff, conclusion)
-    best_ours = max((o for o, _ in pairs), key=scored_mean)
-    best_theirs = max((t for _, t in pairs), key=scored_mean)
-    ours_at_theirs = _ours_at([o for o, _ in pairs], best_theirs.value)
-    assert ours_at_theirs is not None  # best_theirs is one of the pairs' values
-    agrees = same_value(best_ours.value, best_theirs.value) or (
-        mine.noise is not None and scored_mean(best_ours) - scored_mean(ours_at_theirs) <= mine.noise
-    )
     values = [o.value for o, _ in pairs]
     ours_trend = trend(values, [scored_mean(o) for o, _ in pairs])
     study_trend = trend(values, [scored_mean(t) for _, t in pairs])
@@ -134,17 +121,26 @@ def compare(model: str, param: str, ours: list[SweepRow], mine: Verdict, table: 
         if ours_trend.kind in ("single", "unordered")
         else (ours_trend.kind == study_trend.kind and same_value(ours_trend.turning_value, study_trend.turning_value))
     )
+    ours_best = study_best = None
+    agrees: bool | None = None
+    if len(pairs) >= 2:  # one shared value is trivially "the best" of both: no claim
+        best = max((o for o, _ in pairs), key=scored_mean)
+        ours_at_theirs, theirs_best = max(pairs, key=lambda p: scored_mean(p[1]))
+        ours_best, study_best = best.value, theirs_best.value
+        agrees = same_value(ours_best, study_best) or (
+            mine.noise is not None and scored_mean(best) - scored_mean(ours_at_theirs) <= mine.noise
+        )
     return Comparison(
-        study_verdict,
+        judge(theirs, noise_std=mine.pooled_std),
         entries,
-        best_ours.value,
-        best_theirs.value,
+        ours_best,
+        study_best,
         agrees,
         ours_trend,
         study_trend,
         trend_agrees,
-        mean_diff,
-        conclusion,
+        math.fsum(diffs) / len(diffs) if diffs else None,
+        table.get("conclusion"),
     )
 
 

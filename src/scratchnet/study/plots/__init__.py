@@ -16,8 +16,3 @@ def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     return buf.getvalue()
-
-
-from scratchnet.study.plots.attack import example_figures, success_figure  # noqa: E402
-
-__all__ = ["example_figures", "png_bytes", "success_figure"]

@@ -27,9 +27,12 @@ def _image_figure(width: float = 3.2) -> tuple[Figure, Axes]:
     return fig, ax
 
 
-def _show_pixels(ax, image: np.ndarray) -> None:
-    """image: (32, 32, 3) pixels in [0, 255]; shown as they are, one screen square per pixel."""
-    ax.imshow(np.clip(image, 0, 255) / 255.0, interpolation="nearest")
+def _pixels_figure(image: np.ndarray, title: str) -> Figure:
+    """image: 32 × 32 × 3 pixels in [0, 255], in any shape; shown as they are, one screen square per pixel."""
+    fig, ax = _image_figure()
+    ax.imshow(np.clip(image.reshape(32, 32, 3), 0, 255) / 255.0, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    return fig
 
 
 def example_figures(example: FoolingExample, class_names: list[str], *, before: int | None = None) -> dict[str, Figure]:
@@ -42,15 +45,6 @@ def example_figures(example: FoolingExample, class_names: list[str], *, before: 
     (attacks.ClassAttack.before); stated under the original when given.
     """
     names = [str(c) for c in class_names]
-    shape = (32, 32, 3)
-    original = example.original.reshape(shape)
-    adversarial = example.adversarial.reshape(shape)
-    difference = example.difference.reshape(shape)
-
-    figures = {}
-    fig, ax = _image_figure()
-    _show_pixels(ax, original)
-    p = example.probs_before[example.pred_before]
     preceded = (
         ""
         if before is None
@@ -58,24 +52,22 @@ def example_figures(example: FoolingExample, class_names: list[str], *, before: 
         if before == 0
         else f"\nfirst fooled; {before} correct before it {'was' if before == 1 else 'were'} not"
     )
-    ax.set_title(
-        f"test image {example.index}: {names[example.true_label]}\n"
-        f"predicted {names[example.pred_before]} (p = {p:.2f}){preceded}",
-        fontsize=9,
-    )
-    figures["original"] = fig
-
-    fig, ax = _image_figure()
-    _show_pixels(ax, adversarial)
-    p = example.probs_after[example.pred_after]
     steps = "1 step" if example.steps == 1 else f"{example.steps} steps"
-    ax.set_title(
-        f"after {steps} toward {names[example.target_label]}\npredicted {names[example.pred_after]} (p = {p:.2f})",
-        fontsize=9,
-    )
-    figures["adversarial"] = fig
+    figures = {
+        "original": _pixels_figure(
+            example.original,
+            f"test image {example.index}: {names[example.true_label]}\n"
+            f"predicted {names[example.pred_before]} (p = {example.probs_before[example.pred_before]:.2f}){preceded}",
+        ),
+        "adversarial": _pixels_figure(
+            example.adversarial,
+            f"after {steps} toward {names[example.target_label]}\n"
+            f"predicted {names[example.pred_after]} (p = {example.probs_after[example.pred_after]:.2f})",
+        ),
+    }
 
     fig, ax = _image_figure(width=4.0)
+    difference = example.difference.reshape(32, 32, 3)
     limit = float(np.abs(difference).max())
     limit = limit if limit > 0 else 1.0  # an unchanged image: show flat mid-grey
     ax.imshow(0.5 + difference / (2 * limit), interpolation="nearest", vmin=0, vmax=1)
@@ -92,36 +84,34 @@ def example_figures(example: FoolingExample, class_names: list[str], *, before: 
 
 
 def success_figure(sweeps: list[SweepResult], *, marks: dict[str, tuple[float, str]] | None = None) -> Figure:
-    """Success rate vs epsilon: one panel per norm (every norm of `sweeps`, in the registry's
-    order, titled from it), a line per mode (targeted, untargeted).
+    """Success rate vs epsilon: one panel per norm of `sweeps` (registered, as robustness_sweep
+    checks), in the registry's order and titled from it, a line per mode (targeted, untargeted).
 
     An image counts as fooled at epsilon when some budget <= epsilon fooled it (SweepResult).
     `marks`: {norm: (epsilon, label)} draws a dotted reference line, e.g. the study's L2 = 91.
     The epsilon axis is linear up to the smallest non-zero epsilon and logarithmic beyond, which
     suits doubling grids that start at 0.
     """
-    present = {s.norm for s in sweeps}  # registered norms in NORMS's order, then any other
-    norms = [n for n in NORMS if n in present] + sorted(present - set(NORMS))
+    norms = [n for n in NORMS if n in {s.norm for s in sweeps}]
     fig = Figure(figsize=(4.2 * len(norms), 3.6), dpi=100, layout="constrained")
     axes = fig.subplots(1, len(norms), squeeze=False)[0]
     for ax, norm in zip(axes, norms):
-        positive: list[float] = []
-        for sweep in (s for s in sweeps if s.norm == norm):
+        of_norm = [s for s in sweeps if s.norm == norm]
+        for sweep in of_norm:
             ax.plot(
                 sweep.epsilons, sweep.success_rate, label=f"{sweep.mode} (n = {sweep.n})", **MODE_STYLES[sweep.mode]
             )
-            positive.extend(sweep.epsilons[sweep.epsilons > 0])
-        if positive:
-            ax.set_xscale("symlog", linthresh=min(positive))
-            grid = np.unique(np.concatenate([s.epsilons for s in sweeps if s.norm == norm]))
+        grid = np.unique(np.concatenate([s.epsilons for s in of_norm]))
+        if (grid > 0).any():
+            ax.set_xscale("symlog", linthresh=grid[grid > 0].min())
             ax.set_xticks(grid, [f"{e:g}" for e in grid], fontsize=8)  # the grid, not powers of 10
             ax.xaxis.set_minor_locator(NullLocator())
         if marks and norm in marks:
             x, label = marks[norm]
             ax.axvline(x, color="0.4", linestyle=":", label=label)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(NORMS[norm].title if norm in NORMS else norm, fontsize=10)
-        ax.set_xlabel(f"epsilon ({NORMS[norm].label if norm in NORMS else norm}, pixel units on 0-255)")
+        ax.set_title(NORMS[norm].title, fontsize=10)
+        ax.set_xlabel(f"epsilon ({NORMS[norm].label}, pixel units on 0-255)")
         ax.set_ylabel("fraction of images fooled")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")  # curves rise to the right: that corner is free

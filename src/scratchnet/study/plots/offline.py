@@ -1,13 +1,10 @@
 """The page `dvc plots show` fills: Vega, Vega-Lite and Vega-Embed inlined, so it draws offline.
 
-DVC's own page loads the three libraries from a CDN: with no network it shows no chart. This
-writes an HTML template (DVC's `plots.html_template`, set in .dvc/config) that carries them,
-taken from the pinned `vl-convert-python` package (its `javascript_bundle`), so every chart
-draws from the file alone. The page has no `{scripts}` placeholder, so DVC adds no CDN tag.
-
-    python -m scratchnet.study.plots.offline [.dvc/plots/page.html]   (`make venv` runs it)
-
-The file is generated (about 0.9 MB), not kept in git.
+DVC's own page loads them from a CDN: with no network it shows no chart. This writes DVC's
+`plots.html_template` (set in .dvc/config) with them inlined from the pinned `vl-convert-python`
+(its `javascript_bundle`), and no `{scripts}` placeholder, so DVC adds no CDN tag. `make venv`
+runs `python -m scratchnet.study.plots.offline [.dvc/plots/page.html]`; the file (about 0.9 MB)
+is generated, not kept in git.
 """
 
 from __future__ import annotations
@@ -64,9 +61,8 @@ def page_html() -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0]) if args else PAGE
+def main() -> None:
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else PAGE
     write_text(path, page_html())
     print(f"dvc plots page (Vega inlined, draws offline): {path}")
 
