@@ -26,6 +26,7 @@ import pandas as pd
 from scratchnet.errors import UserError
 from scratchnet.files import read_json, write_bytes, write_text
 from scratchnet.study import layout
+from scratchnet.study.attack_study import SWEEP_COLUMNS
 from scratchnet.study.evaluation import Summary, summary_from_json
 from scratchnet.study.params import ParamsError, load_params
 from scratchnet.study.report.document import Figure, figures_of, to_html, to_markdown
@@ -43,7 +44,6 @@ PART_TITLES = {  # the parts around the models' own (the registry's ModelKind.pa
     "mlflow": "Appendix B: MLflow runs behind the tables",
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-ATTACK_SWEEP_COLUMNS = ("norm", "epsilon", "mode", "success_rate", "median_l2", "n")
 # What Part 4 reads of the attack's example record (attack_study.class_record)
 ATTACK_EXAMPLE_KEYS = (
     "true_class target_class norm epsilon steps l2 linf probs_before probs_after pred_before pred_after fooled "
@@ -111,11 +111,9 @@ def _png(root: Path, rel: Path) -> bytes:
 def _attack_sweep(root: Path) -> list[dict]:
     rel = layout.ATTACK_SWEEP_CSV
     table = pd.read_csv(root / rel)
-    missing = [c for c in ATTACK_SWEEP_COLUMNS if c not in table.columns]
+    missing = [c for c in SWEEP_COLUMNS if c not in table.columns]
     if missing:
-        raise ReportError(
-            f"report: {rel} lacks column(s) {', '.join(missing)}; expected {', '.join(ATTACK_SWEEP_COLUMNS)}"
-        )
+        raise ReportError(f"report: {rel} lacks column(s) {', '.join(missing)}; expected {', '.join(SWEEP_COLUMNS)}")
     if not all(pd.api.types.is_numeric_dtype(table[c]) for c in ("epsilon", "success_rate", "median_l2", "n")):
         raise ReportError(f"report: {rel} holds a non-number in epsilon, success_rate, median_l2 or n")
     return [
