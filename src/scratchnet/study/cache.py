@@ -233,9 +233,7 @@ class RunCache:
 
     def get(self, key: str) -> tuple[dict, dict] | None:
         """(record, facts) of `key`'s training (record: TRAINING_FIELDS), or None if absent,
-        unreadable, not this key's, without its network file, or if retraining is forced. A
-        half-written or corrupt entry is reported as missing, not trusted: the run is trained
-        again and the entry overwritten."""
+        unreadable, not this key's, without its network file, or if retraining is forced."""
         if self.retrain:
             return None
         try:
