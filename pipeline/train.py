@@ -39,16 +39,10 @@ def main(model_name: str) -> None:
     check_server()  # an unreachable MLflow server fails the stage here, before any training
     meta = read_json(layout.PROCESSED_META)
     splits = load_splits()
-    seed = params["train"]["seed"]
+    seed, epochs = params["train"]["seed"], params["train"]["epochs"]
     specs = {
-        model: RunSpec(
-            model,
-            BASELINE,
-            run_config(params, model, BASELINE, params["train"]["epochs"][model]),
-            seed,
-            params["robustness"],
-        )
-        for model in params["models"]
+        m: RunSpec(m, BASELINE, run_config(params, m, BASELINE, epochs[m]), seed, params["robustness"])
+        for m in params["models"]
     }
     mine = specs[model_name]
     config = mine.config

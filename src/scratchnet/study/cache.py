@@ -86,10 +86,9 @@ def _canonical(value: Any) -> bytes:
 def _module_file(name: str, package: Path) -> Path | None:
     """The source file of scratchnet module `name` under `package` (scratchnet's folder), or
     None if there is none (a name imported from a module, not a module)."""
-    parts = name.split(".")[1:]
-    base = package.joinpath(*parts)
-    for candidate in (base / "__init__.py", base.with_suffix(".py") if parts else None):
-        if candidate is not None and candidate.is_file():
+    base = package.joinpath(*name.split(".")[1:])
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
             return candidate
     return None
 
@@ -234,9 +233,7 @@ class RunCache:
 
     def get(self, key: str) -> tuple[dict, dict] | None:
         """(record, facts) of `key`'s training (record: TRAINING_FIELDS), or None if absent,
-        unreadable, not this key's, without its network file, or if retraining is forced. A
-        half-written or corrupt entry is reported as missing, not trusted: the run is trained
-        again and the entry overwritten."""
+        unreadable, not this key's, without its network file, or if retraining is forced."""
         if self.retrain:
             return None
         try:
@@ -330,16 +327,14 @@ class RunCache:
         robustness: dict | None = None,
         measure: Callable[[dict, Network], tuple[dict | None, dict]] | None = None,
     ) -> Outcome:
-        """The run of `key`: its training from the cache or train(), then, when `robustness`
-        (the measurement's arguments) is given, its robustness from the cache or
-        measure(record, network) on the kept network; all under `<key>.lock` (see the module
-        docstring). Each level found is reused, each missing one made and stored.
+        """The run of `key`, under `<key>.lock` (module docstring): its training from the cache
+        or train() -> (record, facts, network), then, when `robustness` (the measurement's
+        arguments) is given, its robustness from the cache or measure(record, network) ->
+        (numbers, facts) on the kept network; each level missing is made and stored.
 
-        train() -> (record, facts, network); measure(record, network) -> (numbers, facts).
-        Called where the run trains (a sweep's worker). A process that waits for the lock
-        reuses the holder's entries. Where the cache folder does not exist (a Dask worker on
-        another machine), nothing can be locked, read or stored: it trains and measures, and
-        the caller stores (Outcome.unsaved)."""
+        Called where the run trains (a sweep's worker). Where the cache folder does not exist (a
+        Dask worker on another machine), nothing can be locked, read or stored: it trains and
+        measures, and the caller stores (Outcome.unsaved)."""
         fd = None
         if fcntl is not None:
             try:

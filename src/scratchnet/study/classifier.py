@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from scratchnet import attacks
 from scratchnet.nn import Normalizer, build_model
 from scratchnet.study.params import model_config
-from scratchnet.training import TrainResult, accuracy, train
+from scratchnet.training import accuracy, train
 
 RECORD_FIELDS = ("key", "seed", "test_acc", "final_val_acc", "diverged", "diverged_epoch", "history", "robustness")
 TRAINING_FIELDS = RECORD_FIELDS[:-1]  # what training decides: all but robustness, measured after
@@ -76,21 +76,6 @@ def run_robustness(model, test: tuple, section: dict | None, *, diverged: bool) 
     return attacks.robustness(model, X, y, **args)
 
 
-def run_record(*, key: str | None, seed: int, result: TrainResult, test_acc: float | None) -> dict:
-    """The record of one finished run (RECORD_FIELDS): key is its run-cache key, result the
-    training's TrainResult, test_acc None when it diverged."""
-    return {
-        "key": key,
-        "seed": seed,
-        "test_acc": test_acc,
-        "final_val_acc": result.history[-1]["val_acc"] if result.history else None,
-        "diverged": bool(result.diverged),
-        "diverged_epoch": result.diverged_epoch,
-        "history": result.history,
-        "robustness": None,  # measure_run's, joined by the run cache
-    }
-
-
 def here() -> str:
     """Where this process runs, as facts' `worker`: 'host:pid'."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -105,7 +90,6 @@ def train_classifier(
     key: str | None = None,
     worker: str | None = None,
     progress: bool = True,
-    desc: str | None = None,
 ):
     """Builds and trains one network from `seed` and tests it; no tracking, no files.
 
@@ -131,31 +115,25 @@ def train_classifier(
         model = build_model(
             arch, input_dim=X_train.shape[1], num_classes=int(y_train.max()) + 1, seed=seed, normalizer=normalizer
         )
-        result = train(
-            model,
-            X_train,
-            y_train,
-            X_val,
-            y_val,
-            epochs=config["epochs"],
-            lr=config["lr"],
-            lr_decay=config["lr_decay"],
-            batch_size=config["batch_size"],
-            reg=config["reg"],
-            seed=seed,
-            progress=progress,
-            desc=desc,
-        )
+        hyper = {k: config[k] for k in ("epochs", "lr", "lr_decay", "batch_size", "reg")}
+        result = train(model, X_train, y_train, X_val, y_val, **hyper, seed=seed, progress=progress)
         test_acc = None if result.diverged else accuracy(model, X_test, y_test)
-    record = run_record(key=key, seed=seed, result=result, test_acc=test_acc)
+    record = {  # RECORD_FIELDS; robustness is measure_run's, joined by the run cache
+        "key": key,
+        "seed": seed,
+        "test_acc": test_acc,
+        "final_val_acc": result.history[-1]["val_acc"] if result.history else None,
+        "diverged": bool(result.diverged),
+        "diverged_epoch": result.diverged_epoch,
+        "history": result.history,
+        "robustness": None,
+    }
     facts = {"started": started, "ended": time.time(), "worker": worker or here()}
     return record, facts, model
 
 
 def train_run(spec: RunSpec, splits: dict, key: str, worker: str):
-    """train_classifier for one run of a sweep, with no progress bar (its record's robustness is
-    None: measure_run measures it, on this network or on the run cache's copy). Returns
-    (record, facts, model)."""
+    """train_classifier for one run of a sweep, with no progress bar: (record, facts, model)."""
     return train_classifier(spec.model, spec.config, spec.seed, splits, key=key, worker=worker, progress=False)
 
 

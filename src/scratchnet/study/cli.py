@@ -30,38 +30,29 @@ class UsageError(UserError):
     """The stage script was called with the wrong arguments; the message shows the right ones."""
 
 
-def check_argv(argv: Sequence[str], choices: Sequence[Collection[str] | None], usage: str) -> list[str]:
-    """`argv` (the arguments after the script) if it has one value per entry of `choices` and
-    each is among its entry's values (None: any value); else UsageError showing `usage`."""
-    script = Path(sys.argv[0]).as_posix() if sys.argv and sys.argv[0] else "<stage>.py"
-    wrong = len(argv) != len(choices) or any(
-        allowed is not None and value not in allowed for value, allowed in zip(argv, choices)
-    )
-    if wrong:
-        given = " ".join(argv) or "no arguments"
-        raise UsageError(f"usage: python {script} {usage}".rstrip() + f" (got: {given})")
-    return list(argv)
-
-
-def debugging() -> bool:
-    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
 def stage_main(
     stage: str, main: Callable[..., Any], *, usage: str = "", choices: Sequence[Collection[str] | None] = ()
 ) -> None:
     """Runs `main(*sys.argv[1:])` as the stage named `stage`.
 
     choices: one entry per positional argument, the values it may take (None: any);
-    usage: those arguments as the usage line shows them. Returns when main does (the script
-    then exits with 0); exits with 1 and `<stage>: <message>` on stderr for a UserError (its
-    traceback only under SCRATCHNET_DEBUG=1); any other exception propagates, so Python prints
-    its traceback and exits with 1.
+    usage: those arguments as the usage line shows them (a UsageError shows it when the
+    arguments do not fit). Returns when main does (the script then exits with 0); exits with 1
+    and `<stage>: <message>` on stderr for a UserError (its traceback only under
+    SCRATCHNET_DEBUG=1); any other exception propagates, so Python prints its traceback and
+    exits with 1.
     """
+    argv = sys.argv[1:]
     try:
-        main(*check_argv(sys.argv[1:], choices, usage))
+        if len(argv) != len(choices) or any(
+            allowed is not None and value not in allowed for value, allowed in zip(argv, choices)
+        ):
+            script = Path(sys.argv[0]).as_posix() if sys.argv and sys.argv[0] else "<stage>.py"
+            given = " ".join(argv) or "no arguments"
+            raise UsageError(f"usage: python {script} {usage}".rstrip() + f" (got: {given})")
+        main(*argv)
     except UserError as err:
-        if debugging():
+        if os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no"):
             raise
         message = str(err).strip() or type(err).__name__
         # Some messages already start with the stage's name ("report: ..."); say it once.

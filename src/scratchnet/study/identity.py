@@ -19,17 +19,12 @@ def config_hash(config: Any) -> str:
 
 def git_commit(root: Path | str = ".") -> str:
     """HEAD's commit, with '-dirty' when tracked files differ from it; 'unknown' outside git."""
+    git = lambda *args: subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)  # noqa: E731
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        if out.returncode != 0:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    return out.stdout.strip() + ("-dirty" if dirty else "")
+    return head.stdout.strip() + ("-dirty" if dirty else "")

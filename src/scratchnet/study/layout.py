@@ -70,13 +70,9 @@ def train_history(model: str) -> Path:
 ABLATE_DIR = RESULTS / "ablate"
 
 
-def ablate_dir(model: str) -> Path:
-    return ABLATE_DIR / model
-
-
 def ablate_run(model: str, run: str) -> Path:
     """One ablation value's result, e.g. ablate_run('softmax', 'reg=0.001')."""
-    return ablate_dir(model) / f"{run}.json"
+    return ABLATE_DIR / model / f"{run}.json"
 
 
 EVALUATE_DIR = RESULTS / "evaluate"

@@ -225,15 +225,14 @@ def _validate(node: Any, schema: Any, where: str) -> Any:
             raise ParamsError(f"params: {where} is {node!r}; expected {schema.describe}") from None
     if not isinstance(node, dict):
         raise ParamsError(f"params: {where or 'the file'} must be a mapping of keys, got {node!r}")
+    prefix = f"{where}." if where else ""
     unknown = sorted(set(node) - set(schema))
     if unknown:
-        prefix = f"{where}." if where else ""
         raise ParamsError(f"params: unknown key {prefix}{unknown[0]}; known keys here: {', '.join(sorted(schema))}")
     missing = sorted(set(schema) - set(node))
     if missing:
-        prefix = f"{where}." if where else ""
         raise ParamsError(f"params: missing key {prefix}{missing[0]}")
-    return {k: _validate(node[k], schema[k], f"{where}.{k}" if where else k) for k in schema}
+    return {k: _validate(node[k], schema[k], prefix + k) for k in schema}
 
 
 def _coerce(section: dict, key: str, value: Any, where: str) -> Any:

@@ -58,17 +58,12 @@ class ImageClassifier(PythonModel):
         # The network carries the input scaling it was trained with (nn.Normalizer).
         self.network = load_model(context.artifacts["network"])
 
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """pixels (N, 32, 32, 3) in [0, 255] -> (N, C) float32 class probabilities.
-
-        The one call into the library: the network scales the pixels itself.
-        """
-        return self.network.probabilities(pixels.reshape(len(pixels), -1))
-
     # The np.ndarray hint (the usual input; `as_images` takes the others) tells MLflow not to
     # infer a schema from it; without any hint MLflow warns at every import of this class.
     def predict(self, context, model_input: np.ndarray, params=None) -> pd.DataFrame:
-        probs = self.probabilities(as_images(model_input))
+        pixels = as_images(model_input)
+        # The one call into the library: the network scales the pixels itself.
+        probs = self.network.probabilities(pixels.reshape(len(pixels), -1))
         labels = probs.argmax(axis=1)
         frame = pd.DataFrame(probs, columns=self.class_names)
         frame.insert(0, "class", [self.class_names[i] for i in labels])

@@ -117,14 +117,12 @@ class SweepLog:
 
     A value's runs sit under one parent run per sweep (model, varied key); the baseline's runs
     have no parent but carry an `in_sweep` tag for every sweep they centre (tracking.sweep_tags),
-    so one query finds a sweep with its baseline. A parent created here starts when this log
-    was made (before the sweep submits a run) or at the first child it holds if that started
-    earlier (a run from the cache), and `close()` ends it at its last child's end; a stage
-    running at the same time that began earlier replaces it by one starting earlier
-    (Tracker.sweep_parent). MLflow cannot move a start: refilling a store from the run cache,
-    a cached child logged after the parent's creation may have started before it. Logging is once per run key (Tracker.log_run): a
-    rerun logs only new runs, and a deleted store is refilled from the run cache. MLflow is
-    opened at the first finished run, while the others train.
+    so one query finds a sweep with its baseline. A parent starts when this log was made (before
+    the sweep submits a run) or at its first child if that started earlier (a run from the
+    cache); `close()` ends it at its last child's end (Tracker.sweep_parent, close_parent).
+    Logging is once per run key (Tracker.log_run): a rerun logs only new runs, and a deleted
+    store is refilled from the run cache. MLflow is opened at the first finished run, while the
+    others train.
 
     The first tracking failure is kept in `error`, not raised: the sweep goes on, the stage
     writes every result, then fails naming it (the runs stay in the run cache; the next repro

@@ -4,16 +4,13 @@
     with executor:
         records = run_sweep(specs, executor, cache=RunCache(), data=data_id, on_record=log)
 
-The driver (the stage's process) submits every run that the run cache does not hold, longest
-first so the last runs to finish are short ones. Each worker trains its run, then measures its
-robustness, under the cache's per-key lock and stores both itself (RunCache.train_once: another
-process training the same key at the same time, a second `dvc exp` of a queue, is waited for
-and its entry reused; runs of different keys never wait for each other), so a crash, a killed
-worker or Ctrl-C loses no finished run. A run whose training is cached but whose robustness (at
-the current params `robustness`) is not loads its network and measures only. A Dask worker that
-cannot reach the cache folder just trains and measures, and the driver stores its entries. The driver prints one line per run under one progress bar and hands the
-record and its facts to `on_record` (the stage logs them to MLflow: the driver is the only
-writer to the store).
+The driver (the stage's process) submits every run the run cache does not hold, longest first so
+the last runs to finish are short ones. Each worker trains and measures its run and stores both
+itself (RunCache.train_once, under the key's lock: a second process training the same key waits
+and reuses its entry), so a crash, a killed worker or Ctrl-C loses no finished run; a Dask worker
+that cannot reach the cache folder leaves the storing to the driver. The driver prints one line
+per run under one progress bar and hands the record and its facts to `on_record` (the stage logs
+them to MLflow: the driver is the only writer to the store).
 
 Both executors offer the same small interface, `submit(spec, key, cache) -> future` and
 `wait_any(futures) -> done futures`, on `concurrent.futures` (local) and `distributed.Client`
@@ -250,16 +247,8 @@ class DaskExecutor:
     def submit(self, spec: RunSpec, key: str, cache: RunCache):
         # pure=False: the same run submitted twice (a retry) is a new task, not a cached result.
         assert self._client is not None, "submit outside `with executor:`"
-        return self._client.submit(
-            _dask_task,
-            spec,
-            key,
-            cache,
-            self._data,
-            self._token,
-            pure=False,
-            key=f"run-{key[:16]}-{time.monotonic_ns()}",
-        )
+        task = f"run-{key[:16]}-{time.monotonic_ns()}"
+        return self._client.submit(_dask_task, spec, key, cache, self._data, self._token, pure=False, key=task)
 
     def wait_any(self, futures: Iterable) -> set:
         from distributed import wait
@@ -332,7 +321,12 @@ def run_sweep(
         elif training is not None:
             measure_only.add(spec)
     cache.root.mkdir(parents=True, exist_ok=True)  # where the workers lock and store
-    todo = sorted((s for s in specs if s not in records), key=lambda s: -cost(s, train_size))
+    todo = [s for s in specs if s not in records]
+
+    def submit(runs: list[RunSpec]) -> dict:
+        """future -> spec of `runs`, submitted longest first."""
+        return {executor.submit(s, keys[s], cache): s for s in sorted(runs, key=lambda s: -cost(s, train_size))}
+
     print(
         f"{label}: {len(specs)} runs, {len(records)} in the run cache ({cache.root}), "
         f"{len(todo) - len(measure_only)} to train"
@@ -341,7 +335,7 @@ def run_sweep(
         flush=True,
     )
     attempts: Counter = Counter()
-    pending = {executor.submit(spec, keys[spec], cache): spec for spec in todo}
+    pending = submit(todo)
     # The cached runs are handed over while the new ones train (logging them opens MLflow,
     # seconds of one core that then overlap the training instead of delaying it).
     for spec in specs:
@@ -357,11 +351,7 @@ def run_sweep(
                     outcome = future.result()
                 except executor.lost_errors as err:
                     if executor.retries_itself:
-                        raise ExecutorError(
-                            f"run {spec.name} lost its worker on every try on {executor.where} "
-                            f"({type(err).__name__}: {err}); every finished run is in the run "
-                            "cache, rerun to train only what is missing"
-                        ) from None
+                        raise _lost(spec, "on every try", executor, err) from None
                     lost.append((spec, err))
                     continue
                 record, run_facts, cached, measured, unsaved = outcome
@@ -378,20 +368,20 @@ def run_sweep(
                 for spec, lost_err in lost:
                     attempts[spec] += 1
                     if attempts[spec] > retries:
-                        raise ExecutorError(
-                            f"run {spec.name} lost its worker {attempts[spec]} times on "
-                            f"{executor.where} ({type(lost_err).__name__}: {lost_err}); every finished "
-                            "run is in the run cache, rerun to train only what is missing"
-                        ) from None
+                        raise _lost(spec, f"{attempts[spec]} times", executor, lost_err) from None
                 bar.write(f"{label}: a worker died; retrying {', '.join(s.name for s, _ in lost)}")
                 executor.restart()
-                pending = {
-                    executor.submit(s, keys[s], cache): s
-                    for s in sorted([s for s, _ in lost] + list(pending.values()), key=lambda s: -cost(s, train_size))
-                }
+                pending = submit([s for s, _ in lost] + list(pending.values()))
     finally:
         bar.close()
     return records
+
+
+def _lost(spec: RunSpec, tries: str, executor, err: BaseException) -> ExecutorError:
+    return ExecutorError(
+        f"run {spec.name} lost its worker {tries} on {executor.where} ({type(err).__name__}: {err}); "
+        "every finished run is in the run cache, rerun to train only what is missing"
+    )
 
 
 def _acc(record: dict) -> str:

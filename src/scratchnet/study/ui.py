@@ -67,10 +67,14 @@ def sweep_view(sweep: str) -> tuple[str, dict]:
     return f"scratchnet.sweep.{sweep}", view_state(f"tags.`{IN_SWEEP}{sweep}` = 'true'")
 
 
+def _sweep_names(params: dict) -> list[str]:
+    """Every sweep params.yaml's ablate section lists, as `<model>.<key>`."""
+    return [f"{model}.{key}" for model in params["models"] for key in sweeps(params, model)]
+
+
 def views(params: dict) -> dict[str, dict]:
     """Every view `make ui` saves, by key: the study's runs, then each sweep of params.yaml."""
-    named = [sweep_view(f"{model}.{key}") for model in params["models"] for key in sweeps(params, model)]
-    return {RUNS_VIEW: view_state(), **dict(named)}
+    return {RUNS_VIEW: view_state(), **dict(map(sweep_view, _sweep_names(params)))}
 
 
 def view_url(base: str, experiment_id: str, key: str) -> str:
@@ -85,9 +89,8 @@ def sweep_url(base: str, experiment_id: str, sweep: str) -> str:
 
 
 def sweep_urls(base: str, experiment_id: str, params: dict) -> dict[str, str]:
-    """sweep_url for every sweep params.yaml's ablate section lists, by `<model>.<key>`."""
-    names = [f"{model}.{key}" for model in params["models"] for key in sweeps(params, model)]
-    return {name: sweep_url(base, experiment_id, name) for name in names}
+    """sweep_url for every sweep of params.yaml, by `<model>.<key>`."""
+    return {name: sweep_url(base, experiment_id, name) for name in _sweep_names(params)}
 
 
 def save_views(uri: str, experiment_id: str, params: dict) -> None:
@@ -153,22 +156,8 @@ def wait_until_answers(url: str, server: subprocess.Popen, seconds: float = 180)
 def serve(uri: str, port: int, text: str) -> int:
     """Runs `mlflow ui` on the store at `uri` and prints `text` once it answers; returns its
     exit status. Ctrl-C reaches the server too (one process group); a kill stops it."""
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "ui",
-            "--backend-store-uri",
-            uri,
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ]
-    )
+    command = ["mlflow", "ui", "--backend-store-uri", uri, "--host", HOST, "--port", str(port), "--workers", "1"]
+    server = subprocess.Popen([sys.executable, "-m", *command])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         wait_until_answers(f"http://{HOST}:{port}/health", server)
