@@ -24,7 +24,7 @@ from scratchnet.study.identity import config_hash
 from scratchnet.study.params import BASELINE, MODELS, load_params, run_config
 from scratchnet.study.runs import base_tags, load_splits, log_seed, run_result, write_history_csv
 from scratchnet.study.sweep import executor_from_env, run_sweep
-from scratchnet.study.tracking import TAG, Tracker, TrackingError, check_server
+from scratchnet.study.tracking import TAG, Tracker, check_server
 
 
 def example_images(n: int) -> np.ndarray:
@@ -46,17 +46,15 @@ def main(model_name: str) -> None:
     }
     mine = specs[model_name]
     config = mine.config
-    facts: dict = {}
-    opened: list[Tracker | TrackingError] = []
+    facts: dict = {}  # this model's run's, for MLflow
+    tracker: Tracker | None = None
 
     def on_record(spec: RunSpec, record: dict, run_facts: dict, cached: bool) -> None:
+        nonlocal tracker
         if spec is mine:
             facts.update(run_facts)
-        if not opened:  # MLflow's import, at the first finished baseline: beside the others' training
-            try:
-                opened.append(Tracker(params["tracking"]["experiment"]))
-            except TrackingError as err:
-                opened.append(err)
+        if tracker is None:  # MLflow's import, at the first finished baseline: beside the others' training
+            tracker = Tracker(params["tracking"]["experiment"])
 
     cache = RunCache()
     with executor_from_env(splits) as executor:  # an unreachable scheduler fails here
@@ -80,9 +78,7 @@ def main(model_name: str) -> None:
     # the results first: logging may fail
     write_json(layout.train_run(model_name), run_result(model_name, "train", BASELINE, None, None, config, [record]))
 
-    (tracker,) = opened
-    if isinstance(tracker, TrackingError):
-        raise tracker
+    assert tracker is not None, "on_record opens it at the first baseline, cached or trained"
     tags = {
         **base_tags(model_name, "train", read_json(layout.PROVENANCE), config_hash(params)),
         TAG + "sweep": f"{model_name}.baseline",

@@ -19,7 +19,10 @@ def config_hash(config: Any) -> str:
 
 def git_commit(root: Path | str = ".") -> str:
     """HEAD's commit, with '-dirty' when tracked files differ from it; 'unknown' outside git."""
-    git = lambda *args: subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)  # noqa: E731
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+
     try:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
