@@ -324,6 +324,11 @@ class ClassAttack:
         (none of them fooled); None when none is fooled."""
         return None if self.first_fooled is None else int(np.argmax(self.fooled))
 
+    @property
+    def shown(self) -> FoolingExample:
+        """The example the study shows: the first fooled image, else the first correct one."""
+        return self.first_fooled or self.first_correct
+
 
 def attack_class(
     model,

@@ -115,8 +115,20 @@ def train_classifier(
         model = build_model(
             arch, input_dim=X_train.shape[1], num_classes=int(y_train.max()) + 1, seed=seed, normalizer=normalizer
         )
-        hyper = {k: config[k] for k in ("epochs", "lr", "lr_decay", "batch_size", "reg")}
-        result = train(model, X_train, y_train, X_val, y_val, **hyper, seed=seed, progress=progress)
+        result = train(
+            model,
+            X_train,
+            y_train,
+            X_val,
+            y_val,
+            epochs=config["epochs"],
+            lr=config["lr"],
+            lr_decay=config["lr_decay"],
+            batch_size=config["batch_size"],
+            reg=config["reg"],
+            seed=seed,
+            progress=progress,
+        )
         test_acc = None if result.diverged else accuracy(model, X_test, y_test)
     record = {  # RECORD_FIELDS; robustness is measure_run's, joined by the run cache
         "key": key,
