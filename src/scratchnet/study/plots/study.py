@@ -11,11 +11,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 OURS = dict(color="C0", marker="o", capsize=4, linestyle="-")
 STUDY = dict(color="C3", marker="x", linestyle="none", markersize=8, markeredgewidth=2)
+
+
+def _label(ax: Axes, xlabel: str, ylabel: str, title: str, **legend) -> None:
+    """What every panel here ends with: axis labels, title, a light grid, the legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(**legend)
 
 
 def fit_figure(
@@ -42,11 +52,7 @@ def fit_figure(
     finite = [v for v in losses if math.isfinite(v)]
     if finite and min(finite + [optimum_loss]) > 0:
         ax.set_yscale("log")  # the early drop spans orders of magnitude
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(f"Loss during gradient descent, lr = {lr:g}")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    _label(ax, "step", "loss", f"Loss during gradient descent, lr = {lr:g}")
 
     if x is not None and y is not None:  # with_data
         ax = axes[1]
@@ -57,11 +63,7 @@ def fit_figure(
             ax.plot(xs, [fitted[i] for i in order], color="C0", label=f"gradient descent (lr = {lr:g})")
         if optimum_fitted is not None:
             ax.plot(xs, [optimum_fitted[i] for i in order], color="C3", linestyle="--", label="closed form")
-        ax.set_xlabel("x")
-        ax.set_ylabel("y")
-        ax.set_title("Fitted curves")
-        ax.grid(alpha=0.3)
-        ax.legend()
+        _label(ax, "x", "y", "Fitted curves")
     return fig
 
 
@@ -72,11 +74,7 @@ def curve_figure(epochs: Sequence[float], train_acc: Sequence[float], val_acc: S
     ax.plot(epochs, train_acc, color="C0", marker=".", label="train")
     ax.plot(epochs, val_acc, color="C1", marker=".", label="validation")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    _label(ax, "epoch", "accuracy", title)
     return fig
 
 
@@ -203,11 +201,7 @@ def sweep_axes(
     else:
         ax.set_xticks(list(position.values()))
         ax.set_xticklabels([str(v) for v in values])
-    ax.set_xlabel(param)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _label(ax, param, ylabel, title, fontsize=8)
 
 
 def reproduction_figure(
@@ -246,9 +240,11 @@ def reproduction_figure(
         ax.set_xlim(low - pad, high + pad)
         ax.set_ylim(low - pad, high + pad)
     ax.set_aspect("equal")
-    ax.set_xlabel("study: test accuracy (one run)")
-    ax.set_ylabel("ours: test accuracy (mean ± std)")
-    ax.set_title("Each ablation entry: ours vs the study")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _label(
+        ax,
+        "study: test accuracy (one run)",
+        "ours: test accuracy (mean ± std)",
+        "Each ablation entry: ours vs the study",
+        fontsize=8,
+    )
     return fig

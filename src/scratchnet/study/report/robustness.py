@@ -14,7 +14,7 @@ from scratchnet.study.evaluation import Summary, Sweep, mean_std_text, value_tex
 from scratchnet.study.plots import study as plots
 from scratchnet.study.report import PART_TITLES, Artifacts
 from scratchnet.study.report.document import Block, Bullets, Heading, Paragraph, Table
-from scratchnet.study.report.sections import figure, file_stem, noise_rule, row_label
+from scratchnet.study.report.sections import baseline_value, figure, file_stem, noise_rule, row_label
 
 FINDING_WORDS = {  # Robustness.finding -> the sweep's verdict as the report prints it
     "more robust": "harder to fool",
@@ -125,7 +125,7 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep, budget: float) -> lis
         ([a.mean for a in sweep.rows], [a.std for a in sweep.rows]),
         ([f.mean for f in r.fooled], [f.std for f in r.fooled]),
         budget=budget,
-        baseline=next((a.value for a in sweep.rows if a.is_baseline), None),
+        baseline=baseline_value(sweep),
         title=f"{m.title}: accuracy and robustness vs {param}",
     )
     return blocks + [
