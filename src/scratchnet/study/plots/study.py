@@ -1,10 +1,4 @@
-"""The study's figures: the fit's loss curve, train vs validation accuracy, one figure per sweep
-(accuracy; and accuracy beside robustness).
-
-Each function takes plain numbers and returns a `matplotlib.figure.Figure` (no pyplot, no
-files): the report stage renders them with `scratchnet.study.plots.png_bytes` and decides where they go. Accuracies
-are fractions of 1 throughout.
-"""
+"""The report's figures, from plain numbers (no pyplot, no files). Accuracies are fractions of 1."""
 
 from __future__ import annotations
 
@@ -68,7 +62,7 @@ def fit_figure(
 
 
 def curve_figure(epochs: Sequence[float], train_acc: Sequence[float], val_acc: Sequence[float], title: str) -> Figure:
-    """Train and validation accuracy (fraction of 1) after each epoch, with a legend."""
+    """Train and validation accuracy after each epoch."""
     fig = Figure(figsize=(6, 3.8), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     ax.plot(epochs, train_acc, color="C0", marker=".", label="train")
@@ -90,8 +84,7 @@ def x_scale(values: Sequence[float]) -> tuple[str, float | None]:
 
 
 def sweep_figure(param: str, values: Sequence, means, stds, **options) -> Figure:
-    """Test accuracy mean ± std (error bars) against the swept value: sweep_axes with its
-    options (title; baseline, study)."""
+    """Test accuracy against the swept value: sweep_axes on a figure of its own."""
     fig = Figure(figsize=(6, 3.8), dpi=100, layout="constrained")
     sweep_axes(fig.add_subplot(), param, values, means, stds, **options)
     return fig
@@ -108,7 +101,7 @@ def robustness_figure(
     baseline=None,
 ) -> Figure:
     """Side by side against the swept value: test accuracy and the targeted attack's success
-    at `budget` (pixel units), each (means, stds) over seeds, fractions of 1 (sweep_axes)."""
+    at `budget` (pixel units), each (means, stds) over seeds."""
     fig = Figure(figsize=(10, 3.8), dpi=100, layout="constrained")
     left, right = fig.subplots(1, 2)
     sweep_axes(left, param, values, *accuracy, title="test accuracy", baseline=baseline)

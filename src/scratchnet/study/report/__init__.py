@@ -131,26 +131,22 @@ def _attack_sweep(root: Path) -> list[dict]:
 
 def _attack(root: Path) -> Attack:
     """The attack stage's artifacts, each optional: the absent ones are listed in `missing`."""
-    attack = Attack()
-
-    def present(rel: Path) -> bool:
-        exists = (root / rel).exists()
-        if not exists:
-            attack.missing.append(str(rel))
-        return exists
-
-    if present(layout.ATTACK_EXAMPLE):
-        attack.example = _json(root, layout.ATTACK_EXAMPLE, ATTACK_EXAMPLE_KEYS)
-    if present(layout.ATTACK_SWEEP_CSV):
-        attack.sweep = _attack_sweep(root)
-    if present(layout.ATTACK_METRICS):
-        attack.metrics = _json(root, layout.ATTACK_METRICS)
-    for name, rel in layout.ATTACK_IMAGES.items():
-        if present(rel):
-            attack.images[name] = _png(root, rel)
-    if present(layout.ATTACK_SUCCESS_PLOT):
-        attack.success_png = _png(root, layout.ATTACK_SUCCESS_PLOT)
-    return attack
+    example, sweep, metrics, success = (
+        layout.ATTACK_EXAMPLE,
+        layout.ATTACK_SWEEP_CSV,
+        layout.ATTACK_METRICS,
+        layout.ATTACK_SUCCESS_PLOT,
+    )
+    paths = [example, sweep, metrics, *layout.ATTACK_IMAGES.values(), success]
+    present = {rel for rel in paths if (root / rel).exists()}
+    return Attack(
+        example=_json(root, example, ATTACK_EXAMPLE_KEYS) if example in present else None,
+        sweep=_attack_sweep(root) if sweep in present else None,
+        metrics=_json(root, metrics) if metrics in present else None,
+        images={name: _png(root, rel) for name, rel in layout.ATTACK_IMAGES.items() if rel in present},
+        success_png=_png(root, success) if success in present else None,
+        missing=[str(rel) for rel in paths if rel not in present],
+    )
 
 
 def load_artifacts(root: Path | str) -> Artifacts:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from scratchnet.attacks import NORMS
 from scratchnet.study.analysis import NOISE_RULE, Effect, Robustness, same_value
-from scratchnet.study.evaluation import Summary, Sweep, mean_std_text, value_text
+from scratchnet.study.evaluation import Sweep, mean_std_text, value_text
 from scratchnet.study.plots import study as plots
 from scratchnet.study.report import PART_TITLES, Artifacts
 from scratchnet.study.report.document import Block, Bullets, Heading, Paragraph, Table
@@ -89,16 +89,6 @@ def robustness_sentence(param: str, r: Robustness | None, factor: float) -> str:
     )
 
 
-def ranking_table(summary: Summary) -> Table:
-    """The ranked sweeps (summary.robustness_ranking): spread of targeted success, verdict."""
-    rows = []
-    for i, (model, param) in enumerate(summary.robustness_ranking, 1):
-        r = summary.models[model].sweeps[param].robustness
-        assert r is not None  # robustness_ranking only ranks sweeps that have one
-        rows.append([str(i), f"{model} `{param}`", f"{r.verdict.spread:.4f}", finding_words(r)])
-    return Table(["rank", "sweep", "spread of targeted success", "robustness"], rows, align="rlrl")
-
-
 def sweep_blocks(art: Artifacts, model: str, sweep: Sweep, budget: float) -> list[Block]:
     m, param, r = art.summary.models[model], sweep.param, sweep.robustness
     blocks: list[Block] = [
@@ -107,7 +97,7 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep, budget: float) -> lis
     ]
     if r is None:
         return blocks
-    effects = {id(row): e for row, e in zip([x for x in sweep.rows if not x.is_baseline], r.effects)}
+    effects = iter(r.effects)  # one per row but the baseline's, in the rows' order
     body = [
         [
             row_label(a),
@@ -115,7 +105,7 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep, budget: float) -> lis
             mean_std_text(f.mean, f.std),
             "—" if b.mean is None else f"{b.mean:.1f} ± {b.std:.1f}",
             f"{f.n_converged} of {f.n_seeds}",
-            "baseline" if a.is_baseline else effect_phrase(effects[id(a)]),
+            "baseline" if a.is_baseline else effect_phrase(next(effects)),
         ]
         for a, f, b in zip(sweep.rows, r.fooled, r.budget)
     ]
@@ -144,9 +134,9 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep, budget: float) -> lis
 
 
 def robustness_section(art: Artifacts) -> list[Block]:
-    summary, section = art.summary, art.params.get("robustness") or {}
-    budget, norm = float(section.get("budget", float("nan"))), section.get("norm", "l2")
-    study = art.summary.study.get("attack", {}).get("l2")
+    summary, section = art.summary, art.params["robustness"]  # load_params requires every key
+    budget, norm = float(section["budget"]), section["norm"]
+    study = summary.study.get("attack", {}).get("l2")
     studys = " (the study's single step)" if norm == "l2" and study is not None and same_value(budget, study) else ""
     blocks: list[Block] = [Heading(2, PART_TITLES["robustness"])]
     sweeps = summary.sweeps()
@@ -160,9 +150,9 @@ def robustness_section(art: Artifacts) -> list[Block]:
     blocks += [
         Paragraph(
             f"Beyond the study: every trained network of every sweep is attacked right after training, on "
-            f"the same {section.get('sample_size', '?')} test images (those it classifies correctly), by "
-            f"targeted PGD ({section.get('steps', '?')} steps) with an "
-            f"{NORMS[norm].label if norm in NORMS else norm} budget of {budget:g} pixel units{studys}. "
+            f"the same {section['sample_size']} test images (those it classifies correctly), by "
+            f"targeted PGD ({section['steps']} steps) with an {NORMS[norm].label} budget of {budget:g} pixel "
+            f"units{studys}. "
             "**Targeted success** is the share it fools (lower: harder to fool); the **median fooling "
             "budget** is the median over those images of the smallest budget of a short grid that fools "
             f"the image (pixel units; higher: harder to fool). Reading rule, as for accuracy: {NOISE_RULE}; "
@@ -175,7 +165,12 @@ def robustness_section(art: Artifacts) -> list[Block]:
         ),
     ]
     if summary.robustness_ranking:
-        blocks.append(ranking_table(summary))
+        rows = []
+        for i, (model, param) in enumerate(summary.robustness_ranking, 1):
+            r = summary.models[model].sweeps[param].robustness
+            assert r is not None  # robustness_ranking only ranks sweeps that have one
+            rows.append([str(i), f"{model} `{param}`", f"{r.verdict.spread:.4f}", finding_words(r)])
+        blocks.append(Table(["rank", "sweep", "spread of targeted success", "robustness"], rows, align="rlrl"))
     unranked = [
         f"{m} `{s.param}` ({finding_words(s.robustness)})"
         for m, s in sweeps

@@ -29,7 +29,6 @@ def figure(name: str, fig, caption: str) -> Figure:
 
 
 def file_stem(name: str) -> str:
-    """A name as part of a figure's file name: letters, digits, - and _ kept, the rest _."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
@@ -42,7 +41,6 @@ def yes_no(flag: bool | None, yes: str = "yes", no: str = "no") -> str:
 
 
 def row_label(row: SweepRow) -> str:
-    """A sweep's row in its table's first column: the value, the baseline's marked."""
     return value_text(row.value) + (" (baseline)" if row.is_baseline else "")
 
 
