@@ -31,20 +31,25 @@ def finding_words(r: Robustness | None) -> str:
     return FINDING_WORDS[None if r is None else r.finding]
 
 
+EFFECT_PHRASES = {  # (Effect.fooled, Effect.accuracy), each change beyond noise -> what the value does
+    (-1, 1): "harder to fool and more accurate",
+    (-1, 0): "harder to fool at no cost in accuracy",
+    (-1, None): "harder to fool",
+    (-1, -1): "trades accuracy for robustness",
+    (1, -1): "easier to fool and less accurate",
+    (1, 0): "easier to fool at no gain in accuracy",
+    (1, None): "easier to fool",
+    (1, 1): "trades robustness for accuracy",
+    (0, 1): "changes accuracy only",
+    (0, -1): "changes accuracy only",
+    (0, 0): "changes neither beyond noise",
+    (0, None): "changes neither beyond noise",
+}
+
+
 def effect_phrase(e: Effect) -> str:
-    """What one value does against the baseline, to robustness and to accuracy (each beyond noise)."""
-    if e.fooled is None:
-        return "no claim"
-    accuracy = {None: "", 1: " and more accurate", 0: " at no cost in accuracy", -1: ""}[e.accuracy]
-    if e.fooled < 0:
-        return "trades accuracy for robustness" if e.accuracy == -1 else "harder to fool" + accuracy
-    if e.fooled > 0:
-        return (
-            "trades robustness for accuracy"
-            if e.accuracy == 1
-            else "easier to fool" + {None: "", 0: " at no gain in accuracy", -1: " and less accurate"}[e.accuracy]
-        )
-    return "changes neither beyond noise" if e.accuracy in (0, None) else "changes accuracy only"
+    """What one value does against the baseline; no claim without a judged targeted success."""
+    return "no claim" if e.fooled is None else EFFECT_PHRASES[e.fooled, e.accuracy]
 
 
 def robustness_sentence(param: str, r: Robustness | None, factor: float) -> str:
