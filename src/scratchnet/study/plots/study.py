@@ -26,38 +26,29 @@ def fit_figure(
     losses: Sequence[float],
     optimum_loss: float,
     lr: float,
-    *,
-    x: Sequence[float] | None = None,
-    y: Sequence[float] | None = None,
-    fitted: Sequence[float] | None = None,
-    optimum_fitted: Sequence[float] | None = None,
+    x: Sequence[float],
+    y: Sequence[float],
+    fitted: Sequence[float],
+    optimum_fitted: Sequence[float],
 ) -> Figure:
     """Part 1. Left: loss per gradient-descent step (losses[0] is before the first step) against
-    the closed-form optimum. Right, when the data are given: the points, the gradient-descent fit
-    and the closed-form fit."""
-    with_data = x is not None and y is not None
-    fig = Figure(figsize=(10 if with_data else 5.5, 3.8), dpi=100, layout="constrained")
-    axes = fig.subplots(1, 2 if with_data else 1, squeeze=False)[0]
-
-    ax = axes[0]
-    steps = range(len(losses))
-    ax.plot(steps, losses, color="C0", label="gradient descent")
-    ax.axhline(optimum_loss, color="C3", linestyle="--", label=f"closed-form optimum ({optimum_loss:.4g})")
+    the closed-form optimum. Right: the points (x, y), the gradient-descent fit and the closed-form
+    fit at x (fitting.run_fit)."""
+    fig = Figure(figsize=(10, 3.8), dpi=100, layout="constrained")
+    left, right = fig.subplots(1, 2)
+    left.plot(range(len(losses)), losses, color="C0", label="gradient descent")
+    left.axhline(optimum_loss, color="C3", linestyle="--", label=f"closed-form optimum ({optimum_loss:.4g})")
     finite = [v for v in losses if math.isfinite(v)]
     if finite and min(finite + [optimum_loss]) > 0:
-        ax.set_yscale("log")  # the early drop spans orders of magnitude
-    _label(ax, "step", "loss", f"Loss during gradient descent, lr = {lr:g}")
+        left.set_yscale("log")  # the early drop spans orders of magnitude
+    _label(left, "step", "loss", f"Loss during gradient descent, lr = {lr:g}")
 
-    if x is not None and y is not None:  # with_data
-        ax = axes[1]
-        order = sorted(range(len(x)), key=lambda i: x[i])
-        xs = [x[i] for i in order]
-        ax.scatter(x, y, s=8, color="0.6", label="data")
-        if fitted is not None:
-            ax.plot(xs, [fitted[i] for i in order], color="C0", label=f"gradient descent (lr = {lr:g})")
-        if optimum_fitted is not None:
-            ax.plot(xs, [optimum_fitted[i] for i in order], color="C3", linestyle="--", label="closed form")
-        _label(ax, "x", "y", "Fitted curves")
+    order = sorted(range(len(x)), key=lambda i: x[i])
+    xs = [x[i] for i in order]
+    right.scatter(x, y, s=8, color="0.6", label="data")
+    right.plot(xs, [fitted[i] for i in order], color="C0", label=f"gradient descent (lr = {lr:g})")
+    right.plot(xs, [optimum_fitted[i] for i in order], color="C3", linestyle="--", label="closed form")
+    _label(right, "x", "y", "Fitted curves")
     return fig
 
 

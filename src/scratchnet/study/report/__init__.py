@@ -44,6 +44,8 @@ PART_TITLES = {  # the parts around the models' own (the registry's ModelKind.pa
     "mlflow": "Appendix B: MLflow runs behind the tables",
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# What Part 1 reads of the fit's record (fitting.run_fit)
+FIT_KEYS = "lr steps losses optimum_loss final_loss problem x y fitted optimum_fitted".split()
 # What Part 4 reads of the attack's example record (attack_study.class_record)
 ATTACK_EXAMPLE_KEYS = (
     "true_class target_class norm epsilon steps l2 linf probs_before probs_after pred_before pred_after fooled "
@@ -173,7 +175,7 @@ def load_artifacts(root: Path | str) -> Artifacts:
         train=train,
         provenance=_json(root, layout.PROVENANCE),
         processed=_json(root, layout.PROCESSED_META),
-        fit=_json(root, layout.FIT_RESULT, ("lr", "steps", "losses", "optimum_loss", "final_loss")),
+        fit=_json(root, layout.FIT_RESULT, FIT_KEYS),
         attack=_attack(root),
     )
 

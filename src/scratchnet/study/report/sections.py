@@ -335,28 +335,26 @@ def fit_sentences(fit: dict, study_lr: float | None) -> str:
 
 def fit_section(art: Artifacts) -> list[Block]:
     fit = art.fit
-    problem = fit.get("problem") or {}
-    blocks: list[Block] = [Heading(2, PART_TITLES["fit"])]
-    if problem.get("description"):
-        blocks.append(Paragraph(f"**Problem.** {problem['description']}"))
-    pairs = [(k, v) for k, v in problem.items() if k != "description" and not isinstance(v, (dict, list))]
-    if pairs:
-        blocks.append(kv_table(pairs, header=("problem parameter", "value")))
-    blocks.append(Paragraph(fit_sentences(fit, art.summary.study.get("fit", {}).get("lr"))))
-    lr = float(fit["lr"])
+    problem, lr = fit["problem"], float(fit["lr"])
     fig = plots.fit_figure(
         [float(x) for x in fit["losses"]],
         float(fit["optimum_loss"]),
         lr,
-        x=fit.get("x"),
-        y=fit.get("y"),
-        fitted=fit.get("fitted"),
-        optimum_fitted=fit.get("optimum_fitted"),
+        fit["x"],
+        fit["y"],
+        fit["fitted"],
+        fit["optimum_fitted"],
     )
-    blocks.append(
-        figure("fit.png", fig, f"Loss per step against the closed-form optimum (lr = {lr:g}), and the fitted curves.")
-    )
-    return blocks
+    return [
+        Heading(2, PART_TITLES["fit"]),
+        Paragraph(f"**Problem.** {problem['description']}"),
+        kv_table(
+            [(k, v) for k, v in problem.items() if k != "description" and not isinstance(v, (dict, list))],
+            header=("problem parameter", "value"),
+        ),
+        Paragraph(fit_sentences(fit, art.summary.study.get("fit", {}).get("lr"))),
+        figure("fit.png", fig, f"Loss per step against the closed-form optimum (lr = {lr:g}), and the fitted curves."),
+    ]
 
 
 # ----------------------------------------------------------------------------------- the models
