@@ -49,7 +49,7 @@ def provenance(art: Artifacts) -> list[Block]:
     blocks.append(
         kv_table(
             [(k, v) for k, v in prov.items() if k not in RUN_FACTS and not isinstance(v, (dict, list))],
-            header=("provenance field", "value"),
+            "provenance field",
         )
     )
     if prov.get("counts"):

@@ -65,9 +65,7 @@ class Figure:
 
 @dataclass(frozen=True)
 class FigureRow:
-    """Figures shown side by side (the attack's three images)."""
-
-    figures: list[Figure]
+    figures: list[Figure]  # shown side by side (the attack's three images)
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ def file_stem(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
-def kv_table(pairs, header=("key", "value")) -> Table:
-    return Table(list(header), [[f"`{k}`", value_text(v)] for k, v in pairs], align="ll")
+def kv_table(pairs, key_header: str) -> Table:
+    return Table([key_header, "value"], [[f"`{k}`", value_text(v)] for k, v in pairs], align="ll")
 
 
 def yes_no(flag: bool | None, yes: str = "yes", no: str = "no") -> str:
@@ -350,7 +350,7 @@ def fit_section(art: Artifacts) -> list[Block]:
         Paragraph(f"**Problem.** {problem['description']}"),
         kv_table(
             [(k, v) for k, v in problem.items() if k != "description" and not isinstance(v, (dict, list))],
-            header=("problem parameter", "value"),
+            "problem parameter",
         ),
         Paragraph(fit_sentences(fit, art.summary.study.get("fit", {}).get("lr"))),
         figure("fit.png", fig, f"Loss per step against the closed-form optimum (lr = {lr:g}), and the fitted curves."),
