@@ -1,16 +1,11 @@
-"""The study's figures: the fit's loss curve, train vs validation accuracy, one figure per sweep
-(accuracy; and accuracy beside robustness).
-
-Each function takes plain numbers and returns a `matplotlib.figure.Figure` (no pyplot, no
-files): the report stage renders them with `scratchnet.study.plots.png_bytes` and decides where they go. Accuracies
-are fractions of 1 throughout.
-"""
+"""The report's figures, from plain numbers (no pyplot, no files). Accuracies are fractions of 1."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -18,65 +13,53 @@ OURS = dict(color="C0", marker="o", capsize=4, linestyle="-")
 STUDY = dict(color="C3", marker="x", linestyle="none", markersize=8, markeredgewidth=2)
 
 
+def _label(ax: Axes, xlabel: str, ylabel: str, title: str, **legend) -> None:
+    """What every panel here ends with: axis labels, title, a light grid, the legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(**legend)
+
+
 def fit_figure(
     losses: Sequence[float],
     optimum_loss: float,
     lr: float,
-    *,
-    x: Sequence[float] | None = None,
-    y: Sequence[float] | None = None,
-    fitted: Sequence[float] | None = None,
-    optimum_fitted: Sequence[float] | None = None,
+    x: Sequence[float],
+    y: Sequence[float],
+    fitted: Sequence[float],
+    optimum_fitted: Sequence[float],
 ) -> Figure:
     """Part 1. Left: loss per gradient-descent step (losses[0] is before the first step) against
-    the closed-form optimum. Right, when the data are given: the points, the gradient-descent fit
-    and the closed-form fit."""
-    with_data = x is not None and y is not None
-    fig = Figure(figsize=(10 if with_data else 5.5, 3.8), dpi=100, layout="constrained")
-    axes = fig.subplots(1, 2 if with_data else 1, squeeze=False)[0]
-
-    ax = axes[0]
-    steps = range(len(losses))
-    ax.plot(steps, losses, color="C0", label="gradient descent")
-    ax.axhline(optimum_loss, color="C3", linestyle="--", label=f"closed-form optimum ({optimum_loss:.4g})")
+    the closed-form optimum. Right: the points (x, y), the gradient-descent fit and the closed-form
+    fit at x (fitting.run_fit)."""
+    fig = Figure(figsize=(10, 3.8), dpi=100, layout="constrained")
+    left, right = fig.subplots(1, 2)
+    left.plot(range(len(losses)), losses, color="C0", label="gradient descent")
+    left.axhline(optimum_loss, color="C3", linestyle="--", label=f"closed-form optimum ({optimum_loss:.4g})")
     finite = [v for v in losses if math.isfinite(v)]
     if finite and min(finite + [optimum_loss]) > 0:
-        ax.set_yscale("log")  # the early drop spans orders of magnitude
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(f"Loss during gradient descent, lr = {lr:g}")
-    ax.grid(alpha=0.3)
-    ax.legend()
+        left.set_yscale("log")  # the early drop spans orders of magnitude
+    _label(left, "step", "loss", f"Loss during gradient descent, lr = {lr:g}")
 
-    if x is not None and y is not None:  # with_data
-        ax = axes[1]
-        order = sorted(range(len(x)), key=lambda i: x[i])
-        xs = [x[i] for i in order]
-        ax.scatter(x, y, s=8, color="0.6", label="data")
-        if fitted is not None:
-            ax.plot(xs, [fitted[i] for i in order], color="C0", label=f"gradient descent (lr = {lr:g})")
-        if optimum_fitted is not None:
-            ax.plot(xs, [optimum_fitted[i] for i in order], color="C3", linestyle="--", label="closed form")
-        ax.set_xlabel("x")
-        ax.set_ylabel("y")
-        ax.set_title("Fitted curves")
-        ax.grid(alpha=0.3)
-        ax.legend()
+    order = sorted(range(len(x)), key=lambda i: x[i])
+    xs = [x[i] for i in order]
+    right.scatter(x, y, s=8, color="0.6", label="data")
+    right.plot(xs, [fitted[i] for i in order], color="C0", label=f"gradient descent (lr = {lr:g})")
+    right.plot(xs, [optimum_fitted[i] for i in order], color="C3", linestyle="--", label="closed form")
+    _label(right, "x", "y", "Fitted curves")
     return fig
 
 
 def curve_figure(epochs: Sequence[float], train_acc: Sequence[float], val_acc: Sequence[float], title: str) -> Figure:
-    """Train and validation accuracy (fraction of 1) after each epoch, with a legend."""
+    """Train and validation accuracy after each epoch."""
     fig = Figure(figsize=(6, 3.8), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     ax.plot(epochs, train_acc, color="C0", marker=".", label="train")
     ax.plot(epochs, val_acc, color="C1", marker=".", label="validation")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    _label(ax, "epoch", "accuracy", title)
     return fig
 
 
@@ -92,8 +75,7 @@ def x_scale(values: Sequence[float]) -> tuple[str, float | None]:
 
 
 def sweep_figure(param: str, values: Sequence, means, stds, **options) -> Figure:
-    """Test accuracy mean ± std (error bars) against the swept value: sweep_axes with its
-    options (title; baseline, study)."""
+    """Test accuracy against the swept value: sweep_axes on a figure of its own."""
     fig = Figure(figsize=(6, 3.8), dpi=100, layout="constrained")
     sweep_axes(fig.add_subplot(), param, values, means, stds, **options)
     return fig
@@ -110,7 +92,7 @@ def robustness_figure(
     baseline=None,
 ) -> Figure:
     """Side by side against the swept value: test accuracy and the targeted attack's success
-    at `budget` (pixel units), each (means, stds) over seeds, fractions of 1 (sweep_axes)."""
+    at `budget` (pixel units), each (means, stds) over seeds."""
     fig = Figure(figsize=(10, 3.8), dpi=100, layout="constrained")
     left, right = fig.subplots(1, 2)
     sweep_axes(left, param, values, *accuracy, title="test accuracy", baseline=baseline)
@@ -203,11 +185,7 @@ def sweep_axes(
     else:
         ax.set_xticks(list(position.values()))
         ax.set_xticklabels([str(v) for v in values])
-    ax.set_xlabel(param)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _label(ax, param, ylabel, title, fontsize=8)
 
 
 def reproduction_figure(
@@ -246,9 +224,11 @@ def reproduction_figure(
         ax.set_xlim(low - pad, high + pad)
         ax.set_ylim(low - pad, high + pad)
     ax.set_aspect("equal")
-    ax.set_xlabel("study: test accuracy (one run)")
-    ax.set_ylabel("ours: test accuracy (mean ± std)")
-    ax.set_title("Each ablation entry: ours vs the study")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _label(
+        ax,
+        "study: test accuracy (one run)",
+        "ours: test accuracy (mean ± std)",
+        "Each ablation entry: ours vs the study",
+        fontsize=8,
+    )
     return fig

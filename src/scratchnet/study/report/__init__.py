@@ -44,6 +44,8 @@ PART_TITLES = {  # the parts around the models' own (the registry's ModelKind.pa
     "mlflow": "Appendix B: MLflow runs behind the tables",
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# What Part 1 reads of the fit's record (fitting.run_fit)
+FIT_KEYS = "lr steps losses optimum_loss final_loss problem x y fitted optimum_fitted".split()
 # What Part 4 reads of the attack's example record (attack_study.class_record)
 ATTACK_EXAMPLE_KEYS = (
     "true_class target_class norm epsilon steps l2 linf probs_before probs_after pred_before pred_after fooled "
@@ -131,26 +133,22 @@ def _attack_sweep(root: Path) -> list[dict]:
 
 def _attack(root: Path) -> Attack:
     """The attack stage's artifacts, each optional: the absent ones are listed in `missing`."""
-    attack = Attack()
-
-    def present(rel: Path) -> bool:
-        exists = (root / rel).exists()
-        if not exists:
-            attack.missing.append(str(rel))
-        return exists
-
-    if present(layout.ATTACK_EXAMPLE):
-        attack.example = _json(root, layout.ATTACK_EXAMPLE, ATTACK_EXAMPLE_KEYS)
-    if present(layout.ATTACK_SWEEP_CSV):
-        attack.sweep = _attack_sweep(root)
-    if present(layout.ATTACK_METRICS):
-        attack.metrics = _json(root, layout.ATTACK_METRICS)
-    for name, rel in layout.ATTACK_IMAGES.items():
-        if present(rel):
-            attack.images[name] = _png(root, rel)
-    if present(layout.ATTACK_SUCCESS_PLOT):
-        attack.success_png = _png(root, layout.ATTACK_SUCCESS_PLOT)
-    return attack
+    example, sweep, metrics, success = (
+        layout.ATTACK_EXAMPLE,
+        layout.ATTACK_SWEEP_CSV,
+        layout.ATTACK_METRICS,
+        layout.ATTACK_SUCCESS_PLOT,
+    )
+    paths = [example, sweep, metrics, *layout.ATTACK_IMAGES.values(), success]
+    present = {rel for rel in paths if (root / rel).exists()}
+    return Attack(
+        example=_json(root, example, ATTACK_EXAMPLE_KEYS) if example in present else None,
+        sweep=_attack_sweep(root) if sweep in present else None,
+        metrics=_json(root, metrics) if metrics in present else None,
+        images={name: _png(root, rel) for name, rel in layout.ATTACK_IMAGES.items() if rel in present},
+        success_png=_png(root, success) if success in present else None,
+        missing=[str(rel) for rel in paths if rel not in present],
+    )
 
 
 def load_artifacts(root: Path | str) -> Artifacts:
@@ -177,7 +175,7 @@ def load_artifacts(root: Path | str) -> Artifacts:
         train=train,
         provenance=_json(root, layout.PROVENANCE),
         processed=_json(root, layout.PROCESSED_META),
-        fit=_json(root, layout.FIT_RESULT, ("lr", "steps", "losses", "optimum_loss", "final_loss")),
+        fit=_json(root, layout.FIT_RESULT, FIT_KEYS),
         attack=_attack(root),
     )
 

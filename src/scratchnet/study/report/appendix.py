@@ -15,20 +15,8 @@ from scratchnet.study.report.sections import kv_table
 RUN_FACTS = ("counts", "seconds", "reason", "started", "ended")
 
 
-def counts_table(counts, per_class: bool = True) -> Table | None:
-    """{split: n} or {split: {class: n}} as a table (a row per class, or per split with the
-    smallest and largest class); None for any other shape."""
-    if not isinstance(counts, dict) or not counts:
-        return None
-    if all(isinstance(v, (int, float)) for v in counts.values()):
-        return Table(["split", "examples"], [[str(k), str(v)] for k, v in counts.items()])
-    if not all(isinstance(v, dict) and v for v in counts.values()):
-        return None
-    if not per_class:
-        return Table(
-            ["split", "examples", "per class (min – max)"],
-            [[s, str(sum(c.values())), f"{min(c.values())} – {max(c.values())}"] for s, c in counts.items()],
-        )
+def class_table(counts: dict[str, dict[str, int]]) -> Table:
+    """{split: {class: n}} (Dataset.counts) as a row per class, a column per split, and totals."""
     splits = list(counts)
     classes = list(dict.fromkeys(c for s in splits for c in counts[s]))
     rows = [[c] + [str(counts[s].get(c, 0)) for s in splits] for c in classes]
@@ -61,12 +49,11 @@ def provenance(art: Artifacts) -> list[Block]:
     blocks.append(
         kv_table(
             [(k, v) for k, v in prov.items() if k not in RUN_FACTS and not isinstance(v, (dict, list))],
-            header=("provenance field", "value"),
+            "provenance field",
         )
     )
-    table = counts_table(prov.get("counts"))
-    if table:
-        blocks += [Paragraph("Examples per class in the fetched dataset:"), table]
+    if prov.get("counts"):
+        blocks += [Paragraph("Examples per class in the fetched dataset:"), class_table(prov["counts"])]
     limits = [f"`{k}` = {meta[k]}" for k in ("train_limit", "test_limit") if meta.get(k) is not None]
     blocks.append(
         Paragraph(
@@ -77,9 +64,16 @@ def provenance(art: Artifacts) -> list[Block]:
             + (f" **A reduced run**: {', '.join(limits)}." if limits else "")
         )
     )
-    table = counts_table(meta.get("counts"), per_class=False)
-    if table:
-        blocks.append(table)
+    if meta.get("counts"):  # {split: {class: n}}, as the fetched dataset's
+        blocks.append(
+            Table(
+                ["split", "examples", "per class (min – max)"],
+                [
+                    [s, str(sum(c.values())), f"{min(c.values())} – {max(c.values())}"]
+                    for s, c in meta["counts"].items()
+                ],
+            )
+        )
     env = numeric_environment()  # what decides float32 results besides the code, as the run keys have it
     blas = ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture'] or '?'})" for b in env["blas"])
     return blocks + [

@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import html
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,18 @@ class Table:
         return self.align or ("l" + "r" * (len(self.header) - 1))
 
 
+T = TypeVar("T")
+
+
+def table_of(items: Iterable[T], columns: Sequence[tuple[str, str, Callable[[T], str]]]) -> Table:
+    """A row per item, a column per (header, align, cell): cell(item) is the row's text there."""
+    return Table(
+        [header for header, _, _ in columns],
+        [[cell(item) for _, _, cell in columns] for item in items],
+        "".join(align for _, align, _ in columns),
+    )
+
+
 @dataclass(frozen=True)
 class Figure:
     name: str  # file name in the report's figures folder, e.g. "softmax_curve.png"
@@ -51,9 +65,7 @@ class Figure:
 
 @dataclass(frozen=True)
 class FigureRow:
-    """Figures shown side by side (the attack's three images)."""
-
-    figures: list[Figure]
+    figures: list[Figure]  # shown side by side (the attack's three images)
 
 
 @dataclass(frozen=True)
@@ -105,26 +117,20 @@ def to_markdown(blocks: list[Block], figures_dir: str = "figures") -> str:
     def image(fig: Figure) -> str:
         return f"![{fig.caption}]({figures_dir}/{fig.name})"
 
-    parts = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            parts.append("#" * block.level + " " + _md_text(block.text))
-        elif isinstance(block, Paragraph):
-            parts.append(_md_text(block.text))
-        elif isinstance(block, Bullets):
-            parts.append("\n".join(f"- {_md_text(item)}" for item in block.items))
-        elif isinstance(block, Table):
-            parts.append(_md_table(block))
-        elif isinstance(block, Figure):
-            parts.append(f"{image(block)}\n\n*{block.caption}*")
-        elif isinstance(block, FigureRow):
-            captions = "; ".join(f"{i + 1}. {f.caption}" for i, f in enumerate(block.figures))
-            parts.append(" ".join(image(f) for f in block.figures) + f"\n\n*{captions}*")
-        elif isinstance(block, Code):
-            parts.append("```\n" + block.text.rstrip("\n") + "\n```")
-        else:
-            raise TypeError(f"unknown report block {block!r}")
-    return "\n\n".join(parts) + "\n"
+    def row(figures: FigureRow) -> str:
+        captions = "; ".join(f"{i + 1}. {f.caption}" for i, f in enumerate(figures.figures))
+        return " ".join(image(f) for f in figures.figures) + f"\n\n*{captions}*"
+
+    render = {
+        Heading: lambda b: "#" * b.level + " " + _md_text(b.text),
+        Paragraph: lambda b: _md_text(b.text),
+        Bullets: lambda b: "\n".join(f"- {_md_text(item)}" for item in b.items),
+        Table: _md_table,
+        Figure: lambda b: f"{image(b)}\n\n*{b.caption}*",
+        FigureRow: row,
+        Code: lambda b: "```\n" + b.text.rstrip("\n") + "\n```",
+    }
+    return "\n\n".join(render[type(block)](block) for block in blocks) + "\n"
 
 
 # -------------------------------------------------------------------------------------------- HTML
@@ -179,25 +185,16 @@ def _html_table(table: Table) -> str:
 
 def to_html(blocks: list[Block], title: str) -> str:
     """One HTML file with its style and images inside: no link, script or remote source."""
-    parts = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            parts.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
-        elif isinstance(block, Paragraph):
-            parts.append(f"<p>{_inline(block.text)}</p>")
-        elif isinstance(block, Bullets):
-            parts.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block.items) + "</ul>")
-        elif isinstance(block, Table):
-            parts.append(_html_table(block))
-        elif isinstance(block, Figure):
-            parts.append(_html_figure(block))
-        elif isinstance(block, FigureRow):
-            parts.append('<div class="row">' + "".join(_html_figure(f) for f in block.figures) + "</div>")
-        elif isinstance(block, Code):
-            parts.append(f"<pre><code>{html.escape(block.text)}</code></pre>")
-        else:
-            raise TypeError(f"unknown report block {block!r}")
-    body = "\n".join(parts)
+    render = {
+        Heading: lambda b: f"<h{b.level}>{_inline(b.text)}</h{b.level}>",
+        Paragraph: lambda b: f"<p>{_inline(b.text)}</p>",
+        Bullets: lambda b: "<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b.items) + "</ul>",
+        Table: _html_table,
+        Figure: _html_figure,
+        FigureRow: lambda b: '<div class="row">' + "".join(_html_figure(f) for f in b.figures) + "</div>",
+        Code: lambda b: f"<pre><code>{html.escape(b.text)}</code></pre>",
+    }
+    body = "\n".join(render[type(block)](block) for block in blocks)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'

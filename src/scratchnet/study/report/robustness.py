@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from scratchnet.attacks import NORMS
 from scratchnet.study.analysis import NOISE_RULE, Effect, Robustness, same_value
-from scratchnet.study.evaluation import Summary, Sweep, mean_std_text, value_text
+from scratchnet.study.evaluation import Sweep, mean_std_text, value_text
 from scratchnet.study.plots import study as plots
 from scratchnet.study.report import PART_TITLES, Artifacts
 from scratchnet.study.report.document import Block, Bullets, Heading, Paragraph, Table
-from scratchnet.study.report.sections import figure, file_stem, noise_rule, row_label
+from scratchnet.study.report.sections import baseline_value, figure, file_stem, noise_rule, row_label
 
 FINDING_WORDS = {  # Robustness.finding -> the sweep's verdict as the report prints it
     "more robust": "harder to fool",
@@ -31,20 +31,25 @@ def finding_words(r: Robustness | None) -> str:
     return FINDING_WORDS[None if r is None else r.finding]
 
 
+EFFECT_PHRASES = {  # (Effect.fooled, Effect.accuracy), each change beyond noise -> what the value does
+    (-1, 1): "harder to fool and more accurate",
+    (-1, 0): "harder to fool at no cost in accuracy",
+    (-1, None): "harder to fool",
+    (-1, -1): "trades accuracy for robustness",
+    (1, -1): "easier to fool and less accurate",
+    (1, 0): "easier to fool at no gain in accuracy",
+    (1, None): "easier to fool",
+    (1, 1): "trades robustness for accuracy",
+    (0, 1): "changes accuracy only",
+    (0, -1): "changes accuracy only",
+    (0, 0): "changes neither beyond noise",
+    (0, None): "changes neither beyond noise",
+}
+
+
 def effect_phrase(e: Effect) -> str:
-    """What one value does against the baseline, to robustness and to accuracy (each beyond noise)."""
-    if e.fooled is None:
-        return "no claim"
-    accuracy = {None: "", 1: " and more accurate", 0: " at no cost in accuracy", -1: ""}[e.accuracy]
-    if e.fooled < 0:
-        return "trades accuracy for robustness" if e.accuracy == -1 else "harder to fool" + accuracy
-    if e.fooled > 0:
-        return (
-            "trades robustness for accuracy"
-            if e.accuracy == 1
-            else "easier to fool" + {None: "", 0: " at no gain in accuracy", -1: " and less accurate"}[e.accuracy]
-        )
-    return "changes neither beyond noise" if e.accuracy in (0, None) else "changes accuracy only"
+    """What one value does against the baseline; no claim without a judged targeted success."""
+    return "no claim" if e.fooled is None else EFFECT_PHRASES[e.fooled, e.accuracy]
 
 
 def robustness_sentence(param: str, r: Robustness | None, factor: float) -> str:
@@ -89,16 +94,6 @@ def robustness_sentence(param: str, r: Robustness | None, factor: float) -> str:
     )
 
 
-def ranking_table(summary: Summary) -> Table:
-    """The ranked sweeps (summary.robustness_ranking): spread of targeted success, verdict."""
-    rows = []
-    for i, (model, param) in enumerate(summary.robustness_ranking, 1):
-        r = summary.models[model].sweeps[param].robustness
-        assert r is not None  # robustness_ranking only ranks sweeps that have one
-        rows.append([str(i), f"{model} `{param}`", f"{r.verdict.spread:.4f}", finding_words(r)])
-    return Table(["rank", "sweep", "spread of targeted success", "robustness"], rows, align="rlrl")
-
-
 def sweep_blocks(art: Artifacts, model: str, sweep: Sweep, budget: float) -> list[Block]:
     m, param, r = art.summary.models[model], sweep.param, sweep.robustness
     blocks: list[Block] = [
@@ -107,7 +102,7 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep, budget: float) -> lis
     ]
     if r is None:
         return blocks
-    effects = {id(row): e for row, e in zip([x for x in sweep.rows if not x.is_baseline], r.effects)}
+    effects = iter(r.effects)  # one per row but the baseline's, in the rows' order
     body = [
         [
             row_label(a),
@@ -115,7 +110,7 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep, budget: float) -> lis
             mean_std_text(f.mean, f.std),
             "—" if b.mean is None else f"{b.mean:.1f} ± {b.std:.1f}",
             f"{f.n_converged} of {f.n_seeds}",
-            "baseline" if a.is_baseline else effect_phrase(effects[id(a)]),
+            "baseline" if a.is_baseline else effect_phrase(next(effects)),
         ]
         for a, f, b in zip(sweep.rows, r.fooled, r.budget)
     ]
@@ -125,7 +120,7 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep, budget: float) -> lis
         ([a.mean for a in sweep.rows], [a.std for a in sweep.rows]),
         ([f.mean for f in r.fooled], [f.std for f in r.fooled]),
         budget=budget,
-        baseline=next((a.value for a in sweep.rows if a.is_baseline), None),
+        baseline=baseline_value(sweep),
         title=f"{m.title}: accuracy and robustness vs {param}",
     )
     return blocks + [
@@ -144,9 +139,9 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep, budget: float) -> lis
 
 
 def robustness_section(art: Artifacts) -> list[Block]:
-    summary, section = art.summary, art.params.get("robustness") or {}
-    budget, norm = float(section.get("budget", float("nan"))), section.get("norm", "l2")
-    study = art.summary.study.get("attack", {}).get("l2")
+    summary, section = art.summary, art.params["robustness"]  # load_params requires every key
+    budget, norm = float(section["budget"]), section["norm"]
+    study = summary.study.get("attack", {}).get("l2")
     studys = " (the study's single step)" if norm == "l2" and study is not None and same_value(budget, study) else ""
     blocks: list[Block] = [Heading(2, PART_TITLES["robustness"])]
     sweeps = summary.sweeps()
@@ -160,9 +155,9 @@ def robustness_section(art: Artifacts) -> list[Block]:
     blocks += [
         Paragraph(
             f"Beyond the study: every trained network of every sweep is attacked right after training, on "
-            f"the same {section.get('sample_size', '?')} test images (those it classifies correctly), by "
-            f"targeted PGD ({section.get('steps', '?')} steps) with an "
-            f"{NORMS[norm].label if norm in NORMS else norm} budget of {budget:g} pixel units{studys}. "
+            f"the same {section['sample_size']} test images (those it classifies correctly), by "
+            f"targeted PGD ({section['steps']} steps) with an {NORMS[norm].label} budget of {budget:g} pixel "
+            f"units{studys}. "
             "**Targeted success** is the share it fools (lower: harder to fool); the **median fooling "
             "budget** is the median over those images of the smallest budget of a short grid that fools "
             f"the image (pixel units; higher: harder to fool). Reading rule, as for accuracy: {NOISE_RULE}; "
@@ -175,7 +170,12 @@ def robustness_section(art: Artifacts) -> list[Block]:
         ),
     ]
     if summary.robustness_ranking:
-        blocks.append(ranking_table(summary))
+        rows = []
+        for i, (model, param) in enumerate(summary.robustness_ranking, 1):
+            r = summary.models[model].sweeps[param].robustness
+            assert r is not None  # robustness_ranking only ranks sweeps that have one
+            rows.append([str(i), f"{model} `{param}`", f"{r.verdict.spread:.4f}", finding_words(r)])
+        blocks.append(Table(["rank", "sweep", "spread of targeted success", "robustness"], rows, align="rlrl"))
     unranked = [
         f"{m} `{s.param}` ({finding_words(s.robustness)})"
         for m, s in sweeps

@@ -19,7 +19,7 @@ from scratchnet.study.params import entry_name
 from scratchnet.study.plots import png_bytes
 from scratchnet.study.plots import study as plots
 from scratchnet.study.report import PART_TITLES, TITLE, Artifacts
-from scratchnet.study.report.document import Block, Bullets, Figure, FigureRow, Heading, Paragraph, Table
+from scratchnet.study.report.document import Block, Bullets, Figure, FigureRow, Heading, Paragraph, Table, table_of
 from scratchnet.study.reproduction import Comparison, Distance, Entry, compared_diff
 
 
@@ -29,12 +29,11 @@ def figure(name: str, fig, caption: str) -> Figure:
 
 
 def file_stem(name: str) -> str:
-    """A name as part of a figure's file name: letters, digits, - and _ kept, the rest _."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
-def kv_table(pairs, header=("key", "value")) -> Table:
-    return Table(list(header), [[f"`{k}`", value_text(v)] for k, v in pairs], align="ll")
+def kv_table(pairs, key_header: str) -> Table:
+    return Table([key_header, "value"], [[f"`{k}`", value_text(v)] for k, v in pairs], align="ll")
 
 
 def yes_no(flag: bool | None, yes: str = "yes", no: str = "no") -> str:
@@ -42,8 +41,12 @@ def yes_no(flag: bool | None, yes: str = "yes", no: str = "no") -> str:
 
 
 def row_label(row: SweepRow) -> str:
-    """A sweep's row in its table's first column: the value, the baseline's marked."""
     return value_text(row.value) + (" (baseline)" if row.is_baseline else "")
+
+
+def baseline_value(sweep: Sweep):
+    """The baseline's value of the swept parameter; None when the sweep does not hold it."""
+    return next((r.value for r in sweep.rows if r.is_baseline), None)
 
 
 def noise_rule(v: Verdict, factor: float) -> str:
@@ -116,28 +119,20 @@ def baseline_noise_words(m: ModelSummary, factor: float) -> str:
 
 
 def baselines_table(summary: Summary) -> Table:
-    rows = [
+    return table_of(
+        summary.models.values(),
         [
-            m.title,
-            "diverged" if m.test_acc is None else pct(m.test_acc),
-            f"{mean_std_text(m.baseline.mean, m.baseline.std)} ({m.baseline.n_seeds} seeds)",
-            "—" if m.study_test_acc is None else pct(m.study_test_acc),
-            "—" if m.diff is None else points(m.diff),
-            baseline_noise_words(m, summary.noise_factor),
-        ]
-        for m in summary.models.values()
-    ]
-    return Table(
-        [
-            "baseline",
-            "ours: test acc",
-            "ours over seeds (ablation epochs)",
-            "study",
-            "ours − study",
-            "vs our seed noise",
+            ("baseline", "l", lambda m: m.title),
+            ("ours: test acc", "l", lambda m: "diverged" if m.test_acc is None else pct(m.test_acc)),
+            (
+                "ours over seeds (ablation epochs)",
+                "r",
+                lambda m: f"{mean_std_text(m.baseline.mean, m.baseline.std)} ({m.baseline.n_seeds} seeds)",
+            ),
+            ("study", "r", lambda m: "—" if m.study_test_acc is None else pct(m.study_test_acc)),
+            ("ours − study", "r", lambda m: "—" if m.diff is None else points(m.diff)),
+            ("vs our seed noise", "l", lambda m: baseline_noise_words(m, summary.noise_factor)),
         ],
-        rows,
-        align="llrrrl",
     )
 
 
@@ -188,21 +183,21 @@ def attack_sentence(art: Artifacts) -> str:
 
 def entries_table(dist: Distance) -> Table:
     """One row per entry of the sweeps this run trained (whole untrained sweeps are listed apart)."""
-    rows = [
+    return table_of(
+        [e for e in dist.entries if e.diff is not None or e.diverged or e in dist.missing],
         [
-            e.model,
-            f"`{e.param}`",
-            value_text(e.value),
-            "not trained" if e.ours is None else mean_std_text(e.ours.mean, e.ours.std),
-            acc_text(e.study),
-            "—" if e.diff is None else points(e.diff),
-            "diverged" if e.diverged else yes_no(e.beyond_noise, "**beyond**", "within"),
-        ]
-        for e in dist.entries
-        if e.diff is not None or e.diverged or e in dist.missing
-    ]
-    return Table(
-        ["model", "sweep", "value", "ours (mean ± std)", "study", "ours − study", "vs noise"], rows, align="lllrrrl"
+            ("model", "l", lambda e: e.model),
+            ("sweep", "l", lambda e: f"`{e.param}`"),
+            ("value", "l", lambda e: value_text(e.value)),
+            (
+                "ours (mean ± std)",
+                "r",
+                lambda e: "not trained" if e.ours is None else mean_std_text(e.ours.mean, e.ours.std),
+            ),
+            ("study", "r", lambda e: acc_text(e.study)),
+            ("ours − study", "r", lambda e: "—" if e.diff is None else points(e.diff)),
+            ("vs noise", "l", lambda e: "diverged" if e.diverged else yes_no(e.beyond_noise, "**beyond**", "within")),
+        ],
     )
 
 
@@ -340,28 +335,26 @@ def fit_sentences(fit: dict, study_lr: float | None) -> str:
 
 def fit_section(art: Artifacts) -> list[Block]:
     fit = art.fit
-    problem = fit.get("problem") or {}
-    blocks: list[Block] = [Heading(2, PART_TITLES["fit"])]
-    if problem.get("description"):
-        blocks.append(Paragraph(f"**Problem.** {problem['description']}"))
-    pairs = [(k, v) for k, v in problem.items() if k != "description" and not isinstance(v, (dict, list))]
-    if pairs:
-        blocks.append(kv_table(pairs, header=("problem parameter", "value")))
-    blocks.append(Paragraph(fit_sentences(fit, art.summary.study.get("fit", {}).get("lr"))))
-    lr = float(fit["lr"])
+    problem, lr = fit["problem"], float(fit["lr"])
     fig = plots.fit_figure(
         [float(x) for x in fit["losses"]],
         float(fit["optimum_loss"]),
         lr,
-        x=fit.get("x"),
-        y=fit.get("y"),
-        fitted=fit.get("fitted"),
-        optimum_fitted=fit.get("optimum_fitted"),
+        fit["x"],
+        fit["y"],
+        fit["fitted"],
+        fit["optimum_fitted"],
     )
-    blocks.append(
-        figure("fit.png", fig, f"Loss per step against the closed-form optimum (lr = {lr:g}), and the fitted curves.")
-    )
-    return blocks
+    return [
+        Heading(2, PART_TITLES["fit"]),
+        Paragraph(f"**Problem.** {problem['description']}"),
+        kv_table(
+            [(k, v) for k, v in problem.items() if k != "description" and not isinstance(v, (dict, list))],
+            "problem parameter",
+        ),
+        Paragraph(fit_sentences(fit, art.summary.study.get("fit", {}).get("lr"))),
+        figure("fit.png", fig, f"Loss per step against the closed-form optimum (lr = {lr:g}), and the fitted curves."),
+    ]
 
 
 # ----------------------------------------------------------------------------------- the models
@@ -508,7 +501,8 @@ def study_sentences(param: str, c: Comparison | None) -> list[str]:
 def sweep_blocks(art: Artifacts, model: str, sweep: Sweep) -> list[Block]:
     m, param, rows = art.summary.models[model], sweep.param, sweep.rows
     entries = sweep.study.entries if sweep.study else []
-    header, body = [param, "ours: test acc mean ± std", "n seeds"], []
+    header = [param, "ours: test acc mean ± std", "n seeds"] + ([] if m.study is None else ["study", "ours − study"])
+    body = []
     for r in rows:
         row = [
             row_label(r),
@@ -519,14 +513,12 @@ def sweep_blocks(art: Artifacts, model: str, sweep: Sweep) -> list[Block]:
             e = next((e for e in entries if same_value(e.value, r.value)), None)
             row += [acc_text(None if e is None else e.study), "—" if e is None or e.diff is None else f"{e.diff:+.4f}"]
         body.append(row)
-    if m.study is not None:
-        header += ["study", "ours − study"]
     fig = plots.sweep_figure(
         param,
         [r.value for r in rows],
         [r.mean for r in rows],
         [r.std for r in rows],
-        baseline=next((r.value for r in rows if r.is_baseline), None),
+        baseline=baseline_value(sweep),
         study={e.value: e.study for e in entries} or None,
         title=f"{m.title}: test accuracy vs {param}",
     )
@@ -556,7 +548,6 @@ def model_section(art: Artifacts, model: str) -> list[Block]:
     record, config = run["seeds"][0], run["config"]
     epochs = params["ablate"]["epochs"][model]
     study = (m.study or {}).get("baseline", {})
-    keys = list(dict.fromkeys([*config, *study]))
     blocks: list[Block] = [
         Heading(2, m.part or f"Beyond the study: {m.title}"),
         Paragraph(
@@ -565,13 +556,10 @@ def model_section(art: Artifacts, model: str) -> list[Block]:
             + ("" if m.study is None else f", the study's {m.study.get('ablation_epochs', '?')}")
             + "):"
         ),
-        Table(
-            ["hyper-parameter", "ours"] + ([] if m.study is None else ["study"]),
-            [
-                [f"`{k}`", value_text(config.get(k))] + ([] if m.study is None else [value_text(study.get(k))])
-                for k in keys
-            ],
-            align="lrr" if m.study else "lr",
+        table_of(
+            dict.fromkeys([*config, *study]),
+            [("hyper-parameter", "l", lambda k: f"`{k}`"), ("ours", "r", lambda k: value_text(config.get(k)))]
+            + ([] if m.study is None else [("study", "r", lambda k: value_text(study.get(k)))]),
         ),
     ]
     if stale := "; ".join(stale_params(params, model, config)):
@@ -652,16 +640,15 @@ def attack_example(example: dict, study: dict) -> list[Block]:
             f" The study's single step moved its image by L2 = {study['l2']:g}; ours is "
             f"{l2 / float(study['l2']):.2f} × that."
         )
-    classes = list(dict.fromkeys([*before, *after]))
-    rows = [
+    probabilities = table_of(
+        dict.fromkeys([*before, *after]),
         [
-            f"{c}" + (" (true)" if c == true else " (target)" if c == target else ""),
-            f"{before.get(c, float('nan')):.4f}",
-            f"{after.get(c, float('nan')):.4f}",
-        ]
-        for c in classes
-    ]
-    return [Paragraph(text), Paragraph(norms), Table(["class", "p before", "p after"], rows)]
+            ("class", "l", lambda c: f"{c}" + (" (true)" if c == true else " (target)" if c == target else "")),
+            ("p before", "r", lambda c: f"{before.get(c, float('nan')):.4f}"),
+            ("p after", "r", lambda c: f"{after.get(c, float('nan')):.4f}"),
+        ],
+    )
+    return [Paragraph(text), Paragraph(norms), probabilities]
 
 
 def success_sentences(sweep: list[dict], study: dict) -> list[str]:
@@ -735,20 +722,20 @@ def attack_section(art: Artifacts) -> list[Block]:
     else:
         rows = sorted(attack.sweep, key=lambda r: (r["norm"], r["mode"], r["epsilon"]))
         blocks += [
-            Table(
-                ["norm", "mode", "ε (pixels)", "success rate", "median L2 of successes", "n"],
+            table_of(
+                rows,
                 [
-                    [
-                        r["norm"],
-                        r["mode"],
-                        f"{r['epsilon']:g}",
-                        pct(r["success_rate"]),
-                        "—" if r["median_l2"] is None else f"{r['median_l2']:.2f}",
-                        str(r["n"]),
-                    ]
-                    for r in rows
+                    ("norm", "l", lambda r: r["norm"]),
+                    ("mode", "l", lambda r: r["mode"]),
+                    ("ε (pixels)", "r", lambda r: f"{r['epsilon']:g}"),
+                    ("success rate", "r", lambda r: pct(r["success_rate"])),
+                    (
+                        "median L2 of successes",
+                        "r",
+                        lambda r: "—" if r["median_l2"] is None else f"{r['median_l2']:.2f}",
+                    ),
+                    ("n", "r", lambda r: str(r["n"])),
                 ],
-                align="llrrrr",
             ),
             Bullets(success_sentences(rows, study)),
         ]
