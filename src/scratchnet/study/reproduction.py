@@ -1,8 +1,7 @@
 """How far this reproduction is from the study: the one computation of that distance.
 
-Pure on our sweeps' rows and the study's published numbers (`reference/study_numbers.yaml`,
-read by `load_study`). The evaluate stage puts its result into the summary; the report, the
-metrics and `bench/reproduction_distance.py` only read it there.
+Pure on our sweeps' rows and the study's published numbers (`load_study`); the evaluate stage
+puts the result into the summary, where everything else reads it.
 
 - An *entry* is one row of one of the study's ablation tables (model, swept key, value): 32 in
   the study, each sweep's table including the baseline's value. Ours is the summary row with
@@ -12,9 +11,9 @@ metrics and `bench/reproduction_distance.py` only read it there.
   noise; our seed std is the only estimate of it there is.
 - A sweep *agrees on the best value* (the one rule; the report's glance table and its sections
   both print this value) when, over the values both tables have, our best is the study's best,
-  or our mean at the study's best is within our noise of our best; with fewer than two shared
-  values there is no verdict. It *agrees on the trend* when `analysis.trend` names the same
-  direction (and, for a peak or a valley, the same turning value) for both over those values.
+  or our mean at the study's best is within our noise of our best. It *agrees on the trend*
+  when `analysis.trend` names the same direction (and, for a peak or a valley, the same turning
+  value) for both over those values. Fewer than two shared values give neither verdict.
 """
 
 from __future__ import annotations
