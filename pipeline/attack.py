@@ -18,7 +18,7 @@ from scratchnet.data import load_raw
 from scratchnet.files import read_json, write_bytes, write_csv, write_json
 from scratchnet.nn import load_model
 from scratchnet.study import layout
-from scratchnet.study.attack_study import SWEEP_COLUMNS, attack_study, class_record
+from scratchnet.study.attack_study import SWEEP_COLUMNS, attack_study, class_record, sweep_rows
 from scratchnet.study.cli import stage_main
 from scratchnet.study.identity import config_hash
 from scratchnet.study.params import ParamsError, load_params
@@ -64,7 +64,7 @@ def run(attack: dict) -> AttackOutputs:
     shown = study.example.first_fooled or study.example.first_correct
     for name, fig in example_figures(shown, names, before=study.example.before).items():
         write_bytes(layout.ATTACK_IMAGES[name], png_bytes(fig))
-    write_csv(layout.ATTACK_SWEEP_CSV, study.rows(), SWEEP_COLUMNS)
+    write_csv(layout.ATTACK_SWEEP_CSV, [row for s in study.sweeps for row in sweep_rows(s)], SWEEP_COLUMNS)
     for norm in attack["sweep"]["epsilons"]:  # one table per norm, so `dvc plots` draws it as lines
         write_csv(layout.attack_plot_data(norm), study.plot_rows(norm), ("epsilon", "targeted", "untargeted"))
     marks = {spec["norm"]: (spec["epsilon"], f"study's example (epsilon {spec['epsilon']:g})")}

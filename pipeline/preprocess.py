@@ -16,16 +16,11 @@ from scratchnet.study.params import load_params
 
 def main() -> None:
     started = time.perf_counter()
-    params = load_params()["preprocess"]
-    raw = load_raw(layout.RAW_ARRAYS)
-    provenance = load_provenance(layout.PROVENANCE)
+    params = load_params()["preprocess"]  # validated: exactly write_processed's arguments
     meta = write_processed(
-        raw,
-        provenance,
-        val_size=params["val_size"],
-        train_limit=params["train_limit"],
-        test_limit=params["test_limit"],
-        seed=params["seed"],
+        load_raw(layout.RAW_ARRAYS),
+        load_provenance(layout.PROVENANCE),
+        **params,
         split_paths=layout.split_arrays,
         stats_path=layout.STATS,
         meta_path=layout.PROCESSED_META,

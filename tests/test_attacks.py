@@ -567,19 +567,11 @@ def test_the_headline_is_none_when_nothing_was_sampled_or_the_studys_norm_is_not
         l2=np.zeros((2, 0)),
     )
     nothing_sampled = AttackStudy(
-        test_acc=1.0,
-        example=study.example,
-        sample=np.array([], dtype=np.int64),
-        sweeps=[empty],
-        headline_budget=("l2", 91.0),
+        test_acc=1.0, example=study.example, sample=np.array([], dtype=np.int64), sweeps=[empty]
     )
     assert nothing_sampled.headline() == {"fooled": None}
     other_norm = AttackStudy(
-        test_acc=1.0,
-        example=study.example,
-        sample=study.sample,
-        sweeps=[s for s in study.sweeps if s.norm != "l2"],
-        headline_budget=("l2", 91.0),
+        test_acc=1.0, example=study.example, sample=study.sample, sweeps=[s for s in study.sweeps if s.norm != "l2"]
     )
     assert other_norm.headline() == {"fooled": None}
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 NOISE_FACTOR = 2.0
 NOISE_RULE = (
     f"a difference is called **within noise** when it is not larger than {NOISE_FACTOR:g} × our "
@@ -70,10 +73,10 @@ def same_value(a, b) -> bool:
     return str(a) == str(b)
 
 
-def ordered(rows: list[SweepRow]) -> list[SweepRow]:
-    """Rows by increasing value when every value is a number; else as given."""
-    if all(is_number(r.value) for r in rows):
-        return sorted(rows, key=lambda r: float(r.value))
+def ordered(rows: list[T], value: Callable[[T], Any] = attrgetter("value")) -> list[T]:
+    """Rows by increasing value(row) when every value is a number; else as given."""
+    if all(is_number(value(r)) for r in rows):
+        return sorted(rows, key=lambda r: float(value(r)))
     return list(rows)
 
 
@@ -229,18 +232,19 @@ def robustness_of(
     if all(r.get("robustness") is None for r in flat) and not all(r["diverged"] for r in flat):
         return None
 
-    def number(name):
-        return lambda r: (r.get("robustness") or {}).get(name)
+    def rows(name: str) -> list[SweepRow]:
+        return [
+            row_of(a.value, rs, a.is_baseline, lambda r: (r.get("robustness") or {}).get(name))
+            for a, rs in zip(accuracy, records)
+        ]
 
-    fooled = [row_of(a.value, rs, a.is_baseline, number("targeted")) for a, rs in zip(accuracy, records)]
-    budget = [row_of(a.value, rs, a.is_baseline, number("median_budget")) for a, rs in zip(accuracy, records)]
+    fooled, budget = rows("targeted"), rows("median_budget")
     verdict = judge(fooled)
-    base = next((i for i, r in enumerate(accuracy) if r.is_baseline), None)
-    base_acc, base_fooled = (None, None) if base is None else (accuracy[base], fooled[base])
+    base_acc, base_fooled = next(((a, f) for a, f in zip(accuracy, fooled) if a.is_baseline), (None, None))
     effects = [
         Effect(a.value, change(a, base_acc, accuracy_noise), change(f, base_fooled, verdict.noise))
-        for i, (a, f) in enumerate(zip(accuracy, fooled))
-        if i != base
+        for a, f in zip(accuracy, fooled)
+        if not a.is_baseline
     ]
     return Robustness(fooled, budget, verdict, effects)
 

@@ -163,27 +163,20 @@ class AttackStudy:
     example: ClassAttack
     sample: np.ndarray  # (n,) indices of the swept test images
     sweeps: list[SweepResult]  # per norm in params order: targeted, then untargeted
-    headline_budget: tuple[str, float]  # (norm, epsilon) of the study's example
 
     def headline(self) -> dict:
         """metrics/attack.json: `fooled`, the targeted success rate on the sample at the study's
         budget (the example's norm and epsilon, which joins that norm's grid), to 4 decimals;
         None when nothing was sampled or that norm is not swept. The example's share stays in
         details(): a sixth headline metric widens the README's `dvc exp show` past 120 columns."""
-        norm, epsilon = self.headline_budget
+        norm, epsilon = self.example.norm, self.example.epsilon
         rates = [
             float(s.success_rate[list(s.epsilons).index(epsilon)]) for s in self.sweeps if s.targeted and s.norm == norm
         ]
         return {"fooled": round(rates[0], 4) if rates and not math.isnan(rates[0]) else None}
 
-    def rows(self) -> list[dict]:
-        """Every sweep's rows (sweep_rows, SWEEP_COLUMNS), in sweep order."""
-        return [row for sweep in self.sweeps for row in sweep_rows(sweep)]
-
     def details(self) -> dict:
-        """Every number, for the MLflow run (the DVC metrics file keeps only the headline):
-        test_acc, sample_size, the example's (the shown image's, and the class-wide share), and
-        each sweep's metrics (sweep_metrics, the full curves) by mode and norm."""
+        """Every number, for the MLflow run (the DVC metrics file keeps only the headline)."""
         ex = self.example.first_fooled or self.example.first_correct
         out: dict = {
             "test_acc": self.test_acc,
@@ -191,9 +184,7 @@ class AttackStudy:
             "example": {
                 "share": self.example.share,
                 "attacked": self.example.n,
-                "fooled": ex.fooled,
-                "l2": ex.l2,
-                "linf": ex.linf,
+                **{k: getattr(ex, k) for k in ("fooled", "l2", "linf")},
                 "confidence": float(ex.probs_after[ex.target_label]),
             },
         }
@@ -225,12 +216,10 @@ def attack_study(
 ) -> AttackStudy:
     """The study's example and the robustness sweeps against `model`, on test images.
 
-    images: (N, 32, 32, 3) uint8 test pixels; labels: (N,) int64 classes. example, sweep:
-    params.yaml's attack.example and attack.sweep sections (example: norm, epsilon, steps;
-    sweep: sample_size, seed, target, steps, step_fraction, epsilons {norm: [pixel units]}).
-    The example's attack runs on every correctly classified image of `true_label`
-    (attacks.attack_class). Its epsilon joins its norm's sweep grid, so success at the
-    study's budget is measured rather than read off a neighbouring epsilon. log(line) reports.
+    images: (N, 32, 32, 3) uint8 test pixels; labels: (N,) int64 classes; example, sweep:
+    params.yaml's attack.example and attack.sweep. The example's attack runs on every correctly
+    classified image of `true_label`; its epsilon joins its norm's sweep grid, so success at the
+    study's budget is measured rather than read off a neighbouring epsilon.
     """
     predictions = model.predict(images.reshape(len(images), -1))
     found = attack_class(
@@ -266,10 +255,4 @@ def attack_study(
             sweeps.append(result)
             rates = ", ".join(f"{e:g}: {r:.2f}" for e, r in zip(result.epsilons, result.success_rate))
             log(f"attack: {result.mode} {norm} success by epsilon {{{rates}}}")
-    return AttackStudy(
-        test_acc=float(np.mean(predictions == labels)),
-        example=found,
-        sample=sample,
-        sweeps=sweeps,
-        headline_budget=(example["norm"], float(example["epsilon"])),
-    )
+    return AttackStudy(test_acc=float(np.mean(predictions == labels)), example=found, sample=sample, sweeps=sweeps)

@@ -1,15 +1,11 @@
 """The evaluate stage's one summary: every number and verdict the study states, computed once.
 
-`build_summary` reads the train and ablate stages' run results (one JSON per ablation entry
-params.yaml lists, all its seeds inside) and the study's numbers into the typed `Summary`: per
-model, per swept key, one `SweepRow` per value (mean ± sample std over the converged seeds; the
-baseline is the centre of every sweep, so its row appears in each sweep of its model), each
-sweep's verdict (`analysis.judge`), comparison with the study (`reproduction.compare`) and
-robustness (`analysis.robustness_of`); per model, the baseline against the study's accuracy;
-the distance from the study (`reproduction.distance`) and the sweeps ranked by how much they
-move robustness. Evaluate writes it as JSON (layout.ABLATION_SUMMARY_JSON); the report, the
-headline metrics and the tables only render it (`summary_from_json` gives it back with its
-types). Accuracies are fractions of 1 throughout.
+`build_summary` turns the ablate and train stages' results and the study's numbers into the
+typed `Summary`: per model, its baseline against the study and, per swept key, one `SweepRow`
+per value (the baseline's row, the centre of every sweep, in each) with the sweep's verdict,
+comparison with the study and robustness; then the distance from the study and the sweeps
+ranked by how much they move robustness. Evaluate writes it as JSON; the report, the headline
+metrics and the tables only render it. Accuracies are fractions of 1 throughout.
 """
 
 from __future__ import annotations
@@ -129,10 +125,7 @@ def model_sweeps(
         if key is not None:
             sweeps.setdefault(key, [(analysis.row_of(params[model][key], base, True), base)])
             sweeps[key].append((analysis.row_of(value, results[entry]["seeds"]), results[entry]["seeds"]))
-    return {
-        key: [next(p for p in pairs if p[0] is r) for r in analysis.ordered([r for r, _ in pairs])]
-        for key, pairs in sweeps.items()
-    }
+    return {key: analysis.ordered(pairs, lambda p: p[0].value) for key, pairs in sweeps.items()}
 
 
 def build_summary(params: dict, results: dict[str, dict[str, dict]], train: dict[str, dict], study: dict) -> Summary:
@@ -198,8 +191,6 @@ def summary_to_json(summary: Summary) -> dict:
 
 def summary_from_json(data: dict) -> Summary:
     """The inverse of summary_to_json. Raises KeyError/TypeError on a malformed document."""
-    if not isinstance(data, dict):
-        raise TypeError("the summary must be a JSON object")
     return _typed(Summary, data)
 
 
@@ -238,8 +229,7 @@ def summary_frame(summary: Summary) -> pd.DataFrame:
 
 
 def markdown_tables(summary: Summary) -> str:
-    """One Markdown table per sweep: value | test accuracy mean ± std | seeds | diverged | targeted
-    attack success mean ± std (where measured)."""
+    """One Markdown table per sweep, with targeted attack success where it was measured."""
     parts = []
     for model, sweep in summary.sweeps():
         columns = {

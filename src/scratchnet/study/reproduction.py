@@ -1,8 +1,7 @@
 """How far this reproduction is from the study: the one computation of that distance.
 
-Pure on our sweeps' rows and the study's published numbers (`reference/study_numbers.yaml`,
-read by `load_study`). The evaluate stage puts its result into the summary; the report, the
-metrics and `bench/reproduction_distance.py` only read it there.
+Pure on our sweeps' rows and the study's published numbers (`load_study`); the evaluate stage
+puts the result into the summary, where everything else reads it.
 
 - An *entry* is one row of one of the study's ablation tables (model, swept key, value): 32 in
   the study, each sweep's table including the baseline's value. Ours is the summary row with
@@ -12,9 +11,9 @@ metrics and `bench/reproduction_distance.py` only read it there.
   noise; our seed std is the only estimate of it there is.
 - A sweep *agrees on the best value* (the one rule; the report's glance table and its sections
   both print this value) when, over the values both tables have, our best is the study's best,
-  or our mean at the study's best is within our noise of our best; with fewer than two shared
-  values there is no verdict. It *agrees on the trend* when `analysis.trend` names the same
-  direction (and, for a peak or a valley, the same turning value) for both over those values.
+  or our mean at the study's best is within our noise of our best. It *agrees on the trend*
+  when `analysis.trend` names the same direction (and, for a peak or a valley, the same turning
+  value) for both over those values. Fewer than two shared values give neither verdict.
 """
 
 from __future__ import annotations
@@ -102,40 +101,42 @@ def _ours_at(rows: list[SweepRow], value) -> SweepRow | None:
     return next((r for r in rows if same_value(r.value, value)), None)
 
 
+def _entry(model: str, param: str, study: SweepRow, ours: SweepRow | None, noise: float | None) -> Entry:
+    diff = None if ours is None or ours.mean is None else ours.mean - scored_mean(study)
+    beyond = None if diff is None or noise is None else abs(diff) > noise
+    diverged = ours is not None and ours.mean is None
+    return Entry(model, param, study.value, scored_mean(study), ours, diff, beyond, diverged)
+
+
 def compare(model: str, param: str, ours: list[SweepRow], mine: Verdict, table: dict) -> Comparison:
     """Our sweep (its rows and verdict) against the study's table {rows, conclusion}."""
     theirs = study_rows(table)
-    entries = []
-    for t in theirs:
-        o = _ours_at(ours, t.value)
-        diff = None if o is None or o.mean is None else o.mean - scored_mean(t)
-        beyond = None if diff is None or mine.noise is None else abs(diff) > mine.noise
-        entries.append(Entry(model, param, t.value, scored_mean(t), o, diff, beyond, o is not None and o.mean is None))
+    entries = [_entry(model, param, t, _ours_at(ours, t.value), mine.noise) for t in theirs]
     pairs = [(o, t) for t in ordered(theirs) if (o := _ours_at(ours, t.value)) is not None and o.mean is not None]
-    diffs = [scored_mean(o) - scored_mean(t) for o, t in pairs]
+    diffs = [e.diff for e in entries if e.diff is not None]
     values = [o.value for o, _ in pairs]
     ours_trend = trend(values, [scored_mean(o) for o, _ in pairs])
     study_trend = trend(values, [scored_mean(t) for _, t in pairs])
-    trend_agrees = (
-        None
-        if ours_trend.kind in ("single", "unordered")
-        else (ours_trend.kind == study_trend.kind and same_value(ours_trend.turning_value, study_trend.turning_value))
-    )
     ours_best = study_best = None
-    agrees: bool | None = None
-    if len(pairs) >= 2:  # one shared value is trivially "the best" of both: no claim
+    best_agrees: bool | None = None
+    trend_agrees: bool | None = None
+    if len(pairs) >= 2:  # one shared value is trivially "the best" of both, and has no trend: no claim
         best = max((o for o, _ in pairs), key=scored_mean)
         ours_at_theirs, theirs_best = max(pairs, key=lambda p: scored_mean(p[1]))
         ours_best, study_best = best.value, theirs_best.value
-        agrees = same_value(ours_best, study_best) or (
+        best_agrees = same_value(ours_best, study_best) or (
             mine.noise is not None and scored_mean(best) - scored_mean(ours_at_theirs) <= mine.noise
         )
+        if ours_trend.kind != "unordered":
+            trend_agrees = ours_trend.kind == study_trend.kind and same_value(
+                ours_trend.turning_value, study_trend.turning_value
+            )
     return Comparison(
         judge(theirs, noise_std=mine.pooled_std),
         entries,
         ours_best,
         study_best,
-        agrees,
+        best_agrees,
         ours_trend,
         study_trend,
         trend_agrees,
@@ -173,9 +174,7 @@ def distance(sweeps: list[tuple[str, str, dict, Comparison | None]]) -> Distance
     entries = []
     for model, param, table, comparison in sweeps:
         entries += (
-            comparison.entries
-            if comparison
-            else [Entry(model, param, t.value, scored_mean(t), None, None, None, False) for t in study_rows(table)]
+            comparison.entries if comparison else [_entry(model, param, t, None, None) for t in study_rows(table)]
         )
     comparisons = [c for *_, c in sweeps if c is not None]
     compared = [e for e in entries if e.diff is not None]
