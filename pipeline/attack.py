@@ -61,7 +61,7 @@ def run(attack: dict) -> AttackOutputs:
         log=lambda line: print(line, flush=True),
     )
     write_json(layout.ATTACK_EXAMPLE, class_record(study.example, names))
-    shown = study.example.first_fooled or study.example.first_correct
+    shown = study.example.shown
     for name, fig in example_figures(shown, names, before=study.example.before).items():
         write_bytes(layout.ATTACK_IMAGES[name], png_bytes(fig))
     write_csv(layout.ATTACK_SWEEP_CSV, [row for s in study.sweeps for row in sweep_rows(s)], SWEEP_COLUMNS)

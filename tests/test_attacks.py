@@ -546,7 +546,7 @@ def test_the_attack_study_reports_each_norms_curves_and_the_examples_numbers():
     assert [row["epsilon"] for row in linf] == [0.0, 64.0]
     assert [row["targeted"] for row in linf] == study.sweeps[2].success_rate.tolist()
     assert [row["untargeted"] for row in linf] == study.sweeps[3].success_rate.tolist()
-    ex = study.example.first_fooled or study.example.first_correct
+    ex = study.example.shown
     assert study.details()["example"] == {
         "share": study.example.share,
         "attacked": study.example.n,

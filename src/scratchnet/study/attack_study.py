@@ -87,9 +87,8 @@ def class_record(attack: ClassAttack, class_names: list[str]) -> dict:
     `share` (fooled_count / attacked), `before` (how many of them precede the shown fooled one;
     None when none is fooled) and `first_correct` (the study's own image, example_record).
     """
-    shown = attack.first_fooled or attack.first_correct
     return {
-        **example_record(shown, class_names),
+        **example_record(attack.shown, class_names),
         "shown": "first fooled" if attack.first_fooled is not None else "first correct",
         "before": attack.before,
         "attacked": attack.n,
@@ -177,7 +176,7 @@ class AttackStudy:
 
     def details(self) -> dict:
         """Every number, for the MLflow run (the DVC metrics file keeps only the headline)."""
-        ex = self.example.first_fooled or self.example.first_correct
+        ex = self.example.shown
         out: dict = {
             "test_acc": self.test_acc,
             "sample_size": int(self.sample.size),
