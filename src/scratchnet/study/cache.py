@@ -4,32 +4,27 @@ DVC caches stages, not runs: it deletes a stage's outputs before rerunning it, s
 reruns because one value changed would otherwise train every value again. This cache lives
 outside DVC's outputs and out of git (default `.scratchnet/runs/`, `SCRATCHNET_CACHE`
 overrides), in two levels:
-- the training: `<key>.json`, holding `{"record": ..., "facts": ...}` (classifier.py says which
-  is which; the record's training part, TRAINING_FIELDS, without robustness) and `<key>.npz`,
-  the trained network (Network.save: float32 as trained, so the reloaded network predicts the
-  same bits). The network is written first: an entry never lacks it, and one that does (an
-  older cache's) is missing.
-- its robustness: `robustness/<sha256 of key and robustness arguments>.json`, holding
+- the training: `<key>.json`, holding `{"record": ..., "facts": ...}` (the record's
+  TRAINING_FIELDS; classifier.py says which is which), and `<key>.npz`, the trained network
+  (Network.save: float32 as trained, so the reloaded network predicts the same bits), written
+  first: an entry without it (an older cache's) is missing.
+- its robustness: `robustness/<robustness_entry_key>.json`, holding
   `{"key", "robustness_args", "robustness", "facts"}` (facts: when and where it was measured).
-  Changing params `robustness` measures the kept networks again and trains none; turning it off
-  measures nothing. A run's record is the two joined (`RunCache.record`).
+  Changing params `robustness` measures the kept networks again and trains none.
+A run's record is the two joined (`RunCache.record`).
 
-A run's key (record["key"], the training's) is the sha256 of:
-- its full config (every hyper-parameter, epochs included) and its seed;
-- the data it saw (`data_identity`: the raw arrays' checksum, the preprocessing params and the
-  normalisation statistics);
-- the code and numerical environment that decide its numbers (`code_hash`): the source of every
-  scratchnet module in the run function's import closure, computed from its imports (a module
-  it starts importing is covered with no list to edit), NumPy's version and the BLAS library
-  threadpoolctl finds (its internal API, version and CPU architecture: float32 kernels differ
-  between them).
-Anything that does not change a number (the executor, the worker, MLflow, the report, the stage
-scripts) is not in the key, so switching the engine or the store reuses every run; nor are the
-robustness arguments, which key the measurement only.
+A run's key (record["key"]) is the sha256 of its model, full config and seed, the data it saw
+(`data_identity`), and the code and numerical environment that decide its numbers (`code_hash`:
+the source of every scratchnet module in the run function's import closure, found from its
+imports so that a module it starts importing is covered with no list to edit; NumPy's version
+and the BLAS library, whose float32 kernels differ). Anything that does not change a number (the
+executor, the worker, MLflow, the report, the stage scripts) is not in the key, so switching the
+engine or the store reuses every run; nor are the robustness arguments, which key the
+measurement only.
 
-Entries are written atomically (scratchnet.files.atomic_paths); an entry that does not parse,
-or whose key or fields do not match, is treated as missing and trained again.
-`SCRATCHNET_RETRAIN=1` ignores every entry (and overwrites it); deleting the folder clears it.
+Entries are written atomically; one that does not parse, or whose key or fields do not match,
+is treated as missing and trained again. `SCRATCHNET_RETRAIN=1` ignores every entry (and
+overwrites it); deleting the folder clears it.
 
 Concurrency: `train_once` trains and measures a key under an exclusive `flock` of `<key>.lock`,
 so two processes on one machine (two `dvc exp` runs in a queue, two sweeps' workers) never train
@@ -115,11 +110,9 @@ def _imported(name: str, file: Path, package: Path) -> set[str]:
 
 
 def import_closure(module: str, package: Path = PACKAGE) -> dict[str, Path]:
-    """Every scratchnet module that importing `module` runs, by name -> source file: `module`,
-    the packages above it, and, transitively, every scratchnet module their source imports
-    (at the top or inside a function: read from the source, not from sys.modules).
-
-    package: scratchnet's source folder (a copy of it in tests)."""
+    """Every scratchnet module that importing `module` runs, by name -> source file under
+    `package`: `module`, the packages above it, and, transitively, every scratchnet module their
+    source imports (at the top or inside a function: read from the source, not sys.modules)."""
     closure: dict[str, Path] = {}
     parts = module.split(".")
     todo = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
