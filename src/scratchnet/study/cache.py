@@ -4,32 +4,27 @@ DVC caches stages, not runs: it deletes a stage's outputs before rerunning it, s
 reruns because one value changed would otherwise train every value again. This cache lives
 outside DVC's outputs and out of git (default `.scratchnet/runs/`, `SCRATCHNET_CACHE`
 overrides), in two levels:
-- the training: `<key>.json`, holding `{"record": ..., "facts": ...}` (classifier.py says which
-  is which; the record's training part, TRAINING_FIELDS, without robustness) and `<key>.npz`,
-  the trained network (Network.save: float32 as trained, so the reloaded network predicts the
-  same bits). The network is written first: an entry never lacks it, and one that does (an
-  older cache's) is missing.
-- its robustness: `robustness/<sha256 of key and robustness arguments>.json`, holding
+- the training: `<key>.json`, holding `{"record": ..., "facts": ...}` (the record's
+  TRAINING_FIELDS; classifier.py says which is which), and `<key>.npz`, the trained network
+  (Network.save: float32 as trained, so the reloaded network predicts the same bits), written
+  first: an entry without it (an older cache's) is missing.
+- its robustness: `robustness/<robustness_entry_key>.json`, holding
   `{"key", "robustness_args", "robustness", "facts"}` (facts: when and where it was measured).
-  Changing params `robustness` measures the kept networks again and trains none; turning it off
-  measures nothing. A run's record is the two joined (`RunCache.record`).
+  Changing params `robustness` measures the kept networks again and trains none.
+A run's record is the two joined (`RunCache.record`).
 
-A run's key (record["key"], the training's) is the sha256 of:
-- its full config (every hyper-parameter, epochs included) and its seed;
-- the data it saw (`data_identity`: the raw arrays' checksum, the preprocessing params and the
-  normalisation statistics);
-- the code and numerical environment that decide its numbers (`code_hash`): the source of every
-  scratchnet module in the run function's import closure, computed from its imports (a module
-  it starts importing is covered with no list to edit), NumPy's version and the BLAS library
-  threadpoolctl finds (its internal API, version and CPU architecture: float32 kernels differ
-  between them).
-Anything that does not change a number (the executor, the worker, MLflow, the report, the stage
-scripts) is not in the key, so switching the engine or the store reuses every run; nor are the
-robustness arguments, which key the measurement only.
+A run's key (record["key"]) is the sha256 of its model, full config and seed, the data it saw
+(`data_identity`), and the code and numerical environment that decide its numbers (`code_hash`:
+the source of every scratchnet module in the run function's import closure, found from its
+imports so that a module it starts importing is covered with no list to edit; NumPy's version
+and the BLAS library, whose float32 kernels differ). Anything that does not change a number (the
+executor, the worker, MLflow, the report, the stage scripts) is not in the key, so switching the
+engine or the store reuses every run; nor are the robustness arguments, which key the
+measurement only.
 
-Entries are written atomically (scratchnet.files.atomic_paths); an entry that does not parse,
-or whose key or fields do not match, is treated as missing and trained again.
-`SCRATCHNET_RETRAIN=1` ignores every entry (and overwrites it); deleting the folder clears it.
+Entries are written atomically; one that does not parse, or whose key or fields do not match,
+is treated as missing and trained again. `SCRATCHNET_RETRAIN=1` ignores every entry (and
+overwrites it); deleting the folder clears it.
 
 Concurrency: `train_once` trains and measures a key under an exclusive `flock` of `<key>.lock`,
 so two processes on one machine (two `dvc exp` runs in a queue, two sweeps' workers) never train
@@ -65,11 +60,6 @@ from scratchnet.study.classifier import FACT_FIELDS, TRAINING_FIELDS
 
 DEFAULT_ROOT = Path(".scratchnet/runs")
 PACKAGE = Path(scratchnet.__file__).parent  # scratchnet's own source folder
-
-
-def cache_root() -> Path:
-    """Where entries live: $SCRATCHNET_CACHE, else .scratchnet/runs under the working directory."""
-    return Path(os.environ.get("SCRATCHNET_CACHE") or DEFAULT_ROOT)
 
 
 def _sha256(data: bytes) -> str:
@@ -120,11 +110,9 @@ def _imported(name: str, file: Path, package: Path) -> set[str]:
 
 
 def import_closure(module: str, package: Path = PACKAGE) -> dict[str, Path]:
-    """Every scratchnet module that importing `module` runs, by name -> source file: `module`,
-    the packages above it, and, transitively, every scratchnet module their source imports
-    (at the top or inside a function: read from the source, not from sys.modules).
-
-    package: scratchnet's source folder (a copy of it in tests)."""
+    """Every scratchnet module that importing `module` runs, by name -> source file under
+    `package`: `module`, the packages above it, and, transitively, every scratchnet module their
+    source imports (at the top or inside a function: read from the source, not sys.modules)."""
     closure: dict[str, Path] = {}
     parts = module.split(".")
     todo = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
@@ -213,13 +201,14 @@ class Outcome(NamedTuple):
 
 
 class RunCache:
-    """Finished runs, two files per key and one per measurement. `get` never raises on a bad entry.
+    """Finished runs, two files per key and one per measurement. A read never raises on a bad
+    entry: it returns None, as for a missing one (and always under SCRATCHNET_RETRAIN).
 
     root is kept absolute, so a worker process in another working directory (a Dask worker on
     this machine) finds the same folder."""
 
     def __init__(self, root: Path | str | None = None, *, retrain: bool | None = None):
-        self.root = Path(root if root is not None else cache_root()).absolute()
+        self.root = Path(root or os.environ.get("SCRATCHNET_CACHE") or DEFAULT_ROOT).absolute()
         self.retrain = os.environ.get("SCRATCHNET_RETRAIN", "") not in ("", "0") if retrain is None else retrain
 
     def path(self, key: str) -> Path:
@@ -231,16 +220,23 @@ class RunCache:
     def robustness_path(self, key: str, robustness: dict) -> Path:
         return self.root / "robustness" / f"{robustness_entry_key(key, robustness)}.json"
 
-    def get(self, key: str) -> tuple[dict, dict] | None:
-        """(record, facts) of `key`'s training (record: TRAINING_FIELDS), or None if absent,
-        unreadable, not this key's, without its network file, or if retraining is forced."""
+    def _read(self, path: Path, fields: tuple[str, ...]) -> dict | None:
+        """The JSON object at `path` if it holds `fields`."""
         if self.retrain:
             return None
         try:
-            entry = json.loads(self.path(key).read_text())
-            record, facts = entry["record"], entry["facts"]
-        except (OSError, ValueError, TypeError, KeyError):
+            entry = json.loads(path.read_text())
+        except (OSError, ValueError):
             return None
+        return entry if isinstance(entry, dict) and all(f in entry for f in fields) else None
+
+    def get(self, key: str) -> tuple[dict, dict] | None:
+        """(record, facts) of `key`'s training (record: TRAINING_FIELDS), or None: absent, not
+        this key's, or without its network file."""
+        entry = self._read(self.path(key), ("record", "facts"))
+        if entry is None:
+            return None
+        record, facts = entry["record"], entry["facts"]
         if (
             not isinstance(record, dict)
             or not isinstance(facts, dict)
@@ -253,13 +249,12 @@ class RunCache:
         return record, facts
 
     def put(self, record: dict, facts: dict, network: Network) -> None:
-        """Stores a finished training under record['key']: its network, then its entry
-        (record: its TRAINING_FIELDS are kept), each all or nothing."""
+        """Stores a finished training under record['key'] (its TRAINING_FIELDS): its network, then
+        its entry."""
         key = record["key"]
         self.root.mkdir(parents=True, exist_ok=True)
         network.save(self.network_path(key), metadata={"run_key": key})
-        with atomic_paths({"entry": self.path(key)}) as tmp:
-            tmp["entry"].write_text(json_text({"record": {f: record[f] for f in TRAINING_FIELDS}, "facts": facts}))
+        _write(self.path(key), {"record": {f: record[f] for f in TRAINING_FIELDS}, "facts": facts})
 
     def network(self, key: str) -> Network | None:
         """`key`'s trained network, or None if its file is absent, unreadable or another run's."""
@@ -270,41 +265,31 @@ class RunCache:
         return network if network.metadata.get("run_key") == key else None
 
     def get_robustness(self, key: str, robustness: dict) -> tuple[dict | None, dict] | None:
-        """(numbers, facts) of `key`'s network measured with `robustness` (numbers None: nothing
-        to measure, a diverged run), or None if not measured, unreadable, or retraining."""
-        if self.retrain:
+        """(numbers, facts) of `key`'s network measured with `robustness` (numbers None: a
+        diverged run, nothing to measure), or None."""
+        entry = self._read(self.robustness_path(key, robustness), ("key", "robustness_args", "robustness", "facts"))
+        if entry is None or entry["key"] != key or entry["robustness_args"] != robustness:
             return None
-        try:
-            entry = json.loads(self.robustness_path(key, robustness).read_text())
-            numbers, facts = entry["robustness"], entry["facts"]
-            if entry["key"] != key or entry["robustness_args"] != robustness:
-                return None
-        except (OSError, ValueError, TypeError, KeyError):
-            return None
+        numbers, facts = entry["robustness"], entry["facts"]
         if not isinstance(numbers, (dict, type(None))) or not isinstance(facts, dict):
             return None
         return numbers, facts
 
     def put_robustness(self, key: str, robustness: dict, numbers: dict | None, facts: dict) -> None:
-        """Stores `key`'s robustness measured with arguments `robustness`, all or nothing."""
         entry = {"key": key, "robustness_args": robustness, "robustness": numbers, "facts": facts}
-        with atomic_paths({"entry": self.robustness_path(key, robustness)}) as tmp:
-            tmp["entry"].write_text(json_text(entry))
+        _write(self.robustness_path(key, robustness), entry)
 
     def record(self, key: str, robustness: dict | None) -> tuple[dict, dict] | None:
         """(record, facts) of a finished run: its training joined with its robustness measured
         with `robustness` (None: not measured, record["robustness"] None); None if either level
         is missing."""
         training = self.get(key)
-        return None if training is None else self.joined(training, robustness)
-
-    def joined(self, training: tuple[dict, dict], robustness: dict | None) -> tuple[dict, dict] | None:
-        """`record` for a training entry already read (get's (record, facts)): None if its
-        robustness measured with `robustness` is missing."""
+        if training is None:
+            return None
         record, facts = training
         numbers = None
         if robustness is not None:
-            measured = self.get_robustness(record["key"], robustness)
+            measured = self.get_robustness(key, robustness)
             if measured is None:
                 return None
             numbers = measured[0]
@@ -341,13 +326,10 @@ class RunCache:
                 fd = os.open(self.root / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
             except OSError:
                 pass
-        if fd is None:
-            record, facts, trained = train()
-            numbers, measured = measure(record, trained) if measure and robustness is not None else (None, None)
-            return Outcome({**record, "robustness": numbers}, facts, False, measured, trained)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another process trains this key
-            entry = self.get(key)
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another process trains this key
+            entry = self.get(key) if fd is not None else None
             found: tuple[dict | None, dict] | None = None
             network: Network | None = None
             if entry is not None and robustness is not None:
@@ -355,23 +337,29 @@ class RunCache:
                 if found is None:
                     network = self.network(key)
                     entry = entry if network is not None else None  # an unreadable network: train again
-            cached = entry is not None
             if entry is not None:
                 record, facts = entry
             else:
-                record, facts, trained = train()
-                self.put(record, facts, trained)
-                network = trained
+                record, facts, network = train()
+                if fd is not None:
+                    self.put(record, facts, network)
             numbers, measured = None, None
             if found is not None:
                 numbers = found[0]
             elif robustness is not None:
-                if measure is None:
-                    raise TypeError(f"train_once: {key} is not measured with these arguments and no measure() is given")
-                assert network is not None, "trained now, or loaded above when only robustness is missing"
+                assert measure is not None and network is not None, "measured here: trained or loaded above"
                 numbers, measured = measure(record, network)
-                self.put_robustness(key, robustness, numbers, measured)
+                if fd is not None:
+                    self.put_robustness(key, robustness, numbers, measured)
             training = {f: record[f] for f in TRAINING_FIELDS}
-            return Outcome({**training, "robustness": numbers}, facts, cached, measured)
+            unsaved = network if fd is None else None
+            return Outcome({**training, "robustness": numbers}, facts, entry is not None, measured, unsaved)
         finally:
-            os.close(fd)  # and with it the lock
+            if fd is not None:
+                os.close(fd)  # and with it the lock
+
+
+def _write(path: Path, entry: dict) -> None:
+    """One entry, all or nothing."""
+    with atomic_paths({"entry": path}) as tmp:
+        tmp["entry"].write_text(json_text(entry))

@@ -5,12 +5,10 @@ Every `pipeline/<stage>.py` ends with
     if __name__ == "__main__":
         stage_main("train", main, usage="softmax|twolayer", choices=[MODELS])
 
-`stage_main` checks the command line, calls `main(*argv)`, and turns the project's own errors
-(subclasses of `scratchnet.errors.UserError`: bad params, a corrupt data source, an unreachable
-tracking server, a missing artifact, a wrong command line) into one line on stderr,
-`<stage>: <message>`, and exit status 1. A user reads a traceback as "the program crashed";
-the message already names the file or key and the fix. Any other exception is a bug and keeps
-its full traceback. `SCRATCHNET_DEBUG=1` shows the traceback for user errors too.
+A user reads a traceback as "the program crashed"; the project's own errors (subclasses of
+`scratchnet.errors.UserError`: bad params, a corrupt data source, an unreachable tracking server,
+a missing artifact, a wrong command line) already name the file or key and the fix, so they are
+printed as one line. Any other exception is a bug and keeps its full traceback.
 """
 
 from __future__ import annotations
@@ -23,8 +21,6 @@ from typing import Any
 
 from scratchnet.errors import UserError
 
-DEBUG_ENV = "SCRATCHNET_DEBUG"
-
 
 class UsageError(UserError):
     """The stage script was called with the wrong arguments; the message shows the right ones."""
@@ -35,12 +31,9 @@ def stage_main(
 ) -> None:
     """Runs `main(*sys.argv[1:])` as the stage named `stage`.
 
-    choices: one entry per positional argument, the values it may take (None: any);
-    usage: those arguments as the usage line shows them (a UsageError shows it when the
-    arguments do not fit). Returns when main does (the script then exits with 0); exits with 1
-    and `<stage>: <message>` on stderr for a UserError (its traceback only under
-    SCRATCHNET_DEBUG=1); any other exception propagates, so Python prints its traceback and
-    exits with 1.
+    choices: one entry per positional argument, the values it may take (None: any); usage: those
+    arguments as the usage line shows them. A UserError exits with 1 and `<stage>: <message>` on
+    stderr (its traceback only under SCRATCHNET_DEBUG=1); any other exception propagates.
     """
     argv = sys.argv[1:]
     try:
@@ -52,7 +45,7 @@ def stage_main(
             raise UsageError(f"usage: python {script} {usage}".rstrip() + f" (got: {given})")
         main(*argv)
     except UserError as err:
-        if os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no"):
+        if os.environ.get("SCRATCHNET_DEBUG", "").strip().lower() not in ("", "0", "false", "no"):
             raise
         message = str(err).strip() or type(err).__name__
         # Some messages already start with the stage's name ("report: ..."); say it once.

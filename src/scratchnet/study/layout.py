@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# source: a fingerprint of the files data.source points at (scratchnet.data.fingerprint)
 SOURCE_FINGERPRINT = Path("data/source.json")
 DATA_RAW = Path("data/raw")
 RAW_ARRAYS = DATA_RAW / "cifar10.npz"

@@ -6,9 +6,8 @@ follows a list. A file already in that form is a fixed point: only the line set 
 
     python -m scratchnet.study.params_form [params.yaml]
 
-rewrites the file in that form (the same writer with no override, until it no longer changes:
-the first pass moves a blank line the second drops). Run it after editing params.yaml by hand
-if the edit added a flow-style list (`[0.001, 0.01]`); tests/test_params_form.py checks it.
+Run it after editing params.yaml by hand if the edit added a flow-style list (`[0.001, 0.01]`);
+tests/test_params_form.py checks it.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ def normalise(path: str | Path = "params.yaml") -> bool:
 
     path = Path(path)
     before = path.read_text()
-    for _ in range(5):
+    for _ in range(5):  # until it settles: the first pass moves a blank line the second drops
         text = path.read_text()
         apply_overrides(path, [])  # what `dvc exp run -S` does, with nothing to set
         if path.read_text() == text:

@@ -1,8 +1,7 @@
 """A sweep: many independent training runs dispatched at once to local workers or a Dask cluster.
 
-    executor = executor_from_env(splits)          # SCRATCHNET_EXECUTOR: local (default) | dask
-    with executor:
-        records = run_sweep(specs, executor, cache=RunCache(), data=data_id, on_record=log)
+    with executor_from_env(splits) as executor:   # SCRATCHNET_EXECUTOR: local (default) | dask
+        records = run_sweep(specs, executor, cache=RunCache(), data=data_id, train_size=n, on_record=log)
 
 The driver (the stage's process) submits every run the run cache does not hold, longest first so
 the last runs to finish are short ones. Each worker trains and measures its run and stores both
@@ -12,11 +11,10 @@ that cannot reach the cache folder leaves the storing to the driver. The driver 
 per run under one progress bar and hands the record and its facts to `on_record` (the stage logs
 them to MLflow: the driver is the only writer to the store).
 
-Both executors offer the same small interface, `submit(spec, key, cache) -> future` and
-`wait_any(futures) -> done futures`, on `concurrent.futures` (local) and `distributed.Client`
-(Dask) public APIs. The executor never changes a number (tests/test_dask_cluster.py checks
-bit-identical accuracies), which is why it is chosen by the environment and not by params:
-switching it must not invalidate DVC's cache or the run cache.
+Both executors submit to a `concurrent.futures` executor (a process pool, or Dask's
+`Client.get_executor`), so the driver waits on their futures alike. The executor never changes a
+number (tests/test_dask_cluster.py checks bit-identical accuracies), which is why it is chosen by
+the environment and not by params: switching it must not invalidate DVC's cache or the run cache.
 """
 
 from __future__ import annotations
@@ -29,9 +27,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -41,16 +38,10 @@ from scratchnet.study.cache import Outcome, RunCache, code_hash, run_key
 from scratchnet.study.classifier import RunSpec, here, measure_run, robustness_key, train_run
 from scratchnet.study.params import REGISTRY
 
-if TYPE_CHECKING:
-    from distributed import Client
-
 
 class ExecutorError(UserError, RuntimeError):
     """The sweep's executor cannot run it: an unreachable scheduler, a run whose worker died
     again after its retry. The message names the address or the run."""
-
-
-# ---------------------------------------------------------------------------- cost estimate
 
 
 def cost(spec: RunSpec, train_size: int) -> float:
@@ -58,12 +49,11 @@ def cost(spec: RunSpec, train_size: int) -> float:
 
         epochs x N x (width + 40 + 1000 / batch_size)
 
-    width: multiply-adds per example per input feature, from the model's registry entry
-    (params.REGISTRY: 10 classes for softmax; hidden_dim + 10 for the two-layer net). The constant
-    40 is the per-example work that does not grow with the width (gathering the batch, softmax,
-    accuracy); 1000 / batch_size the per-step overhead
-    spread over the batch. Calibrated so the two baselines' measured epochs (softmax 0.27 s,
-    two-layer 0.80 s, single-threaded) come out about 1 : 3.
+    width: multiply-adds per example per input feature (params.REGISTRY: 10 classes for softmax;
+    hidden_dim + 10 for the two-layer net); 40: the per-example work that does not grow with the
+    width (gathering the batch, softmax, accuracy); 1000 / batch_size: the per-step overhead spread
+    over the batch. Calibrated so the two baselines' measured epochs (softmax 0.27 s, two-layer
+    0.80 s, single-threaded) come out about 1 : 3.
     """
     config = spec.config
     width = REGISTRY[spec.model].width(config)
@@ -71,6 +61,9 @@ def cost(spec: RunSpec, train_size: int) -> float:
 
 
 # ---------------------------------------------------------------------------- executors
+# Each offers `where` (for messages), `submit(spec, key, cache) -> concurrent.futures.Future`,
+# `lost_errors` (a run's worker died) and `retries` (how often run_sweep submits such a run again,
+# after `restart()`).
 
 # The training set of a local worker process, set once per worker by the pool's initializer
 # (with fork, the arrays, memory maps included, are inherited, not pickled: every worker reads
@@ -110,16 +103,14 @@ def _cores() -> int:
 
 
 class LocalExecutor:
-    """One worker process per core (SCRATCHNET_WORKERS overrides), each one BLAS thread.
-
-    Built on concurrent.futures.ProcessPoolExecutor's public API; a worker that dies breaks the
-    pool, so `restart()` makes a new one for the retried runs. Workers are forked where the
-    platform can (they share the training set's pages); elsewhere each worker receives one
-    pickled copy at start, still once per worker, not per run.
+    """One worker process per core (SCRATCHNET_WORKERS overrides), each one BLAS thread, on
+    concurrent.futures.ProcessPoolExecutor. Workers are forked where the platform can (they share
+    the training set's pages); elsewhere each worker receives one pickled copy at start, still
+    once per worker, not per run.
     """
 
     lost_errors = (BrokenProcessPool,)
-    retries_itself = False  # a dead worker breaks the pool: run_sweep restarts it and retries
+    retries = 1  # a dead worker breaks the pool: run_sweep restarts it and submits its runs again
 
     def __init__(self, splits: dict, workers: int | None = None):
         self.splits = splits
@@ -127,50 +118,36 @@ class LocalExecutor:
         methods = multiprocessing.get_all_start_methods()
         self._context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self.where = f"{self.workers} local worker processes"
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._before: set = set()
 
-    def _start(self) -> None:
+    def __enter__(self) -> LocalExecutor:
         self._before = set(multiprocessing.active_children())  # not ours to stop
         self._pool = concurrent.futures.ProcessPoolExecutor(
             self.workers, mp_context=self._context, initializer=_init_local_worker, initargs=(self.splits,)
         )
-
-    def __enter__(self) -> LocalExecutor:
-        self._start()
         return self
 
-    def submit(self, spec: RunSpec, key: str, cache: RunCache):
-        assert self._pool is not None, "submit outside `with executor:`"
+    def submit(self, spec: RunSpec, key: str, cache: RunCache) -> concurrent.futures.Future:
         return self._pool.submit(_local_task, spec, key, cache)
 
-    @staticmethod
-    def wait_any(futures: Iterable) -> set:
-        done, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
-        return done
-
     def restart(self) -> None:
-        self.close(stop=True)
-        self._start()
+        self._close(kill=True)
+        self.__enter__()
 
-    def close(self, stop: bool = False) -> None:
-        """Shuts the pool down; with stop=True first kills its workers (an error or Ctrl-C in
-        the driver must not wait for runs nobody will collect). Every worker the pool started is
-        killed, whether or not it has taken a run yet; a finished run's entry is already in the
-        run cache, and an entry being written is written atomically, so nothing is lost."""
-        if self._pool is None:
-            return
-        if stop:
+    def _close(self, kill: bool) -> None:
+        """Shuts the pool down; with kill=True first kills every worker it started, whether or
+        not it has taken a run yet (an error or Ctrl-C in the driver must not wait for runs
+        nobody will collect). A finished run's entry is already in the run cache, and an entry
+        being written is written atomically, so nothing is lost."""
+        if kill:
             workers = [p for p in multiprocessing.active_children() if p not in self._before]
             for process in workers:
                 process.kill()
             for process in workers:
                 process.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pool = None
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close(stop=exc_type is not None)
+        self._close(kill=exc_type is not None)
 
 
 # A Dask worker's aligned copy of the current sweep's training set, made at its first run.
@@ -194,43 +171,32 @@ def _dask_task(spec: RunSpec, key: str, cache: RunCache, splits: dict, token: st
     return _run(spec, key, cache, _DASK_SPLITS[token], get_worker().address)
 
 
-def scheduler_address() -> str | None:
-    """Dask's own convention: DASK_SCHEDULER_ADDRESS, or the config key `scheduler-address`
-    (which the variable also sets)."""
-    import dask
-
-    return os.environ.get("DASK_SCHEDULER_ADDRESS") or dask.config.get("scheduler-address", None)
-
-
 class DaskExecutor:
-    """Runs on an existing Dask cluster through distributed.Client (a futures executor).
+    """Runs on an existing Dask cluster through distributed.Client.
 
     The training set goes to every worker once (`scatter(..., broadcast=True)`) and each task
     receives it by reference (plus one aligned copy per worker, see _DASK_SPLITS: a worker
     holds the training set twice); workers need neither the project folder nor a shared filesystem,
     only scratchnet installed. A task trains with one BLAS thread (start workers with
-    `--nthreads 1`, or as many threads as cores: each task still uses one). A run whose worker
-    dies is rescheduled by Dask itself (its `allowed-failures`, 3 by default) before it fails
-    with KilledWorker.
+    `--nthreads 1`, or as many threads as cores: each task still uses one).
     """
 
-    def __init__(self, splits: dict, address: str, *, timeout: float = 5.0):
-        self.splits = splits
-        self.address = address
-        self.timeout = timeout
-        self.where = f"Dask cluster {address}"
-        self._client: Client | None = None
-        self._data = None
+    # Dask itself reschedules a run whose worker died (its `allowed-failures`, 3 by default)
+    # before it fails with KilledWorker.
+    retries = 0
+
+    def __init__(self, splits: dict, address: str):
         from distributed import KilledWorker
 
+        self.splits = splits
+        self.address = address
         self.lost_errors = (KilledWorker,)
-        self.retries_itself = True
 
     def __enter__(self) -> DaskExecutor:
         from distributed import Client
 
         try:
-            self._client = Client(self.address, timeout=self.timeout, set_as_default=False)
+            self._client = Client(self.address, timeout=5.0, set_as_default=False)
         except (OSError, TimeoutError) as err:
             raise ExecutorError(
                 f"Dask scheduler {self.address} (SCRATCHNET_EXECUTOR=dask, from "
@@ -242,37 +208,28 @@ class DaskExecutor:
         self.where = f"Dask cluster {self.address} ({workers} worker{'' if workers == 1 else 's'})"
         self._data = self._client.scatter(self.splits, broadcast=True, hash=False)
         self._token = uuid.uuid4().hex  # names this sweep's data in the workers' aligned copy
+        # pure=False: the same run submitted twice (a retry) is a new task, not a cached result.
+        self._pool = self._client.get_executor(pure=False)
         return self
 
-    def submit(self, spec: RunSpec, key: str, cache: RunCache):
-        # pure=False: the same run submitted twice (a retry) is a new task, not a cached result.
-        assert self._client is not None, "submit outside `with executor:`"
+    def submit(self, spec: RunSpec, key: str, cache: RunCache) -> concurrent.futures.Future:
         task = f"run-{key[:16]}-{time.monotonic_ns()}"
-        return self._client.submit(_dask_task, spec, key, cache, self._data, self._token, pure=False, key=task)
-
-    def wait_any(self, futures: Iterable) -> set:
-        from distributed import wait
-
-        assert self._client is not None, "wait_any outside `with executor:`"
-        with self._client.as_current():  # wait() finds its client as the current one
-            return set(wait(list(futures), return_when="FIRST_COMPLETED").done)
-
-    def close(self, stop: bool = False) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        return self._pool.submit(_dask_task, spec, key, cache, self._data, self._token, key=task)
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close()
+        self._client.close()
 
 
-def executor_from_env(splits: dict):
+def executor_from_env(splits: dict) -> LocalExecutor | DaskExecutor:
     """The executor SCRATCHNET_EXECUTOR names: 'local' (default) or 'dask'."""
     kind = os.environ.get("SCRATCHNET_EXECUTOR", "local").strip().lower() or "local"
     if kind == "local":
         return LocalExecutor(splits)
     if kind == "dask":
-        address = scheduler_address()
+        import dask
+
+        # Dask's own convention: the variable, or the config key it also sets
+        address = os.environ.get("DASK_SCHEDULER_ADDRESS") or dask.config.get("scheduler-address", None)
         if not address:
             raise ExecutorError(
                 "SCRATCHNET_EXECUTOR=dask needs the scheduler's address: set "
@@ -294,7 +251,6 @@ def run_sweep(
     train_size: int,
     on_record: Callable[[RunSpec, dict, dict, bool], None] | None = None,
     code: str | None = None,
-    retries: int = 1,
     label: str = "sweep",
 ) -> dict[RunSpec, dict]:
     """Every run's record, from the cache or trained on `executor` (entered by the caller).
@@ -304,9 +260,8 @@ def run_sweep(
     is called in the driver for every run as it is ready: cached ones first, then each trained
     or measured run once it is in the cache (cached=True when nothing trained: another process
     trained it meanwhile, or only its robustness was measured).
-    A run whose worker died is retried `retries` times, then fails the sweep with
-    ExecutorError naming it. label: what the progress lines call these runs. Returns
-    {spec: record}.
+    A run whose worker died is retried `executor.retries` times, then fails the sweep with
+    ExecutorError naming it. label: what the progress lines call these runs.
     """
     code = code if code is not None else code_hash()
     keys = {spec: run_key(spec.model, spec.config, spec.seed, data, code) for spec in specs}
@@ -314,11 +269,10 @@ def run_sweep(
     facts: dict[RunSpec, dict] = {}
     measure_only = set()  # their training is cached, their robustness is not
     for spec in specs:
-        training = cache.get(keys[spec])
-        entry = None if training is None else cache.joined(training, robustness_key(spec.robustness))
+        entry = cache.record(keys[spec], robustness_key(spec.robustness))
         if entry is not None:
             records[spec], facts[spec] = entry
-        elif training is not None:
+        elif cache.get(keys[spec]) is not None:
             measure_only.add(spec)
     cache.root.mkdir(parents=True, exist_ok=True)  # where the workers lock and store
     todo = [s for s in specs if s not in records]
@@ -345,30 +299,32 @@ def run_sweep(
     try:
         while pending:
             lost = []
-            for future in executor.wait_any(pending):
+            done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
                 spec = pending.pop(future)
                 try:
                     outcome = future.result()
                 except executor.lost_errors as err:
-                    if executor.retries_itself:
-                        raise _lost(spec, "on every try", executor, err) from None
                     lost.append((spec, err))
                     continue
-                record, run_facts, cached, measured, unsaved = outcome
-                if unsaved is not None:  # its worker could not store (no cache folder there)
+                if outcome.unsaved is not None:  # its worker could not store (no cache folder there)
                     cache.store(outcome, robustness_key(spec.robustness))
-                records[spec] = record
+                records[spec] = outcome.record
                 bar.update(1)
-                bar.write(f"{spec.name}: test accuracy {_acc(record)}, " + _how(run_facts, cached, measured))
+                bar.write(_line(spec, outcome))
                 if on_record is not None:
-                    on_record(spec, record, run_facts, cached)
-            if lost:
+                    on_record(spec, outcome.record, outcome.facts, outcome.cached)
+            for spec, lost_err in lost:
                 # One dead local worker breaks the whole pool: every run in flight comes back
-                # here at once, and all of them are resubmitted to a fresh pool.
-                for spec, lost_err in lost:
-                    attempts[spec] += 1
-                    if attempts[spec] > retries:
-                        raise _lost(spec, f"{attempts[spec]} times", executor, lost_err) from None
+                # here at once, and all of them are submitted again to a fresh pool.
+                attempts[spec] += 1
+                if attempts[spec] > executor.retries:
+                    tries = f"{attempts[spec]} times" if executor.retries else "on every try"
+                    raise ExecutorError(
+                        f"run {spec.name} lost its worker {tries} on {executor.where} ({type(lost_err).__name__}: {lost_err}); "
+                        "every finished run is in the run cache, rerun to train only what is missing"
+                    ) from None
+            if lost:
                 bar.write(f"{label}: a worker died; retrying {', '.join(s.name for s, _ in lost)}")
                 executor.restart()
                 pending = submit([s for s, _ in lost] + list(pending.values()))
@@ -377,22 +333,15 @@ def run_sweep(
     return records
 
 
-def _lost(spec: RunSpec, tries: str, executor, err: BaseException) -> ExecutorError:
-    return ExecutorError(
-        f"run {spec.name} lost its worker {tries} on {executor.where} ({type(err).__name__}: {err}); "
-        "every finished run is in the run cache, rerun to train only what is missing"
-    )
-
-
-def _acc(record: dict) -> str:
-    return "diverged" if record["test_acc"] is None else f"{record['test_acc']:.4f}"
-
-
-def _how(facts: dict, cached: bool, measured: dict | None) -> str:
-    """Where and how long a run took: trained, or measured only (its training cached)."""
+def _line(spec: RunSpec, outcome: Outcome) -> str:
+    """A finished run's progress line: its accuracy, and where and how long it took: trained,
+    or measured only (its training cached)."""
+    acc = outcome.record["test_acc"]
     took = lambda f: f"{f['ended'] - f['started']:.1f} s on {f['worker']}"
-    if not cached:
-        return took(facts)
-    if measured is not None:
-        return f"trained before; robustness measured in {took(measured)}"
-    return f"{took(facts)} (trained meanwhile by another process)"
+    if not outcome.cached:
+        how = took(outcome.facts)
+    elif outcome.measured is not None:
+        how = f"trained before; robustness measured in {took(outcome.measured)}"
+    else:
+        how = f"{took(outcome.facts)} (trained meanwhile by another process)"
+    return f"{spec.name}: test accuracy {'diverged' if acc is None else f'{acc:.4f}'}, {how}"
