@@ -100,13 +100,8 @@ def project_root(root: Path | str = ".") -> Path:
     if dvc_root and path == Path.cwd().resolve():
         path = Path(dvc_root).resolve()
     for folder in (path, *path.parents):
-        # <project>/.dvc/tmp/exps/<tmpdir>: DVC's temporary experiment workspace
-        if (
-            folder.parent.name == "exps"
-            and folder.parent.parent.name == "tmp"
-            and folder.parent.parent.parent.name == ".dvc"
-        ):
-            return folder.parent.parent.parent.parent
+        if folder.parent.match(".dvc/tmp/exps"):  # <project>/.dvc/tmp/exps/<tmpdir>
+            return folder.parents[3]
     return path
 
 
@@ -134,34 +129,12 @@ def artifact_root(uri: str) -> str | None:
     return (database.parent / "mlruns").as_uri()
 
 
-def check_artifact_location(uri: str, experiment: str, location: str) -> None:
-    """TrackingError if a local store's experiment keeps its artifacts outside the store's
-    folder: the store was copied from another project, and its runs would write their
-    artifacts into that project's mlruns/ (MLflow cannot move an experiment's location)."""
-    root = artifact_root(uri)
-    if root is None or not location.startswith("file:"):
-        return
-    if location == root or location.startswith(root.rstrip("/") + "/"):
-        return
-    database = uri[len("sqlite:///") :]
-    raise TrackingError(
-        f"MLflow store {database}: experiment {experiment!r} keeps its artifacts in {location}, "
-        f"outside this project (the store was copied from another project?), so new runs would "
-        f"write there. Move mlflow.db and mlruns/ away to start a fresh store here, or set "
-        f"tracking.experiment in params.yaml to a new name."
-    )
-
-
 def check_server(root: Path | str = ".", timeout: float = 5.0) -> str:
     """The tracking URI, after checking that an http(s) server there answers (TrackingError if
     not). Needs no MLflow import, so a stage can call it first and fail within a second."""
     uri = tracking_uri(root)
-    if uri.startswith(("http://", "https://")):
-        _check_health(uri, timeout)
-    return uri
-
-
-def _check_health(uri: str, timeout: float) -> None:
+    if not uri.startswith(("http://", "https://")):
+        return uri
     url = uri.rstrip("/") + "/health"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -173,6 +146,7 @@ def _check_health(uri: str, timeout: float) -> None:
             f"MLflow tracking server {uri} (from MLFLOW_TRACKING_URI) is unreachable: {reason}. "
             "Start the server, or unset MLFLOW_TRACKING_URI to track into ./mlflow.db."
         ) from None
+    return uri
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -277,7 +251,17 @@ class Tracker:
                     if err.error_code != "RESOURCE_ALREADY_EXISTS":  # a twin stage created it first
                         raise
             exp = mlflow.set_experiment(experiment)
-        check_artifact_location(self.uri, experiment, exp.artifact_location)
+        # A local store's experiment whose artifacts are outside the store's folder: the store
+        # was copied from another project, whose mlruns/ its runs would write into (MLflow
+        # cannot move an experiment's location).
+        mlruns, location = artifact_root(self.uri), exp.artifact_location
+        if mlruns and location.startswith("file:") and location != mlruns and not location.startswith(mlruns + "/"):
+            raise TrackingError(
+                f"MLflow store {self.uri.removeprefix('sqlite:///')}: experiment {experiment!r} keeps its artifacts in "
+                f"{location}, outside this project (the store was copied from another project?), so new runs "
+                "would write there. Move mlflow.db and mlruns/ away to start a fresh store here, or set "
+                "tracking.experiment in params.yaml to a new name."
+            )
         self.experiment_id = exp.experiment_id
         self.client = MlflowClient(self.uri)
         self._logged: dict[str, str] | None = None  # run key -> id of its finished run
@@ -354,15 +338,12 @@ class Tracker:
         robustness (None or {name: number}).
         facts: started and ended (unix seconds of the training: the run's start and end; epoch
         e of n is stamped at started + (ended - started) * e / n) and worker (a tag).
-        If the key's run is already logged, nothing is logged again: it only joins the sweeps
-        of `tags` it lacks, and gets `on_logged`'s model if it has none (the ablation logs the
-        baseline's run without one when it runs before the train stage). `on_logged(run_id)`
-        runs before the run is closed: the place for a baseline's model (pyfunc_model.log). One exception: the key is
-        the training's, so a logged run whose network was measured again with other params
-        `robustness` takes the new robust_* values (_remeasured).
-
-        Raises TrackingError naming the store and the run if it cannot be logged; a partly
-        logged run is replaced on the next attempt, never duplicated.
+        on_logged(run_id): a baseline's model (pyfunc_model.log), logged before the run ends.
+        A run whose key is logged already is not logged again: it only joins the sweeps of
+        `tags` it lacks and gets `on_logged`'s model if it has none (the ablation logs the
+        baseline's run without one when it runs before the train stage); and, the key being
+        the training's, a network measured again with other params `robustness` takes the new
+        robust_* values (_remeasured). TrackingError as the module docstring says.
         """
         from mlflow.entities import Metric
 
@@ -611,14 +592,12 @@ class Tracker:
     def sweep_parent(self, name: str, key: str, tags: dict[str, Any], start: float) -> str:
         """The id of the parent run grouping a sweep: its key's one run, found or created.
 
-        key: the sweep's fixed part as a hash (model, varied key, baseline hyper-parameters,
-        data): values added later to the same sweep join the same parent; a changed baseline
-        starts a new group, since its runs are no longer comparable with the old ones.
-        start: unix seconds a new parent starts at, no later than any child it will hold;
-        it ends there until close_parent. A parent of the key that starts later (another stage
-        running at once began later but created it first) is replaced by one starting at
-        `start`, its children and experiments moved to it: MLflow cannot move a start. The
-        running DVC experiment is added to the parent's (dvc_experiment_tags).
+        key: the sweep's fixed part as a hash (runs.SweepLog.parent): values added later join
+        its parent; a changed baseline starts a new one. start: unix seconds a new parent starts
+        at and, until close_parent, ends at; no later than any child it will hold. A parent of
+        the key that starts later (created first by a stage running at once that began later)
+        is replaced by one starting at `start`: MLflow cannot move a start. The running DVC
+        experiment is added to the parent's (dvc_experiment_tags).
         """
         tags = {**{k: str(v) for k, v in tags.items()}, **dvc_experiment_tags(parent=True), RUN_KEY: key}
         with self._fails(f"MLflow store {self.uri} refused to create parent run {name!r}"), self._exclusive():
