@@ -16,7 +16,7 @@ from scratchnet.study.cache import numeric_environment
 from scratchnet.study.classifier import RunSpec
 from scratchnet.study.identity import config_hash, git_commit
 from scratchnet.study.params import parse_entry, sweeps
-from scratchnet.study.tracking import DATASET_SHA256, SWEEP, TAG, Tracker, TrackingError, dataset_tags, sweep_tags
+from scratchnet.study.tracking import DATASET, DATASET_SHA256, SWEEP, TAG, Tracker, TrackingError, sweep_tags
 
 
 def load_splits(root: Path | str = ".") -> dict:
@@ -44,7 +44,9 @@ def base_tags(model: str, stage: str, provenance: dict, params_hash: str) -> dic
         TAG + "params_hash": params_hash,
         TAG + "numpy": env["numpy"],
         TAG + "blas": "; ".join(" ".join(str(v) for v in lib.values()) for lib in env["blas"]) or "none found",
-        **dataset_tags(provenance),
+        # which data the run saw; a folder source has no archive checksum, its arrays always have one
+        DATASET: str(provenance.get("dataset", provenance.get("resolved", "unknown"))),
+        DATASET_SHA256: str(provenance.get("sha256") or provenance.get("arrays_sha256", "unknown")),
     }
 
 
@@ -102,8 +104,7 @@ class SweepLog:
         self.train_size = train_size
         self.began = time.time()
         self.tracker: Tracker | None = None
-        self.parents: dict[tuple, str] = {}  # (model, key) -> the sweep's parent run id
-        self.keys: dict[tuple, str] = {}  # (model, key) -> the parent's run key
+        self.parents: dict[tuple, tuple[str, str]] = {}  # (model, key) -> its parent's run key and id
         self.error: TrackingError | None = None
 
     def __call__(self, spec: RunSpec, record: dict, facts: dict, cached: bool) -> None:
@@ -148,19 +149,19 @@ class SweepLog:
                     "preprocess": self.params["preprocess"],
                 }
             )
-            self.keys[model, param] = key
             assert self.tracker is not None  # made by __call__ before it asks for a parent
-            self.parents[model, param] = self.tracker.sweep_parent(
-                f"{model} sweep: {param}", key, tags, min(self.began, start)
+            self.parents[model, param] = (
+                key,
+                self.tracker.sweep_parent(f"{model} sweep: {param}", key, tags, min(self.began, start)),
             )
-        return self.parents[model, param]
+        return self.parents[model, param][1]
 
     def close(self) -> None:
         """Ends every sweep's parent run at its last child's end."""
         if self.error is not None or self.tracker is None:
             return
         try:
-            for sweep, key in self.keys.items():
-                self.parents[sweep] = self.tracker.close_parent(key)
+            for key, _ in self.parents.values():
+                self.tracker.close_parent(key)
         except TrackingError as err:
             self.error = err

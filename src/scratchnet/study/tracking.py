@@ -161,15 +161,6 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def dataset_tags(provenance: dict) -> dict[str, str]:
-    """Tags that say which data a run saw (the report and the UI both show them)."""
-    return {
-        DATASET: str(provenance.get("dataset", provenance.get("resolved", "unknown"))),
-        # A folder source has no archive checksum; the arrays' checksum always exists.
-        DATASET_SHA256: str(provenance.get("sha256") or provenance.get("arrays_sha256", "unknown")),
-    }
-
-
 def sweep_tags(model: str, param: str | None, entry: str, swept: Iterable[str]) -> dict[str, str]:
     """Tags placing one ablation run in its sweeps.
 
@@ -356,15 +347,9 @@ class Tracker:
             for name, value in r.items()
             if name != "epoch" and value is not None
         ]
-        finals = {
-            TEST_ACC: record["test_acc"],
-            **{f"robust_{k}": v for k, v in flatten(record.get("robustness") or {}).items()},
-        }
-        metrics += [
-            Metric(name, float(value), _ms(ended), 0)
-            for name, value in finals.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-        ]
+        robust = _robust({f"robust_{k}": v for k, v in flatten(record.get("robustness") or {}).items()})
+        finals = robust if record["test_acc"] is None else {TEST_ACC: record["test_acc"], **robust}
+        metrics += [Metric(name, float(value), _ms(ended), 0) for name, value in finals.items()]
         run_tags = {
             **tags,
             SEED: record["seed"],
@@ -374,7 +359,6 @@ class Tracker:
         if parent_run_id is not None:
             run_tags[PARENT] = parent_run_id
 
-        robust = _robust(finals)
         written = []
 
         def write(run_id: str) -> None:
