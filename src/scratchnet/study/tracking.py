@@ -27,11 +27,10 @@ a run its key is searched; a finished run there is used as it is.
 (a writer waits up to 20 s for another) and the lock above serialises the study's writers, so
 no retry is added here.
 
-Store: `MLFLOW_TRACKING_URI` if set (a shared server), else `sqlite:///<project>/mlflow.db`.
-A server that cannot be reached fails the stage at its start (`TrackingError`), before any
-training. A failure while logging never loses a run: the caller writes its results first,
-and the Tracker raises a `TrackingError` naming the store and the run; the next attempt logs
-what is missing and nothing twice.
+The store: tracking_uri; a server that cannot be reached fails the stage at its start
+(check_server). A failure while logging never loses a run: the caller writes its results
+first, and the Tracker raises a `TrackingError` naming the store and the run; the next
+attempt logs what is missing and nothing twice.
 """
 
 from __future__ import annotations
@@ -299,8 +298,7 @@ class Tracker:
 
     def logged_keys(self) -> dict[str, str]:
         """{run key: run id} of the finished runs in the experiment, from one search of the store
-        on first use, then kept up to date by this tracker's own logging. A key missing here is
-        searched again before it is created (another stage may have logged it since)."""
+        on first use, then kept up to date by this tracker's own logging."""
         if self._logged is None:
             logged: dict[str, str] = {}
             for run in sorted(self._search(f"tags.`{RUN_KEY}` != ''"), key=_rank):
@@ -543,9 +541,9 @@ class Tracker:
             ) from err
 
     def _join(self, run_id: str, tags: dict[str, str], name: str, on_logged) -> None:
-        """A logged run joins the sweeps of `tags` it lacks (a baseline, when a sweep is added)
-        and gets on_logged's model if it has none; it keeps its status and times (MLflow
-        reopens a run to log a model into it, and would end it now)."""
+        """A logged run joins the sweeps of `tags` it lacks and gets on_logged's model if it has
+        none, keeping its status and times (MLflow reopens a run to log a model, and would end it
+        now)."""
         have = self._members.setdefault(run_id, set())
         new = {t: tags[t] for t in tags if t.startswith(IN_SWEEP) and t not in have}
         with self._fails(
@@ -618,10 +616,9 @@ class Tracker:
         return run_id
 
     def _on_winner(self, key: str, run_id: str, action: Callable[[str], None]) -> str:
-        """action(run_id) on the key's winner; returns the id it was done on. On a server the
-        winner this writer knows may have lost to a better twin since (created at the same
-        moment elsewhere, seen later): if the run is gone, during or after the action, the
-        key's winner now is looked up and the action done again there."""
+        """action(run_id) on the key's winner; returns the id it was done on. On a server a run
+        gone during or after the action lost to a better twin since: the action is done again
+        on the key's winner now."""
         for _ in range(10):
             try:
                 action(run_id)
