@@ -15,23 +15,26 @@ outputs and MLflow run are its own model's alone, and the same bytes whichever s
 
 import numpy as np
 
-from scratchnet.files import read_json, write_json
+from scratchnet.files import read_json, write_csv, write_json
 from scratchnet.study import layout
 from scratchnet.study.cache import RunCache, project_data_identity
 from scratchnet.study.classifier import RunSpec
 from scratchnet.study.cli import stage_main
 from scratchnet.study.identity import config_hash
 from scratchnet.study.params import BASELINE, MODELS, load_params, run_config
-from scratchnet.study.runs import base_tags, load_splits, log_seed, run_result, write_history_csv
+from scratchnet.study.runs import base_tags, load_splits, log_seed, run_result
 from scratchnet.study.sweep import executor_from_env, run_sweep
-from scratchnet.study.tracking import TAG, Tracker, check_server
+from scratchnet.study.tracking import Tracker, check_server, sweep_tags
 
 
-def example_images(n: int) -> np.ndarray:
-    """The first n raw test images, uint8 (n, 32, 32, 3): the logged model's input example
-    (MLflow metadata only, so not a DVC dependency of this stage's outputs)."""
+def log_model(run_id: str, model_name: str, class_names: list[str]) -> None:
+    """Logs the saved network into its MLflow run, the first two raw test images, uint8
+    (2, 32, 32, 3), as its input example (MLflow metadata only, so not a DVC dependency of this
+    stage's outputs)."""
+    from scratchnet.study import pyfunc_model  # imports MLflow, as the Tracker has already
+
     with np.load(layout.RAW_ARRAYS) as raw:
-        return raw["x_test"][:n]
+        pyfunc_model.log(run_id, layout.model_path(model_name), class_names, raw["x_test"][:2])
 
 
 def main(model_name: str) -> None:
@@ -74,31 +77,26 @@ def main(model_name: str) -> None:
     model.save(
         layout.model_path(model_name), metadata={"config": config, "seed": seed, "class_names": meta["class_names"]}
     )
-    write_history_csv(layout.train_history(model_name), record["history"])
+    # what `dvc plots` shows; a run that diverged in its first epoch has a header only
+    write_csv(layout.train_history(model_name), record["history"], ("epoch", "loss", "train_acc", "val_acc", "lr"))
     # the results first: logging may fail
     write_json(layout.train_run(model_name), run_result(model_name, "train", BASELINE, None, None, config, [record]))
 
     assert tracker is not None, "on_record opens it at the first baseline, cached or trained"
     tags = {
         **base_tags(model_name, "train", read_json(layout.PROVENANCE), config_hash(params)),
-        TAG + "sweep": f"{model_name}.baseline",
-        TAG + "entry": "baseline",
+        **sweep_tags(model_name, None, BASELINE, []),
     }
-    error = log_seed(
+    log_seed(
         tracker,
+        mine,
         record,
         facts,
-        model_name=model_name,
-        config=config,
         train_size=len(splits["train"][1]),
         run_name=f"{model_name} baseline",
         tags=tags,
-        on_logged=lambda run: run.log_model(
-            layout.model_path(model_name), meta["class_names"], example=example_images(2)
-        ),
+        on_logged=lambda run_id: log_model(run_id, model_name, meta["class_names"]),
     )
-    if error is not None:
-        raise error
 
 
 if __name__ == "__main__":

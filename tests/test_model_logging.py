@@ -2,7 +2,7 @@
 requirements, and one image or a batch in, anything else refused with a clear message.
 
 A small network is logged into a temporary store the way the train stage logs a baseline
-(`Run.log_model`); the model is then loaded where the installed scratchnet is out of reach, as a
+(`pyfunc_model.log`); the model is then loaded where the installed scratchnet is out of reach, as a
 fresh virtualenv would be, and must predict what the library predicts.
 """
 
@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from scratchnet.nn import Normalizer, build_model
+from scratchnet.study import pyfunc_model
 from scratchnet.study.tracking import Tracker
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -60,7 +61,7 @@ def logged(tmp_path_factory):
                     run_name="baseline",
                     params={},
                     tags={},
-                    on_logged=lambda run: run.log_model(tmp / "net.npz", CLASSES, example=images[:1]),
+                    on_logged=lambda run_id: pyfunc_model.log(run_id, tmp / "net.npz", CLASSES, images[:1]),
                 )
         finally:
             logging.getLogger("mlflow").removeHandler(logged_warnings)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from processes import free_port, mlflow_server
 
-from scratchnet.study.runs import log_seed
+from scratchnet.study.runs import RunSpec, log_seed
 from scratchnet.study.tracking import Tracker, TrackingError, flatten, sweep_tags, tracking_uri
 
 
@@ -175,7 +175,7 @@ def test_a_run_cut_short_while_logging_is_replaced_not_duplicated(tracker, exper
 
 
 def test_a_run_that_fails_while_logging_is_marked_failed_and_replaced_by_the_retry(tracker):
-    def broken(run):  # say, the baseline's model cannot be written
+    def broken(run_id):  # say, the baseline's model cannot be written
         raise OSError("disk full")
 
     with pytest.raises(TrackingError, match=r"run 'twolayer baseline seed 0' \(\w+\) was not fully logged.*disk full"):
@@ -271,20 +271,10 @@ def test_runs_of_a_dvc_experiment_carry_its_name_and_a_parent_every_experiment_i
 
 def test_log_seed_logs_a_baseline_with_its_params_and_training_times(tracker):
     rec, at = record("base"), facts()
-    assert (
-        log_seed(
-            tracker,
-            rec,
-            at,
-            model_name="twolayer",
-            config={"lr": 0.05},
-            train_size=100,
-            run_name="twolayer baseline",
-            tags={},
-        )
-        is None
-    )
-    run = tracker.client.get_run(tracker.logged_keys()["base"])
+    spec = RunSpec("twolayer", "baseline", {"lr": 0.05}, 0)
+    run_id = log_seed(tracker, spec, rec, at, train_size=100, run_name="twolayer baseline", tags={})
+    assert run_id == tracker.logged_keys()["base"]
+    run = tracker.client.get_run(run_id)
     assert run.data.params == {"lr": "0.05", "seed": "0", "model": "twolayer", "train_size": "100"}
     assert (run.info.start_time, run.info.end_time) == (round(at["started"] * 1000), round(at["ended"] * 1000))
 
@@ -303,12 +293,10 @@ def test_a_server_that_dies_between_two_runs_loses_nothing_and_a_retry_duplicate
 
     with pytest.raises(TrackingError, match=f"MLflow store {uri} refused .*'twolayer lr=0.05 seed 1'"):
         log(tracker, record("k2", seed=1), "twolayer lr=0.05 seed 1")
-    # The train stage's path: the failure comes back as a value, after which it writes results.
-    rec = record(None, seed=2)
-    error = log_seed(
-        tracker, rec, facts(), model_name="twolayer", config={}, train_size=1, run_name="twolayer baseline", tags={}
-    )
-    assert isinstance(error, TrackingError) and "twolayer baseline" in str(error)
+    # The train stage's path (its results are written first): the failure names the run.
+    spec = RunSpec("twolayer", "baseline", {}, 2)
+    with pytest.raises(TrackingError, match="twolayer baseline"):
+        log_seed(tracker, spec, record("k3", seed=2), facts(), train_size=1, run_name="twolayer baseline", tags={})
 
     # The retry (the next `dvc repro`), on the same store: the first run is kept, not logged
     # again; the second is logged once.
@@ -376,6 +364,7 @@ def test_the_baselines_model_lands_on_its_run_when_the_ablation_logged_the_run_f
     # `dvc repro ablate` before `train`: the ablation logs the baseline's seed-0 run (same key)
     # without a model; the train stage's model must still land on that run, which keeps its times
     from scratchnet.nn import build_model
+    from scratchnet.study import pyfunc_model
 
     build_model({"kind": "softmax"}, seed=0).save(tmp_path / "net.npz")
     images = np.zeros((1, 32, 32, 3), dtype=np.uint8)
@@ -383,9 +372,9 @@ def test_the_baselines_model_lands_on_its_run_when_the_ablation_logged_the_run_f
     first = log(tracker, record("k1"))
     calls = []
 
-    def with_model(run):
-        calls.append(run.run_id)
-        run.log_model(tmp_path / "net.npz", classes, example=images)
+    def with_model(run_id):
+        calls.append(run_id)
+        pyfunc_model.log(run_id, tmp_path / "net.npz", classes, images)
 
     for _ in range(2):  # the second time, the model is there: nothing is logged again
         assert (

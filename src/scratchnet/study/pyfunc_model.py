@@ -1,7 +1,7 @@
-"""A trained scratchnet network as an MLflow pyfunc model (logged by `tracking.Run.log_model`).
+"""A trained scratchnet network as an MLflow pyfunc model (`log` logs one).
 
 Its own module because it subclasses mlflow.pyfunc.PythonModel, so importing it imports MLflow;
-`tracking` imports it only when a model is logged. The model is logged from code, not pickled
+the train stage imports it only when it logs a model. The model is logged from code, not pickled
 (MLflow warns about pickles, which run arbitrary code when loaded): `pyfunc_script.py` is the
 script MLflow runs to build it at load time, with the class names from the model's config.
 The model carries its own code: the `scratchnet` package is logged under the model's `code/`
@@ -62,7 +62,6 @@ class ImageClassifier(PythonModel):
     # infer a schema from it; without any hint MLflow warns at every import of this class.
     def predict(self, context, model_input: np.ndarray, params=None) -> pd.DataFrame:
         pixels = as_images(model_input)
-        # The one call into the library: the network scales the pixels itself.
         probs = self.network.probabilities(pixels.reshape(len(pixels), -1))
         labels = probs.argmax(axis=1)
         frame = pd.DataFrame(probs, columns=self.class_names)
@@ -76,8 +75,7 @@ def as_images(model_input) -> np.ndarray:
 
     Integer-valued pixels convert to uint8 exactly, so every accepted form of the same images
     gives the library's predictions. Raises MlflowException (INVALID_PARAMETER_VALUE) naming
-    what was received and what is expected; the model's only input check, since its
-    signature declares no input (see `signature`).
+    what was received and what is expected.
     """
     if isinstance(model_input, pd.DataFrame):
         values, received = _frame_values(model_input)
@@ -144,41 +142,41 @@ def _refuse(problem: str) -> NoReturn:
     raise MlflowException.invalid_parameter_value(f"{problem}; {EXPECTED}")
 
 
-def signature(class_names: list[str]):
-    """The model's signature: its output only, as ImageClassifier's docstring states it.
-
-    No input schema, because none admits both one image and a batch: MLflow checks a
-    TensorSpec's number of dimensions exactly ((-1, 32, 32, 3) refuses a (32, 32, 3) image,
-    in `predict` and over REST), and a column-based schema makes every input a DataFrame.
-    `as_images` checks the input instead, and the logged input example shows it.
-    """
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    outputs = Schema(
-        [ColSpec("long", "label"), ColSpec("string", "class"), *(ColSpec("float", name) for name in class_names)]
-    )
-    return ModelSignature(outputs=outputs)
-
-
 # What the model's code imports when it loads and predicts: mlflow, pandas, and numpy, the one
 # dependency of scratchnet.nn. (The model is logged from code: nothing needs cloudpickle.)
 # Tested against a fresh process's imports (tests/test_model_logging.py).
 REQUIRED = ("mlflow", "numpy", "pandas")
 
 
-def requirements() -> list[str]:
-    """pip requirements pinned to the versions installed here, as MLflow pins by default."""
-    return [f"{name}=={importlib.metadata.version(name)}" for name in REQUIRED]
+def log(run_id: str, model_path: Path, class_names: list[str], example: np.ndarray) -> None:
+    """Logs the network saved at `model_path` into run `run_id` as this model ("model").
 
+    example: uint8 (n, 32, 32, 3) real images in [0, 255], stored as the model's input
+    example (what the UI shows and `mlflow models serve` users copy); a few images, since
+    MLflow keeps them as JSON.
+    """
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
 
-def script() -> str:
-    """The models-from-code script that builds an ImageClassifier when MLflow loads the model."""
-    return str(Path(__file__).with_name("pyfunc_script.py"))
-
-
-def code_path() -> str:
-    """The scratchnet package folder, logged with the model as its code."""
     import scratchnet
 
-    return str(Path(scratchnet.__file__).resolve().parent)
+    # The signature is the output only (ImageClassifier's docstring): no input schema admits
+    # both one image and a batch (MLflow checks a TensorSpec's number of dimensions exactly, in
+    # `predict` and over REST; a column-based one makes every input a DataFrame). `as_images`
+    # checks the input instead, and the input example shows it.
+    outputs = Schema(
+        [ColSpec("long", "label"), ColSpec("string", "class"), *(ColSpec("float", name) for name in class_names)]
+    )
+    with mlflow.start_run(run_id=run_id):
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(__file__).with_name("pyfunc_script.py")),
+            model_config={"class_names": list(class_names)},
+            artifacts={"network": str(model_path)},
+            signature=ModelSignature(outputs=outputs),
+            input_example=np.asarray(example, dtype=np.uint8),
+            code_paths=[str(Path(scratchnet.__file__).resolve().parent)],
+            # pinned to the versions installed here, as MLflow pins by default
+            pip_requirements=[f"{name}=={importlib.metadata.version(name)}" for name in REQUIRED],
+        )

@@ -1,11 +1,6 @@
-"""Training runs of the study at its edges: the data they read, the results they write, and
-their MLflow logging.
-
-Shared by the `train` stage (the baselines) and the `ablate` stage's sweep. The run itself,
-numerics only, is `classifier.train_classifier` (sweep.py runs `classifier.train_run` on local
-or Dask workers); a run gives a record and its facts (classifier.py says which is which). The
-driver alone logs runs to MLflow. An edge module: it joins the numeric library to MLflow via
-`tracking`.
+"""Training runs of the study at their edges, shared by the `train` and `ablate` stages: the
+data they read, the results they write, and their MLflow logging (via `tracking`). The run
+itself, numerics only, is `classifier.train_classifier`; the stage's process alone logs runs.
 """
 
 from __future__ import annotations
@@ -16,13 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from scratchnet.data import PixelStats
-from scratchnet.files import write_csv
 from scratchnet.study import layout
 from scratchnet.study.cache import numeric_environment
 from scratchnet.study.classifier import RunSpec
 from scratchnet.study.identity import config_hash, git_commit
 from scratchnet.study.params import parse_entry, sweeps
-from scratchnet.study.tracking import TAG, Tracker, TrackingError, dataset_tags, sweep_tags
+from scratchnet.study.tracking import DATASET, DATASET_SHA256, SWEEP, TAG, Tracker, TrackingError, sweep_tags
 
 
 def load_splits(root: Path | str = ".") -> dict:
@@ -41,14 +35,6 @@ def load_splits(root: Path | str = ".") -> dict:
     return splits
 
 
-HISTORY_COLUMNS = ("epoch", "loss", "train_acc", "val_acc", "lr")
-
-
-def write_history_csv(path: Path | str, history: list[dict]) -> None:
-    """Per-epoch records -> CSV with HISTORY_COLUMNS (what `dvc plots` and MLflow show)."""
-    write_csv(path, history, HISTORY_COLUMNS)
-
-
 def base_tags(model: str, stage: str, provenance: dict, params_hash: str) -> dict[str, str]:
     env = numeric_environment()  # what can change a float32 result with the same code
     return {
@@ -58,7 +44,9 @@ def base_tags(model: str, stage: str, provenance: dict, params_hash: str) -> dic
         TAG + "params_hash": params_hash,
         TAG + "numpy": env["numpy"],
         TAG + "blas": "; ".join(" ".join(str(v) for v in lib.values()) for lib in env["blas"]) or "none found",
-        **dataset_tags(provenance),
+        # which data the run saw; a folder source has no archive checksum, its arrays always have one
+        DATASET: str(provenance.get("dataset", provenance.get("resolved", "unknown"))),
+        DATASET_SHA256: str(provenance.get("sha256") or provenance.get("arrays_sha256", "unknown")),
     }
 
 
@@ -79,50 +67,32 @@ def run_result(model: str, stage: str, entry: str, param: str | None, value, con
     }
 
 
-def run_params(model_name: str, config: dict, seed: int, train_size: int) -> dict:
-    """A run's MLflow params: its hyper-parameters, seed, model and training-set size."""
-    return {**config, "seed": seed, "model": model_name, "train_size": train_size}
-
-
 def log_seed(
     tracker: Tracker,
+    spec: RunSpec,
     record: dict,
     facts: dict,
     *,
-    model_name: str,
-    config: dict,
     train_size: int,
     run_name: str,
     tags: dict,
+    parent_run_id: str | None = None,
     on_logged=None,
-) -> TrackingError | None:
-    """Logs a baseline run (the train stage). A tracking failure is returned, not raised, so
-    the stage writes its results before failing."""
-    try:
-        tracker.log_run(
-            record,
-            facts,
-            run_name=run_name,
-            params=run_params(model_name, config, record["seed"], train_size),
-            tags=tags,
-            on_logged=on_logged,
-        )
-    except TrackingError as err:
-        return err
-    return None
+) -> str:
+    """Tracker.log_run for one training run, its params those of `spec` (config, seed, model)
+    and the training-set size. Returns the run's id."""
+    params = {**spec.config, "seed": spec.seed, "model": spec.model, "train_size": train_size}
+    return tracker.log_run(
+        record, facts, run_name=run_name, params=params, tags=tags, parent_run_id=parent_run_id, on_logged=on_logged
+    )
 
 
 class SweepLog:
-    """Logs each finished run of the ablation sweep to MLflow (the on_record of sweep.run_sweep).
-
-    A value's runs sit under one parent run per sweep (model, varied key); the baseline's runs
-    have no parent but carry an `in_sweep` tag for every sweep they centre (tracking.sweep_tags),
-    so one query finds a sweep with its baseline. A parent starts when this log was made (before
-    the sweep submits a run) or at its first child if that started earlier (a run from the
-    cache); `close()` ends it at its last child's end (Tracker.sweep_parent, close_parent).
-    Logging is once per run key (Tracker.log_run): a rerun logs only new runs, and a deleted
-    store is refilled from the run cache. MLflow is opened at the first finished run, while the
-    others train.
+    """Logs each finished run of the ablation sweep to MLflow (the on_record of sweep.run_sweep):
+    a value's runs under their sweep's parent run, the baseline's with a tag for each sweep it
+    centres (tracking's docstring). A parent starts when this log was made (before the sweep
+    submits a run) or at its first child if that started earlier (a run from the cache). MLflow
+    is opened at the first finished run, while the others train.
 
     The first tracking failure is kept in `error`, not raised: the sweep goes on, the stage
     writes every result, then fails naming it (the runs stay in the run cache; the next repro
@@ -134,8 +104,7 @@ class SweepLog:
         self.train_size = train_size
         self.began = time.time()
         self.tracker: Tracker | None = None
-        self.parents: dict[tuple, str] = {}  # (model, key) -> the sweep's parent run id
-        self.keys: dict[tuple, str] = {}  # (model, key) -> the parent's run key
+        self.parents: dict[tuple, tuple[str, str]] = {}  # (model, key) -> its parent's run key and id
         self.error: TrackingError | None = None
 
     def __call__(self, spec: RunSpec, record: dict, facts: dict, cached: bool) -> None:
@@ -152,13 +121,15 @@ class SweepLog:
                 **base_tags(spec.model, "ablate", self.provenance, config_hash(self.params)),
                 **sweep_tags(spec.model, param, spec.entry, sweeps(self.params, spec.model)),
             }
-            self.tracker.log_run(
+            log_seed(
+                self.tracker,
+                spec,
                 record,
                 facts,
+                train_size=self.train_size,
                 run_name=spec.name,
                 tags=tags,
                 parent_run_id=parent,
-                params=run_params(spec.model, spec.config, spec.seed, self.train_size),
             )
         except TrackingError as err:
             self.error = err
@@ -166,34 +137,31 @@ class SweepLog:
     def parent(self, model: str, param: str, start: float) -> str:
         """The sweep's parent run, found or created once per stage."""
         if (model, param) not in self.parents:
-            tags = {
-                **base_tags(model, "ablate-sweep", self.provenance, config_hash(self.params)),
-                TAG + "sweep": f"{model}.{param}",
-            }
+            sweep = f"{model}.{param}"
+            tags = {**base_tags(model, "ablate-sweep", self.provenance, config_hash(self.params)), SWEEP: sweep}
             # The sweep's fixed part: its runs are comparable while this stays the same.
-            baseline = {k: v for k, v in self.params[model].items() if k != param}
             key = config_hash(
                 {
-                    "sweep": tags[TAG + "sweep"],
-                    "baseline": baseline,
+                    "sweep": sweep,
+                    "baseline": {k: v for k, v in self.params[model].items() if k != param},
                     "epochs": self.params["ablate"]["epochs"][model],
-                    "data": tags[TAG + "dataset_sha256"],
+                    "data": tags[DATASET_SHA256],
                     "preprocess": self.params["preprocess"],
                 }
             )
-            self.keys[model, param] = key
             assert self.tracker is not None  # made by __call__ before it asks for a parent
-            self.parents[model, param] = self.tracker.sweep_parent(
-                f"{model} sweep: {param}", key, tags, min(self.began, start)
+            self.parents[model, param] = (
+                key,
+                self.tracker.sweep_parent(f"{model} sweep: {param}", key, tags, min(self.began, start)),
             )
-        return self.parents[model, param]
+        return self.parents[model, param][1]
 
     def close(self) -> None:
         """Ends every sweep's parent run at its last child's end."""
         if self.error is not None or self.tracker is None:
             return
         try:
-            for sweep, key in self.keys.items():
-                self.parents[sweep] = self.tracker.close_parent(key)
+            for key, _ in self.parents.values():
+                self.tracker.close_parent(key)
         except TrackingError as err:
             self.error = err

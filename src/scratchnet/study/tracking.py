@@ -4,11 +4,10 @@ One experiment for the study; one run per training run, logged after the fact fr
 and facts (`Tracker.log_run`), created with its training's start and ended with its end.
 The README lists what a run holds and the tags set here (the constants below).
 
-A sweep's value runs are children of one parent run per sweep (`sweep_parent`), created with
-the start its stage gives (runs.SweepLog: when it may still follow a child's) and ended at its
-last child's end (`close_parent`); a later stage that adds children moves the end. A baseline centres every sweep of its model but has
-one parent only, so a sweep's members, baseline included, also carry a tag that one query
-finds: tags.`scratchnet.in_sweep.twolayer.lr` = 'true'.
+A sweep's value runs are children of one parent run per sweep (`sweep_parent`, `close_parent`).
+A baseline centres every sweep of its model but has one parent only, so a sweep's members,
+baseline included, also carry a tag that one query finds:
+tags.`scratchnet.in_sweep.twolayer.lr` = 'true'.
 
 One run per run key (`scratchnet.run_key`), however many stages log at once. Before creating
 a run its key is searched; a finished run there is used as it is.
@@ -28,11 +27,10 @@ a run its key is searched; a finished run there is used as it is.
 (a writer waits up to 20 s for another) and the lock above serialises the study's writers, so
 no retry is added here.
 
-Store: `MLFLOW_TRACKING_URI` if set (a shared server), else `sqlite:///<project>/mlflow.db`.
-A server that cannot be reached fails the stage at its start (`TrackingError`), before any
-training. A failure while logging never loses a run: the caller writes its results first,
-and the Tracker raises a `TrackingError` naming the store and the run; the next attempt logs
-what is missing and nothing twice.
+The store: tracking_uri; a server that cannot be reached fails the stage at its start
+(check_server). A failure while logging never loses a run: the caller writes its results
+first, and the Tracker raises a `TrackingError` naming the store and the run; the next
+attempt logs what is missing and nothing twice.
 """
 
 from __future__ import annotations
@@ -44,6 +42,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,13 +99,8 @@ def project_root(root: Path | str = ".") -> Path:
     if dvc_root and path == Path.cwd().resolve():
         path = Path(dvc_root).resolve()
     for folder in (path, *path.parents):
-        # <project>/.dvc/tmp/exps/<tmpdir>: DVC's temporary experiment workspace
-        if (
-            folder.parent.name == "exps"
-            and folder.parent.parent.name == "tmp"
-            and folder.parent.parent.parent.name == ".dvc"
-        ):
-            return folder.parent.parent.parent.parent
+        if folder.parent.match(".dvc/tmp/exps"):  # <project>/.dvc/tmp/exps/<tmpdir>
+            return folder.parents[3]
     return path
 
 
@@ -134,34 +128,12 @@ def artifact_root(uri: str) -> str | None:
     return (database.parent / "mlruns").as_uri()
 
 
-def check_artifact_location(uri: str, experiment: str, location: str) -> None:
-    """TrackingError if a local store's experiment keeps its artifacts outside the store's
-    folder: the store was copied from another project, and its runs would write their
-    artifacts into that project's mlruns/ (MLflow cannot move an experiment's location)."""
-    root = artifact_root(uri)
-    if root is None or not location.startswith("file:"):
-        return
-    if location == root or location.startswith(root.rstrip("/") + "/"):
-        return
-    database = uri[len("sqlite:///") :]
-    raise TrackingError(
-        f"MLflow store {database}: experiment {experiment!r} keeps its artifacts in {location}, "
-        f"outside this project (the store was copied from another project?), so new runs would "
-        f"write there. Move mlflow.db and mlruns/ away to start a fresh store here, or set "
-        f"tracking.experiment in params.yaml to a new name."
-    )
-
-
 def check_server(root: Path | str = ".", timeout: float = 5.0) -> str:
     """The tracking URI, after checking that an http(s) server there answers (TrackingError if
     not). Needs no MLflow import, so a stage can call it first and fail within a second."""
     uri = tracking_uri(root)
-    if uri.startswith(("http://", "https://")):
-        _check_health(uri, timeout)
-    return uri
-
-
-def _check_health(uri: str, timeout: float) -> None:
+    if not uri.startswith(("http://", "https://")):
+        return uri
     url = uri.rstrip("/") + "/health"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -173,6 +145,7 @@ def _check_health(uri: str, timeout: float) -> None:
             f"MLflow tracking server {uri} (from MLFLOW_TRACKING_URI) is unreachable: {reason}. "
             "Start the server, or unset MLFLOW_TRACKING_URI to track into ./mlflow.db."
         ) from None
+    return uri
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -185,15 +158,6 @@ def flatten(tree: dict, prefix: str = "") -> dict:
         else:
             flat[name] = value
     return flat
-
-
-def dataset_tags(provenance: dict) -> dict[str, str]:
-    """Tags that say which data a run saw (the report and the UI both show them)."""
-    return {
-        DATASET: str(provenance.get("dataset", provenance.get("resolved", "unknown"))),
-        # A folder source has no archive checksum; the arrays' checksum always exists.
-        DATASET_SHA256: str(provenance.get("sha256") or provenance.get("arrays_sha256", "unknown")),
-    }
 
 
 def sweep_tags(model: str, param: str | None, entry: str, swept: Iterable[str]) -> dict[str, str]:
@@ -241,42 +205,8 @@ def _same(a: float | None, b: float) -> bool:
 
 
 def _rank(run) -> tuple:
-    """The reconcile rule's order among the runs of one key: the earliest start, then the
-    smallest id. Both are fixed when the run is created, so every writer, whenever it looks,
-    ranks the same twins the same way."""
+    """The reconcile rule's order among the runs of one key (module docstring)."""
     return run.info.start_time or 0, run.info.run_id
-
-
-class Run:
-    """A run being logged, as `Tracker.log_run(on_logged=)` hands it over (a baseline's model)."""
-
-    def __init__(self, client, run_id: str):  # client: mlflow.tracking.MlflowClient
-        self.client = client
-        self.run_id = run_id
-
-    def log_model(self, model_path: Path, class_names: list[str], example: np.ndarray) -> None:
-        """Logs a trained network as an MLflow pyfunc model that predicts from raw images.
-
-        example: uint8 (n, 32, 32, 3) real images in [0, 255], stored as the model's input
-        example (what the UI shows and `mlflow models serve` users copy); a few images, since
-        MLflow keeps them as JSON. The model's signature, output and packaging:
-        `scratchnet.study.pyfunc_model`.
-        """
-        import mlflow
-
-        from scratchnet.study import pyfunc_model
-
-        with mlflow.start_run(run_id=self.run_id):
-            mlflow.pyfunc.log_model(
-                name="model",
-                python_model=pyfunc_model.script(),
-                model_config={"class_names": list(class_names)},
-                artifacts={"network": str(model_path)},
-                signature=pyfunc_model.signature(class_names),
-                input_example=np.asarray(example, dtype=np.uint8),
-                code_paths=[pyfunc_model.code_path()],
-                pip_requirements=pyfunc_model.requirements(),
-            )
 
 
 class Tracker:
@@ -299,29 +229,45 @@ class Tracker:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        # The fluent API (a baseline's `Run.log_model`) logs to the process's current store.
+        # The fluent API (a baseline's model: pyfunc_model.log) logs to the process's current store.
         mlflow.set_tracking_uri(self.uri)
-        try:
-            with self._exclusive():  # a new store's tables are created by one stage
-                exp = mlflow.get_experiment_by_name(experiment)
-                if exp is None:  # created with its artifacts beside the store (artifact_root)
-                    try:
-                        mlflow.create_experiment(experiment, artifact_location=artifact_root(self.uri))
-                    except mlflow.exceptions.MlflowException as err:
-                        if err.error_code != "RESOURCE_ALREADY_EXISTS":  # a twin stage created it first
-                            raise
-                exp = mlflow.set_experiment(experiment)
-        except TrackingError:
-            raise
-        except Exception as err:  # noqa: BLE001
-            raise TrackingError(f"MLflow store {self.uri} refused experiment {experiment!r}: {err}") from err
-        check_artifact_location(self.uri, experiment, exp.artifact_location)
+        # a new store's tables are created by one stage
+        with self._fails(f"MLflow store {self.uri} refused experiment {experiment!r}"), self._exclusive():
+            exp = mlflow.get_experiment_by_name(experiment)
+            if exp is None:  # created with its artifacts beside the store (artifact_root)
+                try:
+                    mlflow.create_experiment(experiment, artifact_location=artifact_root(self.uri))
+                except mlflow.exceptions.MlflowException as err:
+                    if err.error_code != "RESOURCE_ALREADY_EXISTS":  # a twin stage created it first
+                        raise
+            exp = mlflow.set_experiment(experiment)
+        # A local store's experiment whose artifacts are outside the store's folder: the store
+        # was copied from another project, whose mlruns/ its runs would write into (MLflow
+        # cannot move an experiment's location).
+        mlruns, location = artifact_root(self.uri), exp.artifact_location
+        if mlruns and location.startswith("file:") and location != mlruns and not location.startswith(mlruns + "/"):
+            raise TrackingError(
+                f"MLflow store {self.uri.removeprefix('sqlite:///')}: experiment {experiment!r} keeps its artifacts in "
+                f"{location}, outside this project (the store was copied from another project?), so new runs "
+                "would write there. Move mlflow.db and mlruns/ away to start a fresh store here, or set "
+                "tracking.experiment in params.yaml to a new name."
+            )
         self.experiment_id = exp.experiment_id
         self.client = MlflowClient(self.uri)
         self._logged: dict[str, str] | None = None  # run key -> id of its finished run
         self._members: dict[str, set[str]] = {}  # run id -> its in_sweep tags
         self._robust: dict[str, dict[str, float]] = {}  # run id -> its latest robust_* metrics
         self._parents: dict[str, set[str]] = {}  # a parent's key -> every id this tracker used
+
+    @contextmanager
+    def _fails(self, message: str) -> Iterator[None]:
+        """Any error of the store inside becomes a TrackingError '<message>: <error>'."""
+        try:
+            yield
+        except TrackingError:
+            raise
+        except Exception as err:  # noqa: BLE001 - whatever the store says, name it
+            raise TrackingError(f"{message}: {err}") from err
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -352,8 +298,7 @@ class Tracker:
 
     def logged_keys(self) -> dict[str, str]:
         """{run key: run id} of the finished runs in the experiment, from one search of the store
-        on first use, then kept up to date by this tracker's own logging. A key missing here is
-        searched again before it is created (another stage may have logged it since)."""
+        on first use, then kept up to date by this tracker's own logging."""
         if self._logged is None:
             logged: dict[str, str] = {}
             for run in sorted(self._search(f"tags.`{RUN_KEY}` != ''"), key=_rank):
@@ -373,24 +318,21 @@ class Tracker:
         params: dict[str, Any],
         tags: dict[str, Any],
         parent_run_id: str | None = None,
-        on_logged: Callable[[Run], None] | None = None,
+        on_logged: Callable[[str], None] | None = None,
     ) -> str:
         """Logs one finished training run once; returns the id of its key's MLflow run.
 
-        record: key (the run cache's; None logs without one, so without the once-only check),
-        seed, test_acc (None if diverged), diverged, diverged_epoch, history (per-epoch dicts:
-        epoch, loss, train_acc, val_acc, lr), robustness (None or {name: number}).
+        record: key (the run cache's), seed, test_acc (None if diverged), diverged,
+        diverged_epoch, history (per-epoch dicts: epoch, loss, train_acc, val_acc, lr),
+        robustness (None or {name: number}).
         facts: started and ended (unix seconds of the training: the run's start and end; epoch
         e of n is stamped at started + (ended - started) * e / n) and worker (a tag).
-        If the key's run is already logged, nothing is logged again: it only joins the sweeps
-        of `tags` it lacks, and gets `on_logged`'s model if it has none (the ablation logs the
-        baseline's run without one when it runs before the train stage). `on_logged(run)` runs
-        before the run is closed: the place for a baseline's model. One exception: the key is
-        the training's, so a logged run whose network was measured again with other params
-        `robustness` takes the new robust_* values (_remeasured).
-
-        Raises TrackingError naming the store and the run if it cannot be logged; a partly
-        logged run is replaced on the next attempt, never duplicated.
+        on_logged(run_id): a baseline's model (pyfunc_model.log), logged before the run ends.
+        A run whose key is logged already is not logged again: it only joins the sweeps of
+        `tags` it lacks and gets `on_logged`'s model if it has none (the ablation logs the
+        baseline's run without one when it runs before the train stage); and, the key being
+        the training's, a network measured again with other params `robustness` takes the new
+        robust_* values (_remeasured). TrackingError as the module docstring says.
         """
         from mlflow.entities import Metric
 
@@ -403,15 +345,9 @@ class Tracker:
             for name, value in r.items()
             if name != "epoch" and value is not None
         ]
-        finals = {
-            TEST_ACC: record["test_acc"],
-            **{f"robust_{k}": v for k, v in flatten(record.get("robustness") or {}).items()},
-        }
-        metrics += [
-            Metric(name, float(value), _ms(ended), 0)
-            for name, value in finals.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-        ]
+        robust = _robust({f"robust_{k}": v for k, v in flatten(record.get("robustness") or {}).items()})
+        finals = robust if record["test_acc"] is None else {TEST_ACC: record["test_acc"], **robust}
+        metrics += [Metric(name, float(value), _ms(ended), 0) for name, value in finals.items()]
         run_tags = {
             **tags,
             SEED: record["seed"],
@@ -421,7 +357,6 @@ class Tracker:
         if parent_run_id is not None:
             run_tags[PARENT] = parent_run_id
 
-        robust = _robust(finals)
         written = []
 
         def write(run_id: str) -> None:
@@ -434,9 +369,9 @@ class Tracker:
                     write_csv(curve, history, list(history[0]))
                     self.client.log_artifact(run_id, str(curve))
             if on_logged is not None:
-                on_logged(Run(self.client, run_id))
+                on_logged(run_id)
 
-        run_id = self._log(record.get("key"), run_name, run_tags, started, ended, write, on_logged)
+        run_id = self._log(record["key"], run_name, run_tags, started, ended, write, on_logged)
         if not written:
             self._remeasured(run_id, robust, run_name)
         return run_id
@@ -450,18 +385,16 @@ class Tracker:
 
         if not robust:
             return
-        try:
+        with self._fails(
+            f"MLflow store {self.uri}: run {name!r} ({run_id}) is logged, but its new robustness "
+            "could not be added to it"
+        ):
             if run_id not in self._robust:  # found by its key's search, not in logged_keys()
                 self._robust[run_id] = _robust(self.client.get_run(run_id).data.metrics)
             new = {k: robust.get(k, float("nan")) for k in self._robust[run_id].keys() | robust.keys()}
             if all(_same(self._robust[run_id].get(k), v) for k, v in new.items()):
                 return
             self.client.log_batch(run_id, metrics=[Metric(k, v, _ms(time.time()), 0) for k, v in new.items()])
-        except Exception as err:  # noqa: BLE001 - whatever the store says, name it and the run
-            raise TrackingError(
-                f"MLflow store {self.uri}: run {name!r} ({run_id}) is logged, but its new robustness "
-                f"could not be added to it: {err}"
-            ) from err
         self._robust[run_id] = new
 
     def log_outputs(
@@ -490,7 +423,7 @@ class Tracker:
 
     def _log(
         self,
-        key: str | None,
+        key: str,
         name: str,
         tags: dict[str, Any],
         started: float,
@@ -500,21 +433,13 @@ class Tracker:
     ) -> str:
         """The run `name` of `key`, created (start `started`), written by write(run_id) and ended
         (`ended`) unless the key is logged already; then only joined (_join)."""
-        tags = {**{k: str(v) for k, v in tags.items()}, **dvc_experiment_tags()}
-        if key is not None:
-            tags[RUN_KEY] = key
-
-        def create() -> str:
-            return self.client.create_run(
-                self.experiment_id, start_time=_ms(started), tags=tags, run_name=name
-            ).info.run_id
-
+        tags = {**{k: str(v) for k, v in tags.items()}, **dvc_experiment_tags(), RUN_KEY: key}
         with self._exclusive():
             try:
-                run_id = self.logged_keys().get(key) if key is not None else None
-                created = run_id is None
-                if created:
-                    run_id, created = self._once(key, create) if key is not None else (create(), True)
+                run_id = self.logged_keys().get(key)
+                created = False
+                if run_id is None:
+                    run_id, created = self._once(key, partial(self._create, name, tags, started))
             except TrackingError as err:
                 raise TrackingError(f"{err} (needed to log run {name!r})") from err
             except Exception as err:  # noqa: BLE001 - whatever the store says, name it and the run
@@ -522,31 +447,32 @@ class Tracker:
                     f"MLflow store {self.uri} refused to create run {name!r}: {err}. Its results "
                     "are saved; rerun the stage once the store is back to log it."
                 ) from err
-            assert run_id is not None  # the key's logged run, or one created just now
             if created:
                 found = self._fill(run_id, key, name, write, ended)
                 created, run_id = found == run_id, found
             if created:
                 self._members[run_id] = {t for t in tags if t.startswith(IN_SWEEP)}
-            elif key is None:
-                self._join(run_id, tags, name, on_logged)
             else:  # the winner this writer knows may have lost to a twin created elsewhere since
                 run_id = self._on_winner(key, run_id, lambda r: self._join(r, tags, name, on_logged))
-            if key is not None:
-                self.logged_keys()[key] = run_id
+            self.logged_keys()[key] = run_id
+        return run_id
+
+    def _create(self, name: str, tags: dict[str, str], start: float, end: float | None = None) -> str:
+        """A new run's id, started at `start` (unix seconds); if `end` is given, also ended then."""
+        run_id = self.client.create_run(self.experiment_id, start_time=_ms(start), tags=tags, run_name=name).info.run_id
+        if end is not None:
+            self.client.set_terminated(run_id, "FINISHED", end_time=_ms(end))
         return run_id
 
     def _once(self, key: str, create: Callable[[], str], start: float | None = None) -> tuple[str, bool]:
         """(the id of `key`'s one run, whether create() made it now), by the reconcile rule of
-        the module docstring: the key's best twin once it is finished, else a new run (also
-        when the best starts later than `start`, a parent's start). An unfinished best is
-        given TWIN_WAIT (on a server: another writer may be logging it; under the SQLite lock
-        its writer died) and then deleted as cut short."""
+        the module docstring. start: a parent's, which a best twin starting later loses to a
+        new run."""
         mine: str | None = None
         deadline = time.monotonic() + (0 if self.lock else self.TWIN_WAIT)
         for _ in range(100):  # a bound, not a rule: each turn deletes a twin, waits or creates
             twins = self._twins(key)
-            best = min(twins, key=_rank) if twins else None
+            best = twins[0] if twins else None
             if mine is not None and best is not None and best.info.run_id == mine:
                 self._retire(twins, mine)  # later parents too: children and experiments moved
                 return mine, True
@@ -568,15 +494,12 @@ class Tracker:
     def _retire(self, twins: list, winner: str | None) -> None:
         """Deletes every run of `twins` but the winner, moving its children and its experiment
         tags (a parent's `scratchnet.dvc_exp.<name>`) to the winner."""
-        from mlflow.entities import RunTag
-
         for twin in twins:
             loser = twin.info.run_id
             if loser == winner:
                 continue
             if winner is not None:
-                for child in self._search(f"tags.`{PARENT}` = '{loser}'"):
-                    self.client.log_batch(child.info.run_id, tags=[RunTag(PARENT, winner)])
+                self._adopt(winner, loser)
             try:
                 self.client.delete_run(loser)
             except Exception:  # noqa: BLE001 - deleted by another writer's reconcile meanwhile
@@ -592,7 +515,12 @@ class Tracker:
             except Exception:  # noqa: BLE001 - the winner itself lost to a better twin meanwhile:
                 pass  # its own retirer moves its tags; each writer re-tags its own at close_parent
 
-    def _fill(self, run_id: str, key: str | None, name: str, write, ended: float) -> str:
+    def _adopt(self, parent: str, old: str) -> None:
+        """The children of run `old` become children of `parent`."""
+        for child in self._search(f"tags.`{PARENT}` = '{old}'"):
+            self._tag(child.info.run_id, {PARENT: parent})
+
+    def _fill(self, run_id: str, key: str, name: str, write, ended: float) -> str:
         """write(run_id), then the run ends at `ended`. Returns run_id, or the key's winner if
         another writer's reconcile deleted this run meanwhile (a server)."""
         try:
@@ -600,9 +528,9 @@ class Tracker:
             self.client.set_terminated(run_id, "FINISHED", end_time=_ms(ended))
             return run_id
         except Exception as err:  # noqa: BLE001
-            twins = self._twins(key) if key is not None and self.lock is None else []
+            twins = self._twins(key) if self.lock is None else []
             if twins and run_id not in {t.info.run_id for t in twins}:
-                return min(twins, key=_rank).info.run_id
+                return twins[0].info.run_id
             try:  # shown as FAILED, if the store still answers; a retry replaces it either way
                 self.client.set_terminated(run_id, "FAILED", end_time=_ms(ended))
             except Exception:  # noqa: BLE001
@@ -613,29 +541,24 @@ class Tracker:
             ) from err
 
     def _join(self, run_id: str, tags: dict[str, str], name: str, on_logged) -> None:
-        """A logged run joins the sweeps of `tags` it lacks (a baseline, when a sweep is added)
-        and gets on_logged's model if it has none; it keeps its status and times (MLflow
-        reopens a run to log a model into it, and would end it now)."""
-        from mlflow.entities import RunTag
-
+        """A logged run joins the sweeps of `tags` it lacks and gets on_logged's model if it has
+        none, keeping its status and times (MLflow reopens a run to log a model, and would end it
+        now)."""
         have = self._members.setdefault(run_id, set())
-        new = [t for t in tags if t.startswith(IN_SWEEP) and t not in have]
-        try:
-            if new:
-                self.client.log_batch(run_id, tags=[RunTag(t, tags[t]) for t in new])
-                have.update(new)
+        new = {t: tags[t] for t in tags if t.startswith(IN_SWEEP) and t not in have}
+        with self._fails(
+            f"MLflow store {self.uri}: run {name!r} ({run_id}) is logged, but its sweeps or model could not be "
+            "added to it"
+        ):
+            self._tag(run_id, new)
+            have.update(new)
             if on_logged is None:
                 return
             logged = self.client.get_run(run_id)
             assert logged.outputs is not None  # a run read from a store carries its outputs, maybe none
             if not logged.outputs.model_outputs:
-                on_logged(Run(self.client, run_id))
+                on_logged(run_id)
                 self.client.set_terminated(run_id, logged.info.status, end_time=logged.info.end_time)
-        except Exception as err:  # noqa: BLE001 - whatever the store says, name it and the run
-            raise TrackingError(
-                f"MLflow store {self.uri}: run {name!r} ({run_id}) is logged, but "
-                f"its sweeps or model could not be added to it: {err}"
-            ) from err
 
     def _write(self, run_id: str, params: dict[str, Any], metrics: list) -> None:
         from mlflow.entities import Param
@@ -651,34 +574,18 @@ class Tracker:
     def sweep_parent(self, name: str, key: str, tags: dict[str, Any], start: float) -> str:
         """The id of the parent run grouping a sweep: its key's one run, found or created.
 
-        key: the sweep's fixed part as a hash (model, varied key, baseline hyper-parameters,
-        data): values added later to the same sweep join the same parent; a changed baseline
-        starts a new group, since its runs are no longer comparable with the old ones.
-        start: unix seconds a new parent starts at, no later than any child it will hold;
-        it ends there until close_parent. A parent of the key that starts later (another stage
-        running at once began later but created it first) is replaced by one starting at
-        `start`, its children and experiments moved to it: MLflow cannot move a start. The
-        experiment running (DVC_EXP_NAME) is added to the parent's experiments
-        (`scratchnet.dvc_exp.<name>`).
+        key: the sweep's fixed part as a hash (runs.SweepLog.parent): values added later join
+        its parent; a changed baseline starts a new one. start: unix seconds a new parent starts
+        at and, until close_parent, ends at; no later than any child it will hold. A parent of
+        the key that starts later (created first by a stage running at once that began later)
+        is replaced by one starting at `start`: MLflow cannot move a start. The running DVC
+        experiment is added to the parent's (dvc_experiment_tags).
         """
         tags = {**{k: str(v) for k, v in tags.items()}, **dvc_experiment_tags(parent=True), RUN_KEY: key}
-
-        def create() -> str:
-            run_id = self.client.create_run(
-                self.experiment_id, start_time=_ms(start), tags=tags, run_name=name
-            ).info.run_id
-            self.client.set_terminated(run_id, "FINISHED", end_time=_ms(start))
-            return run_id
-
-        try:
-            with self._exclusive():
-                run_id, created = self._once(key, create, start)
-                if not created:
-                    run_id = self._on_winner(key, run_id, lambda r: self._tag(r, dvc_experiment_tags(parent=True)))
-        except TrackingError:
-            raise
-        except Exception as err:  # noqa: BLE001
-            raise TrackingError(f"MLflow store {self.uri} refused to create parent run {name!r}: {err}") from err
+        with self._fails(f"MLflow store {self.uri} refused to create parent run {name!r}"), self._exclusive():
+            run_id, created = self._once(key, partial(self._create, name, tags, start, start), start)
+            if not created:
+                run_id = self._on_winner(key, run_id, lambda r: self._tag(r, dvc_experiment_tags(parent=True)))
         self._parents.setdefault(key, set()).add(run_id)
         return run_id
 
@@ -687,40 +594,31 @@ class Tracker:
         store (an earlier stage's and other writers' included). Children this tracker filed
         under a parent that another writer's reconcile has since replaced move to the winner.
         Returns the parent's id."""
-        from mlflow.entities import RunTag
 
         def close(run_id: str) -> None:
             winner = self.client.get_run(run_id)
             for used in self._parents.get(key, set()) - {run_id}:
-                for child in self._search(f"tags.`{PARENT}` = '{used}'"):
-                    self.client.log_batch(child.info.run_id, tags=[RunTag(PARENT, run_id)])
+                self._adopt(run_id, used)
             ends = [c.info.end_time or 0 for c in self._search(f"tags.`{PARENT}` = '{run_id}'")]
             self.client.set_terminated(run_id, "FINISHED", end_time=max([winner.info.end_time or 0, *ends]))
             self._tag(run_id, dvc_experiment_tags(parent=True))
 
-        try:
-            with self._exclusive():
-                twins = self._twins(key)
-                if not twins:
-                    raise TrackingError(
-                        f"MLflow store {self.uri}: the parent run of sweep key {key} "
-                        "was deleted while the stage ran; rerun the stage to log it"
-                    )
-                run_id = min(twins, key=_rank).info.run_id
-                self._retire(twins, run_id)
-                run_id = self._on_winner(key, run_id, close)
-        except TrackingError:
-            raise
-        except Exception as err:  # noqa: BLE001
-            raise TrackingError(f"MLflow store {self.uri} refused to close parent run of key {key}: {err}") from err
+        with self._fails(f"MLflow store {self.uri} refused to close parent run of key {key}"), self._exclusive():
+            twins = self._twins(key)
+            if not twins:
+                raise TrackingError(
+                    f"MLflow store {self.uri}: the parent run of sweep key {key} "
+                    "was deleted while the stage ran; rerun the stage to log it"
+                )
+            self._retire(twins, twins[0].info.run_id)
+            run_id = self._on_winner(key, twins[0].info.run_id, close)
         self._parents[key] = {run_id}
         return run_id
 
     def _on_winner(self, key: str, run_id: str, action: Callable[[str], None]) -> str:
-        """action(run_id) on the key's winner; returns the id it was done on. On a server the
-        winner this writer knows may have lost to a better twin since (created at the same
-        moment elsewhere, seen later): if the run is gone, during or after the action, the
-        key's winner now is looked up and the action done again there."""
+        """action(run_id) on the key's winner; returns the id it was done on. On a server a run
+        gone during or after the action lost to a better twin since: the action is done again
+        on the key's winner now."""
         for _ in range(10):
             try:
                 action(run_id)
@@ -732,7 +630,7 @@ class Tracker:
             twins = self._twins(key)
             if not twins:
                 break
-            run_id = min(twins, key=_rank).info.run_id
+            run_id = twins[0].info.run_id
         raise TrackingError(f"MLflow store {self.uri}: the run of key {key} was deleted while it was being logged")
 
     def _tag(self, run_id: str, tags: dict[str, str]) -> None:
@@ -742,14 +640,14 @@ class Tracker:
             self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def _twins(self, key: str) -> list:
-        """Every active run of the experiment with run key `key`."""
-        return self._search(f"tags.`{RUN_KEY}` = '{key}'")
+        """Every active run of the experiment with run key `key`, the best (_rank) first."""
+        return sorted(self._search(f"tags.`{RUN_KEY}` = '{key}'"), key=_rank)
 
     def _search(self, filter_string: str) -> list:
         """Every active run of the experiment matching `filter_string`, all pages."""
         runs: list  # mlflow.entities.Run, every page's
         runs, token = [], None
-        try:
+        with self._fails(f"MLflow store {self.uri} refused a search ({filter_string})"):
             while True:
                 page = self.client.search_runs(
                     [self.experiment_id], filter_string=filter_string, max_results=1000, page_token=token
@@ -758,5 +656,3 @@ class Tracker:
                 token = page.token
                 if not token:
                     return runs
-        except Exception as err:  # noqa: BLE001
-            raise TrackingError(f"MLflow store {self.uri} refused a search ({filter_string}): {err}") from err

@@ -8,17 +8,16 @@ for this study); the runs table is `#/experiments/<id>/runs`, so this starts `ml
 With MLFLOW_TRACKING_URI pointing at a shared server, there is no UI to start: it prints that
 server's runs URL and exits.
 
-It also prints one URL per sweep of params.yaml: the runs table searched for that sweep's runs
-with its baseline (the `in_sweep` tag; tracking.sweep_tags) and sorted by test accuracy, best
-first. A baseline centres every sweep, so it cannot be a child of each sweep's parent run; this
-is the view that puts it beside the values it is compared with.
+It also prints one URL per sweep of params.yaml: that sweep's runs with its baseline (the
+`in_sweep` tag), best test accuracy first. A baseline centres every sweep, so it cannot be a
+child of each sweep's parent run; this view puts it beside the values it is compared with.
 
-Every URL opens with `test_acc` and `val_acc` as columns of the table. The UI keeps its search
-and sort in its URL but its columns in the browser's storage; what carries both is a saved
-view (the UI's *Save view*): an experiment tag `mlflow.sharedViewState.<key>` holding the
-view's state, opened by `viewStateShareKey=<key>` in the URL (the UI then ignores search or
-sort in the URL, so a view's URL has none). `make ui` saves one view for the study's runs and
-one per sweep before it starts the server.
+Every URL opens with COLUMNS in the table. The UI keeps its search and sort in its URL but its
+columns in the browser's storage; what carries both is a saved view (the UI's *Save view*): an
+experiment tag `mlflow.sharedViewState.<key>` holding the view's state, opened by
+`viewStateShareKey=<key>` in the URL (the UI then ignores search or sort in the URL, so a
+view's URL has none). `make ui` saves one view for the study's runs and one per sweep before it
+starts the server.
 """
 
 from __future__ import annotations
@@ -72,19 +71,13 @@ def _sweep_names(params: dict) -> list[str]:
     return [f"{model}.{key}" for model in params["models"] for key in sweeps(params, model)]
 
 
-def views(params: dict) -> dict[str, dict]:
-    """Every view `make ui` saves, by key: the study's runs, then each sweep of params.yaml."""
-    return {RUNS_VIEW: view_state(), **dict(map(sweep_view, _sweep_names(params)))}
-
-
 def view_url(base: str, experiment_id: str, key: str) -> str:
     """The runs table as the saved view `key` shows it."""
     return f"{runs_url(base, experiment_id)}&{urlencode({'viewStateShareKey': key})}"
 
 
 def sweep_url(base: str, experiment_id: str, sweep: str) -> str:
-    """The runs table showing one sweep (`<model>.<key>`) with its baseline, best test accuracy
-    first, test_acc and val_acc as columns: its saved view (save_views)."""
+    """The runs table as the saved view of one sweep (`<model>.<key>`) shows it."""
     return view_url(base, experiment_id, sweep_view(sweep)[0])
 
 
@@ -94,15 +87,16 @@ def sweep_urls(base: str, experiment_id: str, params: dict) -> dict[str, str]:
 
 
 def save_views(uri: str, experiment_id: str, params: dict) -> None:
-    """Saves `views(params)` as the UI's saved views of the experiment (its tags), as the UI's
-    *Save view* writes them: {name, createdAt, updatedAt, state: the state as JSON text}."""
+    """Saves the view of the study's runs and one per sweep of params.yaml as the UI's saved
+    views of the experiment (its tags), as the UI's *Save view* writes them: {name, createdAt,
+    updatedAt, state: the state as JSON text}."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
     now = int(time.time() * 1000)
-    for key, state in views(params).items():
-        name = "scratchnet: every run" if key == RUNS_VIEW else f"scratchnet: {key.split('.', 2)[2]}"
-        envelope = {"name": name, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
+    views = [("every run", RUNS_VIEW, view_state()), *((name, *sweep_view(name)) for name in _sweep_names(params))]
+    for name, key, state in views:
+        envelope = {"name": f"scratchnet: {name}", "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
         client.set_experiment_tag(experiment_id, VIEW_TAG + key, json.dumps(envelope))
 
 
