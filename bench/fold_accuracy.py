@@ -4,7 +4,7 @@
 
 PROJECT is a project folder whose data/processed exists (`dvc repro preprocess`). For each
 model: trains the train stage's baseline run (params.yaml's section, train.seed, train.epochs)
-with this library, single-threaded (scratchnet.study.runs.fit_seed), and prints its test
+with this library, single-threaded (scratchnet.study.classifier.train_classifier), and prints its test
 accuracy; then, on the trained weights and the 10,000 test images, the largest logit error of
 the float32 network (scaling folded into its first GEMM) and of the explicit float32 path
 (Normalizer.forward, then the same layers) against the float64 explicit path.
@@ -15,11 +15,11 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from scratchnet.nn import build_model
+from scratchnet.study.classifier import train_classifier
 from scratchnet.study.params import load_params, run_config
-from scratchnet.study.runs import fit_seed, load_splits
+from scratchnet.study.runs import load_splits
 
 
 def explicit_scores(model, X, dtype):
@@ -35,8 +35,7 @@ def main(models: list[str]) -> None:
     X_test = np.asarray(splits["test"][0])
     for name in models:
         config = run_config(params, name, "baseline", params["train"]["epochs"][name])
-        with threadpool_limits(limits=1):
-            record, model = fit_seed(name, config, params["train"]["seed"], splits, progress=False)
+        record, _, model = train_classifier(name, config, params["train"]["seed"], splits, progress=False)
         reference = explicit_scores(model, X_test, np.float64)
         scale = np.abs(reference).max()
         folded = model.scores(X_test).astype(np.float64)
